@@ -1,0 +1,166 @@
+//! The command line, declared with clap. Its doc comments are the `--help`
+//! text, and the man page (man/git-pair.1) is generated from this
+//! definition by [`crate::man`].
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Pair this repository with one on another machine on the same LAN: each
+/// becomes the other's git remote over ssh, verified with a short code.
+#[derive(Debug, Parser)]
+#[command(
+    name = "git-pair",
+    bin_name = "git pair",
+    version,
+    args_conflicts_with_subcommands = true,
+    long_about = "Pair this repository with one on another machine on the same LAN.\n\n\
+Run `git pair` in a repository on one machine: it shows a code. Run `git pair CODE` in a \
+repository on the other machine. The two find each other by UDP multicast, verify each other \
+with a PAKE keyed by the code, exchange ssh keys and pinned sshd host keys, and each adds the \
+other as a git remote that works over ssh at once. The peer is let in only to this one \
+repository, through a forced command in ~/.ssh/authorized_keys. No server, no internet, no \
+prompt from ssh."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub pair: PairArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The forced command in authorized_keys; sshd runs it, people do not.
+    ///
+    /// It reads SSH_ORIGINAL_COMMAND and runs git-upload-pack,
+    /// git-receive-pack or git-upload-archive on the paired repository only;
+    /// anything else is refused with a message on stderr and exit status 1.
+    Serve {
+        /// The one repository the peer may fetch from and push to.
+        #[arg(long, value_name = "PATH")]
+        repo: PathBuf,
+    },
+}
+
+/// Options of `git pair [CODE]`.
+#[derive(Debug, Args)]
+pub struct PairArgs {
+    /// The code shown on the other machine. Without it, a code is generated
+    /// and shown, for the other side to type.
+    ///
+    /// Any phrase both sides type is accepted; case and runs of spaces or
+    /// dashes do not matter. The code can also come from --code-file or the
+    /// environment variable GIT_PAIR_CODE, which keep it out of the process
+    /// list.
+    #[arg(value_name = "CODE")]
+    pub code: Option<String>,
+
+    /// Use only this network interface (repeatable). By default every
+    /// interface that is up, multicast-capable and not loopback is used;
+    /// lo is used only when named.
+    #[arg(long = "interface", value_name = "IFACE")]
+    pub interfaces: Vec<String>,
+
+    /// UDP port of the exchange; both sides must use the same one.
+    /// [default: 28620, or git config pair.port]
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+
+    /// Give up after this many seconds without a verified peer.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub timeout: u64,
+
+    /// Name of the new remote. By default it derives from the peer's host
+    /// name, with a suffix if that name is taken.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Port on which this machine's sshd listens, told to the peer.
+    #[arg(long, value_name = "PORT", default_value_t = 22,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub ssh_port: u16,
+
+    /// This machine's sshd public host key to advertise for the peer to pin
+    /// (repeatable). [default: /etc/ssh/ssh_host_*_key.pub]
+    #[arg(long = "host-key", value_name = "FILE")]
+    pub host_keys: Vec<PathBuf>,
+
+    /// Log in to the peer with this existing private key (its .pub beside
+    /// it), instead of a dedicated ed25519 key generated for this pairing.
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+
+    /// Also greet this host by unicast (repeatable), for networks that drop
+    /// multicast: Wi-Fi client isolation, multicast filtering, VLANs, VPNs.
+    /// One side is enough.
+    #[arg(long = "peer", value_name = "HOST")]
+    pub peers: Vec<String>,
+
+    /// Do not probe the local IPv4 subnet by unicast when no peer answers
+    /// multicast. [default: probe after 3 s; git config pair.scan]
+    #[arg(long)]
+    pub no_scan: bool,
+
+    /// Read the code from FILE ('-' for standard input).
+    #[arg(long, value_name = "FILE", conflicts_with = "code")]
+    pub code_file: Option<PathBuf>,
+
+    /// Print machine-readable events on standard output, one JSON object per
+    /// line (see JSON EVENTS in the man page). Nothing else goes to stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_a_code_and_options() {
+        let cli = Cli::try_parse_from([
+            "git-pair",
+            "7-guitar-orbit-velvet",
+            "--interface",
+            "va",
+            "--interface",
+            "lo",
+            "--json",
+            "--timeout",
+            "5",
+        ])
+        .unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.pair.code.as_deref(), Some("7-guitar-orbit-velvet"));
+        assert_eq!(cli.pair.interfaces, ["va", "lo"]);
+        assert_eq!(cli.pair.timeout, 5);
+        assert!(cli.pair.json);
+    }
+
+    #[test]
+    fn serve_is_a_subcommand() {
+        let cli = Cli::try_parse_from(["git-pair", "serve", "--repo", "/r"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Serve { .. })));
+    }
+
+    #[test]
+    fn bad_usage_is_refused() {
+        for args in [
+            &["git-pair", "--timeout", "0"][..],
+            &["git-pair", "--port", "70000"],
+            &["git-pair", "code", "--code-file", "f"],
+            &["git-pair", "--frobnicate"],
+            &["git-pair", "serve"],
+        ] {
+            assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
+        }
+    }
+}

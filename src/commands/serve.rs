@@ -1,0 +1,1043 @@
+//! `git pair serve --repo PATH`: the forced command of a paired key in `~/.ssh/authorized_keys`.
+//!
+//! sshd runs it for every connection made with the peer's key, whatever the peer asked for; the
+//! peer's request is in `SSH_ORIGINAL_COMMAND`. This module owns the decision: the peer may run
+//! `git-upload-pack`, `git-receive-pack` or `git-upload-archive` on the one repository the key
+//! was paired for, and nothing else.
+//!
+//! The request is never given to a shell. It is tokenized here, strictly (a subset of POSIX sh
+//! quoting that covers everything git sends, refusing anything unusual), the path is resolved
+//! the way git's `enter_repo` would, and only a canonical-path comparison with the configured
+//! repository decides. git is then `exec`ed with *our* canonical path, not the peer's string.
+
+use std::convert::Infallible;
+use std::ffi::OsStr;
+use std::fmt;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A git service the peer may run. Adding one (git-annex-shell) is one variant plus its names
+/// in the `match`es below; the compiler points at every place that needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Service {
+    /// `git-upload-pack`: fetch, clone, ls-remote.
+    UploadPack,
+    /// `git-receive-pack`: push.
+    ReceivePack,
+    /// `git-upload-archive`: `git archive --remote`.
+    UploadArchive,
+}
+
+impl Service {
+    /// Every service, in the order of [`allowed_services`].
+    pub const ALL: [Service; 3] = [
+        Service::UploadPack,
+        Service::ReceivePack,
+        Service::UploadArchive,
+    ];
+
+    /// The dashed program name git clients send, e.g. `git-upload-pack`.
+    pub fn program(self) -> &'static str {
+        match self {
+            Service::UploadPack => "git-upload-pack",
+            Service::ReceivePack => "git-receive-pack",
+            Service::UploadArchive => "git-upload-archive",
+        }
+    }
+
+    /// The `git` subcommand that runs it, e.g. `upload-pack`.
+    pub fn subcommand(self) -> &'static str {
+        match self {
+            Service::UploadPack => "upload-pack",
+            Service::ReceivePack => "receive-pack",
+            Service::UploadArchive => "upload-archive",
+        }
+    }
+
+    /// The service for a dashed program name (`git-upload-pack`); exact match.
+    pub fn from_program(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.program() == name)
+    }
+
+    /// The service for a `git` subcommand (`upload-pack`); exact match.
+    pub fn from_subcommand(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.subcommand() == name)
+    }
+}
+
+impl fmt::Display for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.program())
+    }
+}
+
+const ALLOWED_SERVICES: [&str; 3] = ["git-upload-pack", "git-receive-pack", "git-upload-archive"];
+
+/// The programs a paired key may run, for documentation and `--help`.
+pub fn allowed_services() -> &'static [&'static str] {
+    &ALLOWED_SERVICES
+}
+
+/// A request that parsed: which service, on which path (as the peer wrote it, unquoted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub service: Service,
+    pub path: String,
+}
+
+/// Why a request was refused before any file system check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// Nothing but spaces.
+    Empty,
+    /// `SSH_ORIGINAL_COMMAND` is not UTF-8.
+    NotUtf8,
+    /// Longer than [`MAX_REQUEST_LEN`].
+    TooLong,
+    /// A control character (newline, tab, ESC, ...) anywhere.
+    ControlCharacter,
+    /// An unquoted shell metacharacter, `$` or a backquote in double quotes, or a trailing
+    /// backslash.
+    ShellSyntax(char),
+    /// A quote that is never closed.
+    UnterminatedQuote,
+    /// The program is not one of [`allowed_services`] (the peer's word, unescaped).
+    UnknownProgram(String),
+    /// A service with no repository path.
+    MissingPath,
+    /// More than one argument after the service.
+    ExtraArguments,
+    /// An empty repository path (`''`).
+    EmptyPath,
+    /// A path starting with `-`, which git would take for an option.
+    OptionPath,
+    /// `~otheruser/...`: another user's home.
+    OtherUsersHome,
+    /// A well-formed request for a path that is not the served repository.
+    OtherRepository,
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::Empty => f.write_str("the command is empty"),
+            Refusal::NotUtf8 => f.write_str("the command is not valid UTF-8"),
+            Refusal::TooLong => write!(f, "the command is longer than {MAX_REQUEST_LEN} bytes"),
+            Refusal::ControlCharacter => f.write_str("the command contains a control character"),
+            Refusal::ShellSyntax(c) => write!(
+                f,
+                "the command uses shell syntax ({}) that git never sends",
+                escape_for_terminal(&c.to_string(), 1)
+            ),
+            Refusal::UnterminatedQuote => f.write_str("the command has an unterminated quote"),
+            Refusal::UnknownProgram(p) => write!(
+                f,
+                "{} is not one of {}",
+                escape_for_terminal(p, MAX_PROGRAM_ECHO_CHARS),
+                ALLOWED_SERVICES.join(", ")
+            ),
+            Refusal::MissingPath => f.write_str("no repository path was given"),
+            Refusal::ExtraArguments => f.write_str("git sends exactly one argument, the path"),
+            Refusal::EmptyPath => f.write_str("the repository path is empty"),
+            Refusal::OptionPath => f.write_str("the repository path starts with '-'"),
+            Refusal::OtherUsersHome => f.write_str("~user paths are not served"),
+            Refusal::OtherRepository => f.write_str("that is a different path"),
+        }
+    }
+}
+
+/// Errors of `git pair serve`. Every variant means "exit with status 1"; each displays as one
+/// line meant to follow a `git pair serve: ` prefix on stderr.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// No `SSH_ORIGINAL_COMMAND`: someone tried to log in with the paired key.
+    #[error(
+        "refused: this key may only be used by git (git pair serve): interactive logins are refused"
+    )]
+    Interactive,
+
+    /// The request is not something this key may do. `repo` is filled in by [`run`] (it is
+    /// `None` from the pure functions, which do not know the repository).
+    #[error("{}", refused_message(.refusal, .request, .repo.as_deref()))]
+    Refused {
+        refusal: Refusal,
+        request: String,
+        repo: Option<PathBuf>,
+    },
+
+    /// The repository this key serves cannot be opened (moved or deleted since pairing).
+    #[error(
+        "cannot serve {}: {source}; if the repository moved, pair again with `git pair` from its new place",
+        .repo.display()
+    )]
+    Repo {
+        repo: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    /// Neither `HOME` nor the user database says where this user's home is.
+    #[error(
+        "cannot find the home directory: HOME is unset and the user database has no entry for uid {uid}"
+    )]
+    NoHome { uid: u32 },
+
+    /// `exec git` failed.
+    #[error("could not run git ({source}): is git installed and on the PATH of this account?")]
+    Exec {
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl ServeError {
+    fn refused(refusal: Refusal, request: &str) -> Self {
+        ServeError::Refused {
+            refusal,
+            request: request.to_owned(),
+            repo: None,
+        }
+    }
+
+    /// The same error, naming the served repository in the message.
+    fn with_repo(self, served: &Path) -> Self {
+        match self {
+            ServeError::Refused {
+                refusal, request, ..
+            } => ServeError::Refused {
+                refusal,
+                request,
+                repo: Some(served.to_path_buf()),
+            },
+            other => other,
+        }
+    }
+}
+
+fn refused_message(refusal: &Refusal, request: &str, repo: Option<&Path>) -> String {
+    let what = match repo {
+        Some(repo) => format!(
+            "only git fetch/push to {} are allowed with this key",
+            escape_for_terminal(&repo.to_string_lossy(), usize::MAX)
+        ),
+        None => "only git fetch/push are allowed with this key".to_owned(),
+    };
+    // For a wrong path the first half already says it all.
+    let why = match refusal {
+        Refusal::OtherRepository => String::new(),
+        other => format!(" ({other})"),
+    };
+    format!(
+        "refused: {what}{why}; the request was: {}",
+        escape_for_terminal(request, MAX_ECHO_CHARS)
+    )
+}
+
+/// The longest request accepted; git's own limit on paths is PATH_MAX (4096).
+pub const MAX_REQUEST_LEN: usize = 4096;
+/// How much of a refused request is echoed back.
+const MAX_ECHO_CHARS: usize = 200;
+/// How much of an unknown program name is quoted in the reason.
+const MAX_PROGRAM_ECHO_CHARS: usize = 40;
+
+/// A local, minimal version of `term::sanitize` (this module must not depend on it): the
+/// peer's string is echoed on *their* terminal, one line, with controls, bidi and invisible
+/// characters made visible, and cut short.
+fn escape_for_terminal(s: &str, max_chars: usize) -> String {
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i == max_chars {
+            out.push('…');
+            break;
+        }
+        let invisible = matches!(
+            c,
+            '\u{ad}'
+                | '\u{34f}'
+                | '\u{61c}'
+                | '\u{115f}'
+                | '\u{1160}'
+                | '\u{17b4}'
+                | '\u{17b5}'
+                | '\u{180b}'..='\u{180f}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'..='\u{206f}'
+                | '\u{3164}'
+                | '\u{feff}'
+                | '\u{ffa0}'
+                | '\u{fff9}'..='\u{fffb}'
+                | '\u{e0000}'..='\u{e007f}'
+        );
+        if c.is_control() || invisible {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Unquoted characters that mean something to a shell. git never sends them unquoted.
+fn is_shell_special(c: char) -> bool {
+    matches!(
+        c,
+        ';' | '|'
+            | '&'
+            | '$'
+            | '`'
+            | '<'
+            | '>'
+            | '('
+            | ')'
+            | '{'
+            | '}'
+            | '*'
+            | '?'
+            | '['
+            | ']'
+            | '#'
+            | '!'
+            | '^'
+    )
+}
+
+/// Splits a command line into words: spaces separate words, `'...'` is literal, `"..."` allows
+/// the `\$ \` \" \\` escapes (and refuses expansions), `\x` outside quotes is a literal `x`
+/// (git's `sq_quote` writes `'\''` and `'\!'`). Anything else a shell would interpret is
+/// refused.
+fn tokenize(s: &str) -> Result<Vec<String>, Refusal> {
+    let mut words = Vec::new();
+    let mut current: Option<String> = None;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' => {
+                if let Some(word) = current.take() {
+                    words.push(word);
+                }
+            }
+            '\'' => {
+                let word = current.get_or_insert_with(String::new);
+                loop {
+                    match chars.next() {
+                        None => return Err(Refusal::UnterminatedQuote),
+                        Some('\'') => break,
+                        Some(c) => word.push(c),
+                    }
+                }
+            }
+            '"' => {
+                let word = current.get_or_insert_with(String::new);
+                loop {
+                    match chars.next() {
+                        None => return Err(Refusal::UnterminatedQuote),
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            None => return Err(Refusal::UnterminatedQuote),
+                            Some(e @ ('$' | '`' | '"' | '\\')) => word.push(e),
+                            Some(e) => {
+                                word.push('\\');
+                                word.push(e);
+                            }
+                        },
+                        Some(e @ ('$' | '`')) => return Err(Refusal::ShellSyntax(e)),
+                        Some(c) => word.push(c),
+                    }
+                }
+            }
+            '\\' => match chars.next() {
+                None => return Err(Refusal::ShellSyntax('\\')),
+                Some(e) => current.get_or_insert_with(String::new).push(e),
+            },
+            c if is_shell_special(c) => return Err(Refusal::ShellSyntax(c)),
+            c => current.get_or_insert_with(String::new).push(c),
+        }
+    }
+    if let Some(word) = current {
+        words.push(word);
+    }
+    Ok(words)
+}
+
+/// Parses `SSH_ORIGINAL_COMMAND` into a service and a path, refusing everything that is not
+/// exactly `git-<service> PATH` or `git <service> PATH` in some quoting git (or a person) would
+/// use. Pure; never panics.
+pub fn parse_request(original: &str) -> Result<Request, ServeError> {
+    parse_words(original).map_err(|refusal| ServeError::refused(refusal, original))
+}
+
+fn parse_words(original: &str) -> Result<Request, Refusal> {
+    if original.len() > MAX_REQUEST_LEN {
+        return Err(Refusal::TooLong);
+    }
+    if original.chars().any(char::is_control) {
+        return Err(Refusal::ControlCharacter);
+    }
+    let words = tokenize(original)?;
+    let (service, args) = match words.split_first() {
+        None => return Err(Refusal::Empty),
+        Some((git, rest)) if git == "git" => match rest.split_first() {
+            None => return Err(Refusal::UnknownProgram(git.clone())),
+            Some((sub, args)) => match Service::from_subcommand(sub) {
+                Some(service) => (service, args),
+                None => return Err(Refusal::UnknownProgram(format!("git {sub}"))),
+            },
+        },
+        Some((program, args)) => match Service::from_program(program) {
+            Some(service) => (service, args),
+            None => return Err(Refusal::UnknownProgram(program.clone())),
+        },
+    };
+    let path = match args {
+        [] => return Err(Refusal::MissingPath),
+        [path] => path,
+        _ => return Err(Refusal::ExtraArguments),
+    };
+    if path.is_empty() {
+        return Err(Refusal::EmptyPath);
+    }
+    if path.starts_with('-') {
+        return Err(Refusal::OptionPath);
+    }
+    if is_other_users_home(path) {
+        return Err(Refusal::OtherUsersHome);
+    }
+    Ok(Request {
+        service,
+        path: path.clone(),
+    })
+}
+
+fn is_other_users_home(path: &str) -> bool {
+    path.starts_with('~') && path != "~" && !path.starts_with("~/")
+}
+
+/// Turns the requested path into an absolute one, as git on this side would read it: a leading
+/// `~` or `~/` is `home`, other relative paths are relative to `cwd` (the directory sshd started
+/// us in, which is the home directory). `~otheruser` is refused. Nothing is checked against
+/// the file system here; [`is_allowed`] does that.
+pub fn resolve(requested: &str, home: &Path, cwd: &Path) -> Result<PathBuf, ServeError> {
+    if is_other_users_home(requested) {
+        return Err(ServeError::refused(Refusal::OtherUsersHome, requested));
+    }
+    if let Some(rest) = requested.strip_prefix('~') {
+        // `~//etc` must stay under home: `Path::join` with an absolute path would replace it.
+        return Ok(home.join(rest.trim_start_matches('/')));
+    }
+    let path = Path::new(requested);
+    if path.is_absolute() {
+        Ok(path.to_path_buf())
+    } else {
+        Ok(cwd.join(path))
+    }
+}
+
+/// The canonical paths a request may resolve to: the repository itself and, for a repository
+/// with a work tree, its `.git`.
+fn allowed_targets(repo: &Path) -> io::Result<(PathBuf, Vec<PathBuf>)> {
+    let canonical = std::fs::canonicalize(repo)?;
+    let mut targets = vec![canonical.clone()];
+    if let Ok(git_dir) = std::fs::canonicalize(canonical.join(".git")) {
+        targets.push(git_dir);
+    }
+    // A `.git` file (linked work tree, submodule) canonicalizes to itself: also a target.
+    let git_entry = canonical.join(".git");
+    if !targets.contains(&git_entry) && git_entry.is_file() {
+        targets.push(git_entry);
+    }
+    Ok((canonical, targets))
+}
+
+/// Whether any path git's `enter_repo` would try for the request is one of `targets`.
+fn matches_targets(requested_resolved: &Path, targets: &[PathBuf]) -> bool {
+    let mut base = requested_resolved.as_os_str().as_bytes();
+    if base.is_empty() {
+        return false;
+    }
+    // Like enter_repo: drop trailing slashes, but keep a lone "/".
+    while base.len() > 1 && base.ends_with(b"/") {
+        base = &base[..base.len() - 1];
+    }
+    // enter_repo's suffixes, in its order.
+    ["/.git", "", ".git/.git", ".git"].iter().any(|suffix| {
+        let mut candidate = base.to_vec();
+        candidate.extend_from_slice(suffix.as_bytes());
+        std::fs::canonicalize(OsStr::from_bytes(&candidate))
+            .is_ok_and(|canonical| targets.contains(&canonical))
+    })
+}
+
+/// Whether the resolved request names `repo`.
+///
+/// Tries the path as git's server side would (with `/.git`, nothing, `.git/.git` and `.git`
+/// appended, trailing slashes ignored), canonicalizes each candidate that exists, and allows
+/// the request only when one equals the canonical repository or its `.git` directory. Symlinks
+/// are followed by canonicalization, so a link to the repository works and a link anywhere else
+/// does not. A repository that does not exist allows nothing.
+pub fn is_allowed(requested_resolved: &Path, repo: &Path) -> bool {
+    match allowed_targets(repo) {
+        Ok((_, targets)) => matches_targets(requested_resolved, &targets),
+        Err(_) => false,
+    }
+}
+
+/// Environment variables removed before running git: a peer must not be able to point git at
+/// another repository or inject configuration (`GIT_DIR`, `GIT_CONFIG_*`, ...) through an
+/// sshd `AcceptEnv`. `GIT_PROTOCOL` (protocol v2) is the one git variable that passes.
+fn is_scrubbed_env(name: &OsStr) -> bool {
+    let name = name.as_bytes();
+    name.starts_with(b"GIT_") && name != b"GIT_PROTOCOL"
+}
+
+fn home_dir() -> Result<PathBuf, ServeError> {
+    if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        return Ok(PathBuf::from(home));
+    }
+    let uid = nix::unistd::getuid();
+    match nix::unistd::User::from_uid(uid) {
+        Ok(Some(user)) => Ok(user.dir),
+        _ => Err(ServeError::NoHome { uid: uid.as_raw() }),
+    }
+}
+
+/// Runs the forced command: checks `SSH_ORIGINAL_COMMAND` against `repo` and, when it is a git
+/// fetch, push or archive of that repository, replaces this process with
+/// `git <service> <canonical repo>` (stdin/stdout stay connected to the peer, the environment
+/// is kept except for `GIT_*` variables other than `GIT_PROTOCOL`).
+///
+/// Only returns on refusal or failure; the caller prints `git pair serve: {error}` on stderr and
+/// exits with status 1.
+pub fn run(repo: &Path) -> Result<Infallible, ServeError> {
+    let original = match std::env::var_os("SSH_ORIGINAL_COMMAND") {
+        None => return Err(ServeError::Interactive),
+        Some(original) => original,
+    };
+    let (canonical, targets) = allowed_targets(repo).map_err(|source| ServeError::Repo {
+        repo: repo.to_path_buf(),
+        source,
+    })?;
+    let original = match original.into_string() {
+        Ok(original) => original,
+        Err(raw) => {
+            return Err(ServeError::Refused {
+                refusal: Refusal::NotUtf8,
+                request: raw.to_string_lossy().into_owned(),
+                repo: Some(canonical),
+            })
+        }
+    };
+    let request = parse_request(&original).map_err(|e| e.with_repo(&canonical))?;
+    let home = home_dir()?;
+    let cwd = std::env::current_dir().unwrap_or_else(|_| home.clone());
+    let resolved = resolve(&request.path, &home, &cwd).map_err(|e| e.with_repo(&canonical))?;
+    if !matches_targets(&resolved, &targets) {
+        return Err(ServeError::Refused {
+            refusal: Refusal::OtherRepository,
+            request: original,
+            repo: Some(canonical),
+        });
+    }
+
+    let mut git = Command::new("git");
+    git.arg(request.service.subcommand()).arg(&canonical);
+    for (name, _) in std::env::vars_os() {
+        if is_scrubbed_env(&name) {
+            git.env_remove(name);
+        }
+    }
+    Err(ServeError::Exec { source: git.exec() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn ok(s: &str) -> Request {
+        match parse_request(s) {
+            Ok(r) => r,
+            Err(e) => panic!("{s:?} refused: {e}"),
+        }
+    }
+
+    fn refusal(s: &str) -> Refusal {
+        match parse_request(s) {
+            Err(ServeError::Refused { refusal, .. }) => refusal,
+            other => panic!("{s:?} gave {other:?}"),
+        }
+    }
+
+    fn req(service: Service, path: &str) -> Request {
+        Request {
+            service,
+            path: path.to_owned(),
+        }
+    }
+
+    /// git's `sq_quote_buf`: `'...'`, with `'` and `!` written as `'\''` and `'\!'`.
+    fn sq_quote(s: &str) -> String {
+        let mut out = String::from("'");
+        for c in s.chars() {
+            if c == '\'' || c == '!' {
+                out.push_str("'\\");
+                out.push(c);
+                out.push('\'');
+            } else {
+                out.push(c);
+            }
+        }
+        out.push('\'');
+        out
+    }
+
+    #[test]
+    fn accepts_what_git_sends() {
+        use Service::*;
+        assert_eq!(
+            ok("git-upload-pack '/abs/path'"),
+            req(UploadPack, "/abs/path")
+        );
+        assert_eq!(ok("git-upload-pack '~/repo'"), req(UploadPack, "~/repo"));
+        assert_eq!(ok("git-upload-pack '~'"), req(UploadPack, "~"));
+        assert_eq!(
+            ok("git-upload-pack 'repo.git'"),
+            req(UploadPack, "repo.git")
+        );
+        assert_eq!(ok("git-receive-pack '/p/'"), req(ReceivePack, "/p/"));
+        assert_eq!(ok("git-upload-archive '/p'"), req(UploadArchive, "/p"));
+    }
+
+    #[test]
+    fn accepts_the_two_word_form() {
+        use Service::*;
+        assert_eq!(ok("git upload-pack '/p'"), req(UploadPack, "/p"));
+        assert_eq!(ok("git receive-pack '/p'"), req(ReceivePack, "/p"));
+        assert_eq!(ok("git upload-archive '/p'"), req(UploadArchive, "/p"));
+    }
+
+    #[test]
+    fn accepts_unquoted_and_double_quoted_paths() {
+        use Service::*;
+        assert_eq!(
+            ok("git-upload-pack /home/bob/notes"),
+            req(UploadPack, "/home/bob/notes")
+        );
+        assert_eq!(ok("git-upload-pack ~/notes"), req(UploadPack, "~/notes"));
+        assert_eq!(
+            ok("git-upload-pack notes.git"),
+            req(UploadPack, "notes.git")
+        );
+        assert_eq!(ok("git-upload-pack \"/a b\""), req(UploadPack, "/a b"));
+        assert_eq!(
+            ok(r#"git-upload-pack "/a\"b\\c\$d""#),
+            req(UploadPack, "/a\"b\\c$d")
+        );
+        assert_eq!(ok(r#"git-upload-pack "/a\nb""#), req(UploadPack, "/a\\nb"));
+        assert_eq!(ok("  git-upload-pack    '/p'  "), req(UploadPack, "/p"));
+        assert_eq!(ok("git-upload-pack /a\\ b"), req(UploadPack, "/a b"));
+    }
+
+    #[test]
+    fn accepts_gits_quoting_of_odd_characters() {
+        use Service::*;
+        assert_eq!(
+            ok(r"git-upload-pack '/home/a/it'\''s'"),
+            req(UploadPack, "/home/a/it's")
+        );
+        assert_eq!(ok(r"git-upload-pack '/a'\!'b'"), req(UploadPack, "/a!b"));
+        assert_eq!(
+            ok("git-upload-pack '/a;b|c$d`e(f)g{h}*?<>&#[]^ é'"),
+            req(UploadPack, "/a;b|c$d`e(f)g{h}*?<>&#[]^ é")
+        );
+        assert_eq!(ok("git-upload-pack '/p'/x'y'"), req(UploadPack, "/p/xy"));
+    }
+
+    #[test]
+    fn refuses_empty_requests() {
+        assert_eq!(refusal(""), Refusal::Empty);
+        assert_eq!(refusal("   "), Refusal::Empty);
+    }
+
+    #[test]
+    fn refuses_other_programs() {
+        for (s, program) in [
+            ("cat /etc/passwd", "cat"),
+            ("sh -c 'id'", "sh"),
+            ("bash", "bash"),
+            ("git", "git"),
+            ("git status '/p'", "git status"),
+            ("git --upload-pack=x '/p'", "git --upload-pack=x"),
+            ("git-upload-packx '/p'", "git-upload-packx"),
+            ("GIT-UPLOAD-PACK '/p'", "GIT-UPLOAD-PACK"),
+            ("/usr/bin/git-upload-pack '/p'", "/usr/bin/git-upload-pack"),
+            ("git-annex-shell 'configlist' '/~/x'", "git-annex-shell"),
+            ("scp -t /tmp", "scp"),
+            ("internal-sftp", "internal-sftp"),
+            ("'' '/p'", ""),
+        ] {
+            assert_eq!(refusal(s), Refusal::UnknownProgram(program.into()), "{s}");
+        }
+    }
+
+    #[test]
+    fn refuses_wrong_argument_counts() {
+        assert_eq!(refusal("git-upload-pack"), Refusal::MissingPath);
+        assert_eq!(refusal("git upload-pack"), Refusal::MissingPath);
+        assert_eq!(
+            refusal("git-upload-pack '/p' extra"),
+            Refusal::ExtraArguments
+        );
+        assert_eq!(refusal("git-upload-pack '/p' ''"), Refusal::ExtraArguments);
+        assert_eq!(
+            refusal("git upload-pack --strict '/p'"),
+            Refusal::ExtraArguments
+        );
+    }
+
+    #[test]
+    fn refuses_options_and_empty_paths() {
+        assert_eq!(refusal("git-upload-pack '--help'"), Refusal::OptionPath);
+        assert_eq!(refusal("git-upload-pack --help"), Refusal::OptionPath);
+        assert_eq!(refusal("git-receive-pack '-'"), Refusal::OptionPath);
+        assert_eq!(refusal("git-upload-pack ''"), Refusal::EmptyPath);
+        assert_eq!(refusal("git-upload-pack \"\""), Refusal::EmptyPath);
+    }
+
+    #[test]
+    fn refuses_other_users_homes() {
+        assert_eq!(
+            refusal("git-upload-pack '~bob/repo'"),
+            Refusal::OtherUsersHome
+        );
+        assert_eq!(refusal("git-upload-pack ~root"), Refusal::OtherUsersHome);
+    }
+
+    #[test]
+    fn refuses_every_unquoted_shell_metacharacter() {
+        for c in [
+            ';', '|', '&', '$', '`', '<', '>', '(', ')', '{', '}', '*', '?', '[', ']', '#', '!',
+            '^',
+        ] {
+            let s = format!("git-upload-pack /p{c}x");
+            assert_eq!(refusal(&s), Refusal::ShellSyntax(c), "{s}");
+        }
+        assert_eq!(
+            refusal("git-upload-pack /p; rm -rf ~"),
+            Refusal::ShellSyntax(';')
+        );
+        assert_eq!(
+            refusal("git-upload-pack '/p' && id"),
+            Refusal::ShellSyntax('&')
+        );
+        assert_eq!(
+            refusal("git-upload-pack \"/p$(id)\""),
+            Refusal::ShellSyntax('$')
+        );
+        assert_eq!(
+            refusal("git-upload-pack \"/p`id`\""),
+            Refusal::ShellSyntax('`')
+        );
+        assert_eq!(refusal("git-upload-pack /p\\"), Refusal::ShellSyntax('\\'));
+    }
+
+    #[test]
+    fn refuses_control_characters_anywhere() {
+        for s in [
+            "git-upload-pack '/p'\n",
+            "git-upload-pack '/p'\nid",
+            "git-upload-pack '/p\n'",
+            "git-upload-pack\t'/p'",
+            "git-upload-pack '/p\r'",
+            "git-upload-pack '/p\u{1b}[2J'",
+            "git-upload-pack '/p\u{0}'",
+            "git-upload-pack '/p\u{7f}'",
+            "git-upload-pack '/p\u{85}'",
+        ] {
+            assert_eq!(refusal(s), Refusal::ControlCharacter, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn refuses_unterminated_quotes_and_long_requests() {
+        assert_eq!(refusal("git-upload-pack '/p"), Refusal::UnterminatedQuote);
+        assert_eq!(refusal("git-upload-pack \"/p"), Refusal::UnterminatedQuote);
+        assert_eq!(
+            refusal("git-upload-pack \"/p\\"),
+            Refusal::UnterminatedQuote
+        );
+        let long = format!("git-upload-pack '/{}'", "a".repeat(MAX_REQUEST_LEN));
+        assert_eq!(refusal(&long), Refusal::TooLong);
+    }
+
+    #[test]
+    fn messages_are_one_line_and_escape_the_request() {
+        let err = parse_request("cat /etc/passwd\n\u{1b}[2J\u{202e}").unwrap_err();
+        let err = err.with_repo(Path::new("/home/bob/notes"));
+        let msg = err.to_string();
+        assert!(!msg.contains('\n') && !msg.contains('\u{1b}') && !msg.contains('\u{202e}'));
+        assert!(msg.starts_with(
+            "refused: only git fetch/push to /home/bob/notes are allowed with this key ("
+        ));
+        assert!(msg.ends_with("; the request was: cat /etc/passwd\\u{a}\\u{1b}[2J\\u{202e}"));
+
+        let err = parse_request("cat /etc/passwd").unwrap_err();
+        assert_eq!(
+            err.with_repo(Path::new("/home/bob/notes")).to_string(),
+            "refused: only git fetch/push to /home/bob/notes are allowed with this key \
+             (cat is not one of git-upload-pack, git-receive-pack, git-upload-archive); \
+             the request was: cat /etc/passwd"
+        );
+        let other = ServeError::Refused {
+            refusal: Refusal::OtherRepository,
+            request: "git-upload-pack '/home/bob/secret'".into(),
+            repo: Some("/home/bob/notes".into()),
+        };
+        assert_eq!(
+            other.to_string(),
+            "refused: only git fetch/push to /home/bob/notes are allowed with this key; \
+             the request was: git-upload-pack '/home/bob/secret'"
+        );
+        assert_eq!(
+            ServeError::Interactive.to_string(),
+            "refused: this key may only be used by git (git pair serve): interactive logins are refused"
+        );
+        let long = parse_request(&"x".repeat(1000)).unwrap_err().to_string();
+        assert!(long.chars().count() < 400, "echo is cut short");
+    }
+
+    #[test]
+    fn services_round_trip_and_match_the_documented_list() {
+        let names: Vec<&str> = Service::ALL.iter().map(|s| s.program()).collect();
+        assert_eq!(names, allowed_services());
+        for s in Service::ALL {
+            assert_eq!(Service::from_program(s.program()), Some(s));
+            assert_eq!(Service::from_subcommand(s.subcommand()), Some(s));
+            assert_eq!(format!("git-{}", s.subcommand()), s.program());
+            assert_eq!(s.to_string(), s.program());
+        }
+    }
+
+    #[test]
+    fn only_git_protocol_survives_the_environment_scrub() {
+        assert!(!is_scrubbed_env(OsStr::new("GIT_PROTOCOL")));
+        assert!(!is_scrubbed_env(OsStr::new("HOME")));
+        assert!(!is_scrubbed_env(OsStr::new("PATH")));
+        assert!(!is_scrubbed_env(OsStr::new("LANG")));
+        for name in [
+            "GIT_DIR",
+            "GIT_CONFIG_PARAMETERS",
+            "GIT_CONFIG_COUNT",
+            "GIT_EXEC_PATH",
+        ] {
+            assert!(is_scrubbed_env(OsStr::new(name)), "{name}");
+        }
+    }
+
+    #[test]
+    fn resolve_expands_home_and_relative_paths() {
+        let home = Path::new("/home/bob");
+        let cwd = Path::new("/home/bob");
+        let r = |s: &str| resolve(s, home, cwd).unwrap();
+        assert_eq!(r("~"), PathBuf::from("/home/bob"));
+        assert_eq!(r("~/"), PathBuf::from("/home/bob/"));
+        assert_eq!(r("~/notes"), PathBuf::from("/home/bob/notes"));
+        assert_eq!(r("~//etc"), PathBuf::from("/home/bob/etc"));
+        assert_eq!(r("/srv/x"), PathBuf::from("/srv/x"));
+        assert_eq!(r("notes"), PathBuf::from("/home/bob/notes"));
+        assert_eq!(
+            resolve("notes", home, Path::new("/elsewhere")).unwrap(),
+            PathBuf::from("/elsewhere/notes")
+        );
+        assert!(matches!(
+            resolve("~alice/x", home, cwd),
+            Err(ServeError::Refused {
+                refusal: Refusal::OtherUsersHome,
+                ..
+            })
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn parse_never_panics(s in any::<String>()) {
+            let _ = parse_request(&s);
+        }
+
+        #[test]
+        fn parse_never_panics_on_shellish_input(s in r#"(git[- ])?(upload|receive)-pack[ '"\\~/a-z.;|&$`!-]{0,30}"#) {
+            if let Ok(r) = parse_request(&s) {
+                prop_assert!(!r.path.is_empty() && !r.path.starts_with('-'));
+            }
+        }
+
+        #[test]
+        fn gits_quoting_round_trips(path in r"[^\x00-\x1f\x7f-\x9f]{1,60}", two_words in any::<bool>(), svc in 0usize..3) {
+            prop_assume!(!path.starts_with('-') && !is_other_users_home(&path));
+            let service = Service::ALL[svc];
+            let program = if two_words { format!("git {}", service.subcommand()) } else { service.program().to_owned() };
+            let line = format!("{program} {}", sq_quote(&path));
+            let parsed = parse_request(&line);
+            prop_assert!(parsed.is_ok(), "{:?} -> {:?}", line, parsed);
+            let parsed = parsed.unwrap();
+            prop_assert_eq!(parsed.service, service);
+            prop_assert_eq!(parsed.path, path);
+        }
+
+        #[test]
+        fn resolve_never_escapes_home_for_tilde_paths(rest in "[/a-z.]{0,20}") {
+            let home = Path::new("/home/bob");
+            let p = resolve(&format!("~/{rest}"), home, Path::new("/")).unwrap();
+            prop_assert!(p.starts_with(home));
+        }
+    }
+
+    // --- is_allowed: real directories ---
+
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new() -> Self {
+            static N: AtomicUsize = AtomicUsize::new(0);
+            let dir = std::env::temp_dir().join(format!(
+                "git-pair-serve-unit-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            TempDir(std::fs::canonicalize(dir).unwrap())
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn mkdirs(p: &Path) {
+        std::fs::create_dir_all(p).unwrap();
+    }
+
+    fn allowed(request: impl AsRef<OsStr>, repo: &Path) -> bool {
+        is_allowed(Path::new(request.as_ref()), repo)
+    }
+
+    #[test]
+    fn work_tree_repo_accepts_its_own_path_forms() {
+        let t = TempDir::new();
+        let repo = t.0.join("notes");
+        mkdirs(&repo.join(".git"));
+        mkdirs(&repo.join("sub"));
+        let r = repo.to_str().unwrap();
+        for req in [
+            r.to_owned(),
+            format!("{r}/"),
+            format!("{r}///"),
+            format!("{r}/.git"),
+            format!("{r}/.git/"),
+            format!("{r}/sub/.."),
+            format!("{}/./notes", t.0.display()),
+        ] {
+            assert!(allowed(&req, &repo), "{req}");
+        }
+        // --repo given with a trailing slash or as a non-canonical path works too.
+        assert!(allowed(r, Path::new(&format!("{r}/"))));
+        assert!(allowed(r, &repo.join("sub/..")));
+    }
+
+    #[test]
+    fn work_tree_repo_refuses_everything_else() {
+        let t = TempDir::new();
+        let repo = t.0.join("notes");
+        mkdirs(&repo.join(".git"));
+        mkdirs(&repo.join("sub"));
+        mkdirs(&t.0.join("other/.git"));
+        let r = repo.to_str().unwrap();
+        for req in [
+            format!("{r}/sub"),
+            format!("{r}/.."),
+            format!("{r}.git"),
+            format!("{r}/.git/objects"),
+            format!("{r}x"),
+            t.0.join("other").to_str().unwrap().to_owned(),
+            t.0.to_str().unwrap().to_owned(),
+            "/".to_owned(),
+            "/etc".to_owned(),
+            String::new(),
+        ] {
+            assert!(!allowed(&req, &repo), "{req:?}");
+        }
+    }
+
+    #[test]
+    fn bare_repo_accepts_with_and_without_dot_git() {
+        let t = TempDir::new();
+        let repo = t.0.join("notes.git");
+        mkdirs(&repo.join("objects"));
+        let base = t.0.join("notes");
+        assert!(allowed(&repo, &repo));
+        assert!(allowed(format!("{}/", repo.display()), &repo));
+        assert!(allowed(&base, &repo), "git appends .git");
+        assert!(allowed(format!("{}/", base.display()), &repo));
+        assert!(!allowed(t.0.join("note"), &repo));
+    }
+
+    #[test]
+    fn symlinks_count_only_by_where_they_lead() {
+        let t = TempDir::new();
+        let repo = t.0.join("notes");
+        mkdirs(&repo.join(".git"));
+        let secret = t.0.join("secret");
+        mkdirs(&secret.join(".git"));
+        std::os::unix::fs::symlink(&repo, t.0.join("link-to-notes")).unwrap();
+        std::os::unix::fs::symlink(&secret, t.0.join("link-to-secret")).unwrap();
+        // A link planted inside the served work tree (e.g. by a push with updateInstead).
+        std::os::unix::fs::symlink(&secret, repo.join("evil")).unwrap();
+        std::os::unix::fs::symlink(secret.join(".git"), repo.join("evil.git")).unwrap();
+        assert!(allowed(t.0.join("link-to-notes"), &repo));
+        assert!(allowed(
+            format!("{}/", t.0.join("link-to-notes").display()),
+            &repo
+        ));
+        assert!(!allowed(t.0.join("link-to-secret"), &repo));
+        assert!(!allowed(repo.join("evil"), &repo));
+        assert!(!allowed(repo.join("evil/.git"), &repo));
+        assert!(!allowed(repo.join("evil.git"), &repo));
+        assert!(!allowed(format!("{}/../secret", repo.display()), &repo));
+        // Served through a link: --repo itself may be a symlink.
+        assert!(allowed(&repo, &t.0.join("link-to-notes")));
+    }
+
+    #[test]
+    fn git_file_work_tree_is_accepted() {
+        let t = TempDir::new();
+        let repo = t.0.join("wt");
+        mkdirs(&repo);
+        mkdirs(&t.0.join("main/.git/worktrees/wt"));
+        std::fs::write(
+            repo.join(".git"),
+            format!("gitdir: {}/main/.git/worktrees/wt\n", t.0.display()),
+        )
+        .unwrap();
+        assert!(allowed(&repo, &repo));
+        assert!(allowed(repo.join(".git"), &repo));
+        assert!(!allowed(t.0.join("main"), &repo));
+    }
+
+    #[test]
+    fn missing_repo_allows_nothing() {
+        let t = TempDir::new();
+        let gone = t.0.join("gone");
+        assert!(!allowed(&gone, &gone));
+        assert!(!allowed("/", &gone));
+    }
+}

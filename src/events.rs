@@ -1,0 +1,179 @@
+//! The machine interface: with `--json`, every step of a pairing is one JSON
+//! object on its own line of standard output, and nothing else is written
+//! there. Programs such as the git-annex assistant or a GUI drive git-pair
+//! through it. The format is versioned by the `v` field of every line and is
+//! documented in the man page; fields may be added, never changed.
+//!
+//! Strings that came from the peer (its user, host and path) are sanitized
+//! like everything shown on a terminal, since stdout may be one.
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+/// The version of the event format, in every line's `v` field.
+pub const VERSION: u32 = 1;
+
+/// The peer, as shown to the user.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerView {
+    pub user: String,
+    pub host: String,
+    pub path: String,
+}
+
+/// One event. The man page's JSON EVENTS section lists them in order.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A code was generated; show it to the user of the other machine.
+    Code { code: String },
+    /// Listening; the interfaces, UDP port and multicast groups in use.
+    Listening {
+        interfaces: Vec<String>,
+        port: u16,
+        groups: Vec<String>,
+    },
+    /// A machine on the same channel answered; not yet verified.
+    Peer { address: String },
+    /// A peer failed verification (wrong code, or someone guessing); the run
+    /// goes on until `limit` failures.
+    VerifyFailed {
+        address: String,
+        failures: u32,
+        limit: u32,
+    },
+    /// The peer proved it holds the code; `address` is its sshd.
+    Verified { peer: PeerView, address: String },
+    /// The short authentication string, equal on both machines.
+    Sas { sas: String },
+    /// The git remote was added.
+    Remote { name: String, url: String, alias: String },
+    /// Success: everything is set up. Always the last line of a success.
+    Paired {
+        remote: String,
+        alias: String,
+        peer: PeerView,
+        address: String,
+    },
+    /// No peer verified before the timeout.
+    Timeout { seconds: u64 },
+    /// Failure, with a machine-readable reason. Always the last line of a
+    /// failure.
+    Failed { reason: Reason, message: String },
+}
+
+/// Why a pairing failed, for programs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    Usage,
+    NoPeer,
+    WrongCode,
+    Guessing,
+    SshdUnreachable,
+    PeerRejected,
+    Setup,
+    Interrupted,
+    Error,
+}
+
+impl Reason {
+    /// Every reason with its meaning, for the man page.
+    pub const ALL: [(Reason, &'static str, &'static str); 9] = [
+        (Reason::Usage, "usage", "bad arguments, not in a repository, or the remote name is taken"),
+        (Reason::NoPeer, "no_peer", "no peer answered before the timeout"),
+        (Reason::WrongCode, "wrong_code", "a peer answered but the codes differ"),
+        (Reason::Guessing, "guessing", "too many failed verifications: someone may be guessing the code"),
+        (Reason::SshdUnreachable, "sshd_unreachable", "the peer's sshd did not answer"),
+        (Reason::PeerRejected, "peer_rejected", "the peer could not use this machine's details (e.g. cannot reach this sshd)"),
+        (Reason::Setup, "setup", "setting up this machine failed; nothing was left behind"),
+        (Reason::Interrupted, "interrupted", "Ctrl-C or a termination signal; nothing was written"),
+        (Reason::Error, "error", "any other error"),
+    ];
+}
+
+#[derive(Serialize)]
+struct Line<'a> {
+    v: u32,
+    #[serde(flatten)]
+    event: &'a Event,
+}
+
+/// Writes events as JSON lines. A closed stdout (the driving program went
+/// away) does not stop the pairing: later events are dropped.
+pub struct EventWriter<W: Write> {
+    out: W,
+    broken: bool,
+}
+
+impl<W: Write> EventWriter<W> {
+    pub fn new(out: W) -> Self {
+        EventWriter { out, broken: false }
+    }
+
+    pub fn emit(&mut self, event: &Event) {
+        if self.broken {
+            return;
+        }
+        let mut line = serde_json::to_vec(&Line { v: VERSION, event }).expect("events always serialize");
+        line.push(b'\n');
+        let written = self.out.write_all(&line).and_then(|()| self.out.flush());
+        if let Err(e) = written {
+            if e.kind() == io::ErrorKind::BrokenPipe {
+                self.broken = true;
+            }
+        }
+    }
+
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_versioned_json_lines() {
+        let mut w = EventWriter::new(Vec::new());
+        w.emit(&Event::Code { code: "7-a-b-c".into() });
+        w.emit(&Event::Failed {
+            reason: Reason::NoPeer,
+            message: "no peer".into(),
+        });
+        let out = String::from_utf8(w.into_inner()).unwrap();
+        let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines[0]["v"], 1);
+        assert_eq!(lines[0]["event"], "code");
+        assert_eq!(lines[0]["code"], "7-a-b-c");
+        assert_eq!(lines[1]["event"], "failed");
+        assert_eq!(lines[1]["reason"], "no_peer");
+    }
+
+    struct Closed;
+    impl Write for Closed {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_closed_stdout_is_not_fatal() {
+        let mut w = EventWriter::new(Closed);
+        w.emit(&Event::Timeout { seconds: 1 });
+        w.emit(&Event::Timeout { seconds: 1 });
+        assert!(w.broken);
+    }
+
+    #[test]
+    fn every_reason_is_documented_with_its_wire_name() {
+        for (reason, name, _) in Reason::ALL {
+            assert_eq!(serde_json::to_value(reason).unwrap(), *name);
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! Exit statuses. Each failure a user or a program must tell apart has its
+//! own, documented in the man page's EXIT STATUS section.
+
+/// The process exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Success = 0,
+    Error = 1,
+    Usage = 2,
+    NoPeer = 3,
+    Verification = 4,
+    Setup = 5,
+    Interrupted = 130,
+}
+
+impl Exit {
+    /// Every status with its meaning, for the man page.
+    pub const ALL: [(Exit, &'static str); 7] = [
+        (Exit::Success, "Paired: everything is set up on this machine."),
+        (Exit::Error, "Any other error, including a refused `git pair serve` request."),
+        (Exit::Usage, "Usage error: bad arguments or code, not in a git repository, or the requested remote name is taken."),
+        (Exit::NoPeer, "No peer answered before the timeout."),
+        (Exit::Verification, "Verification failed: a peer answered but the codes differ, or someone may be guessing the code. Nothing was written."),
+        (Exit::Setup, "The setup on this machine failed (~/.ssh not writable, no sshd host keys, the peer's sshd unreachable, ...). Nothing was left behind."),
+        (Exit::Interrupted, "Interrupted by Ctrl-C or a termination signal. Nothing was written."),
+    ];
+
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+}
+
+/// The status for an error: the first part of its chain that knows one.
+pub fn of(err: &anyhow::Error) -> Exit {
+    for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<crate::commands::pair::PairError>() {
+            return e.exit();
+        }
+        if cause.downcast_ref::<clap::Error>().is_some() {
+            return Exit::Usage;
+        }
+    }
+    Exit::Error
+}

@@ -1,0 +1,89 @@
+//! git-pair pairs two git repositories on one LAN, with no server: two
+//! people type the same short code, the machines find each other by UDP
+//! multicast, verify each other with SPAKE2 keyed by the code, exchange ssh
+//! keys and pinned sshd host keys, and each adds the other as a git remote
+//! that works over ssh at once, letting the peer in only to that one
+//! repository.
+//!
+//! # Layout
+//! - [`protocol`]: the pairing protocol without I/O: the code, the wire
+//!   codec, the key schedule, the payload and the state machine.
+//! - [`transport`]: sockets and interfaces; drives the protocol machine.
+//! - [`keys`]: ssh login and host keys.
+//! - [`ssh_files`]: authorized_keys, ssh client config and known_hosts:
+//!   pure plans and atomic, lockable, reversible writes.
+//! - [`repo`]: the git remote and its recorded config.
+//! - [`commands`]: `git pair` and `git pair serve`, the edge.
+//! - [`cli`], [`man`], [`events`], [`term`], [`exit`], [`interrupt`]: the
+//!   interfaces to people and programs.
+//!
+//! # Threat model
+//! The attacker is on the same LAN. They see every datagram, can send any
+//! datagram from any address, and can drop, delay, replay, reflect and
+//! reorder ours. They do not know the code, and do not control either
+//! machine. Against them git-pair guarantees:
+//!
+//! 1. **No offline attack.** A recording of every packet of a pairing gives
+//!    nothing to test a guessed code against: the code only enters SPAKE2
+//!    (Ed25519 group, symmetric mode), whose messages are independent of it
+//!    to anyone without the matching secret exponent. git-annex's pairing
+//!    sent HMAC-SHA1(phrase, message), which anyone could brute-force.
+//! 2. **Few online guesses.** Each session in which git-pair sends anything
+//!    derived from the SPAKE2 key gives the other end one guess; at most
+//!    three such sessions may fail or be in flight per run, after which the
+//!    run stops loudly. With a 30-bit generated code an attacker wins with
+//!    probability at most 3 in 2^30 per run.
+//! 3. **Nothing written before verification.** Both sides confirm the key
+//!    with direction-bound HMAC-SHA256 over the whole transcript (both
+//!    session ids, both PAKE messages, both payloads), checked in constant
+//!    time. A wrong code, a reflected, spliced or replayed message never
+//!    verifies, and nothing is written until it does.
+//! 4. **Private payloads.** Each side's user, host, path, keys and addresses
+//!    travel encrypted (ChaCha20-Poly1305) under a key only the holder of
+//!    the code can derive.
+//! 5. **No trust on first use.** The peer's sshd host keys come from the
+//!    verified payload and are pinned under a per-pair `HostKeyAlias` with
+//!    `StrictHostKeyChecking yes`.
+//! 6. **Least privilege.** The peer's key is let in with `restrict` and a
+//!    forced command (`git pair serve`) that runs only git-upload-pack,
+//!    git-receive-pack and git-upload-archive on the one paired repository.
+//!
+//! Not in scope: an attacker on the LAN can always stop a pairing (drop
+//! packets, or make it fail three times), but never complete one. A
+//! machine that is compromised, or a person who tells the code to the
+//! attacker, is out of scope. Strings from the peer are sanitized before
+//! they reach a terminal; keys are zeroized and never printed.
+
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod commands;
+pub mod events;
+pub mod exit;
+pub mod interrupt;
+pub mod keys;
+pub mod man;
+pub mod protocol;
+pub mod repo;
+pub mod ssh_files;
+pub mod term;
+pub mod transport;
+
+use cli::{Cli, Command};
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Some(Command::Serve { repo }) => match commands::serve::run(&repo)? {},
+        None => commands::pair::run(&cli.pair),
+    }
+}
+
+/// What error messages start with, so that sshd logs and users can tell
+/// the forced command from an interactive run.
+pub fn error_prefix(cli: &Cli) -> &'static str {
+    match cli.command {
+        Some(Command::Serve { .. }) => "git pair serve",
+        None => "git pair: error",
+    }
+}

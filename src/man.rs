@@ -1,0 +1,288 @@
+//! The man page, generated from the clap definition in [`crate::cli`] plus
+//! the sections clap cannot know: the protocol, the files, the JSON events,
+//! the exit statuses. `tests/man.rs` fails when the checked-in
+//! `man/git-pair.1` differs from what this renders.
+
+use clap::CommandFactory;
+use roff::{bold, italic, roman, Inline, Roff};
+
+use crate::cli::Cli;
+use crate::events::{self, Reason};
+use crate::exit::Exit;
+use crate::protocol::codec::{MAX_DATAGRAM, PIECE_LEN, VERSION as WIRE_VERSION};
+use crate::protocol::machine::{
+    FINAL_ACK_COPIES, HELLO_INITIAL, LINGER_MAX, LINGER_QUIET, MAX_FAILURES, MAX_SESSIONS, RTO_INITIAL, RTO_MAX,
+    SCAN_AFTER, SCAN_PACE, VERIFY_WITHIN,
+};
+use crate::transport::{DEFAULT_PORT, GROUP_V4, GROUP_V6};
+
+fn ms(d: std::time::Duration) -> String {
+    format!("{} ms", d.as_millis())
+}
+
+fn section(roff: &mut Roff, title: &str) {
+    roff.control("SH", [title]);
+}
+
+fn para(roff: &mut Roff, text: &str) {
+    roff.control("PP", []).text([roman(text)]);
+}
+
+fn item(roff: &mut Roff, tag: Vec<Inline>, text: &str) {
+    roff.control("TP", []).text(tag).text([roman(text)]);
+}
+
+fn code(roff: &mut Roff, lines: &[&str]) {
+    roff.control("PP", []).control("RS", ["4"]).control("nf", []);
+    for l in lines {
+        roff.text([roman(*l)]);
+    }
+    roff.control("fi", []).control("RE", []);
+}
+
+/// The whole page.
+pub fn render() -> Vec<u8> {
+    let cmd = Cli::command();
+    let man = clap_mangen::Man::new(cmd)
+        .title("GIT-PAIR")
+        .section("1")
+        .source(format!("git-pair {}", env!("CARGO_PKG_VERSION")))
+        .manual("Git Manual");
+    let mut out = Vec::new();
+    let sections: [fn(&clap_mangen::Man, &mut dyn std::io::Write) -> std::io::Result<()>; 5] = [
+        clap_mangen::Man::render_title,
+        clap_mangen::Man::render_name_section,
+        clap_mangen::Man::render_synopsis_section,
+        clap_mangen::Man::render_description_section,
+        clap_mangen::Man::render_options_section,
+    ];
+    for render in sections {
+        render(&man, &mut out).expect("writing to a Vec cannot fail");
+    }
+    man.render_subcommands_section(&mut out).expect("writing to a Vec cannot fail");
+    out.extend_from_slice(extra().render().as_bytes());
+    out
+}
+
+fn extra() -> Roff {
+    let mut r = Roff::new();
+
+    section(&mut r, "EXAMPLES");
+    para(&mut r, "On the first machine, in the repository:");
+    code(&mut r, &["$ git pair", "  pairing code:  7 - guitar - orbit - velvet"]);
+    para(&mut r, "On the second machine, in its repository:");
+    code(&mut r, &["$ git pair 7-guitar-orbit-velvet", "Paired. Try: git fetch laptop"]);
+    para(&mut r, "On a network that drops multicast, one side names the other:");
+    code(&mut r, &["$ git pair 7-guitar-orbit-velvet --peer server.lan"]);
+    para(&mut r, "A program driving git-pair, with the code kept out of the process list:");
+    code(&mut r, &["$ printf '%s' \"$code\" | git pair --code-file - --json"]);
+
+    section(&mut r, "HOW IT WORKS");
+    para(
+        &mut r,
+        "A pairing code is a public channel number and secret words, e.g. 7-guitar-orbit-velvet: \
+         the words of a generated code are three of 1024, 30 bits. Only machines announcing the same \
+         channel number try to verify each other. Any other phrase both sides type works too; its \
+         leading number, if any, is the channel.",
+    );
+    para(
+        &mut r,
+        "Both sides run the same symmetric protocol; neither is the initiator. Each announces a random \
+         16-byte session id on its channel. For every new peer on the channel a side starts a fresh SPAKE2 \
+         run (Ed25519 group, symmetric mode; the password is the code's words and the identity is \
+         \"git-pair/v1 channel=N\"). From the SPAKE2 key, HKDF-SHA256 with both session ids as salt derives \
+         separate keys for each direction's confirmation and payload, a short authentication string, and \
+         a long-term pair secret. Each side sends its payload encrypted with ChaCha20-Poly1305. When the \
+         peer's payload decrypts, git-pair checks that the peer's sshd accepts a TCP connection; only then \
+         does it send its confirmation: HMAC-SHA256 under its own direction's key over both session ids, \
+         both SPAKE2 messages and both payloads, its own first. A side is verified when it has checked the \
+         peer's confirmation in constant time; nothing is written before that.",
+    );
+    para(
+        &mut r,
+        &format!(
+            "A recording of the exchange allows no offline test of a guessed code. Each session in which a \
+             side sends key-derived data gives the other end one guess; at most {MAX_FAILURES} such sessions \
+             may fail (or be pending) per run, after which git pair stops with \"someone may be guessing your \
+             code\". A session that got key material must verify within {} s.",
+            VERIFY_WITHIN.as_secs()
+        ),
+    );
+
+    section(&mut r, "PROTOCOL");
+    item(
+        &mut r,
+        vec![bold("Discovery")],
+        &format!(
+            "UDP port {DEFAULT_PORT} (--port, git config pair.port). Multicast group {GROUP_V4} (TTL 1) and \
+             {GROUP_V6} (hop limit 1), joined and sent on each chosen interface explicitly. Announcements go \
+             out at once, then after {}, doubling to every {}. When nothing has been heard for {} s, git pair \
+             also greets every address of each interface's IPv4 subnet (at most a /24 per interface) by \
+             unicast, one every {}, and again every 10 s (--no-scan, pair.scan=false turn this off). --peer \
+             hosts are greeted by unicast from the start. Replies go by unicast to the source of what was heard.",
+            ms(HELLO_INITIAL),
+            ms(RTO_MAX),
+            SCAN_AFTER.as_secs(),
+            ms(SCAN_PACE)
+        ),
+    );
+    item(
+        &mut r,
+        vec![bold("Messages")],
+        &format!(
+            "One JSON object per datagram, at most {MAX_DATAGRAM} bytes, with \"v\":{WIRE_VERSION} and a type \
+             \"t\": hello {{sid, ch}}; pake {{sid, to, m}}; data {{sid, to, i, n, d}} (piece i of n of the \
+             encrypted payload, {PIECE_LEN} bytes each, base64); confirm {{sid, to, mac}}; ack {{sid, to}}; \
+             abort {{sid, to, reason, detail}}. Every directed message carries \"ack\": {{k, p, c}}: whether \
+             the sender has the addressee's SPAKE2 message, a bitmap of its payload pieces, and whether it \
+             verified its confirmation. Unknown fields are ignored; malformed or oversized datagrams are \
+             dropped. At most {MAX_SESSIONS} peers are tracked at once."
+        ),
+    );
+    item(
+        &mut r,
+        vec![bold("Delivery")],
+        &format!(
+            "What the peer has not acknowledged is resent after {}, doubling up to {}; a duplicate is answered \
+             at once. The side that finishes first sends its last acknowledgement {FINAL_ACK_COPIES} times and \
+             the other lingers, answering retransmissions, until told the peer finished, until the peer has \
+             been quiet for {}, or for at most {} s.",
+            ms(RTO_INITIAL),
+            ms(RTO_MAX),
+            ms(LINGER_QUIET),
+            LINGER_MAX.as_secs()
+        ),
+    );
+    item(
+        &mut r,
+        vec![bold("Payload")],
+        "user, host, path (the absolute repository path), user_key (the OpenSSH public key the sender logs in \
+         with), host_keys (its sshd host keys), ssh_port, addresses, and annex_uuid when the repository is a \
+         git-annex repository.",
+    );
+
+    section(&mut r, "FILES");
+    item(
+        &mut r,
+        vec![bold("~/.ssh/authorized_keys")],
+        "One line per paired peer: restrict,command=\"<git-pair> serve --repo <repository>\" <peer key> \
+         git-pair:<marker> <peer>. Every other line is kept byte for byte; re-pairing the same two \
+         repositories replaces the line.",
+    );
+    item(
+        &mut r,
+        vec![bold("~/.ssh/config")],
+        "Gets one line, Include ~/.ssh/git-pair/config, at the top (an Include after a Host line would only \
+         apply to that host). Nothing else in it changes.",
+    );
+    item(
+        &mut r,
+        vec![bold("~/.ssh/git-pair/config")],
+        "One Host block per pair, named git-pair-<host>-<id>: HostName, Port, User, IdentityFile, \
+         IdentitiesOnly yes, HostKeyAlias, UserKnownHostsFile ~/.ssh/git-pair/known_hosts, \
+         StrictHostKeyChecking yes. The first git fetch is therefore verified without a prompt.",
+    );
+    item(
+        &mut r,
+        vec![bold("~/.ssh/git-pair/known_hosts")],
+        "The peer's pinned sshd host keys, under the pair's alias.",
+    );
+    item(
+        &mut r,
+        vec![bold("~/.ssh/git-pair/id_<alias>, id_<alias>.pub")],
+        "The dedicated ed25519 key of a pairing (mode 0600), unless --key named another.",
+    );
+    item(
+        &mut r,
+        vec![bold("remote.<name>.*")],
+        "In the repository's config: url (<alias>:<peer path>), fetch, and the pairing's records \
+         pair-alias, pair-peer (user@host:path), pair-key (the peer key's SHA256 fingerprint), \
+         pair-host-keys, pair-address, pair-identity and pair-time.",
+    );
+    para(
+        &mut r,
+        "Files under ~/.ssh are written atomically (temporary file, fsync, rename) under a lock \
+         (~/.ssh/git-pair/.lock), with mode 0600 (0700 for directories git pair creates). Everything a \
+         pairing writes is written as one unit: if any step fails, or Ctrl-C arrives, every file is restored \
+         byte for byte. The code is never written anywhere.",
+    );
+
+    section(&mut r, "JSON EVENTS");
+    para(
+        &mut r,
+        &format!(
+            "With --json, standard output carries one JSON object per line and nothing else. Every object has \
+             \"v\":{} (the format version; fields may be added within a version, never changed) and \"event\". \
+             Strings that came from the peer are sanitized. A successful pairing prints, in order:",
+            events::VERSION
+        ),
+    );
+    for (name, text) in [
+        ("code", "{\"code\"}: only when git pair generated the code; show it to the other user."),
+        ("listening", "{\"interfaces\", \"port\", \"groups\"}."),
+        ("peer", "{\"address\"}: a machine on the same channel answered; not yet verified. Once per peer."),
+        ("verified", "{\"peer\": {\"user\", \"host\", \"path\"}, \"address\"}: the peer holds the code; address is its sshd."),
+        ("sas", "{\"sas\"}: a six-digit check string, the same on both machines."),
+        ("remote", "{\"name\", \"url\", \"alias\"}: the remote was added."),
+        ("paired", "{\"remote\", \"alias\", \"peer\", \"address\"}: the last line of a success."),
+    ] {
+        item(&mut r, vec![bold(name)], text);
+    }
+    para(&mut r, "Other events:");
+    item(
+        &mut r,
+        vec![bold("verify_failed")],
+        "{\"address\", \"failures\", \"limit\"}: a peer's code differs (or someone guessed); the run goes on.",
+    );
+    item(&mut r, vec![bold("timeout")], "{\"seconds\"}: no peer before --timeout; followed by failed.");
+    item(
+        &mut r,
+        vec![bold("failed")],
+        "{\"reason\", \"message\"}: the last line of a failure. Reasons:",
+    );
+    r.control("RS", []);
+    for (_, name, text) in Reason::ALL {
+        item(&mut r, vec![italic(name)], text);
+    }
+    r.control("RE", []);
+
+    section(&mut r, "EXIT STATUS");
+    for (exit, text) in Exit::ALL {
+        item(&mut r, vec![bold(exit.code().to_string())], text);
+    }
+
+    section(&mut r, "ENVIRONMENT");
+    item(
+        &mut r,
+        vec![bold("GIT_PAIR_CODE")],
+        "The code, when neither CODE nor --code-file is given.",
+    );
+    item(
+        &mut r,
+        vec![bold("HOME")],
+        "Where ~/.ssh is; it should be the home directory in the passwd database, which ssh reads.",
+    );
+    item(
+        &mut r,
+        vec![bold("SSH_ORIGINAL_COMMAND")],
+        "Read by git pair serve: the command the peer asked sshd to run.",
+    );
+
+    section(&mut r, "CONFIGURATION");
+    item(&mut r, vec![bold("pair.port")], "The UDP port, when --port is not given.");
+    item(&mut r, vec![bold("pair.scan")], "false turns the unicast subnet probe off, like --no-scan.");
+
+    section(&mut r, "SECURITY");
+    para(
+        &mut r,
+        "git pair protects against an attacker on the LAN who sees, sends, drops and replays datagrams but \
+         does not know the code: no offline guessing, at most three online guesses per run, nothing written \
+         before both sides verified, payloads encrypted, sshd host keys pinned instead of trusted on first \
+         use, and the peer confined to the one repository. Such an attacker can stop a pairing, never \
+         complete one. Compare the check string (sas) on both machines for extra assurance.",
+    );
+
+    section(&mut r, "SEE ALSO");
+    para(&mut r, "git-remote(1), ssh(1), sshd(8), ssh_config(5), git-annex(1)");
+    r
+}

@@ -1,0 +1,521 @@
+//! The wire codec: one versioned JSON object per UDP datagram.
+//!
+//! A datagram is at most [`MAX_DATAGRAM`] bytes so that it never fragments on
+//! any link that carries IPv6. Decoding is total: any input, however large,
+//! malformed or hostile, gives a [`Message`] or a [`DecodeError`], never a
+//! panic, and every length is checked before the protocol sees it.
+//!
+//! Binary fields are base64 (standard alphabet, padded). Session ids are 16
+//! random bytes in lowercase hex.
+
+use std::fmt;
+
+use base64ct::{Base64, Encoding};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The protocol version carried in every datagram's `v` field.
+pub const VERSION: u64 = 1;
+/// The largest datagram sent or accepted.
+pub const MAX_DATAGRAM: usize = 1200;
+/// The length of a SPAKE2 message in the Ed25519 group, side byte included.
+pub const PAKE_MESSAGE_LEN: usize = 33;
+/// Ciphertext bytes per `data` piece; with base64 and the envelope this
+/// stays well under [`MAX_DATAGRAM`].
+pub const PIECE_LEN: usize = 720;
+/// At most this many pieces per payload (the `ack` bitmap is a u64).
+pub const MAX_PIECES: usize = 64;
+/// Channels longer than this are refused.
+pub const MAX_CHANNEL_LEN: usize = 32;
+/// `abort` details longer than this are refused.
+pub const MAX_DETAIL_LEN: usize = 200;
+
+/// A random per-run session id.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(pub [u8; 16]);
+
+impl SessionId {
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+
+    /// Eight hex digits, enough to tell sessions apart in messages.
+    pub fn short(&self) -> String {
+        self.0[..4].iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+impl fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SessionId({})", self.short())
+    }
+}
+
+impl Serialize for SessionId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let hex: String = self.0.iter().map(|b| format!("{b:02x}")).collect();
+        s.serialize_str(&hex)
+    }
+}
+
+impl<'de> Deserialize<'de> for SessionId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let bytes = s.as_bytes();
+        if bytes.len() != 32 {
+            return Err(serde::de::Error::custom("session id must be 32 hex digits"));
+        }
+        let mut out = [0u8; 16];
+        for (i, pair) in bytes.chunks_exact(2).enumerate() {
+            let hi = hex_val(pair[0]);
+            let lo = hex_val(pair[1]);
+            match (hi, lo) {
+                (Some(h), Some(l)) => out[i] = (h << 4) | l,
+                _ => {
+                    return Err(serde::de::Error::custom(
+                        "session id must be lowercase hex",
+                    ))
+                }
+            }
+        }
+        Ok(SessionId(out))
+    }
+}
+
+fn hex_val(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    }
+}
+
+/// Base64-encoded bytes on the wire.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Bytes(pub Vec<u8>);
+
+impl fmt::Debug for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Bytes({} bytes)", self.0.len())
+    }
+}
+
+impl Serialize for Bytes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&Base64::encode_string(&self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Bytes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Base64::decode_vec(&s)
+            .map(Bytes)
+            .map_err(|_| serde::de::Error::custom("invalid base64"))
+    }
+}
+
+/// What the sender has received from the addressee so far. Carried by every
+/// directed message, so that each side retransmits only what is missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Ack {
+    /// The sender has the addressee's PAKE message.
+    pub k: bool,
+    /// Bit i: the sender has the addressee's payload piece i.
+    pub p: u64,
+    /// The sender has verified the addressee's confirmation MAC.
+    pub c: bool,
+}
+
+impl Ack {
+    /// Everything either of two acks reports: acks only ever grow.
+    pub fn merge(self, other: Ack) -> Ack {
+        Ack {
+            k: self.k || other.k,
+            p: self.p | other.p,
+            c: self.c || other.c,
+        }
+    }
+}
+
+/// Why a side gave up on a session, told to the peer so that it need not
+/// wait for a timeout. Unauthenticated, like any abort on a LAN: a forged one
+/// can only end a session, never complete one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AbortReason {
+    /// The peer's payload or MAC did not verify: the codes differ.
+    Verify,
+    /// The payload verified but this side cannot use it (e.g. the peer's
+    /// sshd is unreachable from here).
+    Rejected,
+    /// This side already paired with someone else.
+    Busy,
+}
+
+/// One datagram.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+// Unknown fields are ignored so that a later v1 can add optional ones.
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum Message {
+    /// Announces a session on a channel; sent by multicast, to `--peer`
+    /// hosts and to probed addresses.
+    Hello { sid: SessionId, ch: String },
+    /// This side's SPAKE2 message for the session with `to`.
+    Pake {
+        sid: SessionId,
+        to: SessionId,
+        m: Bytes,
+        ack: Ack,
+    },
+    /// Piece `i` of `n` of this side's encrypted payload.
+    Data {
+        sid: SessionId,
+        to: SessionId,
+        i: u8,
+        n: u8,
+        d: Bytes,
+        ack: Ack,
+    },
+    /// This side's transcript MAC.
+    Confirm {
+        sid: SessionId,
+        to: SessionId,
+        mac: Bytes,
+        ack: Ack,
+    },
+    /// Nothing new, only what the sender has received.
+    Ack {
+        sid: SessionId,
+        to: SessionId,
+        ack: Ack,
+    },
+    /// The sender gave up on this session.
+    Abort {
+        sid: SessionId,
+        to: SessionId,
+        reason: AbortReason,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+    },
+}
+
+impl Message {
+    /// The sender's session id.
+    pub fn sender(&self) -> &SessionId {
+        match self {
+            Message::Hello { sid, .. }
+            | Message::Pake { sid, .. }
+            | Message::Data { sid, .. }
+            | Message::Confirm { sid, .. }
+            | Message::Ack { sid, .. }
+            | Message::Abort { sid, .. } => sid,
+        }
+    }
+
+    /// The acknowledgement a directed message carries.
+    pub fn ack(&self) -> Option<Ack> {
+        match self {
+            Message::Pake { ack, .. }
+            | Message::Data { ack, .. }
+            | Message::Confirm { ack, .. }
+            | Message::Ack { ack, .. } => Some(*ack),
+            Message::Hello { .. } | Message::Abort { .. } => None,
+        }
+    }
+
+    /// The addressee, for everything but `hello`.
+    pub fn addressee(&self) -> Option<&SessionId> {
+        match self {
+            Message::Hello { .. } => None,
+            Message::Pake { to, .. }
+            | Message::Data { to, .. }
+            | Message::Confirm { to, .. }
+            | Message::Ack { to, .. }
+            | Message::Abort { to, .. } => Some(to),
+        }
+    }
+}
+
+/// Why a datagram was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DecodeError {
+    #[error("datagram of {0} bytes is larger than {MAX_DATAGRAM}")]
+    TooLarge(usize),
+    #[error("not a git-pair message: {0}")]
+    Malformed(String),
+    #[error("git-pair protocol version {0} is not supported (this is version {VERSION}): update git-pair on both machines")]
+    Version(u64),
+    #[error("invalid field: {0}")]
+    Invalid(&'static str),
+}
+
+/// Why a message could not be encoded.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EncodeError {
+    #[error("message of {0} bytes does not fit in one datagram")]
+    TooLarge(usize),
+}
+
+#[derive(Deserialize)]
+struct Version {
+    v: u64,
+}
+
+/// Encodes one message as a datagram.
+pub fn encode(msg: &Message) -> Result<Vec<u8>, EncodeError> {
+    let mut value = serde_json::to_value(msg).expect("messages always serialize");
+    if let serde_json::Value::Object(map) = &mut value {
+        map.insert("v".into(), VERSION.into());
+    }
+    let bytes = serde_json::to_vec(&value).expect("JSON values always serialize");
+    if bytes.len() > MAX_DATAGRAM {
+        return Err(EncodeError::TooLarge(bytes.len()));
+    }
+    Ok(bytes)
+}
+
+/// Decodes and validates one datagram.
+pub fn decode(datagram: &[u8]) -> Result<Message, DecodeError> {
+    if datagram.len() > MAX_DATAGRAM {
+        return Err(DecodeError::TooLarge(datagram.len()));
+    }
+    // The version is read first, so that a future version's messages are
+    // reported as such rather than as malformed.
+    let version: Version = serde_json::from_slice(datagram)
+        .map_err(|_| DecodeError::Malformed("no version field \"v\"".into()))?;
+    if version.v != VERSION {
+        return Err(DecodeError::Version(version.v));
+    }
+    let msg: Message =
+        serde_json::from_slice(datagram).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    validate(&msg)?;
+    Ok(msg)
+}
+
+fn validate(msg: &Message) -> Result<(), DecodeError> {
+    match msg {
+        Message::Hello { ch, .. } if ch.len() > MAX_CHANNEL_LEN => {
+            Err(DecodeError::Invalid("channel too long"))
+        }
+        Message::Pake { m, .. } if m.0.len() != PAKE_MESSAGE_LEN => {
+            Err(DecodeError::Invalid("PAKE message has the wrong length"))
+        }
+        Message::Data { i, n, d, .. } => {
+            if *n == 0 || usize::from(*n) > MAX_PIECES || i >= n {
+                Err(DecodeError::Invalid("piece number out of range"))
+            } else if d.0.is_empty() || d.0.len() > PIECE_LEN {
+                Err(DecodeError::Invalid("piece has the wrong length"))
+            } else {
+                Ok(())
+            }
+        }
+        Message::Confirm { mac, .. } if mac.0.len() != 32 => {
+            Err(DecodeError::Invalid("MAC has the wrong length"))
+        }
+        Message::Abort {
+            detail: Some(d), ..
+        } if d.len() > MAX_DETAIL_LEN => Err(DecodeError::Invalid("abort detail too long")),
+        _ => Ok(()),
+    }
+}
+
+/// Entry point for `cargo fuzz`: decoding never panics, and whatever decodes
+/// re-encodes to something that decodes to the same message.
+#[cfg(fuzzing)]
+pub fn fuzz_roundtrip(data: &[u8]) {
+    if let Ok(msg) = decode(data) {
+        let bytes = encode(&msg).expect("a decoded message fits in a datagram");
+        assert_eq!(decode(&bytes).as_ref(), Ok(&msg));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const A: SessionId = SessionId([0xab; 16]);
+    const B: SessionId = SessionId([0x01; 16]);
+
+    fn full_ack() -> Ack {
+        Ack {
+            k: true,
+            p: u64::MAX,
+            c: true,
+        }
+    }
+
+    #[test]
+    fn hello_wire_format_is_stable() {
+        let bytes = encode(&Message::Hello {
+            sid: A,
+            ch: "7".into(),
+        })
+        .unwrap();
+        assert_eq!(
+            std::str::from_utf8(&bytes).unwrap(),
+            r#"{"ch":"7","sid":"abababababababababababababababab","t":"hello","v":1}"#
+        );
+    }
+
+    #[test]
+    fn largest_messages_fit_in_a_datagram() {
+        let data = Message::Data {
+            sid: A,
+            to: B,
+            i: 62,
+            n: 64,
+            d: Bytes(vec![0xff; PIECE_LEN]),
+            ack: full_ack(),
+        };
+        let bytes = encode(&data).unwrap();
+        assert!(bytes.len() <= MAX_DATAGRAM, "{}", bytes.len());
+        assert_eq!(decode(&bytes).unwrap(), data);
+        let abort = Message::Abort {
+            sid: A,
+            to: B,
+            reason: AbortReason::Rejected,
+            detail: Some("x".repeat(MAX_DETAIL_LEN)),
+        };
+        assert_eq!(decode(&encode(&abort).unwrap()).unwrap(), abort);
+    }
+
+    #[test]
+    fn refuses_bad_input_without_panicking() {
+        let too_big = vec![b' '; MAX_DATAGRAM + 1];
+        assert_eq!(decode(&too_big), Err(DecodeError::TooLarge(MAX_DATAGRAM + 1)));
+        assert!(matches!(decode(b"\xff\xfe"), Err(DecodeError::Malformed(_))));
+        assert!(matches!(decode(b"[]"), Err(DecodeError::Malformed(_))));
+        assert!(matches!(
+            decode(br#"{"t":"hello","sid":"abababababababababababababababab","ch":"7"}"#),
+            Err(DecodeError::Malformed(_))
+        ));
+        assert_eq!(
+            decode(br#"{"v":2,"t":"hello"}"#),
+            Err(DecodeError::Version(2))
+        );
+        assert!(matches!(
+            decode(br#"{"v":1,"t":"hello","sid":"ABABABABABABABABABABABABABABABAB","ch":"7"}"#),
+            Err(DecodeError::Malformed(_))
+        ));
+        assert!(matches!(
+            decode(br#"{"v":1,"t":"hello","sid":"abab","ch":"7"}"#),
+            Err(DecodeError::Malformed(_))
+        ));
+        assert!(matches!(
+            decode(br#"{"v":1,"t":"nope","sid":"abababababababababababababababab"}"#),
+            Err(DecodeError::Malformed(_))
+        ));
+        let short_pake = format!(
+            r#"{{"v":1,"t":"pake","sid":"{a}","to":"{a}","m":"AAAA","ack":{{"k":false,"p":0,"c":false}}}}"#,
+            a = "ab".repeat(16)
+        );
+        assert_eq!(
+            decode(short_pake.as_bytes()),
+            Err(DecodeError::Invalid("PAKE message has the wrong length"))
+        );
+        let bad_piece = format!(
+            r#"{{"v":1,"t":"data","sid":"{a}","to":"{a}","i":3,"n":3,"d":"AAAA","ack":{{"k":false,"p":0,"c":false}}}}"#,
+            a = "ab".repeat(16)
+        );
+        assert_eq!(
+            decode(bad_piece.as_bytes()),
+            Err(DecodeError::Invalid("piece number out of range"))
+        );
+        let extra = format!(
+            r#"{{"v":1,"t":"hello","sid":"{a}","ch":"7","evil":1}}"#,
+            a = "ab".repeat(16)
+        );
+        assert!(
+            matches!(decode(extra.as_bytes()), Ok(Message::Hello { .. })),
+            "unknown fields are ignored for forward compatibility"
+        );
+    }
+
+    fn arb_sid() -> impl Strategy<Value = SessionId> {
+        any::<[u8; 16]>().prop_map(SessionId)
+    }
+
+    fn arb_ack() -> impl Strategy<Value = Ack> {
+        (any::<bool>(), any::<u64>(), any::<bool>()).prop_map(|(k, p, c)| Ack { k, p, c })
+    }
+
+    fn arb_message() -> impl Strategy<Value = Message> {
+        prop_oneof![
+            (arb_sid(), "[0-9]{0,32}").prop_map(|(sid, ch)| Message::Hello { sid, ch }),
+            (arb_sid(), arb_sid(), any::<[u8; 32]>(), arb_ack()).prop_map(|(sid, to, m, ack)| {
+                let mut m = m.to_vec();
+                m.insert(0, b'S');
+                Message::Pake {
+                    sid,
+                    to,
+                    m: Bytes(m),
+                    ack,
+                }
+            }),
+            (
+                arb_sid(),
+                arb_sid(),
+                (1u8..=64).prop_flat_map(|n| (Just(n), 0..n)),
+                proptest::collection::vec(any::<u8>(), 1..=PIECE_LEN),
+                arb_ack()
+            )
+                .prop_map(|(sid, to, (n, i), d, ack)| Message::Data {
+                    sid,
+                    to,
+                    i,
+                    n,
+                    d: Bytes(d),
+                    ack
+                }),
+            (arb_sid(), arb_sid(), any::<[u8; 32]>(), arb_ack()).prop_map(
+                |(sid, to, mac, ack)| Message::Confirm {
+                    sid,
+                    to,
+                    mac: Bytes(mac.to_vec()),
+                    ack
+                }
+            ),
+            (arb_sid(), arb_sid(), arb_ack()).prop_map(|(sid, to, ack)| Message::Ack {
+                sid,
+                to,
+                ack
+            }),
+            (arb_sid(), arb_sid(), proptest::option::of("\\PC{0,50}")).prop_map(
+                |(sid, to, detail)| Message::Abort {
+                    sid,
+                    to,
+                    reason: AbortReason::Verify,
+                    detail
+                }
+            ),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn every_message_round_trips_within_the_size_limit(msg in arb_message()) {
+            let bytes = encode(&msg).unwrap();
+            prop_assert!(bytes.len() <= MAX_DATAGRAM);
+            prop_assert_eq!(decode(&bytes).unwrap(), msg);
+        }
+
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..1400)) {
+            let _ = decode(&bytes);
+        }
+
+        #[test]
+        fn decoding_mutated_messages_never_panics(msg in arb_message(), pos in any::<usize>(), byte in any::<u8>()) {
+            let mut bytes = encode(&msg).unwrap();
+            let at = pos % bytes.len();
+            bytes[at] = byte;
+            if let Ok(m) = decode(&bytes) {
+                // Whatever decodes must be valid enough to re-encode.
+                prop_assert!(encode(&m).is_ok());
+            }
+        }
+    }
+}

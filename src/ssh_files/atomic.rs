@@ -1,0 +1,359 @@
+//! Small, crash-safe file operations for `~/.ssh`.
+//!
+//! A file is never written in place: the new bytes go to a temporary file created in the same
+//! directory with `O_CREAT|O_EXCL` and its final mode, are fsynced, and then replace the old file
+//! by `rename` (or appear by `link`, for files that must never be overwritten); finally the
+//! directory is fsynced so that the rename itself survives a crash. A reader (sshd, ssh) sees the
+//! old file or the new one, never a mix.
+
+use std::fs::{self, File, OpenOptions, Permissions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use rand_core::RngCore;
+use zeroize::Zeroizing;
+
+use super::Error;
+
+/// The longest symlink chain [`resolve`] follows (the kernel's own limit is 40).
+const MAX_SYMLINKS: usize = 40;
+
+/// Replaces `path` with `bytes`, with mode exactly `mode` (not reduced by the umask).
+pub fn write(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
+    let (tmp, file) = create_temp(path, mode)?;
+    let result = fill(file, bytes).and_then(|()| fs::rename(&tmp, path));
+    if let Err(source) = result {
+        let _ = fs::remove_file(&tmp);
+        return Err(Error::Io {
+            action: "write",
+            path: path.to_path_buf(),
+            source,
+        });
+    }
+    sync_dir(path)
+}
+
+/// Creates `path` with `bytes` and mode `mode`; fails with [`Error::IdentityExists`] if anything
+/// (even a dangling symlink) already has that name. Atomic: the name appears by `link(2)` only
+/// once the contents are on disk, so a crash never leaves a truncated key behind.
+pub fn create_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
+    let (tmp, file) = create_temp(path, mode)?;
+    let result = fill(file, bytes).and_then(|()| fs::hard_link(&tmp, path));
+    let _ = fs::remove_file(&tmp);
+    match result {
+        Ok(()) => sync_dir(path),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(Error::IdentityExists {
+            path: path.to_path_buf(),
+        }),
+        Err(source) => Err(Error::Io {
+            action: "create",
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Removes `path` if it exists and fsyncs its directory. A missing file is not an error.
+pub fn remove(path: &Path) -> Result<(), Error> {
+    match fs::remove_file(path) {
+        Ok(()) => sync_dir(path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(Error::Io {
+            action: "remove",
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// A file's bytes and permission bits, as [`read`] found them.
+pub struct FileContents {
+    /// Zeroized on drop, since they may be a private key.
+    pub bytes: Zeroizing<Vec<u8>>,
+    pub mode: u32,
+}
+
+/// The current contents and mode of a regular file, or `None` if it does not exist.
+pub fn read(path: &Path) -> Result<Option<FileContents>, Error> {
+    let io_err = |source| Error::Io {
+        action: "read",
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err(e)),
+    };
+    let meta = file.metadata().map_err(io_err)?;
+    if !meta.is_file() {
+        return Err(Error::NotAFile {
+            path: path.to_path_buf(),
+        });
+    }
+    let mut bytes = Zeroizing::new(Vec::new());
+    file.read_to_end(&mut bytes).map_err(io_err)?;
+    Ok(Some(FileContents {
+        bytes,
+        mode: meta.permissions().mode() & 0o7777,
+    }))
+}
+
+/// Follows `path` through symlinks to the file that is really written, so that a `~/.ssh/config`
+/// symlinked into a dotfiles repository stays a symlink and its target gets the change. A
+/// missing file or a dangling link resolves to the path where the file would be created.
+pub fn resolve(path: &Path) -> Result<PathBuf, Error> {
+    let mut current = path.to_path_buf();
+    for _ in 0..=MAX_SYMLINKS {
+        match fs::symlink_metadata(&current) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let target = fs::read_link(&current).map_err(|source| Error::Io {
+                    action: "read the symlink",
+                    path: current.clone(),
+                    source,
+                })?;
+                current = match current.parent() {
+                    Some(parent) if target.is_relative() => parent.join(target),
+                    _ => target,
+                };
+            }
+            Ok(_) => return Ok(current),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(current),
+            Err(source) => {
+                return Err(Error::Io {
+                    action: "inspect",
+                    path: current,
+                    source,
+                })
+            }
+        }
+    }
+    Err(Error::SymlinkLoop {
+        path: path.to_path_buf(),
+    })
+}
+
+/// Creates directory `path` with mode exactly `mode` unless it exists; an existing directory's
+/// mode is left alone. Returns whether it was created.
+pub fn ensure_dir(path: &Path, mode: u32) -> Result<bool, Error> {
+    match fs::DirBuilder::new().mode(mode).create(path) {
+        Ok(()) => {
+            // The umask may have cleared bits of `mode`; it can never have added any, so there
+            // is no moment where the directory is more open than asked.
+            fs::set_permissions(path, Permissions::from_mode(mode)).map_err(|source| {
+                Error::Io {
+                    action: "set the mode of",
+                    path: path.to_path_buf(),
+                    source,
+                }
+            })?;
+            sync_dir(path)?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            if fs::metadata(path).map(|m| m.is_dir()).unwrap_or(false) {
+                Ok(false)
+            } else {
+                Err(Error::NotADirectory {
+                    path: path.to_path_buf(),
+                })
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::NoHome {
+            path: path.parent().unwrap_or(Path::new("/")).to_path_buf(),
+        }),
+        Err(source) => Err(Error::Io {
+            action: "create the directory",
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// A new, empty file next to `path`, created with `O_EXCL` and `mode` (then set to exactly
+/// `mode`, before anything is written to it, in case the umask cleared bits).
+fn create_temp(path: &Path, mode: u32) -> Result<(PathBuf, File), Error> {
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut last_error = None;
+    for _ in 0..16 {
+        let tmp = dir.join(format!(
+            ".{name}.git-pair-{:016x}.tmp",
+            rand_core::OsRng.next_u64()
+        ));
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)
+        {
+            Ok(file) => {
+                if let Err(source) = file.set_permissions(Permissions::from_mode(mode)) {
+                    let _ = fs::remove_file(&tmp);
+                    return Err(Error::Io {
+                        action: "set the mode of",
+                        path: tmp,
+                        source,
+                    });
+                }
+                return Ok((tmp, file));
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last_error = Some(e),
+            Err(source) => return Err(temp_error(path, source)),
+        }
+    }
+    Err(temp_error(
+        path,
+        last_error.unwrap_or_else(|| io::Error::other("no free temporary name")),
+    ))
+}
+
+fn temp_error(path: &Path, source: io::Error) -> Error {
+    let read_only = source.raw_os_error() == Some(nix::errno::Errno::EROFS as i32);
+    if source.kind() == io::ErrorKind::PermissionDenied || read_only {
+        // Say what to do rather than just "permission denied".
+        Error::NotWritable {
+            path: path.parent().unwrap_or(Path::new("/")).to_path_buf(),
+            hint: "git pair creates a temporary file next to each file it changes",
+            source,
+        }
+    } else {
+        Error::Io {
+            action: "create a temporary file for",
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+fn fill(mut file: File, bytes: &[u8]) -> io::Result<()> {
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// Makes a rename, link or unlink in the directory of `path` durable.
+fn sync_dir(path: &Path) -> Result<(), Error> {
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|source| Error::Io {
+            action: "sync the directory",
+            path: dir.to_path_buf(),
+            source,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ssh_files::io_tests::TempHome;
+
+    fn mode_of(path: &Path) -> u32 {
+        fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn write_creates_and_replaces_with_exact_mode_and_no_leftovers() {
+        let home = TempHome::new();
+        let p = home.path().join("f");
+        write(&p, b"one", 0o600).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"one");
+        assert_eq!(mode_of(&p), 0o600);
+        write(&p, b"two\xff", 0o644).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two\xff");
+        assert_eq!(mode_of(&p), 0o644);
+        assert_eq!(names(home.path()), vec!["f"]);
+    }
+
+    #[test]
+    fn write_into_missing_directory_fails_cleanly() {
+        let home = TempHome::new();
+        let p = home.path().join("nope/f");
+        assert!(write(&p, b"x", 0o600).is_err());
+        assert!(names(home.path()).is_empty());
+    }
+
+    #[test]
+    fn create_new_never_overwrites() {
+        let home = TempHome::new();
+        let p = home.path().join("id");
+        create_new(&p, b"secret", 0o600).unwrap();
+        assert_eq!(mode_of(&p), 0o600);
+        let err = create_new(&p, b"other", 0o600).unwrap_err();
+        assert!(matches!(err, Error::IdentityExists { .. }), "{err}");
+        assert_eq!(fs::read(&p).unwrap(), b"secret");
+        // A dangling symlink blocks the name too.
+        let link = home.path().join("dangling");
+        std::os::unix::fs::symlink(home.path().join("missing"), &link).unwrap();
+        assert!(matches!(
+            create_new(&link, b"x", 0o600),
+            Err(Error::IdentityExists { .. })
+        ));
+        assert!(!home.path().join("missing").exists());
+        assert_eq!(names(home.path()), vec!["dangling", "id"]);
+    }
+
+    #[test]
+    fn read_and_remove() {
+        let home = TempHome::new();
+        let p = home.path().join("f");
+        assert!(read(&p).unwrap().is_none());
+        write(&p, b"abc", 0o640).unwrap();
+        let found = read(&p).unwrap().unwrap();
+        assert_eq!((&found.bytes[..], found.mode), (&b"abc"[..], 0o640));
+        remove(&p).unwrap();
+        assert!(!p.exists());
+        remove(&p).unwrap();
+        assert!(matches!(read(home.path()), Err(Error::NotAFile { .. })));
+    }
+
+    #[test]
+    fn resolve_follows_symlink_chains_and_detects_loops() {
+        let home = TempHome::new();
+        let real = home.path().join("real");
+        fs::write(&real, b"x").unwrap();
+        std::os::unix::fs::symlink("real", home.path().join("a")).unwrap();
+        std::os::unix::fs::symlink(home.path().join("a"), home.path().join("b")).unwrap();
+        assert_eq!(resolve(&home.path().join("b")).unwrap(), real);
+        assert_eq!(
+            resolve(&home.path().join("plain")).unwrap(),
+            home.path().join("plain")
+        );
+        std::os::unix::fs::symlink("loop2", home.path().join("loop1")).unwrap();
+        std::os::unix::fs::symlink("loop1", home.path().join("loop2")).unwrap();
+        assert!(matches!(
+            resolve(&home.path().join("loop1")),
+            Err(Error::SymlinkLoop { .. })
+        ));
+    }
+
+    #[test]
+    fn ensure_dir_creates_0700_and_leaves_existing_alone() {
+        let home = TempHome::new();
+        let d = home.path().join("d");
+        assert!(ensure_dir(&d, 0o700).unwrap());
+        assert_eq!(mode_of(&d), 0o700);
+        fs::set_permissions(&d, Permissions::from_mode(0o755)).unwrap();
+        assert!(!ensure_dir(&d, 0o700).unwrap());
+        assert_eq!(mode_of(&d), 0o755);
+        let f = home.path().join("f");
+        fs::write(&f, b"").unwrap();
+        assert!(matches!(
+            ensure_dir(&f, 0o700),
+            Err(Error::NotADirectory { .. })
+        ));
+    }
+}

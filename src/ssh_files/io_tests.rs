@@ -1,0 +1,552 @@
+//! I/O tests of [`apply`], [`Applied`] and [`remove`] in a temporary home directory.
+//!
+//! These tests run as root, which ignores permission bits, so "not writable" is produced by
+//! shapes that stop root too: `~/.ssh` being a regular file, `authorized_keys` being a directory,
+//! a missing home.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::test_keys::{self, ECDSA_PUB, RSA_PUB};
+use super::*;
+
+/// A fresh directory under the system temp dir, removed on drop.
+pub(crate) struct TempHome {
+    path: PathBuf,
+}
+
+impl TempHome {
+    pub(crate) fn new() -> Self {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let path = std::env::temp_dir().join(format!(
+            "git-pair-ssh-files-{}-{}-{nanos}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        fs::create_dir(&path).expect("create temp home");
+        TempHome { path }
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TempHome {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Every entry under `root` (but the lock file): path -> (kind, mode, bytes or link target).
+type Snapshot = BTreeMap<PathBuf, (char, u32, Vec<u8>)>;
+
+fn snapshot(root: &Path) -> Snapshot {
+    fn walk(root: &Path, dir: &Path, out: &mut Snapshot) {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            let meta = fs::symlink_metadata(&path).unwrap();
+            let mode = meta.permissions().mode() & 0o7777;
+            let rel = path.strip_prefix(root).unwrap().to_path_buf();
+            if path.file_name() == Some(".lock".as_ref()) {
+                continue;
+            }
+            if meta.file_type().is_symlink() {
+                let target = fs::read_link(&path).unwrap();
+                out.insert(rel, ('l', 0, target.into_os_string().into_encoded_bytes()));
+            } else if meta.is_dir() {
+                out.insert(rel, ('d', mode, Vec::new()));
+                walk(root, &path, out);
+            } else {
+                out.insert(rel, ('f', mode, fs::read(&path).unwrap()));
+            }
+        }
+    }
+    let mut out = Snapshot::new();
+    walk(root, root, &mut out);
+    out
+}
+
+/// Directories created by apply stay (see its doc), so compare without `~/.ssh` and
+/// `~/.ssh/git-pair` themselves (their contents are still compared, and the mode of an existing
+/// `~/.ssh` is checked in `apply_keeps_existing_modes_where_documented`).
+fn without_created_dirs(mut snap: Snapshot) -> Snapshot {
+    snap.retain(|p, _| p != Path::new(".ssh") && p != Path::new(".ssh/git-pair"));
+    snap
+}
+
+fn mode(path: &Path) -> u32 {
+    fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+fn setup(identity: Identity) -> PairSetup {
+    let peer_user_key = test_keys::ed25519_public();
+    PairSetup {
+        alias: "git-pair-laptop-3f9a1c2e".to_owned(),
+        host_name: "fe80::2%veth0".to_owned(),
+        port: 2222,
+        user: "bob".to_owned(),
+        identity,
+        host_keys: vec![
+            ssh_key::PublicKey::from_openssh(ECDSA_PUB).unwrap(),
+            test_keys::ed25519_public(),
+        ],
+        authorized: AuthorizedEntry {
+            key: peer_user_key,
+            command: forced_command(
+                Path::new("/usr/bin/git-pair"),
+                Path::new("/home/alice/notes"),
+            )
+            .unwrap(),
+            marker: "repo-a:repo-b".to_owned(),
+            label: "bob@desk:/home/bob/notes".to_owned(),
+        },
+    }
+}
+
+fn generated() -> Identity {
+    Identity::Generated(test_keys::ed25519_private())
+}
+
+fn never() -> impl FnMut() -> bool {
+    || false
+}
+
+/// A home with a lived-in ~/.ssh: odd bytes everywhere, config mode 0644.
+fn lived_in_home() -> TempHome {
+    let home = TempHome::new();
+    let ssh = home.path().join(".ssh");
+    fs::create_dir(&ssh).unwrap();
+    fs::set_permissions(&ssh, fs::Permissions::from_mode(0o755)).unwrap();
+    let mut ak = format!("# keys\r\n{RSA_PUB}\r\n").into_bytes();
+    ak.extend_from_slice(b"garbage \xff\xfe\n");
+    ak.extend_from_slice(ECDSA_PUB.as_bytes()); // no final newline
+    fs::write(ssh.join("authorized_keys"), &ak).unwrap();
+    fs::set_permissions(
+        ssh.join("authorized_keys"),
+        fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    fs::write(ssh.join("config"), b"Host *\r\n  User me\r\n\xe9").unwrap();
+    fs::set_permissions(ssh.join("config"), fs::Permissions::from_mode(0o644)).unwrap();
+    fs::write(ssh.join("known_hosts"), b"untouched\n").unwrap();
+    home
+}
+
+#[test]
+fn apply_creates_files_with_the_right_modes() {
+    let home = TempHome::new();
+    let dir = SshDir::new(home.path());
+    let s = setup(generated());
+    let applied = apply(&dir, &s, &mut never()).unwrap();
+    let alias = &s.alias;
+    assert_eq!(
+        applied.written(),
+        vec![
+            dir.identity(alias),
+            dir.identity_pub(alias),
+            dir.pair_known_hosts(),
+            dir.pair_config(),
+            dir.config(),
+            dir.authorized_keys(),
+        ]
+    );
+    applied.commit();
+    assert_eq!(mode(dir.root()), 0o700);
+    assert_eq!(mode(&dir.pair_dir()), 0o700);
+    assert_eq!(mode(&dir.identity(alias)), 0o600);
+    assert_eq!(mode(&dir.identity_pub(alias)), 0o644);
+    assert_eq!(mode(&dir.pair_known_hosts()), 0o600);
+    assert_eq!(mode(&dir.pair_config()), 0o600);
+    assert_eq!(mode(&dir.config()), 0o600);
+    assert_eq!(mode(&dir.authorized_keys()), 0o600);
+
+    let Identity::Generated(key) = &s.identity else {
+        unreachable!()
+    };
+    let written_key =
+        ssh_key::PrivateKey::from_openssh(fs::read(dir.identity(alias)).unwrap()).unwrap();
+    assert_eq!(
+        written_key.public_key().key_data(),
+        key.public_key().key_data()
+    );
+    let pub_line = fs::read_to_string(dir.identity_pub(alias)).unwrap();
+    assert_eq!(
+        ssh_key::PublicKey::from_openssh(&pub_line)
+            .unwrap()
+            .key_data(),
+        key.public_key().key_data()
+    );
+    let ak = fs::read(dir.authorized_keys()).unwrap();
+    assert_eq!(authorized_keys::git_pair_lines(&ak).len(), 1);
+    let config = fs::read_to_string(dir.config()).unwrap();
+    assert!(
+        config.contains("\nInclude ~/.ssh/git-pair/config\n"),
+        "{config}"
+    );
+    let pair = fs::read(dir.pair_config()).unwrap();
+    assert_eq!(client_config::host_aliases(&pair), vec![alias.clone()]);
+    let kh = fs::read(dir.pair_known_hosts()).unwrap();
+    assert_eq!(known_hosts::keys_for(&kh, alias).len(), 2);
+    // Nothing left behind: no temporary files.
+    let names: Vec<_> = fs::read_dir(dir.pair_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names.len(), 5, "{names:?}");
+}
+
+#[test]
+fn apply_keeps_existing_modes_where_documented() {
+    let home = lived_in_home();
+    let dir = SshDir::new(home.path());
+    apply(&dir, &setup(generated()), &mut never())
+        .unwrap()
+        .commit();
+    assert_eq!(mode(dir.root()), 0o755, "an existing ~/.ssh keeps its mode");
+    assert_eq!(mode(&dir.config()), 0o644, "~/.ssh/config keeps its mode");
+    assert_eq!(
+        mode(&dir.authorized_keys()),
+        0o600,
+        "authorized_keys is 0600"
+    );
+    // The user's bytes are all still there, unchanged.
+    let ak = fs::read(dir.authorized_keys()).unwrap();
+    let mut old = format!("# keys\r\n{RSA_PUB}\r\n").into_bytes();
+    old.extend_from_slice(b"garbage \xff\xfe\n");
+    old.extend_from_slice(ECDSA_PUB.as_bytes());
+    old.push(b'\n');
+    assert!(ak.starts_with(&old));
+    assert!(fs::read(dir.config())
+        .unwrap()
+        .ends_with(b"Host *\r\n  User me\r\n\xe9"));
+}
+
+#[test]
+fn rollback_restores_exact_bytes_and_removes_created_files() {
+    let home = lived_in_home();
+    let dir = SshDir::new(home.path());
+    let before = snapshot(home.path());
+    let applied = apply(&dir, &setup(generated()), &mut never()).unwrap();
+    assert_ne!(
+        without_created_dirs(snapshot(home.path())),
+        without_created_dirs(before.clone())
+    );
+    applied.rollback().unwrap();
+    assert_eq!(
+        without_created_dirs(snapshot(home.path())),
+        without_created_dirs(before.clone())
+    );
+}
+
+#[test]
+fn dropping_applied_without_commit_rolls_back() {
+    let home = lived_in_home();
+    let dir = SshDir::new(home.path());
+    let before = snapshot(home.path());
+    {
+        let _applied = apply(&dir, &setup(generated()), &mut never()).unwrap();
+    }
+    assert_eq!(
+        without_created_dirs(snapshot(home.path())),
+        without_created_dirs(before.clone())
+    );
+}
+
+fn interrupt_at(n: usize) -> impl FnMut() -> bool {
+    let mut calls = 0;
+    move || {
+        calls += 1;
+        calls >= n
+    }
+}
+
+#[test]
+fn interrupted_before_the_third_write_leaves_everything_byte_identical() {
+    for identity in [
+        generated(),
+        Identity::Existing(PathBuf::from("/home/alice/.ssh/id_ed25519")),
+    ] {
+        for home in [lived_in_home(), TempHome::new()] {
+            let dir = SshDir::new(home.path());
+            let before = snapshot(home.path());
+            // Poll 1 is before the directories, polls 2, 3, 4 are before writes 1, 2, 3.
+            let mut polls = 0;
+            let mut interrupted = interrupt_at(4);
+            let mut counting = || {
+                polls += 1;
+                interrupted()
+            };
+            let err = apply(&dir, &setup(identity.clone()), &mut counting).unwrap_err();
+            assert!(matches!(err, Error::Interrupted), "{err}");
+            assert_eq!(polls, 4);
+            assert_eq!(
+                without_created_dirs(snapshot(home.path())),
+                without_created_dirs(before.clone())
+            );
+        }
+    }
+}
+
+#[test]
+fn interrupted_at_every_step_leaves_everything_byte_identical() {
+    for n in 1..=7 {
+        let home = lived_in_home();
+        let dir = SshDir::new(home.path());
+        let before = snapshot(home.path());
+        let err = apply(&dir, &setup(generated()), &mut interrupt_at(n)).unwrap_err();
+        assert!(matches!(err, Error::Interrupted), "{n}: {err}");
+        assert_eq!(
+            without_created_dirs(snapshot(home.path())),
+            without_created_dirs(before.clone()),
+            "{n}"
+        );
+    }
+    // Seven polls in all: an interruption at the eighth comes too late to matter.
+    let home = TempHome::new();
+    let dir = SshDir::new(home.path());
+    apply(&dir, &setup(generated()), &mut interrupt_at(8))
+        .unwrap()
+        .commit();
+}
+
+#[test]
+fn failure_in_a_later_write_rolls_back_the_earlier_ones() {
+    let home = lived_in_home();
+    let dir = SshDir::new(home.path());
+    let before = snapshot(home.path());
+    let ak = dir.authorized_keys();
+    let saved = fs::read(&ak).unwrap();
+    // Just before the last write, authorized_keys turns into a directory: the rename fails.
+    let mut polls = 0;
+    let mut sabotage = || {
+        polls += 1;
+        if polls == 7 {
+            fs::remove_file(&ak).unwrap();
+            fs::create_dir(&ak).unwrap();
+            fs::write(ak.join("x"), b"").unwrap();
+        }
+        false
+    };
+    let err = apply(&dir, &setup(generated()), &mut sabotage).unwrap_err();
+    assert!(
+        matches!(err, Error::NotAFile { .. } | Error::Io { .. }),
+        "{err}"
+    );
+    fs::remove_dir_all(&ak).unwrap();
+    fs::write(&ak, saved).unwrap();
+    fs::set_permissions(&ak, fs::Permissions::from_mode(0o644)).unwrap();
+    assert_eq!(
+        without_created_dirs(snapshot(home.path())),
+        without_created_dirs(before.clone())
+    );
+}
+
+#[test]
+fn ssh_dir_that_is_a_file_is_reported_and_nothing_is_written() {
+    let home = TempHome::new();
+    fs::write(home.path().join(".ssh"), b"not a dir").unwrap();
+    let dir = SshDir::new(home.path());
+    let before = snapshot(home.path());
+    let err = dir.check_writable().unwrap_err();
+    assert!(
+        matches!(&err, Error::NotADirectory { path } if path == dir.root()),
+        "{err}"
+    );
+    assert!(err.to_string().contains("is not a directory"), "{err}");
+    let err = apply(&dir, &setup(generated()), &mut never()).unwrap_err();
+    assert!(matches!(err, Error::NotADirectory { .. }), "{err}");
+    assert_eq!(snapshot(home.path()), before);
+    assert!(matches!(
+        remove(&dir, "git-pair-x", None, Some("m")),
+        Err(Error::NotADirectory { .. })
+    ));
+}
+
+#[test]
+fn authorized_keys_that_is_a_directory_is_reported_and_nothing_is_written() {
+    let home = lived_in_home();
+    let dir = SshDir::new(home.path());
+    fs::remove_file(dir.authorized_keys()).unwrap();
+    fs::create_dir(dir.authorized_keys()).unwrap();
+    let before = snapshot(home.path());
+    let err = dir.check_writable().unwrap_err();
+    assert!(
+        matches!(&err, Error::NotAFile { path } if *path == dir.authorized_keys()),
+        "{err}"
+    );
+    apply(&dir, &setup(generated()), &mut never()).unwrap_err();
+    assert_eq!(snapshot(home.path()), before);
+}
+
+#[test]
+fn missing_home_is_reported() {
+    let home = TempHome::new();
+    let dir = SshDir::new(&home.path().join("nobody"));
+    assert!(matches!(dir.check_writable(), Err(Error::NoHome { .. })));
+    assert!(SshDir::new(home.path()).check_writable().is_ok());
+}
+
+#[test]
+fn existing_identity_is_never_overwritten() {
+    let home = TempHome::new();
+    let dir = SshDir::new(home.path());
+    let s = setup(generated());
+    fs::create_dir_all(dir.pair_dir()).unwrap();
+    fs::write(dir.identity_pub(&s.alias), b"stale").unwrap();
+    let before = snapshot(home.path());
+    let err = apply(&dir, &s, &mut never()).unwrap_err();
+    assert!(matches!(err, Error::IdentityExists { .. }), "{err}");
+    assert_eq!(snapshot(home.path()), before);
+}
+
+#[test]
+fn re_pair_with_existing_key_replaces_and_skips_unchanged_files() {
+    let home = lived_in_home();
+    let dir = SshDir::new(home.path());
+    let s = setup(Identity::Existing(home.path().join(".ssh/id_ed25519")));
+    apply(&dir, &s, &mut never()).unwrap().commit();
+    let first = snapshot(home.path());
+    let again = apply(&dir, &s, &mut never()).unwrap();
+    assert!(again.written().is_empty(), "{:?}", again.written());
+    again.commit();
+    assert_eq!(snapshot(home.path()), first);
+    // A new peer key for the same pairing (same marker) replaces the old line.
+    let mut s2 = s.clone();
+    s2.authorized.key = test_keys::ed25519_public();
+    let applied = apply(&dir, &s2, &mut never()).unwrap();
+    assert_eq!(applied.written(), vec![dir.authorized_keys()]);
+    applied.commit();
+    let lines = authorized_keys::git_pair_lines(&fs::read(dir.authorized_keys()).unwrap());
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0].key.key_data(), s2.authorized.key.key_data());
+}
+
+#[test]
+fn symlinked_config_is_written_through_and_restored() {
+    let home = lived_in_home();
+    let dir = SshDir::new(home.path());
+    let dotfiles = home.path().join("dotfiles");
+    fs::create_dir(&dotfiles).unwrap();
+    fs::rename(dir.config(), dotfiles.join("ssh_config")).unwrap();
+    std::os::unix::fs::symlink("../dotfiles/ssh_config", dir.config()).unwrap();
+    let before = snapshot(home.path());
+    let applied = apply(&dir, &setup(generated()), &mut never()).unwrap();
+    assert!(fs::symlink_metadata(dir.config())
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    let target = fs::read_to_string(dotfiles.join("ssh_config")).unwrap_or_default();
+    assert!(
+        fs::read(dotfiles.join("ssh_config"))
+            .unwrap()
+            .starts_with(b"# Added by git pair"),
+        "{target}"
+    );
+    assert_eq!(mode(&dotfiles.join("ssh_config")), 0o644);
+    applied.rollback().unwrap();
+    assert_eq!(
+        without_created_dirs(snapshot(home.path())),
+        without_created_dirs(before.clone())
+    );
+}
+
+#[test]
+fn remove_undoes_apply_and_is_idempotent() {
+    let home = lived_in_home();
+    let dir = SshDir::new(home.path());
+    let s = setup(generated());
+    let ak_before = fs::read(dir.authorized_keys()).unwrap();
+    apply(&dir, &s, &mut never()).unwrap().commit();
+    // A second pairing must survive the removal of the first.
+    let mut other = setup(Identity::Existing(PathBuf::from("/k")));
+    other.alias = "git-pair-other".to_owned();
+    other.authorized.marker = "other".to_owned();
+    apply(&dir, &other, &mut never()).unwrap().commit();
+
+    let fp = s.authorized.key.fingerprint(ssh_key::HashAlg::Sha256);
+    let changed = remove(&dir, &s.alias, Some(&fp), None).unwrap();
+    assert_eq!(
+        changed,
+        vec![
+            dir.authorized_keys(),
+            dir.pair_config(),
+            dir.pair_known_hosts(),
+            dir.identity(&s.alias),
+            dir.identity_pub(&s.alias),
+        ]
+    );
+    assert!(!dir.identity(&s.alias).exists());
+    let ak = fs::read(dir.authorized_keys()).unwrap();
+    let remaining = authorized_keys::git_pair_lines(&ak);
+    assert_eq!(remaining.len(), 1);
+    assert_eq!(remaining[0].marker, "other");
+    assert_eq!(
+        client_config::host_aliases(&fs::read(dir.pair_config()).unwrap()),
+        vec!["git-pair-other"]
+    );
+    assert!(known_hosts::keys_for(&fs::read(dir.pair_known_hosts()).unwrap(), &s.alias).is_empty());
+
+    assert!(remove(&dir, &s.alias, Some(&fp), None).unwrap().is_empty());
+    remove(&dir, &other.alias, None, Some("other")).unwrap();
+    // The user's authorized_keys is back to its bytes, plus the '\n' its last line lacked.
+    let mut expected = ak_before;
+    expected.push(b'\n');
+    assert_eq!(fs::read(dir.authorized_keys()).unwrap(), expected);
+}
+
+#[test]
+fn remove_without_ssh_dir_does_nothing() {
+    let home = TempHome::new();
+    let dir = SshDir::new(home.path());
+    assert!(remove(&dir, "git-pair-x", None, Some("m"))
+        .unwrap()
+        .is_empty());
+    assert!(snapshot(home.path()).is_empty());
+    assert!(remove(&dir, "../evil", None, None).is_err());
+}
+
+#[test]
+fn lock_is_held_until_commit() {
+    use nix::fcntl::{Flock, FlockArg};
+    let home = TempHome::new();
+    let dir = SshDir::new(home.path());
+    let applied = apply(&dir, &setup(generated()), &mut never()).unwrap();
+    let try_lock = || {
+        let file = fs::File::open(dir.lock_file()).unwrap();
+        Flock::lock(file, FlockArg::LockExclusiveNonblock).is_ok()
+    };
+    assert!(!try_lock(), "the lock must be held while Applied lives");
+    applied.commit();
+    assert!(try_lock(), "commit must release the lock");
+    assert_eq!(mode(&dir.lock_file()), 0o600);
+}
+
+#[test]
+fn invalid_setup_fails_before_touching_anything() {
+    let home = TempHome::new();
+    let dir = SshDir::new(home.path());
+    let mut s = setup(generated());
+    s.host_name = "evil\n  ProxyCommand sh".to_owned();
+    assert!(matches!(
+        apply(&dir, &s, &mut never()),
+        Err(Error::InvalidValue { .. })
+    ));
+    let mut s = setup(generated());
+    s.host_keys.clear();
+    assert!(apply(&dir, &s, &mut never()).is_err());
+    let mut s = setup(generated());
+    s.alias = "../../etc".to_owned();
+    assert!(apply(&dir, &s, &mut never()).is_err());
+    assert!(snapshot(home.path()).is_empty());
+}

@@ -1,0 +1,804 @@
+//! Everything git-pair writes under `~/.ssh`, and nothing else.
+//!
+//! One pairing touches these paths:
+//!
+//! | path | owner | what git-pair puts there |
+//! | --- | --- | --- |
+//! | `~/.ssh/authorized_keys` | the user | one `restrict,command="…"` line per paired peer, tagged `git-pair:<marker>` |
+//! | `~/.ssh/config` | the user | one `Include ~/.ssh/git-pair/config` line, first in the file |
+//! | `~/.ssh/git-pair/config` | git-pair | one `Host <alias>` block per pairing |
+//! | `~/.ssh/git-pair/known_hosts` | git-pair | the peer's sshd host keys, pinned under `HostKeyAlias <alias>` |
+//! | `~/.ssh/git-pair/id_<alias>{,.pub}` | git-pair | a key generated for one pairing |
+//!
+//! The work is split in two. The planners ([`authorized_keys`], [`client_config`], [`known_hosts`])
+//! are pure functions from the old bytes of one file to its new bytes; every line they do not own
+//! comes out byte for byte, whatever its line ending, encoding or syntax. [`apply`] and [`remove`]
+//! run the planners inside a transaction: a flock on `~/.ssh/git-pair/.lock`, one atomic write per
+//! file ([`atomic`]), and an undo log holding the exact previous bytes and mode of every file touched,
+//! so that a failure, an interruption or a later [`Applied::rollback`] leaves every file as it was.
+//!
+//! Everything the peer sent (host name, user, keys, label) is untrusted: values that end up in
+//! `ssh_config` are checked against a strict allowlist, and the label in `authorized_keys` is
+//! stripped of control, bidi and zero-width characters.
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use zeroize::Zeroizing;
+
+pub mod atomic;
+pub mod authorized_keys;
+pub mod client_config;
+pub mod known_hosts;
+mod transaction;
+
+#[cfg(test)]
+mod io_tests;
+#[cfg(test)]
+mod test_keys;
+
+pub use client_config::HostBlock;
+pub use transaction::Applied;
+
+use transaction::FileMode;
+
+/// What can go wrong while planning or writing files under `~/.ssh`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A path that must be a directory is something else.
+    #[error("{} exists but is not a directory: git pair keeps ssh files there; move it aside and retry", .path.display())]
+    NotADirectory { path: PathBuf },
+
+    /// A file git-pair has to rewrite is a directory, a socket, …
+    #[error("{} exists but is not a regular file: move it aside and retry", .path.display())]
+    NotAFile { path: PathBuf },
+
+    /// We lack permission to write a file or a directory (or it is on a read-only file system).
+    #[error("{} is not writable by you: check its owner and mode ({hint})", .path.display())]
+    NotWritable {
+        path: PathBuf,
+        hint: &'static str,
+        #[source]
+        source: io::Error,
+    },
+
+    /// The home directory does not exist, so `~/.ssh` cannot be created.
+    #[error("the home directory {} does not exist: set HOME to your home directory", .path.display())]
+    NoHome { path: PathBuf },
+
+    /// A value (alias, host name, user, marker, command) would be unsafe or ambiguous in an ssh file.
+    #[error("{what} {value:?} cannot be written to an ssh file: {reason}")]
+    InvalidValue {
+        what: &'static str,
+        value: String,
+        reason: &'static str,
+    },
+
+    /// A path would be unsafe or ambiguous in an ssh file or in the forced command.
+    #[error("{what} {} cannot be used: {reason}", .path.display())]
+    InvalidPath {
+        what: &'static str,
+        path: PathBuf,
+        reason: &'static str,
+    },
+
+    /// A key file for this alias already exists; git-pair never overwrites a key.
+    #[error("{} already exists and git pair never overwrites a key file: run `git pair remove` for this pairing or move the file aside, then retry", .path.display())]
+    IdentityExists { path: PathBuf },
+
+    /// The lock file could not be opened or locked.
+    #[error("cannot lock {}: check that ~/.ssh/git-pair belongs to you and is writable", .path.display())]
+    Lock {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    /// A file system call failed.
+    #[error("cannot {action} {}", .path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    /// A symlink chain under `~/.ssh` does not end.
+    #[error("{} is a symlink loop: fix or remove the symlink and retry", .path.display())]
+    SymlinkLoop { path: PathBuf },
+
+    /// An ssh key could not be encoded.
+    #[error("cannot encode an ssh key")]
+    Key(#[from] ssh_key::Error),
+
+    /// The caller's `interrupted` callback asked to stop; everything done so far was undone.
+    #[error("interrupted; the changes to ~/.ssh were undone")]
+    Interrupted,
+
+    /// Undoing changes failed for some files.
+    #[error("could not undo the changes to {}: check these files by hand", display_paths(.failed))]
+    RollbackFailed {
+        failed: Vec<PathBuf>,
+        #[source]
+        first: Box<Error>,
+    },
+
+    /// A step failed, and undoing the steps before it failed too.
+    #[error("{cause}; undoing the earlier changes also failed, so files under ~/.ssh may be half changed")]
+    Incomplete {
+        cause: Box<Error>,
+        #[source]
+        rollback: Box<Error>,
+    },
+}
+
+fn display_paths(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The paths of one user's `~/.ssh` that git-pair knows about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshDir {
+    home: PathBuf,
+    root: PathBuf,
+}
+
+impl SshDir {
+    /// `home` is the user's home directory; the root is `home/.ssh`.
+    pub fn new(home: &Path) -> Self {
+        SshDir {
+            home: home.to_path_buf(),
+            root: home.join(".ssh"),
+        }
+    }
+
+    /// The home directory this was built from (used to write `~/…` paths into ssh_config).
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    /// `~/.ssh`
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `~/.ssh/authorized_keys`
+    pub fn authorized_keys(&self) -> PathBuf {
+        self.root.join("authorized_keys")
+    }
+
+    /// `~/.ssh/config`
+    pub fn config(&self) -> PathBuf {
+        self.root.join("config")
+    }
+
+    /// `~/.ssh/git-pair`, owned by git-pair.
+    pub fn pair_dir(&self) -> PathBuf {
+        self.root.join("git-pair")
+    }
+
+    /// `~/.ssh/git-pair/config`, owned by git-pair: one `Host` block per pairing.
+    pub fn pair_config(&self) -> PathBuf {
+        self.pair_dir().join("config")
+    }
+
+    /// `~/.ssh/git-pair/known_hosts`, owned by git-pair: the pinned host keys.
+    pub fn pair_known_hosts(&self) -> PathBuf {
+        self.pair_dir().join("known_hosts")
+    }
+
+    /// `~/.ssh/git-pair/id_<alias>`. The alias is not checked here: call [`validate_alias`] on
+    /// anything that did not come from git-pair itself, since `/` or `..` would leave the directory.
+    pub fn identity(&self, alias: &str) -> PathBuf {
+        self.pair_dir().join(format!("id_{alias}"))
+    }
+
+    /// `~/.ssh/git-pair/id_<alias>.pub` (the alias may contain dots, so this is not
+    /// `with_extension`).
+    pub fn identity_pub(&self, alias: &str) -> PathBuf {
+        self.pair_dir().join(format!("id_{alias}.pub"))
+    }
+
+    /// `~/.ssh/git-pair/.lock`, flocked while a transaction runs.
+    pub fn lock_file(&self) -> PathBuf {
+        self.pair_dir().join(".lock")
+    }
+
+    /// Preflight, before any network traffic: `~/.ssh` (or the home, if `~/.ssh` does not exist
+    /// yet) is a writable directory, and every file git-pair would rewrite is a regular file that
+    /// we may write, in a directory where we may create the temporary file. Symlinks are followed
+    /// the way the writes follow them.
+    ///
+    /// Root passes every permission check except on a read-only file system, so as root this
+    /// mostly catches "is not a directory" / "is not a regular file".
+    pub fn check_writable(&self) -> Result<(), Error> {
+        match dir_state(&self.root)? {
+            DirState::Missing => {
+                return match dir_state(&self.home)? {
+                    DirState::Missing => Err(Error::NoHome {
+                        path: self.home.clone(),
+                    }),
+                    DirState::Present => writable_dir(&self.home, "it should be yours"),
+                };
+            }
+            DirState::Present => writable_dir(&self.root, SSH_DIR_HINT)?,
+        }
+        check_file(&self.authorized_keys())?;
+        check_file(&self.config())?;
+        match dir_state(&self.pair_dir())? {
+            DirState::Missing => Ok(()),
+            DirState::Present => {
+                writable_dir(&self.pair_dir(), SSH_DIR_HINT)?;
+                check_file(&self.pair_config())?;
+                check_file(&self.pair_known_hosts())
+            }
+        }
+    }
+}
+
+enum DirState {
+    Missing,
+    Present,
+}
+
+fn dir_state(path: &Path) -> Result<DirState, Error> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => Ok(DirState::Present),
+        Ok(_) => Err(Error::NotADirectory {
+            path: path.to_path_buf(),
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(DirState::Missing),
+        Err(source) => Err(Error::Io {
+            action: "inspect",
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+const SSH_DIR_HINT: &str = "it should be yours, chmod 700";
+
+fn writable_dir(path: &Path, hint: &'static str) -> Result<(), Error> {
+    use nix::unistd::{access, AccessFlags};
+    access(path, AccessFlags::W_OK | AccessFlags::X_OK).map_err(|errno| Error::NotWritable {
+        path: path.to_path_buf(),
+        hint,
+        source: errno.into(),
+    })
+}
+
+/// A file we may rewrite: if it exists it must be a writable regular file; either way the
+/// directory it (or its symlink target) lives in must let us create the temporary file.
+fn check_file(path: &Path) -> Result<(), Error> {
+    use nix::unistd::{access, AccessFlags};
+    let real = atomic::resolve(path)?;
+    match std::fs::metadata(&real) {
+        Ok(m) if !m.is_file() => {
+            return Err(Error::NotAFile {
+                path: path.to_path_buf(),
+            })
+        }
+        Ok(_) => access(&real, AccessFlags::W_OK).map_err(|errno| Error::NotWritable {
+            path: path.to_path_buf(),
+            hint: "it should be yours, chmod 600",
+            source: errno.into(),
+        })?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(Error::Io {
+                action: "inspect",
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    }
+    let parent = real.parent().unwrap_or(Path::new("/"));
+    match dir_state(parent)? {
+        DirState::Present => writable_dir(parent, SSH_DIR_HINT),
+        DirState::Missing => Err(Error::Io {
+            action: "write",
+            path: path.to_path_buf(),
+            source: io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("its directory {} does not exist", parent.display()),
+            ),
+        }),
+    }
+}
+
+/// Everything one pairing writes under `~/.ssh`. Pure data; [`apply`] validates it.
+#[derive(Debug, Clone)]
+pub struct PairSetup {
+    /// ssh `Host` alias, e.g. `git-pair-laptop-3f9a1c2e`; see [`validate_alias`].
+    pub alias: String,
+    /// What goes in `HostName`: `10.0.0.2`, `fe80::2%veth0`, `host.lan`.
+    pub host_name: String,
+    pub port: u16,
+    /// The remote login user.
+    pub user: String,
+    /// Which private key the alias uses.
+    pub identity: Identity,
+    /// The peer's sshd host keys, pinned under `HostKeyAlias <alias>`.
+    pub host_keys: Vec<ssh_key::PublicKey>,
+    /// The peer's user key, let in with a forced command.
+    pub authorized: AuthorizedEntry,
+}
+
+/// Which private key a pairing's `Host` block uses.
+// Not boxed: this is the shape the callers asked for, and there is one per run.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone)]
+pub enum Identity {
+    /// A key generated for this pairing: written to `identity(alias)` (0600, never overwriting)
+    /// and `identity_pub(alias)` (0644).
+    Generated(ssh_key::PrivateKey),
+    /// An existing key the user named with `--key`: referenced by absolute path, never written.
+    Existing(PathBuf),
+}
+
+// By hand, so that no secret can reach a log through `{:?}`.
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Identity::Generated(key) => f
+                .debug_tuple("Generated")
+                .field(&format_args!(
+                    "{}",
+                    key.public_key().fingerprint(ssh_key::HashAlg::Sha256)
+                ))
+                .finish(),
+            Identity::Existing(path) => f.debug_tuple("Existing").field(path).finish(),
+        }
+    }
+}
+
+/// The peer's user key as one `authorized_keys` line; see [`authorized_keys::render_line`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizedEntry {
+    pub key: ssh_key::PublicKey,
+    /// The forced command, already shell-quoted (see [`forced_command`]). Must not contain
+    /// control characters or end with a backslash.
+    pub command: String,
+    /// Identifies "this local repo paired with that peer repo"; a re-pair replaces lines with the
+    /// same marker. Characters: `A-Z a-z 0-9 . _ - : @ + = /`.
+    pub marker: String,
+    /// Human part of the comment, e.g. `alice@laptop:/home/alice/notes`. Control, bidi and
+    /// zero-width characters are replaced by `?` when written.
+    pub label: String,
+}
+
+/// Checks an ssh `Host` alias: 1 to 64 characters from `A-Z a-z 0-9 . _ -`, not starting with
+/// `-` (it would read as an option on an ssh or git command line) or `.`.
+pub fn validate_alias(alias: &str) -> Result<(), Error> {
+    let invalid = |reason| Error::InvalidValue {
+        what: "ssh alias",
+        value: alias.to_owned(),
+        reason,
+    };
+    if alias.is_empty() || alias.len() > 64 {
+        return Err(invalid("it must be 1 to 64 characters long"));
+    }
+    if !alias
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return Err(invalid("use only letters, digits, '.', '_' and '-'"));
+    }
+    if alias.starts_with(['-', '.']) {
+        return Err(invalid("it must not start with '-' or '.'"));
+    }
+    Ok(())
+}
+
+/// Shell-quotes the forced command `'<exe>' serve --repo '<repo>'` (POSIX single quotes, with
+/// `'` written as `'\''`). sshd runs it through the user's login shell.
+///
+/// Refuses relative paths, paths that are not UTF-8, and paths with a control character
+/// (a newline would end the `authorized_keys` line) or a backslash (fish, a common login shell,
+/// treats `\\` and `\'` as escapes even inside single quotes, so the path would change).
+pub fn forced_command(exe: &Path, repo: &Path) -> Result<String, Error> {
+    let exe = command_path("git-pair executable", exe)?;
+    let repo = command_path("repository path", repo)?;
+    Ok(format!(
+        "{} serve --repo {}",
+        shell_quote(exe),
+        shell_quote(repo)
+    ))
+}
+
+fn command_path<'a>(what: &'static str, path: &'a Path) -> Result<&'a str, Error> {
+    let invalid = |reason| Error::InvalidPath {
+        what,
+        path: path.to_path_buf(),
+        reason,
+    };
+    if !path.is_absolute() {
+        return Err(invalid("it must be an absolute path"));
+    }
+    let text = path
+        .to_str()
+        .ok_or_else(|| invalid("it is not valid UTF-8; rename it"))?;
+    if text.chars().any(char::is_control) {
+        return Err(invalid(
+            "it contains a newline or another control character; rename it",
+        ));
+    }
+    if text.contains('\\') {
+        return Err(invalid(
+            "it contains a backslash, which some login shells (fish) would read as an escape; rename it",
+        ));
+    }
+    Ok(text)
+}
+
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// The validated, rendered pieces of a [`PairSetup`], computed before anything is written.
+struct Prepared {
+    block: HostBlock,
+    /// Private key (OpenSSH PEM, LF) and public key line, if the identity is generated.
+    identity: Option<(Zeroizing<String>, String)>,
+}
+
+fn prepare(dir: &SshDir, setup: &PairSetup) -> Result<Prepared, Error> {
+    validate_alias(&setup.alias)?;
+    let block = HostBlock::for_setup(dir, setup)?;
+    // Render once only to validate marker, command and key, so that a bad entry fails before
+    // the first write rather than after four of them.
+    authorized_keys::render_line(&setup.authorized)?;
+    if setup.host_keys.is_empty() {
+        return Err(Error::InvalidValue {
+            what: "host key list",
+            value: String::new(),
+            reason: "the peer sent no sshd host key, so ssh could never verify it; the peer's sshd may not be running",
+        });
+    }
+    known_hosts::plan(b"", &setup.alias, &setup.host_keys)?;
+    client_config::plan_include(None, &dir.pair_config(), dir.home())?;
+    let identity = match &setup.identity {
+        Identity::Generated(key) => {
+            let private = key.to_openssh(ssh_key::LineEnding::LF)?;
+            let public = format!("{}\n", key.public_key().to_openssh()?);
+            Some((private, public))
+        }
+        Identity::Existing(_) => None,
+    };
+    Ok(Prepared { block, identity })
+}
+
+/// Applies a whole [`PairSetup`], all or nothing.
+///
+/// Creates `~/.ssh` and `~/.ssh/git-pair` (0700) if missing, takes the lock (held until the
+/// returned [`Applied`] is committed, rolled back or dropped), then writes, each atomically:
+/// the identity files (if generated), git-pair's known_hosts, git-pair's config (the `Host`
+/// block), `~/.ssh/config` (the `Include` line), `~/.ssh/authorized_keys`. A file whose planned
+/// bytes equal its current bytes is not rewritten.
+///
+/// `interrupted` is polled before each of those steps; if it returns true, everything done so far
+/// is undone and [`Error::Interrupted`] returned. Any other failure also undoes everything first.
+/// Directories created here are left in place (the lock file lives in one of them, and removing a
+/// lock file others may be waiting on is unsafe).
+///
+/// Dropping the returned [`Applied`] without calling [`Applied::commit`] rolls the changes back.
+pub fn apply(
+    dir: &SshDir,
+    setup: &PairSetup,
+    interrupted: &mut dyn FnMut() -> bool,
+) -> Result<Applied, Error> {
+    let prepared = prepare(dir, setup)?;
+    dir.check_writable()?;
+    if prepared.identity.is_some() {
+        for path in [dir.identity(&setup.alias), dir.identity_pub(&setup.alias)] {
+            if std::fs::symlink_metadata(&path).is_ok() {
+                return Err(Error::IdentityExists { path });
+            }
+        }
+    }
+    poll(interrupted)?;
+    atomic::ensure_dir(dir.root(), 0o700)?;
+    atomic::ensure_dir(&dir.pair_dir(), 0o700)?;
+    let mut tx = Applied::begin(&dir.lock_file(), Some(&mut *interrupted))?;
+    match apply_steps(&mut tx, dir, setup, &prepared, interrupted) {
+        Ok(()) => Ok(tx),
+        Err(cause) => Err(undo_after(tx, cause)),
+    }
+}
+
+fn apply_steps(
+    tx: &mut Applied,
+    dir: &SshDir,
+    setup: &PairSetup,
+    prepared: &Prepared,
+    interrupted: &mut dyn FnMut() -> bool,
+) -> Result<(), Error> {
+    let alias = &setup.alias;
+    if let Some((private, public)) = &prepared.identity {
+        poll(interrupted)?;
+        tx.create(&dir.identity(alias), private.as_bytes(), 0o600)?;
+        poll(interrupted)?;
+        tx.create(&dir.identity_pub(alias), public.as_bytes(), 0o644)?;
+    }
+    poll(interrupted)?;
+    tx.update(&dir.pair_known_hosts(), FileMode::Fixed(0o600), |old| {
+        known_hosts::plan(old.unwrap_or_default(), alias, &setup.host_keys).map(Some)
+    })?;
+    poll(interrupted)?;
+    tx.update(&dir.pair_config(), FileMode::Fixed(0o600), |old| {
+        Ok(Some(client_config::plan_host(
+            old.unwrap_or_default(),
+            &prepared.block,
+        )))
+    })?;
+    poll(interrupted)?;
+    tx.update(&dir.config(), FileMode::KeepOr(0o600), |old| {
+        client_config::plan_include(old, &dir.pair_config(), dir.home())
+    })?;
+    poll(interrupted)?;
+    tx.update(&dir.authorized_keys(), FileMode::Fixed(0o600), |old| {
+        authorized_keys::plan_add(old.unwrap_or_default(), &setup.authorized).map(Some)
+    })?;
+    Ok(())
+}
+
+fn poll(interrupted: &mut dyn FnMut() -> bool) -> Result<(), Error> {
+    if interrupted() {
+        Err(Error::Interrupted)
+    } else {
+        Ok(())
+    }
+}
+
+fn undo_after(tx: Applied, cause: Error) -> Error {
+    match tx.rollback() {
+        Ok(()) => cause,
+        Err(rollback) => Error::Incomplete {
+            cause: Box::new(cause),
+            rollback: Box::new(rollback),
+        },
+    }
+}
+
+/// Removes one pairing, under the lock, all or nothing; returns the paths it changed or deleted.
+///
+/// - `authorized_keys`: git-pair lines (those tagged `git-pair:<marker>`) whose marker equals
+///   `marker` or whose key has `authorized_fingerprint` (either suffices). Lines git-pair did not
+///   write are never removed. Skipped when both are `None`.
+/// - git-pair's config: the `Host <alias>` block; git-pair's known_hosts: the lines for `alias`;
+///   the identity files `id_<alias>{,.pub}`.
+///
+/// The `Include` line in `~/.ssh/config` stays: other pairings may need it, and an Include of a
+/// missing file is ignored by ssh. Idempotent: a second call changes nothing and returns `[]`.
+/// If `~/.ssh` does not exist there is nothing to do; if it exists, `~/.ssh/git-pair` is created
+/// (0700) when missing, to hold the lock file.
+pub fn remove(
+    dir: &SshDir,
+    alias: &str,
+    authorized_fingerprint: Option<&ssh_key::Fingerprint>,
+    marker: Option<&str>,
+) -> Result<Vec<PathBuf>, Error> {
+    validate_alias(alias)?;
+    match dir_state(dir.root())? {
+        DirState::Missing => return Ok(Vec::new()),
+        DirState::Present => {}
+    }
+    dir.check_writable()?;
+    atomic::ensure_dir(&dir.pair_dir(), 0o700)?;
+    let mut tx = Applied::begin(&dir.lock_file(), None)?;
+    match remove_steps(&mut tx, dir, alias, authorized_fingerprint, marker) {
+        Ok(()) => {
+            let written = tx.written();
+            tx.commit();
+            Ok(written)
+        }
+        Err(cause) => Err(undo_after(tx, cause)),
+    }
+}
+
+fn remove_steps(
+    tx: &mut Applied,
+    dir: &SshDir,
+    alias: &str,
+    fingerprint: Option<&ssh_key::Fingerprint>,
+    marker: Option<&str>,
+) -> Result<(), Error> {
+    // Revoke the peer's access first: if anything below fails, the rollback puts it back anyway.
+    if fingerprint.is_some() || marker.is_some() {
+        tx.update(&dir.authorized_keys(), FileMode::KeepOr(0o600), |old| {
+            Ok(old.map(|old| authorized_keys::plan_remove(old, fingerprint, marker)))
+        })?;
+    }
+    tx.update(&dir.pair_config(), FileMode::KeepOr(0o600), |old| {
+        Ok(old.map(|old| client_config::plan_remove_host(old, alias)))
+    })?;
+    tx.update(&dir.pair_known_hosts(), FileMode::KeepOr(0o600), |old| {
+        Ok(old.map(|old| known_hosts::plan_remove(old, alias)))
+    })?;
+    tx.delete(&dir.identity(alias))?;
+    tx.delete(&dir.identity_pub(alias))?;
+    Ok(())
+}
+
+/// Splits bytes into lines, each keeping its `\n` (the last one may have none).
+pub(crate) fn lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    bytes.split_inclusive(|&b| b == b'\n')
+}
+
+/// A line without its terminator: the `\n` and, for CRLF files, the `\r` before it.
+pub(crate) fn line_content(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// Appends `\n` unless `out` is empty or already ends with one.
+pub(crate) fn terminate_last_line(out: &mut Vec<u8>) {
+    if !out.is_empty() && !out.ends_with(b"\n") {
+        out.push(b'\n');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    #[test]
+    fn ssh_dir_paths() {
+        let dir = SshDir::new(Path::new("/home/alice"));
+        assert_eq!(dir.root(), Path::new("/home/alice/.ssh"));
+        assert_eq!(
+            dir.authorized_keys(),
+            Path::new("/home/alice/.ssh/authorized_keys")
+        );
+        assert_eq!(dir.config(), Path::new("/home/alice/.ssh/config"));
+        assert_eq!(dir.pair_dir(), Path::new("/home/alice/.ssh/git-pair"));
+        assert_eq!(
+            dir.pair_config(),
+            Path::new("/home/alice/.ssh/git-pair/config")
+        );
+        assert_eq!(
+            dir.pair_known_hosts(),
+            Path::new("/home/alice/.ssh/git-pair/known_hosts")
+        );
+        assert_eq!(
+            dir.identity("git-pair-a.b"),
+            Path::new("/home/alice/.ssh/git-pair/id_git-pair-a.b")
+        );
+        assert_eq!(
+            dir.identity_pub("git-pair-a.b"),
+            Path::new("/home/alice/.ssh/git-pair/id_git-pair-a.b.pub")
+        );
+        assert_eq!(
+            dir.lock_file(),
+            Path::new("/home/alice/.ssh/git-pair/.lock")
+        );
+    }
+
+    #[test]
+    fn alias_validation() {
+        for ok in ["git-pair-laptop-3f9a1c2e", "a", "A.b_c-9", &"x".repeat(64)] {
+            assert!(validate_alias(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "-oProxyCommand=x",
+            ".",
+            "..",
+            "../x",
+            "a/b",
+            "a b",
+            "a\nb",
+            "a*",
+            "a%h",
+            "é",
+            &"x".repeat(65),
+        ] {
+            assert!(
+                matches!(validate_alias(bad), Err(Error::InvalidValue { .. })),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn forced_command_quotes_with_posix_single_quotes() {
+        let cmd = forced_command(
+            Path::new("/usr/local/bin/git-pair"),
+            Path::new("/home/o'brien/my notes"),
+        )
+        .unwrap();
+        assert_eq!(
+            cmd,
+            r"'/usr/local/bin/git-pair' serve --repo '/home/o'\''brien/my notes'"
+        );
+    }
+
+    #[test]
+    fn forced_command_refuses_unsafe_paths() {
+        use std::ffi::OsStr;
+        use std::os::unix::ffi::OsStrExt;
+        let exe = Path::new("/usr/bin/git-pair");
+        let bad_repos: [&Path; 5] = [
+            Path::new("/home/a/line\nbreak"),
+            Path::new("/home/a/cr\rhere"),
+            Path::new("/home/a/back\\slash"),
+            Path::new("relative/repo"),
+            Path::new(OsStr::from_bytes(b"/home/a/\xff\xfe")),
+        ];
+        for repo in bad_repos {
+            assert!(
+                matches!(forced_command(exe, repo), Err(Error::InvalidPath { .. })),
+                "{repo:?}"
+            );
+        }
+        assert!(forced_command(Path::new("git-pair"), Path::new("/r")).is_err());
+    }
+
+    /// The quoting is checked by the real /bin/sh: it must split the command back into exactly
+    /// the executable, `serve`, `--repo` and the repository path.
+    #[test]
+    fn forced_command_round_trips_through_sh() {
+        let repos = [
+            "/home/a/plain",
+            "/home/a/with space",
+            "/home/a/it's",
+            "/home/a/''",
+            "/home/a/$HOME `id` $(id) ; | & > < * ? [a] ~ # !",
+            "/home/a/\"double\"",
+            "/home/a/ünïcødé/日本",
+        ];
+        for repo in repos {
+            let cmd = forced_command(Path::new("/opt/it's/git-pair"), Path::new(repo)).unwrap();
+            let script = format!("set -- {cmd}; printf '%s\\0' \"$@\"");
+            let out = Command::new("/bin/sh")
+                .arg("-c")
+                .arg(&script)
+                .output()
+                .expect("run /bin/sh");
+            assert!(out.status.success(), "{script}");
+            let words: Vec<&[u8]> = out
+                .stdout
+                .split(|&b| b == 0)
+                .filter(|w| !w.is_empty())
+                .collect();
+            let expected: Vec<&[u8]> =
+                vec![b"/opt/it's/git-pair", b"serve", b"--repo", repo.as_bytes()];
+            assert_eq!(words, expected, "{cmd}");
+        }
+    }
+
+    #[test]
+    fn identity_debug_shows_no_secret() {
+        let key = test_keys::ed25519_private();
+        let secret = key.to_openssh(ssh_key::LineEnding::LF).unwrap();
+        let shown = format!("{:?}", Identity::Generated(key.clone()));
+        assert!(shown.starts_with("Generated(SHA256:"), "{shown}");
+        let body: String = secret.lines().nth(1).unwrap().chars().take(20).collect();
+        assert!(!shown.contains(&body));
+    }
+
+    #[test]
+    fn line_helpers() {
+        let l: Vec<&[u8]> = lines(b"a\r\nb\n\nc").collect();
+        assert_eq!(l, vec![&b"a\r\n"[..], b"b\n", b"\n", b"c"]);
+        assert_eq!(line_content(b"a\r\n"), b"a");
+        assert_eq!(line_content(b"a\r"), b"a");
+        assert_eq!(line_content(b"a\n"), b"a");
+        assert_eq!(line_content(b"a"), b"a");
+        let mut v = b"x".to_vec();
+        terminate_last_line(&mut v);
+        assert_eq!(v, b"x\n");
+        terminate_last_line(&mut v);
+        assert_eq!(v, b"x\n");
+        let mut e = Vec::new();
+        terminate_last_line(&mut e);
+        assert!(e.is_empty());
+    }
+}

@@ -1,0 +1,727 @@
+//! Terminal output: making untrusted text safe to print, the pairing-code banner, the status
+//! line on stderr, and short human-readable durations.
+//!
+//! Everything a peer sends us (names, host names, error strings) goes through [`sanitize`]
+//! before it reaches a terminal: escape sequences, bidi overrides and invisible characters could
+//! otherwise rewrite what the user sees ("Trojan Source"-style spoofing) or drive the terminal.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+/// Characters that must never reach a terminal as they are: they control the terminal, change
+/// the order text is displayed in, or are invisible.
+fn is_unsafe_char(c: char) -> bool {
+    matches!(
+        c,
+        // C0 controls (ESC, \r, \n, \t, ...), DEL, C1 controls (CSI U+009B, ...).
+        '\u{0}'..='\u{1f}'
+            | '\u{7f}'..='\u{9f}'
+            // Soft hyphen, combining grapheme joiner, Arabic letter mark.
+            | '\u{ad}'
+            | '\u{34f}'
+            | '\u{61c}'
+            // Hangul fillers and Khmer inherent vowels: render as nothing.
+            | '\u{115f}'
+            | '\u{1160}'
+            | '\u{17b4}'
+            | '\u{17b5}'
+            | '\u{3164}'
+            | '\u{ffa0}'
+            // Mongolian free variation selectors and vowel separator (U+180E).
+            | '\u{180b}'..='\u{180f}'
+            // Zero-width space/non-joiner/joiner, LRM, RLM.
+            | '\u{200b}'..='\u{200f}'
+            // Line and paragraph separators, bidi embeddings and overrides (U+202A..U+202E).
+            | '\u{2028}'..='\u{202e}'
+            // Word joiner, invisible operators, bidi isolates (U+2066..U+2069), deprecated
+            // format characters.
+            | '\u{2060}'..='\u{206f}'
+            // Byte order mark / zero-width no-break space, interlinear annotation controls.
+            | '\u{feff}'
+            | '\u{fff9}'..='\u{fffb}'
+            // Tag characters: invisible, used to smuggle hidden ASCII.
+            | '\u{e0000}'..='\u{e007f}'
+    )
+}
+
+fn push_escaped(out: &mut String, c: char) {
+    match c {
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        // `escape_unicode` gives the Rust-style `\u{1b}` form.
+        _ => out.extend(c.escape_unicode()),
+    }
+}
+
+/// Makes an untrusted string safe to print on a terminal.
+///
+/// Control characters (C0 including ESC, `\r`, `\n`, `\t`; DEL; C1), bidi controls, zero-width
+/// and other invisible characters and the line/paragraph separators are replaced by visible
+/// escapes (`\n`, `\r`, `\t`, otherwise `\u{1b}` style). Everything else, including
+/// backslashes and ordinary non-ASCII text, is kept, so the result is borrowed when nothing
+/// needs escaping. The result is always a single line.
+pub fn sanitize(s: &str) -> Cow<'_, str> {
+    let Some(first) = s.find(is_unsafe_char) else {
+        return Cow::Borrowed(s);
+    };
+    let mut out = String::with_capacity(s.len() + 16);
+    out.push_str(&s[..first]);
+    for c in s[first..].chars() {
+        if is_unsafe_char(c) {
+            push_escaped(&mut out, c);
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Like [`sanitize`] for bytes that may not be UTF-8: invalid sequences become U+FFFD first.
+pub fn sanitize_bytes(bytes: &[u8]) -> String {
+    sanitize(&String::from_utf8_lossy(bytes)).into_owned()
+}
+
+const BOLD: &str = "\x1b[1m";
+const RESET: &str = "\x1b[0m";
+/// The banner is laid out for an 80-column terminal.
+const SCREEN_WIDTH: usize = 80;
+const MARGIN: &str = "  ";
+
+/// Shows the pairing code large and easy to read: the words spaced out in a box, then the
+/// command to type on the other machine.
+///
+/// With `color`, the code and the command are bold (ANSI); without it the text is plain. The
+/// code is sanitized first. Codes up to about 60 characters fit in 80 columns; longer ones
+/// lose the spacing and then the padding but are always shown whole. The result ends with a
+/// newline.
+///
+/// ```text
+///   ╭─ pairing code ────────────────────────╮
+///   │                                       │
+///   │      7 - guitar - orbit - velvet      │
+///   │                                       │
+///   ╰───────────────────────────────────────╯
+///
+///   On the other machine, run:  git pair 7-guitar-orbit-velvet
+/// ```
+pub fn code_banner(code: &str, color: bool) -> String {
+    let code = sanitize(code.trim());
+    // Two border characters plus the margin must fit on the screen.
+    let max_inner = SCREEN_WIDTH - MARGIN.len() - 2;
+    let spaced = code.split('-').collect::<Vec<_>>().join(" - ");
+    let shown: &str = if spaced.chars().count() + 2 <= max_inner {
+        &spaced
+    } else {
+        &code
+    };
+    let width = shown.chars().count();
+    let pad = (max_inner.saturating_sub(width) / 2).min(6);
+    let inner = width + 2 * pad;
+    let (bold, reset) = if color { (BOLD, RESET) } else { ("", "") };
+
+    let rule = "─".repeat(inner);
+    const TITLE: &str = "─ pairing code ";
+    let title_len = TITLE.chars().count();
+    let top = if inner >= title_len + 4 {
+        format!("{TITLE}{}", "─".repeat(inner - title_len))
+    } else {
+        rule.clone()
+    };
+    let blank = " ".repeat(inner);
+    let pad = " ".repeat(pad);
+    let mut out = String::new();
+    // `write!` into a String cannot fail.
+    let _ = writeln!(out, "{MARGIN}╭{top}╮");
+    let _ = writeln!(out, "{MARGIN}│{blank}│");
+    let _ = writeln!(out, "{MARGIN}│{pad}{bold}{shown}{reset}{pad}│");
+    let _ = writeln!(out, "{MARGIN}│{blank}│");
+    let _ = writeln!(out, "{MARGIN}╰{rule}╯");
+    let _ = writeln!(out);
+    let lead = "On the other machine, run:";
+    let command = format!("git pair {code}");
+    if MARGIN.len() + lead.len() + 2 + command.chars().count() <= SCREEN_WIDTH {
+        let _ = writeln!(out, "{MARGIN}{lead}  {bold}{command}{reset}");
+    } else {
+        let _ = writeln!(out, "{MARGIN}{lead}");
+        let _ = writeln!(out, "{MARGIN}    {bold}{command}{reset}");
+    }
+    out
+}
+
+/// Formats a duration for people: `45 ms`, `1.2 s`, `300 s` (and `800 µs` below a millisecond).
+///
+/// Values are truncated, not rounded, so `999.9 ms` shows as `999 ms`, never `1000 ms`.
+pub fn human_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms == 0 {
+        format!("{} µs", d.as_micros())
+    } else if ms < 1_000 {
+        format!("{ms} ms")
+    } else if ms < 10_000 {
+        format!("{}.{} s", ms / 1_000, (ms % 1_000) / 100)
+    } else {
+        format!("{} s", d.as_secs())
+    }
+}
+
+const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+/// At most 10 redraws a second, however often `tick` is called.
+const FRAME_INTERVAL: Duration = Duration::from_millis(100);
+const CLEAR_LINE: &str = "\r\x1b[K";
+
+/// Status output for people watching a terminal, normally on stderr.
+///
+/// On a terminal it keeps one status line, with a spinner, rewritten in place; permanent
+/// lines printed with [`Progress::line`] appear above it. On anything else (a pipe, a log
+/// file, `TERM=dumb`) it prints plain lines: each `line` and each change of status, with no
+/// spinner and no `\r`. [`Progress::hidden`] prints nothing at all (for `--json`).
+///
+/// Text given to `set_status` and `line` is passed through [`sanitize`], so it is always shown
+/// on one line and may contain strings from the peer. Write errors (a closed stderr, EPIPE)
+/// are ignored and switch the output off: progress output never makes the program fail.
+///
+/// The status line is cleared by [`Progress::finish`] or when the value is dropped.
+pub struct Progress {
+    out: Option<Box<dyn Write + Send>>,
+    tty: bool,
+    /// Terminal width in columns, so a long status never wraps (a wrapped line cannot be
+    /// erased with `\r`).
+    columns: usize,
+    status: String,
+    frame: usize,
+    last_draw: Option<Instant>,
+    on_screen: bool,
+}
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Progress")
+            .field("enabled", &self.out.is_some())
+            .field("tty", &self.tty)
+            // The status text is left out: callers may show things there (a pairing code)
+            // that must not end up in a debug log.
+            .finish_non_exhaustive()
+    }
+}
+
+impl Progress {
+    /// Progress on stderr; a spinner and status line only when stderr is a terminal and
+    /// `TERM` is not `dumb`.
+    pub fn stderr() -> Self {
+        let stderr = std::io::stderr();
+        let dumb = std::env::var_os("TERM").is_some_and(|t| t == "dumb");
+        let tty = stderr.is_terminal() && !dumb;
+        let mut progress = Self::with_writer(Box::new(stderr), tty);
+        progress.columns = std::env::var("COLUMNS")
+            .ok()
+            .and_then(|c| c.trim().parse::<usize>().ok())
+            .filter(|&c| c >= 20)
+            .unwrap_or(SCREEN_WIDTH);
+        progress
+    }
+
+    /// Progress that prints nothing.
+    pub fn hidden() -> Self {
+        Self::new(None, false)
+    }
+
+    /// Progress on any writer; `is_tty` chooses the in-place status line or plain lines.
+    pub fn with_writer(out: Box<dyn Write + Send>, is_tty: bool) -> Self {
+        Self::new(Some(out), is_tty)
+    }
+
+    fn new(out: Option<Box<dyn Write + Send>>, tty: bool) -> Self {
+        Self {
+            out,
+            tty,
+            columns: SCREEN_WIDTH,
+            status: String::new(),
+            frame: 0,
+            last_draw: None,
+            on_screen: false,
+        }
+    }
+
+    /// Whether anything is printed at all.
+    pub fn is_enabled(&self) -> bool {
+        self.out.is_some()
+    }
+
+    /// Advances the spinner. Cheap enough to call on every turn of an event loop: it redraws
+    /// at most every 100 ms, and only on a terminal with a status set.
+    pub fn tick(&mut self) {
+        if !self.tty || self.out.is_none() || self.status.is_empty() {
+            return;
+        }
+        self.tick_at(Instant::now());
+    }
+
+    fn tick_at(&mut self, now: Instant) {
+        if !self.tty || self.out.is_none() || self.status.is_empty() {
+            return;
+        }
+        if self
+            .last_draw
+            .is_some_and(|t| now.duration_since(t) < FRAME_INTERVAL)
+        {
+            return;
+        }
+        self.frame = (self.frame + 1) % SPINNER.len();
+        let mut buf = String::from(CLEAR_LINE);
+        self.push_status(&mut buf);
+        self.last_draw = Some(now);
+        self.emit(&buf);
+    }
+
+    /// Changes the status text (an empty text removes the status line). On a terminal it is
+    /// redrawn at once; elsewhere it is printed as a line if it differs from the last one.
+    pub fn set_status(&mut self, text: &str) {
+        let text = sanitize(text);
+        if *text == self.status || self.out.is_none() {
+            return;
+        }
+        self.status = text.into_owned();
+        let mut buf = String::new();
+        if self.tty {
+            if self.on_screen {
+                buf.push_str(CLEAR_LINE);
+            }
+            self.push_status(&mut buf);
+            self.last_draw = Some(Instant::now());
+        } else if !self.status.is_empty() {
+            buf.push_str(&self.status);
+            buf.push('\n');
+        }
+        self.emit(&buf);
+    }
+
+    /// Prints a permanent line (sanitized, so one line) above the status line.
+    pub fn line(&mut self, text: &str) {
+        self.print_trusted(&format!("{}\n", sanitize(text)));
+    }
+
+    /// Prints text as it is, e.g. a [`code_banner`], above the status line. It may hold
+    /// several lines and ANSI styling, so it must not contain anything from the peer; it should
+    /// end with a newline.
+    pub fn print_trusted(&mut self, text: &str) {
+        if self.out.is_none() {
+            return;
+        }
+        let mut buf = String::new();
+        if self.tty && self.on_screen {
+            buf.push_str(CLEAR_LINE);
+        }
+        buf.push_str(text);
+        self.on_screen = false;
+        if self.tty {
+            self.push_status(&mut buf);
+        }
+        self.emit(&buf);
+    }
+
+    /// Removes the status line. Later calls to `set_status` start a new one.
+    pub fn finish(&mut self) {
+        self.status.clear();
+        if self.tty && self.on_screen {
+            self.emit(CLEAR_LINE);
+        }
+        self.on_screen = false;
+    }
+
+    /// Appends the spinner and the status, cut to the terminal width, to `buf`.
+    fn push_status(&mut self, buf: &mut String) {
+        if self.status.is_empty() {
+            self.on_screen = false;
+            return;
+        }
+        buf.push_str(SPINNER[self.frame % SPINNER.len()]);
+        buf.push(' ');
+        // Spinner, space and one spare column so the terminal never auto-wraps.
+        let room = self.columns.saturating_sub(3).max(1);
+        if self.status.chars().count() > room {
+            buf.extend(self.status.chars().take(room.saturating_sub(1)));
+            buf.push('…');
+        } else {
+            buf.push_str(&self.status);
+        }
+        self.on_screen = true;
+    }
+
+    fn emit(&mut self, text: &str) {
+        if text.is_empty() {
+            return;
+        }
+        if let Some(out) = self.out.as_mut() {
+            if out
+                .write_all(text.as_bytes())
+                .and_then(|()| out.flush())
+                .is_err()
+            {
+                // Most likely EPIPE: nobody is reading any more, stop trying.
+                self.out = None;
+            }
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::sync::{Arc, Mutex};
+
+    const MUST_ESCAPE: &[char] = &[
+        '\u{0}',
+        '\u{7}',
+        '\u{8}',
+        '\t',
+        '\n',
+        '\u{b}',
+        '\u{c}',
+        '\r',
+        '\u{1b}',
+        '\u{7f}',
+        '\u{80}',
+        '\u{85}',
+        '\u{9b}',
+        '\u{9f}',
+        '\u{ad}',
+        '\u{61c}',
+        '\u{180e}',
+        '\u{200b}',
+        '\u{200c}',
+        '\u{200d}',
+        '\u{200e}',
+        '\u{200f}',
+        '\u{2028}',
+        '\u{2029}',
+        '\u{202a}',
+        '\u{202b}',
+        '\u{202c}',
+        '\u{202d}',
+        '\u{202e}',
+        '\u{2060}',
+        '\u{2066}',
+        '\u{2067}',
+        '\u{2068}',
+        '\u{2069}',
+        '\u{feff}',
+        '\u{e0041}',
+    ];
+
+    #[test]
+    fn every_listed_character_is_escaped() {
+        for &c in MUST_ESCAPE {
+            let s = format!("a{c}b");
+            let out = sanitize(&s);
+            assert!(!out.contains(c), "{c:?} survived: {out:?}");
+            assert!(out.starts_with('a') && out.ends_with('b'));
+        }
+    }
+
+    #[test]
+    fn escapes_are_visible_and_rust_style() {
+        assert_eq!(sanitize("\u{1b}[31mred"), "\\u{1b}[31mred");
+        assert_eq!(sanitize("a\nb\rc\td"), "a\\nb\\rc\\td");
+        assert_eq!(sanitize("x\u{202e}y"), "x\\u{202e}y");
+        assert_eq!(sanitize("\u{7f}"), "\\u{7f}");
+    }
+
+    #[test]
+    fn clean_text_is_borrowed_and_dirty_text_owned() {
+        assert!(matches!(
+            sanitize("bob's laptop — ünïcödé 🎸"),
+            Cow::Borrowed(_)
+        ));
+        assert!(matches!(sanitize(""), Cow::Borrowed(_)));
+        assert!(matches!(sanitize("a\u{1b}"), Cow::Owned(_)));
+    }
+
+    #[test]
+    fn sanitize_bytes_handles_invalid_utf8() {
+        assert_eq!(sanitize_bytes(b"ok\xff\x1b"), "ok\u{fffd}\\u{1b}");
+        assert_eq!(sanitize_bytes(b"plain"), "plain");
+    }
+
+    proptest! {
+        #[test]
+        fn output_never_contains_unsafe_chars(s in any::<String>()) {
+            let out = sanitize(&s);
+            prop_assert!(!out.chars().any(is_unsafe_char), "{:?}", out);
+            for &c in MUST_ESCAPE {
+                prop_assert!(!out.contains(c));
+            }
+        }
+
+        #[test]
+        fn unsafe_heavy_strings_are_cleaned(
+            parts in proptest::collection::vec(
+                prop_oneof![
+                    proptest::sample::select(MUST_ESCAPE).prop_map(|c| c.to_string()),
+                    "[a-z\\\\{}]{0,3}",
+                ],
+                0..20,
+            )
+        ) {
+            let s: String = parts.concat();
+            let out = sanitize(&s);
+            prop_assert!(!out.chars().any(is_unsafe_char), "{:?}", out);
+        }
+
+        #[test]
+        fn identity_on_printable_text(s in "[ -~\u{a0}-\u{ac}\u{ae}-\u{2ff}\u{4e00}-\u{4fff}\u{1f300}-\u{1f5ff}]*") {
+            let out = sanitize(&s);
+            prop_assert!(matches!(out, Cow::Borrowed(_)));
+            prop_assert_eq!(out.as_ref(), s.as_str());
+        }
+
+        #[test]
+        fn sanitize_is_idempotent(s in any::<String>()) {
+            let once = sanitize(&s).into_owned();
+            let twice = sanitize(&once);
+            prop_assert_eq!(twice.as_ref(), once.as_str());
+        }
+
+        #[test]
+        fn sanitize_bytes_never_contains_unsafe_chars(b in proptest::collection::vec(any::<u8>(), 0..64)) {
+            prop_assert!(!sanitize_bytes(&b).chars().any(is_unsafe_char));
+        }
+
+        #[test]
+        fn banner_never_panics_and_shows_the_whole_code(code in "[ -~]{0,120}") {
+            let banner = code_banner(&code, false);
+            let trimmed = code.trim();
+            let expected = format!("git pair {trimmed}");
+            prop_assert!(banner.contains(&expected));
+        }
+    }
+
+    #[test]
+    fn banner_snapshot_plain() {
+        let expected = concat!(
+            "  ╭─ pairing code ────────────────────────╮\n",
+            "  │                                       │\n",
+            "  │      7 - guitar - orbit - velvet      │\n",
+            "  │                                       │\n",
+            "  ╰───────────────────────────────────────╯\n",
+            "\n",
+            "  On the other machine, run:  git pair 7-guitar-orbit-velvet\n",
+        );
+        assert_eq!(code_banner("7-guitar-orbit-velvet", false), expected);
+        assert_eq!(code_banner("  7-guitar-orbit-velvet\n", false), expected);
+    }
+
+    #[test]
+    fn banner_snapshot_color() {
+        let banner = code_banner("7-guitar-orbit-velvet", true);
+        let lines: Vec<&str> = banner.lines().collect();
+        assert_eq!(
+            lines[2],
+            "  │      \x1b[1m7 - guitar - orbit - velvet\x1b[0m      │"
+        );
+        assert_eq!(
+            lines[6],
+            "  On the other machine, run:  \x1b[1mgit pair 7-guitar-orbit-velvet\x1b[0m"
+        );
+    }
+
+    fn display_width(line: &str) -> usize {
+        line.replace(BOLD, "").replace(RESET, "").chars().count()
+    }
+
+    #[test]
+    fn banner_fits_80_columns_for_40_char_codes() {
+        let code = "1234-elephant-calendar-dumpling-kangaroo";
+        assert_eq!(code.len(), 40);
+        for color in [false, true] {
+            let banner = code_banner(code, color);
+            for line in banner.lines() {
+                assert!(display_width(line) <= 80, "{line:?}");
+            }
+            assert!(banner.contains("1234 - elephant - calendar - dumpling - kangaroo"));
+            // The box rows are all the same width.
+            let widths: Vec<usize> = banner.lines().take(5).map(display_width).collect();
+            assert!(widths.iter().all(|&w| w == widths[0]), "{widths:?}");
+        }
+    }
+
+    #[test]
+    fn banner_degrades_for_very_long_codes() {
+        let code = "x".repeat(100);
+        let banner = code_banner(&code, false);
+        assert!(banner.contains(&code));
+        assert!(banner.contains(&format!("    git pair {code}")));
+    }
+
+    #[test]
+    fn banner_sanitizes_the_code() {
+        let banner = code_banner("7-a\u{1b}[2J-b", true);
+        assert!(banner.contains("\\u{1b}[2J"));
+        assert_eq!(banner.matches('\x1b').count(), 4, "only our own bold/reset");
+    }
+
+    #[test]
+    fn human_duration_examples() {
+        assert_eq!(human_duration(Duration::from_secs(300)), "300 s");
+        assert_eq!(human_duration(Duration::from_millis(1_234)), "1.2 s");
+        assert_eq!(human_duration(Duration::from_millis(45)), "45 ms");
+        assert_eq!(human_duration(Duration::from_micros(999_999)), "999 ms");
+        assert_eq!(human_duration(Duration::from_millis(9_999)), "9.9 s");
+        assert_eq!(human_duration(Duration::from_millis(10_000)), "10 s");
+        assert_eq!(human_duration(Duration::from_secs(1)), "1.0 s");
+        assert_eq!(human_duration(Duration::from_micros(800)), "800 µs");
+        assert_eq!(human_duration(Duration::ZERO), "0 µs");
+    }
+
+    /// A writer the test can read back while `Progress` owns the other handle.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Shared {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    #[test]
+    fn non_tty_prints_plain_lines_for_lines_and_status_changes() {
+        let out = Shared::default();
+        let mut p = Progress::with_writer(Box::new(out.clone()), false);
+        p.set_status("looking for the peer");
+        p.tick();
+        p.set_status("looking for the peer");
+        p.line("found bob's laptop\x1b[2J");
+        p.set_status("verifying");
+        p.tick();
+        p.finish();
+        drop(p);
+        assert_eq!(
+            out.text(),
+            "looking for the peer\nfound bob's laptop\\u{1b}[2J\nverifying\n"
+        );
+        assert!(!out.text().contains('\r'));
+    }
+
+    #[test]
+    fn tty_rewrites_one_status_line_in_place() {
+        let out = Shared::default();
+        let mut p = Progress::with_writer(Box::new(out.clone()), true);
+        p.set_status("waiting");
+        assert_eq!(out.text(), "⠋ waiting");
+        p.line("hello");
+        assert_eq!(out.text(), "⠋ waiting\r\x1b[Khello\n⠋ waiting");
+        p.set_status("next\nline");
+        assert!(out.text().ends_with("\r\x1b[K⠋ next\\nline"));
+        p.finish();
+        assert!(out.text().ends_with("\r\x1b[K"));
+        let len = out.text().len();
+        p.tick();
+        p.finish();
+        drop(p);
+        assert_eq!(out.text().len(), len, "nothing after finish");
+    }
+
+    #[test]
+    fn tty_tick_redraws_at_most_every_100ms() {
+        let out = Shared::default();
+        let mut p = Progress::with_writer(Box::new(out.clone()), true);
+        p.set_status("working");
+        let drawn = p.last_draw.unwrap();
+        let before = out.text();
+        for ms in [0, 1, 50, 99] {
+            p.tick_at(drawn + Duration::from_millis(ms));
+        }
+        assert_eq!(
+            out.text(),
+            before,
+            "no redraw within 100 ms of the last one"
+        );
+        p.tick_at(drawn + FRAME_INTERVAL);
+        assert_eq!(out.text(), format!("{before}\r\x1b[K⠙ working"));
+        p.tick_at(drawn + FRAME_INTERVAL + Duration::from_millis(50));
+        assert!(out.text().ends_with("⠙ working"), "still one redraw");
+        p.tick_at(drawn + 2 * FRAME_INTERVAL);
+        assert!(out.text().ends_with("⠹ working"));
+        // The real clock path works too.
+        p.tick();
+    }
+
+    #[test]
+    fn tty_status_is_cut_to_the_terminal_width() {
+        let out = Shared::default();
+        let mut p = Progress::with_writer(Box::new(out.clone()), true);
+        p.set_status(&"x".repeat(200));
+        let text = out.text();
+        assert_eq!(text.chars().count(), 2 + 77);
+        assert!(text.ends_with('…'));
+    }
+
+    #[test]
+    fn drop_clears_the_status_line() {
+        let out = Shared::default();
+        let mut p = Progress::with_writer(Box::new(out.clone()), true);
+        p.set_status("busy");
+        drop(p);
+        assert!(out.text().ends_with("\r\x1b[K"));
+    }
+
+    #[test]
+    fn print_trusted_keeps_ansi_and_newlines() {
+        let out = Shared::default();
+        let mut p = Progress::with_writer(Box::new(out.clone()), false);
+        let banner = code_banner("7-a-b-c", true);
+        p.print_trusted(&banner);
+        assert_eq!(out.text(), banner);
+    }
+
+    struct Broken;
+    impl Write for Broken {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+        }
+    }
+
+    #[test]
+    fn write_errors_are_ignored_and_switch_output_off() {
+        for tty in [false, true] {
+            let mut p = Progress::with_writer(Box::new(Broken), tty);
+            p.set_status("a");
+            assert!(!p.is_enabled());
+            p.line("b");
+            p.tick();
+            p.finish();
+        }
+    }
+
+    #[test]
+    fn hidden_prints_nothing() {
+        let mut p = Progress::hidden();
+        assert!(!p.is_enabled());
+        p.set_status("a");
+        p.line("b");
+        p.tick();
+        p.finish();
+    }
+}

@@ -1,0 +1,312 @@
+//! The transport: UDP sockets on the chosen interfaces, and the thin loop
+//! ([`driver`]) that feeds them to the protocol machine.
+//!
+//! Each address family gets two sockets. The *listening* socket is bound to
+//! the well-known port and joins the multicast group on every chosen
+//! interface explicitly (a namespace or host without a default route refuses
+//! a join on INADDR_ANY). The *unicast* socket has an ephemeral port and
+//! sends everything, so that peers answer to an address only this process
+//! owns, even when two git-pair processes share a host and the well-known
+//! port. Multicast goes out with TTL / hop limit 1 on each interface in turn.
+//!
+//! Datagrams are accepted only from the chosen interfaces' own subnets (or
+//! the `--peer` hosts), so that `--interface` really confines pairing.
+
+pub mod driver;
+pub mod iface;
+pub mod probe;
+pub mod scan;
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
+use std::os::fd::{AsFd, BorrowedFd};
+
+use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockRef, Socket, Type};
+
+use crate::protocol::codec::MAX_DATAGRAM;
+use crate::protocol::{Destination, Transmit};
+use iface::Interface;
+
+/// The UDP port of the exchange, unless `--port` or `pair.port` say otherwise.
+pub const DEFAULT_PORT: u16 = 28620;
+/// The IPv4 group: in the link-local block 224.0.0.0/24, which routers never
+/// forward.
+pub const GROUP_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 88);
+/// The IPv6 group: link-local scope (ff02::/16); the group id spells "pair".
+pub const GROUP_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0x7061, 0x6972);
+
+/// Why the sockets could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransportError {
+    #[error("cannot use UDP port {port}: {source}; is another program using it? Choose another with --port on both machines")]
+    Bind {
+        port: u16,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot open a UDP socket: {0}")]
+    Socket(#[source] io::Error),
+    #[error("cannot join the pairing multicast group on any of {interfaces}: {detail}")]
+    NoMulticast { interfaces: String, detail: String },
+    #[error("waiting for the network failed: {0}")]
+    Poll(#[source] nix::Error),
+    #[error("cannot watch for Ctrl-C: {0}")]
+    Signals(#[source] nix::Error),
+}
+
+struct Family {
+    listen: UdpSocket,
+    unicast: UdpSocket,
+}
+
+/// The sockets of one pairing run.
+pub struct Sockets {
+    interfaces: Vec<Interface>,
+    port: u16,
+    v4: Option<Family>,
+    v6: Option<Family>,
+    /// Interfaces (by their IPv4 address) on which IPv4 multicast works.
+    multicast_v4: Vec<(Ipv4Addr, String)>,
+    /// Interfaces (by index) on which IPv6 multicast works.
+    multicast_v6: Vec<(u32, String)>,
+    /// `--peer` hosts: accepted even when not on a chosen subnet.
+    peers: Vec<IpAddr>,
+    warnings: Vec<String>,
+}
+
+fn udp(domain: Domain) -> Result<Socket, TransportError> {
+    let socket = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP)).map_err(TransportError::Socket)?;
+    if domain == Domain::IPV6 {
+        socket.set_only_v6(true).map_err(TransportError::Socket)?;
+    }
+    Ok(socket)
+}
+
+fn bind(socket: &Socket, addr: SocketAddr, port: u16) -> Result<(), TransportError> {
+    socket
+        .bind(&addr.into())
+        .map_err(|source| TransportError::Bind { port, source })
+}
+
+impl Sockets {
+    /// Opens the sockets and joins the groups on `interfaces`.
+    pub fn open(interfaces: Vec<Interface>, port: u16, peers: Vec<IpAddr>) -> Result<Sockets, TransportError> {
+        let mut warnings = Vec::new();
+        let mut multicast_v4 = Vec::new();
+        let mut multicast_v6 = Vec::new();
+        let mut errors = Vec::new();
+
+        let v4 = if interfaces.iter().any(|i| !i.v4.is_empty()) {
+            let listen = udp(Domain::IPV4)?;
+            listen.set_reuse_address(true).map_err(TransportError::Socket)?;
+            bind(&listen, SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)), port)?;
+            // Only the groups this socket joined, not every group of the host.
+            listen.set_multicast_all_v4(false).map_err(TransportError::Socket)?;
+            for i in interfaces.iter().filter(|i| !i.v4.is_empty()) {
+                match listen.join_multicast_v4_n(&GROUP_V4, &InterfaceIndexOrAddress::Index(i.index)) {
+                    Ok(()) => multicast_v4.push((i.v4[0].addr, i.name.clone())),
+                    Err(e) => errors.push(format!("{} (IPv4): {e}", i.name)),
+                }
+            }
+            let unicast = udp(Domain::IPV4)?;
+            bind(&unicast, SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)), 0)?;
+            unicast.set_multicast_ttl_v4(1).map_err(TransportError::Socket)?;
+            unicast.set_multicast_loop_v4(true).map_err(TransportError::Socket)?;
+            Some(Family {
+                listen: listen.into(),
+                unicast: unicast.into(),
+            })
+        } else {
+            None
+        };
+
+        let v6 = if interfaces.iter().any(|i| !i.v6.is_empty()) {
+            match Self::open_v6(&interfaces, port, &mut multicast_v6, &mut errors) {
+                Ok(family) => Some(family),
+                // A host with IPv6 disabled still pairs over IPv4.
+                Err(e) if v4.is_some() => {
+                    warnings.push(format!("IPv6 is not available ({e}); using IPv4 only"));
+                    None
+                }
+                Err(e) => return Err(e),
+            }
+        } else {
+            None
+        };
+
+        if multicast_v4.is_empty() && multicast_v6.is_empty() {
+            return Err(TransportError::NoMulticast {
+                interfaces: interfaces.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", "),
+                detail: if errors.is_empty() {
+                    "they have no IPv4 or IPv6 address".into()
+                } else {
+                    errors.join("; ")
+                },
+            });
+        }
+        warnings.extend(errors.into_iter().map(|e| format!("cannot join the multicast group on {e}")));
+        for family in v4.iter().chain(v6.iter()) {
+            for s in [&family.listen, &family.unicast] {
+                s.set_nonblocking(true).map_err(TransportError::Socket)?;
+            }
+        }
+        Ok(Sockets {
+            interfaces,
+            port,
+            v4,
+            v6,
+            multicast_v4,
+            multicast_v6,
+            peers,
+            warnings,
+        })
+    }
+
+    fn open_v6(
+        interfaces: &[Interface],
+        port: u16,
+        joined: &mut Vec<(u32, String)>,
+        errors: &mut Vec<String>,
+    ) -> Result<Family, TransportError> {
+        let listen = udp(Domain::IPV6)?;
+        listen.set_reuse_address(true).map_err(TransportError::Socket)?;
+        bind(&listen, SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)), port)?;
+        listen.set_multicast_all_v6(false).map_err(TransportError::Socket)?;
+        for i in interfaces.iter().filter(|i| !i.v6.is_empty()) {
+            match listen.join_multicast_v6(&GROUP_V6, i.index) {
+                Ok(()) => joined.push((i.index, i.name.clone())),
+                Err(e) => errors.push(format!("{} (IPv6): {e}", i.name)),
+            }
+        }
+        let unicast = udp(Domain::IPV6)?;
+        bind(&unicast, SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)), 0)?;
+        unicast.set_multicast_hops_v6(1).map_err(TransportError::Socket)?;
+        unicast.set_multicast_loop_v6(true).map_err(TransportError::Socket)?;
+        Ok(Family {
+            listen: listen.into(),
+            unicast: unicast.into(),
+        })
+    }
+
+    /// The interfaces in use.
+    pub fn interfaces(&self) -> &[Interface] {
+        &self.interfaces
+    }
+
+    /// The well-known port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Problems worth telling the user once (e.g. no IPv6 multicast on lo).
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
+    }
+
+    /// Sends one datagram. Failures on one interface or to one address are
+    /// not fatal: a scan reaches many hosts that do not exist, and one
+    /// interface may lack a route for multicast.
+    pub fn send(&mut self, t: &Transmit) {
+        match t.destination {
+            Destination::Multicast => self.send_multicast(&t.datagram),
+            Destination::Unicast(to) => {
+                let family = if to.is_ipv4() { &self.v4 } else { &self.v6 };
+                if let Some(f) = family {
+                    let _ = f.unicast.send_to(&t.datagram, to);
+                }
+            }
+        }
+    }
+
+    fn send_multicast(&mut self, datagram: &[u8]) {
+        let port = self.port;
+        if let Some(f) = &self.v4 {
+            let sock = SockRef::from(&f.unicast);
+            let mut failed = Vec::new();
+            for (addr, name) in &self.multicast_v4 {
+                let sent = sock
+                    .set_multicast_if_v4(addr)
+                    .and_then(|()| f.unicast.send_to(datagram, SocketAddrV4::new(GROUP_V4, port)));
+                if let Err(e) = sent {
+                    if !transient(&e) {
+                        failed.push((name.clone(), e));
+                    }
+                }
+            }
+            for (name, e) in failed {
+                self.warnings.push(format!("IPv4 multicast on {name} does not work ({e}); not using it"));
+                self.multicast_v4.retain(|(_, n)| *n != name);
+            }
+        }
+        if let Some(f) = &self.v6 {
+            let sock = SockRef::from(&f.unicast);
+            let mut failed = Vec::new();
+            for (index, name) in &self.multicast_v6 {
+                let sent = sock
+                    .set_multicast_if_v6(*index)
+                    .and_then(|()| f.unicast.send_to(datagram, SocketAddrV6::new(GROUP_V6, port, 0, *index)));
+                if let Err(e) = sent {
+                    if !transient(&e) {
+                        failed.push((name.clone(), e));
+                    }
+                }
+            }
+            for (name, e) in failed {
+                self.warnings.push(format!("IPv6 multicast on {name} does not work ({e}); not using it"));
+                self.multicast_v6.retain(|(_, n)| *n != name);
+            }
+        }
+    }
+
+    /// Reads every waiting datagram, passing on those from a chosen
+    /// interface's subnet or a `--peer` host.
+    pub fn recv_all(&self, mut deliver: impl FnMut(SocketAddr, &[u8])) {
+        // One byte more than the limit, so that an oversized datagram is
+        // seen as such instead of silently truncated.
+        let mut buf = [0u8; MAX_DATAGRAM + 1];
+        for family in self.v4.iter().chain(self.v6.iter()) {
+            for socket in [&family.listen, &family.unicast] {
+                // Bounded, so that a flood cannot starve the timers.
+                for _ in 0..256 {
+                    match socket.recv_from(&mut buf) {
+                        Ok((len, from)) => {
+                            if self.accepts(&from) {
+                                deliver(from, &buf[..len]);
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        // ICMP errors from earlier sends surface here: skip.
+                        Err(_) => break,
+                    }
+                }
+            }
+        }
+    }
+
+    fn accepts(&self, from: &SocketAddr) -> bool {
+        let ip = from.ip();
+        if self.peers.contains(&ip) {
+            return true;
+        }
+        match from {
+            SocketAddr::V6(v6) if v6.scope_id() != 0 => self.interfaces.iter().any(|i| i.index == v6.scope_id()),
+            _ => self.interfaces.iter().any(|i| i.on_link(ip)),
+        }
+    }
+
+    /// The file descriptors to wait on.
+    pub fn fds(&self) -> Vec<BorrowedFd<'_>> {
+        self.v4
+            .iter()
+            .chain(self.v6.iter())
+            .flat_map(|f| [f.listen.as_fd(), f.unicast.as_fd()])
+            .collect()
+    }
+}
+
+fn transient(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted)
+        || e.raw_os_error() == Some(nix::libc::ENOBUFS)
+}
