@@ -250,6 +250,11 @@ impl Progress {
         self.out.is_some()
     }
 
+    /// Whether output goes to a terminal (and may use styling).
+    pub fn is_tty(&self) -> bool {
+        self.out.is_some() && self.tty
+    }
+
     /// Advances the spinner. Cheap enough to call on every turn of an event loop: it redraws
     /// at most every 100 ms, and only on a terminal with a status set.
     pub fn tick(&mut self) {

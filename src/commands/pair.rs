@@ -179,7 +179,11 @@ fn pair(args: &PairArgs, out: &mut Reporter, interrupts: &mut Interrupts) -> any
     if let Some(name) = &args.name {
         repo::check_requested_name(&info.remotes, name).map_err(|e| PairError::Usage(e.to_string()))?;
     }
-    let ssh = SshDir::new(&home_dir()?);
+    let home = home_dir()?;
+    let ssh = match passwd_home() {
+        Some(pw) if !same_dir(&pw, &home) => SshDir::with_tilde(&home, &pw),
+        _ => SshDir::new(&home),
+    };
     ssh.check_writable().context(PairError::Setup)?;
     let me = whoami()?;
     let login = match &args.key {
@@ -259,7 +263,7 @@ fn exchange(
             code: shown.to_string(),
         });
         if out.json.is_none() {
-            out.progress.print_trusted(&term::code_banner(&shown, out.progress.is_enabled()));
+            out.progress.print_trusted(&term::code_banner(&shown, out.progress.is_tty()));
         }
     }
     out.event(JsonEvent::Listening {
@@ -691,11 +695,22 @@ fn home_dir() -> anyhow::Result<PathBuf> {
     if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
         return Ok(PathBuf::from(home));
     }
-    let user = nix::unistd::User::from_uid(nix::unistd::getuid())
+    passwd_home().ok_or_else(|| PairError::Usage("HOME is not set and this user has no passwd entry: set HOME".into()).into())
+}
+
+/// The home directory in the passwd database: what ssh expands `~` to.
+fn passwd_home() -> Option<PathBuf> {
+    nix::unistd::User::from_uid(nix::unistd::getuid())
         .ok()
         .flatten()
-        .ok_or_else(|| PairError::Usage("HOME is not set and this user has no passwd entry: set HOME".into()))?;
-    Ok(user.dir)
+        .map(|u| u.dir)
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (fs::canonicalize(a), fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
 }
 
 struct Me {

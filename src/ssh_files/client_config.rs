@@ -86,7 +86,7 @@ impl HostBlock {
             &setup.user,
             &identity_file,
             &dir.pair_known_hosts(),
-            dir.home(),
+            dir.tilde(),
         )
     }
 

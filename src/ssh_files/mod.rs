@@ -147,6 +147,9 @@ fn display_paths(paths: &[PathBuf]) -> String {
 pub struct SshDir {
     home: PathBuf,
     root: PathBuf,
+    /// The directory ssh expands `~` to: the passwd home, which is `home`
+    /// unless HOME was pointed elsewhere (a demo, a test, `sudo -E`).
+    tilde: PathBuf,
 }
 
 impl SshDir {
@@ -155,12 +158,28 @@ impl SshDir {
         SshDir {
             home: home.to_path_buf(),
             root: home.join(".ssh"),
+            tilde: home.to_path_buf(),
         }
     }
 
-    /// The home directory this was built from (used to write `~/…` paths into ssh_config).
+    /// Like [`SshDir::new`], for when ssh's `~` (the passwd home) is not
+    /// `home`: paths are then written absolute, so that they mean the same
+    /// to ssh as to git-pair.
+    pub fn with_tilde(home: &Path, tilde: &Path) -> Self {
+        SshDir {
+            tilde: tilde.to_path_buf(),
+            ..SshDir::new(home)
+        }
+    }
+
+    /// The home directory this was built from.
     pub fn home(&self) -> &Path {
         &self.home
+    }
+
+    /// What `~` means to ssh (used to write `~/…` paths into ssh_config).
+    pub fn tilde(&self) -> &Path {
+        &self.tilde
     }
 
     /// `~/.ssh`
@@ -462,7 +481,7 @@ fn prepare(dir: &SshDir, setup: &PairSetup) -> Result<Prepared, Error> {
         });
     }
     known_hosts::plan(b"", &setup.alias, &setup.host_keys)?;
-    client_config::plan_include(None, &dir.pair_config(), dir.home())?;
+    client_config::plan_include(None, &dir.pair_config(), dir.tilde())?;
     let identity = match &setup.identity {
         Identity::Generated(key) => {
             let private = key.to_openssh(ssh_key::LineEnding::LF)?;
@@ -539,7 +558,7 @@ fn apply_steps(
     })?;
     poll(interrupted)?;
     tx.update(&dir.config(), FileMode::KeepOr(0o600), |old| {
-        client_config::plan_include(old, &dir.pair_config(), dir.home())
+        client_config::plan_include(old, &dir.pair_config(), dir.tilde())
     })?;
     poll(interrupted)?;
     tx.update(&dir.authorized_keys(), FileMode::Fixed(0o600), |old| {
