@@ -48,7 +48,11 @@ pub enum Event {
     /// The short authentication string, equal on both machines.
     Sas { sas: String },
     /// The git remote was added.
-    Remote { name: String, url: String, alias: String },
+    Remote {
+        name: String,
+        url: String,
+        alias: String,
+    },
     /// Success: everything is set up. Always the last line of a success.
     Paired {
         remote: String,
@@ -81,14 +85,46 @@ pub enum Reason {
 impl Reason {
     /// Every reason with its meaning, for the man page.
     pub const ALL: [(Reason, &'static str, &'static str); 9] = [
-        (Reason::Usage, "usage", "bad arguments, not in a repository, or the remote name is taken"),
-        (Reason::NoPeer, "no_peer", "no peer answered before the timeout"),
-        (Reason::WrongCode, "wrong_code", "a peer answered but the codes differ"),
-        (Reason::Guessing, "guessing", "too many failed verifications: someone may be guessing the code"),
-        (Reason::SshdUnreachable, "sshd_unreachable", "the peer's sshd did not answer"),
-        (Reason::PeerRejected, "peer_rejected", "the peer could not use this machine's details (e.g. cannot reach this sshd)"),
-        (Reason::Setup, "setup", "setting up this machine failed; nothing was left behind"),
-        (Reason::Interrupted, "interrupted", "Ctrl-C or a termination signal; nothing was written"),
+        (
+            Reason::Usage,
+            "usage",
+            "bad arguments, not in a repository, or the remote name is taken",
+        ),
+        (
+            Reason::NoPeer,
+            "no_peer",
+            "no peer answered before the timeout",
+        ),
+        (
+            Reason::WrongCode,
+            "wrong_code",
+            "a peer answered but the codes differ",
+        ),
+        (
+            Reason::Guessing,
+            "guessing",
+            "too many failed verifications: someone may be guessing the code",
+        ),
+        (
+            Reason::SshdUnreachable,
+            "sshd_unreachable",
+            "the peer's sshd did not answer",
+        ),
+        (
+            Reason::PeerRejected,
+            "peer_rejected",
+            "the peer could not use this machine's details (e.g. cannot reach this sshd)",
+        ),
+        (
+            Reason::Setup,
+            "setup",
+            "setting up this machine failed; nothing was left behind",
+        ),
+        (
+            Reason::Interrupted,
+            "interrupted",
+            "Ctrl-C or a termination signal; nothing was written",
+        ),
         (Reason::Error, "error", "any other error"),
     ];
 }
@@ -116,7 +152,8 @@ impl<W: Write> EventWriter<W> {
         if self.broken {
             return;
         }
-        let mut line = serde_json::to_vec(&Line { v: VERSION, event }).expect("events always serialize");
+        let mut line =
+            serde_json::to_vec(&Line { v: VERSION, event }).expect("events always serialize");
         line.push(b'\n');
         let written = self.out.write_all(&line).and_then(|()| self.out.flush());
         if let Err(e) = written {
@@ -138,13 +175,18 @@ mod tests {
     #[test]
     fn events_are_versioned_json_lines() {
         let mut w = EventWriter::new(Vec::new());
-        w.emit(&Event::Code { code: "7-a-b-c".into() });
+        w.emit(&Event::Code {
+            code: "7-a-b-c".into(),
+        });
         w.emit(&Event::Failed {
             reason: Reason::NoPeer,
             message: "no peer".into(),
         });
         let out = String::from_utf8(w.into_inner()).unwrap();
-        let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines: Vec<serde_json::Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(lines[0]["v"], 1);
         assert_eq!(lines[0]["event"], "code");
         assert_eq!(lines[0]["code"], "7-a-b-c");

@@ -51,7 +51,7 @@ pub enum KeyError {
 #[derive(Debug)]
 pub enum LoginKey {
     /// A dedicated key made for this pairing, written at setup.
-    Generated(PrivateKey),
+    Generated(Box<PrivateKey>),
     /// A key pair the user already has, only referenced.
     Existing { path: PathBuf, public: PublicKey },
 }
@@ -59,9 +59,10 @@ pub enum LoginKey {
 impl LoginKey {
     /// A fresh ed25519 key.
     pub fn generate(comment: &str) -> Result<LoginKey, KeyError> {
-        let mut key = PrivateKey::random(&mut OsRng, Algorithm::Ed25519).map_err(KeyError::Generate)?;
+        let mut key =
+            PrivateKey::random(&mut OsRng, Algorithm::Ed25519).map_err(KeyError::Generate)?;
         key.set_comment(comment);
-        Ok(LoginKey::Generated(key))
+        Ok(LoginKey::Generated(Box::new(key)))
     }
 
     /// The key pair at `path` (`--key`): any type ssh-key parses, encrypted
@@ -85,7 +86,10 @@ impl LoginKey {
             .and_then(|t| PublicKey::from_openssh(t.trim()).ok());
         let public = match (from_private, from_pub) {
             (Ok(private), Some(public)) if private.key_data() != public.key_data() => {
-                return Err(KeyError::Mismatch { path, public: pub_path });
+                return Err(KeyError::Mismatch {
+                    path,
+                    public: pub_path,
+                });
             }
             (Ok(private), _) => private,
             // Older PEM private keys do not parse, but their .pub does.
@@ -131,7 +135,8 @@ pub fn host_keys(named: &[PathBuf]) -> Result<Vec<PublicKey>, KeyError> {
             path: path.clone(),
             source,
         })?;
-        let key = PublicKey::from_openssh(text.trim()).map_err(|source| KeyError::BadHostKey { path, source })?;
+        let key = PublicKey::from_openssh(text.trim())
+            .map_err(|source| KeyError::BadHostKey { path, source })?;
         keys.push(key);
     }
     if keys.is_empty() {
@@ -189,7 +194,11 @@ mod tests {
         };
         let private = dir.join("id_test");
         fs::write(&private, private_openssh(&k).unwrap().as_bytes()).unwrap();
-        fs::write(dir.join("id_test.pub"), k.public_key().to_openssh().unwrap()).unwrap();
+        fs::write(
+            dir.join("id_test.pub"),
+            k.public_key().to_openssh().unwrap(),
+        )
+        .unwrap();
         let loaded = LoginKey::load(&private).unwrap();
         assert_eq!(loaded.public().key_data(), k.public_key().key_data());
 
@@ -199,14 +208,27 @@ mod tests {
         ));
         let junk = dir.join("junk");
         fs::write(&junk, "hello\n").unwrap();
-        assert!(matches!(LoginKey::load(&junk), Err(KeyError::NotAKey { .. })));
-        assert!(matches!(LoginKey::load(&dir.join("missing")), Err(KeyError::Read { .. })));
+        assert!(matches!(
+            LoginKey::load(&junk),
+            Err(KeyError::NotAKey { .. })
+        ));
+        assert!(matches!(
+            LoginKey::load(&dir.join("missing")),
+            Err(KeyError::Read { .. })
+        ));
 
         let LoginKey::Generated(other) = LoginKey::generate("x").unwrap() else {
             panic!()
         };
-        fs::write(dir.join("id_test.pub"), other.public_key().to_openssh().unwrap()).unwrap();
-        assert!(matches!(LoginKey::load(&private), Err(KeyError::Mismatch { .. })));
+        fs::write(
+            dir.join("id_test.pub"),
+            other.public_key().to_openssh().unwrap(),
+        )
+        .unwrap();
+        assert!(matches!(
+            LoginKey::load(&private),
+            Err(KeyError::Mismatch { .. })
+        ));
         fs::remove_dir_all(dir).unwrap();
     }
 

@@ -14,7 +14,11 @@ fn main() -> ExitCode {
         Err(e) => {
             // --help and --version end up here too; they go to stdout.
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { Exit::Usage.code() } else { 0 });
+            return ExitCode::from(if e.use_stderr() {
+                Exit::Usage.code()
+            } else {
+                0
+            });
         }
     };
     let prefix = git_pair::error_prefix(&cli);

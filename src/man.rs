@@ -11,8 +11,8 @@ use crate::events::{self, Reason};
 use crate::exit::Exit;
 use crate::protocol::codec::{MAX_DATAGRAM, PIECE_LEN, VERSION as WIRE_VERSION};
 use crate::protocol::machine::{
-    FINAL_ACK_COPIES, HELLO_INITIAL, LINGER_MAX, LINGER_QUIET, MAX_FAILURES, MAX_SESSIONS, RTO_INITIAL, RTO_MAX,
-    SCAN_AFTER, SCAN_PACE, VERIFY_WITHIN,
+    FINAL_ACK_COPIES, HELLO_INITIAL, LINGER_MAX, LINGER_QUIET, MAX_FAILURES, MAX_SESSIONS,
+    RTO_INITIAL, RTO_MAX, SCAN_AFTER, SCAN_PACE, VERIFY_WITHIN,
 };
 use crate::transport::{DEFAULT_PORT, GROUP_V4, GROUP_V6};
 
@@ -33,7 +33,9 @@ fn item(roff: &mut Roff, tag: Vec<Inline>, text: &str) {
 }
 
 fn code(roff: &mut Roff, lines: &[&str]) {
-    roff.control("PP", []).control("RS", ["4"]).control("nf", []);
+    roff.control("PP", [])
+        .control("RS", ["4"])
+        .control("nf", []);
     for l in lines {
         roff.text([roman(*l)]);
     }
@@ -49,17 +51,18 @@ pub fn render() -> Vec<u8> {
         .source(format!("git-pair {}", env!("CARGO_PKG_VERSION")))
         .manual("Git Manual");
     let mut out = Vec::new();
-    let sections: [fn(&clap_mangen::Man, &mut dyn std::io::Write) -> std::io::Result<()>; 5] = [
+    type Render = fn(&clap_mangen::Man, &mut dyn std::io::Write) -> std::io::Result<()>;
+    let sections: [Render; 6] = [
         clap_mangen::Man::render_title,
         clap_mangen::Man::render_name_section,
         clap_mangen::Man::render_synopsis_section,
         clap_mangen::Man::render_description_section,
         clap_mangen::Man::render_options_section,
+        clap_mangen::Man::render_subcommands_section,
     ];
     for render in sections {
         render(&man, &mut out).expect("writing to a Vec cannot fail");
     }
-    man.render_subcommands_section(&mut out).expect("writing to a Vec cannot fail");
     out.extend_from_slice(extra().render().as_bytes());
     out
 }
@@ -69,13 +72,34 @@ fn extra() -> Roff {
 
     section(&mut r, "EXAMPLES");
     para(&mut r, "On the first machine, in the repository:");
-    code(&mut r, &["$ git pair", "  pairing code:  7 - guitar - orbit - velvet"]);
+    code(
+        &mut r,
+        &["$ git pair", "  pairing code:  7 - guitar - orbit - velvet"],
+    );
     para(&mut r, "On the second machine, in its repository:");
-    code(&mut r, &["$ git pair 7-guitar-orbit-velvet", "Paired. Try: git fetch laptop"]);
-    para(&mut r, "On a network that drops multicast, one side names the other:");
-    code(&mut r, &["$ git pair 7-guitar-orbit-velvet --peer server.lan"]);
-    para(&mut r, "A program driving git-pair, with the code kept out of the process list:");
-    code(&mut r, &["$ printf '%s' \"$code\" | git pair --code-file - --json"]);
+    code(
+        &mut r,
+        &[
+            "$ git pair 7-guitar-orbit-velvet",
+            "Paired. Try: git fetch laptop",
+        ],
+    );
+    para(
+        &mut r,
+        "On a network that drops multicast, one side names the other:",
+    );
+    code(
+        &mut r,
+        &["$ git pair 7-guitar-orbit-velvet --peer server.lan"],
+    );
+    para(
+        &mut r,
+        "A program driving git-pair, with the code kept out of the process list:",
+    );
+    code(
+        &mut r,
+        &["$ printf '%s' \"$code\" | git pair --code-file - --json"],
+    );
 
     section(&mut r, "HOW IT WORKS");
     para(
@@ -234,7 +258,11 @@ fn extra() -> Roff {
         vec![bold("verify_failed")],
         "{\"address\", \"failures\", \"limit\"}: a peer's code differs (or someone guessed); the run goes on.",
     );
-    item(&mut r, vec![bold("timeout")], "{\"seconds\"}: no peer before --timeout; followed by failed.");
+    item(
+        &mut r,
+        vec![bold("timeout")],
+        "{\"seconds\"}: no peer before --timeout; followed by failed.",
+    );
     item(
         &mut r,
         vec![bold("failed")],
@@ -269,8 +297,16 @@ fn extra() -> Roff {
     );
 
     section(&mut r, "CONFIGURATION");
-    item(&mut r, vec![bold("pair.port")], "The UDP port, when --port is not given.");
-    item(&mut r, vec![bold("pair.scan")], "false turns the unicast subnet probe off, like --no-scan.");
+    item(
+        &mut r,
+        vec![bold("pair.port")],
+        "The UDP port, when --port is not given.",
+    );
+    item(
+        &mut r,
+        vec![bold("pair.scan")],
+        "false turns the unicast subnet probe off, like --no-scan.",
+    );
 
     section(&mut r, "SECURITY");
     para(
@@ -283,6 +319,9 @@ fn extra() -> Roff {
     );
 
     section(&mut r, "SEE ALSO");
-    para(&mut r, "git-remote(1), ssh(1), sshd(8), ssh_config(5), git-annex(1)");
+    para(
+        &mut r,
+        "git-remote(1), ssh(1), sshd(8), ssh_config(5), git-annex(1)",
+    );
     r
 }

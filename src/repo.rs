@@ -66,7 +66,8 @@ pub struct RepoInfo {
 
 /// Opens the repository containing `cwd`, as git would.
 pub fn open(cwd: &Path) -> Result<(Repository, RepoInfo), RepoError> {
-    let repo = Repository::discover(cwd).map_err(|e| RepoError::NotARepository(e.message().to_string()))?;
+    let repo = Repository::discover(cwd)
+        .map_err(|e| RepoError::NotARepository(e.message().to_string()))?;
     let info = read_info(&repo)?;
     Ok((repo, info))
 }
@@ -78,7 +79,10 @@ fn read_info(repo: &Repository) -> Result<RepoInfo, RepoError> {
         _ => repo.path(),
     };
     let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let config = repo.config().and_then(|mut c| c.snapshot()).map_err(RepoError::Config)?;
+    let config = repo
+        .config()
+        .and_then(|mut c| c.snapshot())
+        .map_err(RepoError::Config)?;
     let remotes = repo
         .remotes()
         .map_err(RepoError::Config)?
@@ -89,8 +93,14 @@ fn read_info(repo: &Repository) -> Result<RepoInfo, RepoError> {
     Ok(RepoInfo {
         path,
         bare,
-        annex_uuid: config.get_string("annex.uuid").ok().filter(|u| !u.is_empty()),
-        port: config.get_i64("pair.port").ok().and_then(|p| u16::try_from(p).ok()),
+        annex_uuid: config
+            .get_string("annex.uuid")
+            .ok()
+            .filter(|u| !u.is_empty()),
+        port: config
+            .get_i64("pair.port")
+            .ok()
+            .and_then(|p| u16::try_from(p).ok()),
         scan: config.get_bool("pair.scan").ok(),
         remotes,
     })
@@ -139,7 +149,7 @@ pub fn plan_remote(
             let base = name_from_host(peer_host);
             let mut name = base.clone();
             let mut n = 2;
-            while existing.iter().any(|e| *e == name) {
+            while existing.contains(&name) {
                 name = format!("{base}-{n}");
                 n += 1;
             }
@@ -175,7 +185,9 @@ fn check_name(name: &str) -> Result<(), RepoError> {
         && !name.ends_with(['.', '/'])
         && !name.contains("..")
         && !name.ends_with(".lock")
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
     if ok {
         Ok(())
     } else {
@@ -226,10 +238,11 @@ pub fn add_remote(repo: &Repository, plan: &RemotePlan) -> Result<(), RepoError>
 
 /// Removes a remote added by [`add_remote`] (rollback).
 pub fn remove_remote(repo: &Repository, name: &str) -> Result<(), RepoError> {
-    repo.remote_delete(name).map_err(|source| RepoError::AddRemote {
-        name: name.to_string(),
-        source,
-    })
+    repo.remote_delete(name)
+        .map_err(|source| RepoError::AddRemote {
+            name: name.to_string(),
+            source,
+        })
 }
 
 /// Seconds since the epoch as an RFC 3339 UTC timestamp.
@@ -273,16 +286,25 @@ mod tests {
 
     #[test]
     fn names_derive_from_the_host_and_avoid_collisions() {
-        let existing = vec!["origin".to_string(), "laptop".to_string(), "laptop-2".to_string()];
+        let existing = vec![
+            "origin".to_string(),
+            "laptop".to_string(),
+            "laptop-2".to_string(),
+        ];
         let plan = plan_remote(&existing, None, "Laptop.local", &record()).unwrap();
         assert_eq!(plan.name, "laptop-3");
         assert_eq!(plan.url, "git-pair-laptop-1a2b3c4d:/home/bob/notes");
-        assert!(plan.entries.contains(&(keys::HOST_KEYS, "SHA256:h1 SHA256:h2".into())));
+        assert!(plan
+            .entries
+            .contains(&(keys::HOST_KEYS, "SHA256:h1 SHA256:h2".into())));
     }
 
     #[test]
     fn host_names_are_sanitized() {
-        assert_eq!(name_from_host("Bob's MacBook Pro.local"), "bob-s-macbook-pro");
+        assert_eq!(
+            name_from_host("Bob's MacBook Pro.local"),
+            "bob-s-macbook-pro"
+        );
         assert_eq!(name_from_host("\u{1b}[31mevil"), "31mevil");
         assert_eq!(name_from_host("..."), "peer");
         assert_eq!(name_from_host(""), "peer");
@@ -301,9 +323,20 @@ mod tests {
             Err(RepoError::RemoteExists(_))
         ));
         for bad in ["", "-x", "a..b", "a b", "x.lock", "a/b"] {
-            assert!(matches!(check_requested_name(&existing, bad), Err(RepoError::BadName(_))), "{bad}");
+            assert!(
+                matches!(
+                    check_requested_name(&existing, bad),
+                    Err(RepoError::BadName(_))
+                ),
+                "{bad}"
+            );
         }
-        assert_eq!(plan_remote(&existing, Some("server"), "x", &record()).unwrap().name, "server");
+        assert_eq!(
+            plan_remote(&existing, Some("server"), "x", &record())
+                .unwrap()
+                .name,
+            "server"
+        );
     }
 
     #[test]

@@ -67,7 +67,11 @@ pub enum PairError {
         "the peer {peer} is verified, but its sshd does not answer at {tried}: is sshd running \
          on the peer? Is TCP port {port} open? Nothing was written"
     )]
-    SshdUnreachable { peer: String, tried: String, port: u16 },
+    SshdUnreachable {
+        peer: String,
+        tried: String,
+        port: u16,
+    },
     #[error("the peer could not use this machine's details ({0}): is sshd running here, on the port given with --ssh-port? Nothing was written")]
     PeerRejected(String),
     #[error("the peer sent details this machine cannot use: {0}")]
@@ -177,7 +181,8 @@ fn pair(args: &PairArgs, out: &mut Reporter, interrupts: &mut Interrupts) -> any
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let (repo, info) = repo::open(&cwd).map_err(|e| PairError::Usage(e.to_string()))?;
     if let Some(name) = &args.name {
-        repo::check_requested_name(&info.remotes, name).map_err(|e| PairError::Usage(e.to_string()))?;
+        repo::check_requested_name(&info.remotes, name)
+            .map_err(|e| PairError::Usage(e.to_string()))?;
     }
     let home = home_dir()?;
     let ssh = match passwd_home() {
@@ -188,14 +193,20 @@ fn pair(args: &PairArgs, out: &mut Reporter, interrupts: &mut Interrupts) -> any
     let me = whoami()?;
     let login = match &args.key {
         Some(path) => LoginKey::load(path).map_err(|e| PairError::Usage(e.to_string()))?,
-        None => LoginKey::generate(&format!("git-pair {}@{}", me.user, me.host)).context(PairError::Setup)?,
+        None => LoginKey::generate(&format!("git-pair {}@{}", me.user, me.host))
+            .context(PairError::Setup)?,
     };
     let host_keys = keys::host_keys(&args.host_keys).context(PairError::Setup)?;
     let port = args.port.or(info.port).unwrap_or(DEFAULT_PORT);
     let all = iface::list()?;
-    let interfaces = iface::select(&all, &args.interfaces).map_err(|e| PairError::Usage(e.to_string()))?;
+    let interfaces =
+        iface::select(&all, &args.interfaces).map_err(|e| PairError::Usage(e.to_string()))?;
     let peers = resolve_peers(&args.peers, port, &all)?;
-    let sockets = Sockets::open(interfaces.clone(), port, peers.iter().map(SocketAddr::ip).collect())?;
+    let sockets = Sockets::open(
+        interfaces.clone(),
+        port,
+        peers.iter().map(SocketAddr::ip).collect(),
+    )?;
     let scan_targets = if !args.no_scan && info.scan.unwrap_or(true) {
         scan::targets(&interfaces, port)
     } else {
@@ -256,14 +267,19 @@ fn exchange(
     out: &mut Reporter,
     interrupts: &mut Interrupts,
 ) -> anyhow::Result<()> {
-    let names = p.interfaces.iter().map(|i| i.name.clone()).collect::<Vec<_>>();
+    let names = p
+        .interfaces
+        .iter()
+        .map(|i| i.name.clone())
+        .collect::<Vec<_>>();
     if p.generated {
         let shown = p.code.reveal();
         out.event(JsonEvent::Code {
             code: shown.to_string(),
         });
         if out.json.is_none() {
-            out.progress.print_trusted(&term::code_banner(&shown, out.progress.is_tty()));
+            out.progress
+                .print_trusted(&term::code_banner(&shown, out.progress.is_tty()));
         }
     }
     out.event(JsonEvent::Listening {
@@ -282,13 +298,19 @@ fn exchange(
 
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
     let mut state = Session::default();
-    let outcome = driver::drive(&mut machine, &mut sockets, interrupts, deadline, |m, sockets, event| {
-        for w in sockets.take_warnings() {
-            out.line(&format!("warning: {w}"));
-        }
-        out.progress.tick();
-        state.on_event(args, &p, m, event, out)
-    })?;
+    let outcome = driver::drive(
+        &mut machine,
+        &mut sockets,
+        interrupts,
+        deadline,
+        |m, sockets, event| {
+            for w in sockets.take_warnings() {
+                out.line(&format!("warning: {w}"));
+            }
+            out.progress.tick();
+            state.on_event(args, &p, m, event, out)
+        },
+    )?;
     if let Some(err) = state.error.take() {
         return Err(err);
     }
@@ -299,10 +321,16 @@ fn exchange(
         let linger_until = Instant::now() + machine::LINGER_MAX;
         if !machine.is_done() {
             out.status("waiting for the other machine to finish…");
-            driver::drive(&mut machine, &mut sockets, interrupts, linger_until, |_, _, event| match event {
-                Event::Finished => Control::Stop,
-                _ => Control::Continue,
-            })?;
+            driver::drive(
+                &mut machine,
+                &mut sockets,
+                interrupts,
+                linger_until,
+                |_, _, event| match event {
+                    Event::Finished => Control::Stop,
+                    _ => Control::Continue,
+                },
+            )?;
         }
         out.progress.finish();
         out.event(JsonEvent::Paired {
@@ -321,7 +349,9 @@ fn exchange(
         }
         .into()),
         Outcome::Deadline => {
-            out.event(JsonEvent::Timeout { seconds: args.timeout });
+            out.event(JsonEvent::Timeout {
+                seconds: args.timeout,
+            });
             Err(PairError::NoPeer {
                 interfaces: names.join(", "),
                 seconds: args.timeout,
@@ -364,10 +394,17 @@ impl Session {
                 out.event(JsonEvent::Peer {
                     address: from.ip().to_string(),
                 });
-                out.status(&format!("found a machine at {}; verifying the code…", from.ip()));
+                out.status(&format!(
+                    "found a machine at {}; verifying the code…",
+                    from.ip()
+                ));
                 Control::Continue
             }
-            Event::PeerPayload { peer, payload, sources } => self.check_peer(p, m, peer, &payload, &sources, out),
+            Event::PeerPayload {
+                peer,
+                payload,
+                sources,
+            } => self.check_peer(p, m, peer, &payload, &sources, out),
             Event::VerifyFailed { from, failures, .. } => {
                 out.event(JsonEvent::VerifyFailed {
                     address: from.ip().to_string(),
@@ -384,7 +421,11 @@ impl Session {
                 Control::Continue
             }
             Event::PeerRejected { detail, .. } => {
-                let detail = detail.as_deref().map(term::sanitize).unwrap_or_default().into_owned();
+                let detail = detail
+                    .as_deref()
+                    .map(term::sanitize)
+                    .unwrap_or_default()
+                    .into_owned();
                 self.error = Some(PairError::PeerRejected(detail).into());
                 Control::Stop
             }
@@ -393,7 +434,9 @@ impl Session {
                 Control::Stop
             }
             Event::Verified(v) => {
-                let Some((peer, info, address)) = self.accepted.take().filter(|(id, ..)| *id == v.peer) else {
+                let Some((peer, info, address)) =
+                    self.accepted.take().filter(|(id, ..)| *id == v.peer)
+                else {
                     self.error = Some(anyhow::anyhow!("verified a peer that was never checked"));
                     return Control::Stop;
                 };
@@ -441,12 +484,16 @@ impl Session {
             Ok(info) => info,
             Err(e) => {
                 m.reject(Instant::now(), peer, "your payload is invalid");
-                self.error = Some(PairError::BadPeer(term::sanitize(&e.to_string()).into_owned()).into());
+                self.error =
+                    Some(PairError::BadPeer(term::sanitize(&e.to_string()).into_owned()).into());
                 return Control::Stop;
             }
         };
         let candidates = sshd_candidates(sources, &info, &p.interfaces);
-        out.status(&format!("checking the peer's sshd (TCP port {})…", info.ssh_port));
+        out.status(&format!(
+            "checking the peer's sshd (TCP port {})…",
+            info.ssh_port
+        ));
         match probe::first_reachable(&candidates, SSHD_PROBE_TIMEOUT) {
             Ok(address) => {
                 self.accepted = Some((peer, info, address));
@@ -490,7 +537,11 @@ fn view_of(info: &PeerInfo) -> PeerView {
 /// datagrams came from (proven to route), then the addresses it advertised,
 /// IPv4 before IPv6. Advertised link-local IPv6 addresses carry no scope, so
 /// they get the scope of the interface the peer was heard on.
-fn sshd_candidates(sources: &[SocketAddr], info: &PeerInfo, interfaces: &[Interface]) -> Vec<SocketAddr> {
+fn sshd_candidates(
+    sources: &[SocketAddr],
+    info: &PeerInfo,
+    interfaces: &[Interface],
+) -> Vec<SocketAddr> {
     let port = info.ssh_port;
     let link_scope = sources.iter().find_map(|s| match s {
         SocketAddr::V6(v6) if v6.scope_id() != 0 => Some(v6.scope_id()),
@@ -546,9 +597,13 @@ fn setup(
     interrupts: &mut Interrupts,
 ) -> anyhow::Result<Done> {
     let info = &v.info;
-    let alias = format!("git-pair-{}-{}", repo::name_from_host(&info.host), v.peer.short());
+    let alias = format!(
+        "git-pair-{}-{}",
+        repo::name_from_host(&info.host),
+        v.peer.short()
+    );
     let (identity, identity_path) = match &p.login {
-        LoginKey::Generated(key) => (Identity::Generated(key.clone()), p.ssh.identity(&alias)),
+        LoginKey::Generated(key) => (Identity::Generated((**key).clone()), p.ssh.identity(&alias)),
         LoginKey::Existing { path, .. } => (Identity::Existing(path.clone()), path.clone()),
     };
     let host_name = host_name_for(v.address, &p.interfaces);
@@ -588,14 +643,15 @@ fn setup(
     let plan = repo::plan_remote(&p.info.remotes, args.name.as_deref(), &info.host, &record)
         .map_err(|e| PairError::Usage(e.to_string()))?;
 
-    let applied = ssh_files::apply(&p.ssh, &ssh_setup, &mut || interrupts.check().is_some()).map_err(|e| {
-        let interrupted = matches!(e, ssh_files::Error::Interrupted);
-        anyhow::Error::new(e).context(if interrupted {
-            PairError::Interrupted
-        } else {
-            PairError::Setup
-        })
-    })?;
+    let applied = ssh_files::apply(&p.ssh, &ssh_setup, &mut || interrupts.check().is_some())
+        .map_err(|e| {
+            let interrupted = matches!(e, ssh_files::Error::Interrupted);
+            anyhow::Error::new(e).context(if interrupted {
+                PairError::Interrupted
+            } else {
+                PairError::Setup
+            })
+        })?;
     if let Err(e) = repo::add_remote(&p.repo, &plan) {
         let undo = applied.rollback();
         let err = anyhow::Error::new(e).context(PairError::Setup);
@@ -606,7 +662,9 @@ fn setup(
     }
     if interrupts.check().is_some() {
         let _ = repo::remove_remote(&p.repo, &plan.name);
-        applied.rollback().context("undoing the ssh changes after Ctrl-C failed")?;
+        applied
+            .rollback()
+            .context("undoing the ssh changes after Ctrl-C failed")?;
         return Err(PairError::Interrupted.into());
     }
     let written = applied.written();
@@ -661,7 +719,10 @@ fn marker(local: &Path, peer: &str) -> String {
     h.update(local.as_os_str().as_encoded_bytes());
     h.update([0]);
     h.update(peer.as_bytes());
-    h.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect()
+    h.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The code from the argument, --code-file or GIT_PAIR_CODE, in that
@@ -676,10 +737,15 @@ fn read_code(args: &PairArgs) -> anyhow::Result<Option<Code>> {
         } else {
             fs::File::open(file).and_then(|mut f| f.read_to_string(&mut text))
         };
-        read.map_err(|e| PairError::Usage(format!("cannot read the code from {}: {e}", file.display())))?;
+        read.map_err(|e| {
+            PairError::Usage(format!("cannot read the code from {}: {e}", file.display()))
+        })?;
         Some(text)
     } else {
-        std::env::var("GIT_PAIR_CODE").ok().filter(|c| !c.trim().is_empty()).map(zeroize::Zeroizing::new)
+        std::env::var("GIT_PAIR_CODE")
+            .ok()
+            .filter(|c| !c.trim().is_empty())
+            .map(zeroize::Zeroizing::new)
     };
     match text {
         None => Ok(None),
@@ -695,7 +761,10 @@ fn home_dir() -> anyhow::Result<PathBuf> {
     if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
         return Ok(PathBuf::from(home));
     }
-    passwd_home().ok_or_else(|| PairError::Usage("HOME is not set and this user has no passwd entry: set HOME".into()).into())
+    passwd_home().ok_or_else(|| {
+        PairError::Usage("HOME is not set and this user has no passwd entry: set HOME".into())
+            .into()
+    })
 }
 
 /// The home directory in the passwd database: what ssh expands `~` to.
@@ -724,7 +793,9 @@ fn whoami() -> anyhow::Result<Me> {
         .ok()
         .flatten()
         .map(|u| u.name)
-        .ok_or_else(|| PairError::Usage("this user has no passwd entry, so the peer could not log in".into()))?;
+        .ok_or_else(|| {
+            PairError::Usage("this user has no passwd entry, so the peer could not log in".into())
+        })?;
     let host = nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())
@@ -735,12 +806,17 @@ fn whoami() -> anyhow::Result<Me> {
 
 /// Resolves `--peer` hosts. A link-local IPv6 address may carry its
 /// interface as `fe80::1%eth0`.
-fn resolve_peers(hosts: &[String], port: u16, interfaces: &[Interface]) -> anyhow::Result<Vec<SocketAddr>> {
+fn resolve_peers(
+    hosts: &[String],
+    port: u16,
+    interfaces: &[Interface],
+) -> anyhow::Result<Vec<SocketAddr>> {
     let mut out = Vec::new();
     for host in hosts {
         let bad = |why: String| PairError::Usage(format!("--peer {host}: {why}"));
         if let Some((ip, scope)) = host.split_once('%') {
-            let ip: std::net::Ipv6Addr = ip.parse().map_err(|_| bad("not an IPv6 address".into()))?;
+            let ip: std::net::Ipv6Addr =
+                ip.parse().map_err(|_| bad("not an IPv6 address".into()))?;
             let index = interfaces
                 .iter()
                 .find(|i| i.name == scope)
@@ -768,7 +844,8 @@ mod tests {
     use crate::transport::iface::V4Net;
 
     fn info(addresses: &[&str]) -> PeerInfo {
-        let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOvz9/dlwEDfuqj1WBVMQbjFs+6w+Vvr8nI1VbWq+uGP";
+        let key =
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOvz9/dlwEDfuqj1WBVMQbjFs+6w+Vvr8nI1VbWq+uGP";
         let p = Payload {
             user: "bob".into(),
             host: "laptop".into(),
@@ -799,12 +876,16 @@ mod tests {
 
     #[test]
     fn sshd_candidates_prefer_the_sources_then_ipv4_then_scoped_link_local() {
-        let sources = vec![
-            "[fe80::2%2]:40000".parse::<SocketAddr>().unwrap_or_else(|_| {
+        let sources = vec!["[fe80::2%2]:40000"
+            .parse::<SocketAddr>()
+            .unwrap_or_else(|_| {
                 SocketAddr::V6(SocketAddrV6::new("fe80::2".parse().unwrap(), 40000, 0, 2))
-            }),
-        ];
-        let got = sshd_candidates(&sources, &info(&["fe80::2", "10.0.0.2", "2001:db8::2", "127.0.0.1"]), &[eth0()]);
+            })];
+        let got = sshd_candidates(
+            &sources,
+            &info(&["fe80::2", "10.0.0.2", "2001:db8::2", "127.0.0.1"]),
+            &[eth0()],
+        );
         let want: Vec<SocketAddr> = vec![
             SocketAddr::V6(SocketAddrV6::new("fe80::2".parse().unwrap(), 2222, 0, 2)),
             "10.0.0.2:2222".parse().unwrap(),
@@ -817,14 +898,23 @@ mod tests {
     fn link_local_host_names_name_the_interface() {
         let a = SocketAddr::V6(SocketAddrV6::new("fe80::2".parse().unwrap(), 22, 0, 2));
         assert_eq!(host_name_for(a, &[eth0()]), "fe80::2%eth0");
-        assert_eq!(host_name_for("10.0.0.2:22".parse().unwrap(), &[eth0()]), "10.0.0.2");
+        assert_eq!(
+            host_name_for("10.0.0.2:22".parse().unwrap(), &[eth0()]),
+            "10.0.0.2"
+        );
     }
 
     #[test]
     fn markers_are_stable_and_distinct() {
         let a = marker(Path::new("/home/alice/r"), "bob@laptop:/home/bob/r");
-        assert_eq!(a, marker(Path::new("/home/alice/r"), "bob@laptop:/home/bob/r"));
-        assert_ne!(a, marker(Path::new("/home/alice/s"), "bob@laptop:/home/bob/r"));
+        assert_eq!(
+            a,
+            marker(Path::new("/home/alice/r"), "bob@laptop:/home/bob/r")
+        );
+        assert_ne!(
+            a,
+            marker(Path::new("/home/alice/s"), "bob@laptop:/home/bob/r")
+        );
         assert_eq!(a.len(), 16);
     }
 

@@ -24,7 +24,9 @@ pub const CHANNEL_MAX: u32 = 999;
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CodeError {
-    #[error("the code is empty: type the code shown on the other machine, e.g. 7-guitar-orbit-velvet")]
+    #[error(
+        "the code is empty: type the code shown on the other machine, e.g. 7-guitar-orbit-velvet"
+    )]
     Empty,
     #[error("the code has a number but no words after it: type the whole code, e.g. 7-guitar-orbit-velvet")]
     NoSecret,

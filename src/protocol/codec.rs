@@ -70,11 +70,7 @@ impl<'de> Deserialize<'de> for SessionId {
             let lo = hex_val(pair[1]);
             match (hi, lo) {
                 (Some(h), Some(l)) => out[i] = (h << 4) | l,
-                _ => {
-                    return Err(serde::de::Error::custom(
-                        "session id must be lowercase hex",
-                    ))
-                }
+                _ => return Err(serde::de::Error::custom("session id must be lowercase hex")),
             }
         }
         Ok(SessionId(out))
@@ -385,8 +381,14 @@ mod tests {
     #[test]
     fn refuses_bad_input_without_panicking() {
         let too_big = vec![b' '; MAX_DATAGRAM + 1];
-        assert_eq!(decode(&too_big), Err(DecodeError::TooLarge(MAX_DATAGRAM + 1)));
-        assert!(matches!(decode(b"\xff\xfe"), Err(DecodeError::Malformed(_))));
+        assert_eq!(
+            decode(&too_big),
+            Err(DecodeError::TooLarge(MAX_DATAGRAM + 1))
+        );
+        assert!(matches!(
+            decode(b"\xff\xfe"),
+            Err(DecodeError::Malformed(_))
+        ));
         assert!(matches!(decode(b"[]"), Err(DecodeError::Malformed(_))));
         assert!(matches!(
             decode(br#"{"t":"hello","sid":"abababababababababababababababab","ch":"7"}"#),
@@ -470,14 +472,14 @@ mod tests {
                     d: Bytes(d),
                     ack
                 }),
-            (arb_sid(), arb_sid(), any::<[u8; 32]>(), arb_ack()).prop_map(
-                |(sid, to, mac, ack)| Message::Confirm {
+            (arb_sid(), arb_sid(), any::<[u8; 32]>(), arb_ack()).prop_map(|(sid, to, mac, ack)| {
+                Message::Confirm {
                     sid,
                     to,
                     mac: Bytes(mac.to_vec()),
-                    ack
+                    ack,
                 }
-            ),
+            }),
             (arb_sid(), arb_sid(), arb_ack()).prop_map(|(sid, to, ack)| Message::Ack {
                 sid,
                 to,

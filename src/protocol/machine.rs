@@ -41,10 +41,8 @@ use rand_core::{CryptoRng, RngCore};
 use spake2::{Ed25519Group, Identity, Password, Spake2};
 use zeroize::Zeroizing;
 
-use super::codec::{
-    self, AbortReason, Ack, Bytes, Message, SessionId, MAX_PIECES, PIECE_LEN,
-};
 use super::code::Code;
+use super::codec::{self, AbortReason, Ack, Bytes, Message, SessionId, MAX_PIECES, PIECE_LEN};
 use super::payload::MAX_PAYLOAD;
 use super::schedule::{self, PairSecret, PakeKey, SessionKeys, ShortAuthString, Transcript};
 
@@ -247,7 +245,9 @@ impl Session {
     /// When this session is given up: idle, or a guess held open too long.
     fn expires(&self) -> Instant {
         match self.key_sent_at {
-            Some(at) if !self.peer_verified => (at + VERIFY_WITHIN).min(self.last_heard + SESSION_IDLE),
+            Some(at) if !self.peer_verified => {
+                (at + VERIFY_WITHIN).min(self.last_heard + SESSION_IDLE)
+            }
             _ => self.last_heard + SESSION_IDLE,
         }
     }
@@ -367,7 +367,10 @@ impl<R: RngCore + CryptoRng> Machine<R> {
                     .map(|s| s.last_heard.max(since) + LINGER_QUIET)
                     .unwrap_or(since);
                 let retransmit = self.sessions.get(&peer).and_then(|s| s.retransmit_at);
-                return [Some(linger.min(quiet)), retransmit].into_iter().flatten().min();
+                return [Some(linger.min(quiet)), retransmit]
+                    .into_iter()
+                    .flatten()
+                    .min();
             }
             Phase::Searching => {}
         }
@@ -572,27 +575,25 @@ impl<R: RngCore + CryptoRng> Machine<R> {
             }
         }
         let (content, duplicate) = match msg {
-            Message::Pake { m, .. } => {
-                match &s.peer_pake {
-                    Some(have) => (true, *have == m.0),
-                    None => {
-                        let Some(spake) = s.spake.take() else {
+            Message::Pake { m, .. } => match &s.peer_pake {
+                Some(have) => (true, *have == m.0),
+                None => {
+                    let Some(spake) = s.spake.take() else {
+                        return;
+                    };
+                    match spake.finish(&m.0) {
+                        Ok(key) => {
+                            s.keys = Some(schedule::derive(&PakeKey::new(key), &self.sid, &peer));
+                            s.peer_pake = Some(m.0);
+                            (true, false)
+                        }
+                        Err(_) => {
+                            self.fail(peer, from, now);
                             return;
-                        };
-                        match spake.finish(&m.0) {
-                            Ok(key) => {
-                                s.keys = Some(schedule::derive(&PakeKey::new(key), &self.sid, &peer));
-                                s.peer_pake = Some(m.0);
-                                (true, false)
-                            }
-                            Err(_) => {
-                                self.fail(peer, from, now);
-                                return;
-                            }
                         }
                     }
                 }
-            }
+            },
             Message::Data { i, n, d, .. } => (true, !s.rx.insert(i, n, d.0)),
             Message::Confirm { mac, .. } => {
                 let dup = s.peer_verified || s.peer_mac.as_ref() == Some(&mac.0);
@@ -654,8 +655,8 @@ impl<R: RngCore + CryptoRng> Machine<R> {
             return 0;
         };
         // Key material: only while the guess budget lasts.
-        if s.keys.is_some() && !s.key_material_sent() && self.failures + in_flight < MAX_FAILURES {
-            let keys = s.keys.as_ref().expect("checked above");
+        let budget = self.failures + in_flight < MAX_FAILURES;
+        if let (Some(keys), false, true) = (&s.keys, s.key_material_sent(), budget) {
             let sealed = schedule::seal(keys, &self.sid, &peer, &self.payload);
             s.own_pieces = sealed.chunks(PIECE_LEN).map(<[u8]>::to_vec).collect();
             s.key_sent_at = Some(now);

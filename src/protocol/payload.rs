@@ -96,9 +96,7 @@ impl PeerInfo {
         if p.host.is_empty() || p.host.len() > 255 {
             return Err(PayloadError::Host);
         }
-        if !p.path.starts_with('/')
-            || p.path.len() > 4096
-            || p.path.chars().any(|c| c.is_control())
+        if !p.path.starts_with('/') || p.path.len() > 4096 || p.path.chars().any(|c| c.is_control())
         {
             return Err(PayloadError::Path);
         }
@@ -187,7 +185,8 @@ mod tests {
 
     #[test]
     fn bad_payloads_are_refused() {
-        let cases: Vec<(fn(&mut Payload), &str)> = vec![
+        type Mutation = fn(&mut Payload);
+        let cases: Vec<(Mutation, &str)> = vec![
             (|p| p.user = "bob smith".into(), "User"),
             (|p| p.user = "-oProxyCommand=x".into(), "User"),
             (|p| p.user = String::new(), "User"),
@@ -203,7 +202,10 @@ mod tests {
             let mut p = sample();
             mutate(&mut p);
             let err = PeerInfo::parse(&p.to_bytes()).unwrap_err();
-            assert!(format!("{err:?}").starts_with(want), "{err:?} is not {want}");
+            assert!(
+                format!("{err:?}").starts_with(want),
+                "{err:?} is not {want}"
+            );
         }
         assert!(matches!(
             PeerInfo::parse(&vec![b' '; MAX_PAYLOAD + 1]),

@@ -195,8 +195,8 @@ pub struct Transcript<'a> {
 
 impl Transcript<'_> {
     fn mac(&self, key: &ConfirmKey) -> Hmac<Sha256> {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key.0)
-            .expect("HMAC accepts keys of any length");
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&key.0).expect("HMAC accepts keys of any length");
         mac.update(PROTOCOL.as_bytes());
         mac.update(b" transcript");
         for field in [

@@ -73,7 +73,11 @@ fn flush<R: RngCore + CryptoRng>(machine: &mut Machine<R>, sockets: &mut Sockets
     }
 }
 
-fn wait(sockets: &Sockets, interrupts: &Interrupts, timeout: Duration) -> Result<(), TransportError> {
+fn wait(
+    sockets: &Sockets,
+    interrupts: &Interrupts,
+    timeout: Duration,
+) -> Result<(), TransportError> {
     let mut fds: Vec<PollFd<'_>> = sockets
         .fds()
         .into_iter()

@@ -47,8 +47,14 @@ impl Interface {
     /// Whether `ip` is on one of this interface's subnets.
     pub fn on_link(&self, ip: IpAddr) -> bool {
         match ip {
-            IpAddr::V4(ip) => self.v4.iter().any(|n| same_prefix(&n.addr.octets(), &ip.octets(), n.prefix)),
-            IpAddr::V6(ip) => self.v6.iter().any(|n| same_prefix(&n.addr.octets(), &ip.octets(), n.prefix)),
+            IpAddr::V4(ip) => self
+                .v4
+                .iter()
+                .any(|n| same_prefix(&n.addr.octets(), &ip.octets(), n.prefix)),
+            IpAddr::V6(ip) => self
+                .v6
+                .iter()
+                .any(|n| same_prefix(&n.addr.octets(), &ip.octets(), n.prefix)),
         }
     }
 }
@@ -87,28 +93,42 @@ pub enum InterfaceError {
 pub fn list() -> Result<Vec<Interface>, InterfaceError> {
     let mut by_name: BTreeMap<String, Interface> = BTreeMap::new();
     for ifa in getifaddrs().map_err(InterfaceError::List)? {
-        let entry = by_name.entry(ifa.interface_name.clone()).or_insert_with(|| Interface {
-            index: if_nametoindex(ifa.interface_name.as_str()).unwrap_or(0),
-            name: ifa.interface_name.clone(),
-            up: ifa.flags.contains(InterfaceFlags::IFF_UP),
-            multicast: ifa.flags.contains(InterfaceFlags::IFF_MULTICAST),
-            loopback: ifa.flags.contains(InterfaceFlags::IFF_LOOPBACK),
-            v4: Vec::new(),
-            v6: Vec::new(),
-        });
+        let entry = by_name
+            .entry(ifa.interface_name.clone())
+            .or_insert_with(|| Interface {
+                index: if_nametoindex(ifa.interface_name.as_str()).unwrap_or(0),
+                name: ifa.interface_name.clone(),
+                up: ifa.flags.contains(InterfaceFlags::IFF_UP),
+                multicast: ifa.flags.contains(InterfaceFlags::IFF_MULTICAST),
+                loopback: ifa.flags.contains(InterfaceFlags::IFF_LOOPBACK),
+                v4: Vec::new(),
+                v6: Vec::new(),
+            });
         let Some(address) = ifa.address else { continue };
         if let Some(sin) = address.as_sockaddr_in() {
             let prefix = ifa
                 .netmask
-                .and_then(|m| m.as_sockaddr_in().map(|m| u32::from(m.ip()).count_ones() as u8))
+                .and_then(|m| {
+                    m.as_sockaddr_in()
+                        .map(|m| u32::from(m.ip()).count_ones() as u8)
+                })
                 .unwrap_or(32);
-            entry.v4.push(V4Net { addr: sin.ip(), prefix });
+            entry.v4.push(V4Net {
+                addr: sin.ip(),
+                prefix,
+            });
         } else if let Some(sin6) = address.as_sockaddr_in6() {
             let prefix = ifa
                 .netmask
-                .and_then(|m| m.as_sockaddr_in6().map(|m| u128::from(m.ip()).count_ones() as u8))
+                .and_then(|m| {
+                    m.as_sockaddr_in6()
+                        .map(|m| u128::from(m.ip()).count_ones() as u8)
+                })
                 .unwrap_or(128);
-            entry.v6.push(V6Net { addr: sin6.ip(), prefix });
+            entry.v6.push(V6Net {
+                addr: sin6.ip(),
+                prefix,
+            });
         }
     }
     Ok(by_name.into_values().filter(|i| i.index != 0).collect())
@@ -134,7 +154,11 @@ pub fn select(all: &[Interface], named: &[String]) -> Result<Vec<Interface>, Int
         let Some(iface) = all.iter().find(|i| &i.name == name) else {
             return Err(InterfaceError::Unknown {
                 name: name.clone(),
-                available: all.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", "),
+                available: all
+                    .iter()
+                    .map(|i| i.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             });
         };
         if !iface.up {
@@ -158,8 +182,14 @@ mod tests {
             up,
             multicast,
             loopback,
-            v4: vec![V4Net { addr: Ipv4Addr::new(192, 168, 1, 20), prefix: 24 }],
-            v6: vec![V6Net { addr: "fe80::1".parse().unwrap(), prefix: 64 }],
+            v4: vec![V4Net {
+                addr: Ipv4Addr::new(192, 168, 1, 20),
+                prefix: 24,
+            }],
+            v6: vec![V6Net {
+                addr: "fe80::1".parse().unwrap(),
+                prefix: 64,
+            }],
         }
     }
 
@@ -171,18 +201,31 @@ mod tests {
             iface("wlan0", false, true, false),
             iface("tun0", true, false, false),
         ];
-        let names: Vec<String> = select(&all, &[]).unwrap().into_iter().map(|i| i.name).collect();
+        let names: Vec<String> = select(&all, &[])
+            .unwrap()
+            .into_iter()
+            .map(|i| i.name)
+            .collect();
         assert_eq!(names, ["eth0"]);
     }
 
     #[test]
     fn named_interfaces_may_be_loopback_but_must_exist_and_be_up() {
-        let all = vec![iface("lo", true, false, true), iface("wlan0", false, true, false)];
+        let all = vec![
+            iface("lo", true, false, true),
+            iface("wlan0", false, true, false),
+        ];
         assert_eq!(select(&all, &["lo".into()]).unwrap()[0].name, "lo");
         let err = select(&all, &["eth9".into()]).unwrap_err().to_string();
         assert!(err.contains("eth9") && err.contains("lo, wlan0"), "{err}");
-        assert!(matches!(select(&all, &["wlan0".into()]), Err(InterfaceError::Down(_))));
-        assert!(matches!(select(&all[..1], &[]), Err(InterfaceError::NoneUsable)));
+        assert!(matches!(
+            select(&all, &["wlan0".into()]),
+            Err(InterfaceError::Down(_))
+        ));
+        assert!(matches!(
+            select(&all[..1], &[]),
+            Err(InterfaceError::NoneUsable)
+        ));
         assert_eq!(select(&all, &["lo".into(), "lo".into()]).unwrap().len(), 1);
     }
 
@@ -198,7 +241,13 @@ mod tests {
     #[test]
     fn listing_finds_loopback() {
         let all = list().unwrap();
-        let lo = all.iter().find(|i| i.loopback).expect("a loopback interface");
-        assert!(lo.v4.iter().any(|n| n.addr == Ipv4Addr::LOCALHOST && n.prefix == 8));
+        let lo = all
+            .iter()
+            .find(|i| i.loopback)
+            .expect("a loopback interface");
+        assert!(lo
+            .v4
+            .iter()
+            .any(|n| n.addr == Ipv4Addr::LOCALHOST && n.prefix == 8));
     }
 }

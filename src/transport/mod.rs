@@ -76,7 +76,8 @@ pub struct Sockets {
 }
 
 fn udp(domain: Domain) -> Result<Socket, TransportError> {
-    let socket = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP)).map_err(TransportError::Socket)?;
+    let socket =
+        Socket::new(domain, Type::DGRAM, Some(Protocol::UDP)).map_err(TransportError::Socket)?;
     if domain == Domain::IPV6 {
         socket.set_only_v6(true).map_err(TransportError::Socket)?;
     }
@@ -91,7 +92,11 @@ fn bind(socket: &Socket, addr: SocketAddr, port: u16) -> Result<(), TransportErr
 
 impl Sockets {
     /// Opens the sockets and joins the groups on `interfaces`.
-    pub fn open(interfaces: Vec<Interface>, port: u16, peers: Vec<IpAddr>) -> Result<Sockets, TransportError> {
+    pub fn open(
+        interfaces: Vec<Interface>,
+        port: u16,
+        peers: Vec<IpAddr>,
+    ) -> Result<Sockets, TransportError> {
         let mut warnings = Vec::new();
         let mut multicast_v4 = Vec::new();
         let mut multicast_v6 = Vec::new();
@@ -99,20 +104,34 @@ impl Sockets {
 
         let v4 = if interfaces.iter().any(|i| !i.v4.is_empty()) {
             let listen = udp(Domain::IPV4)?;
-            listen.set_reuse_address(true).map_err(TransportError::Socket)?;
-            bind(&listen, SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)), port)?;
+            listen
+                .set_reuse_address(true)
+                .map_err(TransportError::Socket)?;
+            bind(
+                &listen,
+                SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)),
+                port,
+            )?;
             // Only the groups this socket joined, not every group of the host.
-            listen.set_multicast_all_v4(false).map_err(TransportError::Socket)?;
+            listen
+                .set_multicast_all_v4(false)
+                .map_err(TransportError::Socket)?;
             for i in interfaces.iter().filter(|i| !i.v4.is_empty()) {
-                match listen.join_multicast_v4_n(&GROUP_V4, &InterfaceIndexOrAddress::Index(i.index)) {
+                match listen
+                    .join_multicast_v4_n(&GROUP_V4, &InterfaceIndexOrAddress::Index(i.index))
+                {
                     Ok(()) => multicast_v4.push((i.v4[0].addr, i.name.clone())),
                     Err(e) => errors.push(format!("{} (IPv4): {e}", i.name)),
                 }
             }
             let unicast = udp(Domain::IPV4)?;
             bind(&unicast, SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)), 0)?;
-            unicast.set_multicast_ttl_v4(1).map_err(TransportError::Socket)?;
-            unicast.set_multicast_loop_v4(true).map_err(TransportError::Socket)?;
+            unicast
+                .set_multicast_ttl_v4(1)
+                .map_err(TransportError::Socket)?;
+            unicast
+                .set_multicast_loop_v4(true)
+                .map_err(TransportError::Socket)?;
             Some(Family {
                 listen: listen.into(),
                 unicast: unicast.into(),
@@ -137,7 +156,11 @@ impl Sockets {
 
         if multicast_v4.is_empty() && multicast_v6.is_empty() {
             return Err(TransportError::NoMulticast {
-                interfaces: interfaces.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", "),
+                interfaces: interfaces
+                    .iter()
+                    .map(|i| i.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 detail: if errors.is_empty() {
                     "they have no IPv4 or IPv6 address".into()
                 } else {
@@ -145,7 +168,11 @@ impl Sockets {
                 },
             });
         }
-        warnings.extend(errors.into_iter().map(|e| format!("cannot join the multicast group on {e}")));
+        warnings.extend(
+            errors
+                .into_iter()
+                .map(|e| format!("cannot join the multicast group on {e}")),
+        );
         for family in v4.iter().chain(v6.iter()) {
             for s in [&family.listen, &family.unicast] {
                 s.set_nonblocking(true).map_err(TransportError::Socket)?;
@@ -170,9 +197,17 @@ impl Sockets {
         errors: &mut Vec<String>,
     ) -> Result<Family, TransportError> {
         let listen = udp(Domain::IPV6)?;
-        listen.set_reuse_address(true).map_err(TransportError::Socket)?;
-        bind(&listen, SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)), port)?;
-        listen.set_multicast_all_v6(false).map_err(TransportError::Socket)?;
+        listen
+            .set_reuse_address(true)
+            .map_err(TransportError::Socket)?;
+        bind(
+            &listen,
+            SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)),
+            port,
+        )?;
+        listen
+            .set_multicast_all_v6(false)
+            .map_err(TransportError::Socket)?;
         for i in interfaces.iter().filter(|i| !i.v6.is_empty()) {
             match listen.join_multicast_v6(&GROUP_V6, i.index) {
                 Ok(()) => joined.push((i.index, i.name.clone())),
@@ -181,8 +216,12 @@ impl Sockets {
         }
         let unicast = udp(Domain::IPV6)?;
         bind(&unicast, SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)), 0)?;
-        unicast.set_multicast_hops_v6(1).map_err(TransportError::Socket)?;
-        unicast.set_multicast_loop_v6(true).map_err(TransportError::Socket)?;
+        unicast
+            .set_multicast_hops_v6(1)
+            .map_err(TransportError::Socket)?;
+        unicast
+            .set_multicast_loop_v6(true)
+            .map_err(TransportError::Socket)?;
         Ok(Family {
             listen: listen.into(),
             unicast: unicast.into(),
@@ -225,9 +264,10 @@ impl Sockets {
             let sock = SockRef::from(&f.unicast);
             let mut failed = Vec::new();
             for (addr, name) in &self.multicast_v4 {
-                let sent = sock
-                    .set_multicast_if_v4(addr)
-                    .and_then(|()| f.unicast.send_to(datagram, SocketAddrV4::new(GROUP_V4, port)));
+                let sent = sock.set_multicast_if_v4(addr).and_then(|()| {
+                    f.unicast
+                        .send_to(datagram, SocketAddrV4::new(GROUP_V4, port))
+                });
                 if let Err(e) = sent {
                     if !transient(&e) {
                         failed.push((name.clone(), e));
@@ -235,7 +275,9 @@ impl Sockets {
                 }
             }
             for (name, e) in failed {
-                self.warnings.push(format!("IPv4 multicast on {name} does not work ({e}); not using it"));
+                self.warnings.push(format!(
+                    "IPv4 multicast on {name} does not work ({e}); not using it"
+                ));
                 self.multicast_v4.retain(|(_, n)| *n != name);
             }
         }
@@ -243,9 +285,10 @@ impl Sockets {
             let sock = SockRef::from(&f.unicast);
             let mut failed = Vec::new();
             for (index, name) in &self.multicast_v6 {
-                let sent = sock
-                    .set_multicast_if_v6(*index)
-                    .and_then(|()| f.unicast.send_to(datagram, SocketAddrV6::new(GROUP_V6, port, 0, *index)));
+                let sent = sock.set_multicast_if_v6(*index).and_then(|()| {
+                    f.unicast
+                        .send_to(datagram, SocketAddrV6::new(GROUP_V6, port, 0, *index))
+                });
                 if let Err(e) = sent {
                     if !transient(&e) {
                         failed.push((name.clone(), e));
@@ -253,7 +296,9 @@ impl Sockets {
                 }
             }
             for (name, e) in failed {
-                self.warnings.push(format!("IPv6 multicast on {name} does not work ({e}); not using it"));
+                self.warnings.push(format!(
+                    "IPv6 multicast on {name} does not work ({e}); not using it"
+                ));
                 self.multicast_v6.retain(|(_, n)| *n != name);
             }
         }
@@ -291,7 +336,9 @@ impl Sockets {
             return true;
         }
         match from {
-            SocketAddr::V6(v6) if v6.scope_id() != 0 => self.interfaces.iter().any(|i| i.index == v6.scope_id()),
+            SocketAddr::V6(v6) if v6.scope_id() != 0 => {
+                self.interfaces.iter().any(|i| i.index == v6.scope_id())
+            }
             _ => self.interfaces.iter().any(|i| i.on_link(ip)),
         }
     }
@@ -307,6 +354,8 @@ impl Sockets {
 }
 
 fn transient(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted)
-        || e.raw_os_error() == Some(nix::libc::ENOBUFS)
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+    ) || e.raw_os_error() == Some(nix::libc::ENOBUFS)
 }

@@ -66,7 +66,10 @@ mod tests {
     fn prefers_the_first_address_that_answers() {
         let open = TcpListener::bind("127.0.0.1:0").unwrap();
         let open_addr = open.local_addr().unwrap();
-        let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let closed = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
         // `closed`'s listener is dropped: connecting is refused at once.
         let got = first_reachable(&[closed, open_addr], Duration::from_secs(2)).unwrap();
         assert_eq!(got, open_addr);
@@ -74,7 +77,10 @@ mod tests {
 
     #[test]
     fn reports_every_failure() {
-        let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let closed = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
         let errs = first_reachable(&[closed], Duration::from_secs(2)).unwrap_err();
         assert_eq!(errs.len(), 1);
         assert_eq!(errs[0].1.kind(), io::ErrorKind::ConnectionRefused);

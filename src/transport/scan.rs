@@ -13,13 +13,21 @@ pub const MAX_PREFIX_SCANNED: u8 = 24;
 /// per interface (the /24 around our address when the subnet is larger).
 /// IPv6 subnets are far too large to probe; IPv6 relies on multicast.
 pub fn targets(interfaces: &[Interface], port: u16) -> Vec<SocketAddr> {
-    let own_addrs: Vec<Ipv4Addr> = interfaces.iter().flat_map(|i| &i.v4).map(|n| n.addr).collect();
+    let own_addrs: Vec<Ipv4Addr> = interfaces
+        .iter()
+        .flat_map(|i| &i.v4)
+        .map(|n| n.addr)
+        .collect();
     let mut out: Vec<SocketAddr> = Vec::new();
     for net in interfaces.iter().flat_map(|i| &i.v4) {
         let own = u32::from(net.addr);
         let prefix = net.prefix.max(MAX_PREFIX_SCANNED);
         let host_bits = 32 - u32::from(prefix);
-        let mask = if host_bits == 32 { 0 } else { !0u32 << host_bits };
+        let mask = if host_bits == 32 {
+            0
+        } else {
+            !0u32 << host_bits
+        };
         let network = own & mask;
         let size = 1u64 << host_bits;
         for offset in 0..size {
@@ -51,7 +59,10 @@ mod tests {
             up: true,
             multicast: true,
             loopback: false,
-            v4: addrs.iter().map(|&(addr, prefix)| V4Net { addr, prefix }).collect(),
+            v4: addrs
+                .iter()
+                .map(|&(addr, prefix)| V4Net { addr, prefix })
+                .collect(),
             v6: vec![],
         }]
     }
@@ -85,7 +96,10 @@ mod tests {
     #[test]
     fn overlapping_addresses_are_probed_once_and_never_ourselves() {
         let t = targets(
-            &with(&[(Ipv4Addr::new(10, 0, 0, 1), 24), (Ipv4Addr::new(10, 0, 0, 2), 24)]),
+            &with(&[
+                (Ipv4Addr::new(10, 0, 0, 1), 24),
+                (Ipv4Addr::new(10, 0, 0, 2), 24),
+            ]),
             9,
         );
         assert_eq!(t.len(), 252);

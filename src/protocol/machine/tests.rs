@@ -2,8 +2,8 @@
 //! through an in-memory network that loses, duplicates, delays and reorders
 //! datagrams, and attackers that guess, stall, replay and flood.
 
-use std::collections::BinaryHeap;
 use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 use proptest::prelude::*;
@@ -92,7 +92,13 @@ impl Lan {
         }
     }
 
-    fn add_with(&mut self, code: &str, payload: Vec<u8>, peers: Vec<SocketAddr>, scan: Vec<SocketAddr>) -> usize {
+    fn add_with(
+        &mut self,
+        code: &str,
+        payload: Vec<u8>,
+        peers: Vec<SocketAddr>,
+        scan: Vec<SocketAddr>,
+    ) -> usize {
         let index = self.nodes.len();
         let seed = self.rng.next_u64();
         let config = Config {
@@ -129,7 +135,11 @@ impl Lan {
         if self.chance(self.imp.loss) {
             return;
         }
-        let copies = if self.chance(self.imp.duplicate) { 2 } else { 1 };
+        let copies = if self.chance(self.imp.duplicate) {
+            2
+        } else {
+            1
+        };
         for _ in 0..copies {
             let jitter = if self.imp.jitter.is_zero() {
                 Duration::ZERO
@@ -228,11 +238,17 @@ impl Lan {
             self.now = self.now.max(next);
             while self.wire.peek().is_some_and(|Reverse(p)| p.at <= self.now) {
                 let Reverse(p) = self.wire.pop().unwrap();
-                self.nodes[p.to].machine.handle_datagram(self.now, p.from, &p.datagram);
+                self.nodes[p.to]
+                    .machine
+                    .handle_datagram(self.now, p.from, &p.datagram);
                 self.drain_events(p.to);
             }
             for i in 0..self.nodes.len() {
-                if self.nodes[i].machine.poll_timeout().is_some_and(|t| t <= self.now) {
+                if self.nodes[i]
+                    .machine
+                    .poll_timeout()
+                    .is_some_and(|t| t <= self.now)
+                {
                     self.nodes[i].machine.handle_timeout(self.now);
                 }
                 self.drain_events(i);
@@ -267,8 +283,16 @@ fn two_machines_pair_on_a_clean_network_in_a_few_round_trips() {
     lan.run(Duration::from_secs(5));
     lan.assert_paired(a, b);
     // 100 µs per hop: the whole exchange takes a handful of hops, no timer.
-    assert!(lan.elapsed(a) < Duration::from_millis(2), "{:?}", lan.elapsed(a));
-    assert!(lan.elapsed(b) < Duration::from_millis(2), "{:?}", lan.elapsed(b));
+    assert!(
+        lan.elapsed(a) < Duration::from_millis(2),
+        "{:?}",
+        lan.elapsed(a)
+    );
+    assert!(
+        lan.elapsed(b) < Duration::from_millis(2),
+        "{:?}",
+        lan.elapsed(b)
+    );
     assert!(lan.sent < 30, "{} datagrams", lan.sent);
 }
 
@@ -295,7 +319,11 @@ fn a_wrong_code_fails_on_both_sides_and_verifies_nothing() {
     for n in [a, b] {
         let node = &lan.nodes[n];
         assert!(node.verified.is_none());
-        assert_eq!(node.verify_failures.len(), 1, "one failure each, then the peer is ignored");
+        assert_eq!(
+            node.verify_failures.len(),
+            1,
+            "one failure each, then the peer is ignored"
+        );
         assert_eq!(node.machine.failures(), 1);
         assert!(!node.gave_up);
     }
@@ -362,7 +390,10 @@ fn an_attacker_who_stalls_after_a_guess_still_spends_it() {
     while !lan.nodes[victim].machine.is_done() && steps < 200_000 {
         steps += 1;
         let next = [
-            lan.nodes.iter().filter_map(|n| n.machine.poll_timeout()).min(),
+            lan.nodes
+                .iter()
+                .filter_map(|n| n.machine.poll_timeout())
+                .min(),
             lan.wire.peek().map(|Reverse(p)| p.at),
         ]
         .into_iter()
@@ -382,11 +413,17 @@ fn an_attacker_who_stalls_after_a_guess_still_spends_it() {
                     _ => continue,
                 }
             }
-            lan.nodes[p.to].machine.handle_datagram(lan.now, p.from, &p.datagram);
+            lan.nodes[p.to]
+                .machine
+                .handle_datagram(lan.now, p.from, &p.datagram);
             lan.drain_events(p.to);
         }
         for i in 0..lan.nodes.len() {
-            if lan.nodes[i].machine.poll_timeout().is_some_and(|t| t <= lan.now) {
+            if lan.nodes[i]
+                .machine
+                .poll_timeout()
+                .is_some_and(|t| t <= lan.now)
+            {
                 lan.nodes[i].machine.handle_timeout(lan.now);
             }
             lan.drain_events(i);
@@ -448,8 +485,14 @@ fn a_reflected_session_never_verifies() {
     lan.step_all();
     let own = lan.nodes[a].machine.session_id();
     let fake = SessionId([0x5a; 16]);
-    let hello = codec::encode(&Message::Hello { sid: fake, ch: "7".into() }).unwrap();
-    lan.nodes[a].machine.handle_datagram(lan.now, addr(66), &hello);
+    let hello = codec::encode(&Message::Hello {
+        sid: fake,
+        ch: "7".into(),
+    })
+    .unwrap();
+    lan.nodes[a]
+        .machine
+        .handle_datagram(lan.now, addr(66), &hello);
     for _ in 0..20 {
         let mut out = Vec::new();
         while let Some(t) = lan.nodes[a].machine.poll_transmit() {
@@ -459,13 +502,32 @@ fn a_reflected_session_never_verifies() {
         for d in out {
             // Rewrite sender/addressee so that it looks like the fake peer's.
             let reflected = match codec::decode(&d).unwrap() {
-                Message::Pake { m, ack, .. } => Message::Pake { sid: fake, to: own, m, ack },
-                Message::Data { i, n, d, ack, .. } => Message::Data { sid: fake, to: own, i, n, d, ack },
-                Message::Confirm { mac, ack, .. } => Message::Confirm { sid: fake, to: own, mac, ack },
+                Message::Pake { m, ack, .. } => Message::Pake {
+                    sid: fake,
+                    to: own,
+                    m,
+                    ack,
+                },
+                Message::Data { i, n, d, ack, .. } => Message::Data {
+                    sid: fake,
+                    to: own,
+                    i,
+                    n,
+                    d,
+                    ack,
+                },
+                Message::Confirm { mac, ack, .. } => Message::Confirm {
+                    sid: fake,
+                    to: own,
+                    mac,
+                    ack,
+                },
                 _ => continue,
             };
             let bytes = codec::encode(&reflected).unwrap();
-            lan.nodes[a].machine.handle_datagram(lan.now, addr(66), &bytes);
+            lan.nodes[a]
+                .machine
+                .handle_datagram(lan.now, addr(66), &bytes);
             lan.drain_events(a);
         }
         lan.now += Duration::from_millis(200);
@@ -521,7 +583,10 @@ fn the_first_to_finish_lingers_until_the_peer_is_done() {
     let mut dropped = 0;
     while !lan.nodes.iter().all(|n| n.machine.is_done()) {
         let next = [
-            lan.nodes.iter().filter_map(|n| n.machine.poll_timeout()).min(),
+            lan.nodes
+                .iter()
+                .filter_map(|n| n.machine.poll_timeout())
+                .min(),
             lan.wire.peek().map(|Reverse(p)| p.at),
         ]
         .into_iter()
@@ -531,16 +596,25 @@ fn the_first_to_finish_lingers_until_the_peer_is_done() {
         lan.now = lan.now.max(next);
         while lan.wire.peek().is_some_and(|Reverse(p)| p.at <= lan.now) {
             let Reverse(p) = lan.wire.pop().unwrap();
-            let tells_done = codec::decode(&p.datagram).unwrap().ack().is_some_and(|k| k.c);
+            let tells_done = codec::decode(&p.datagram)
+                .unwrap()
+                .ack()
+                .is_some_and(|k| k.c);
             if p.from == lan.nodes[a].addr && tells_done {
                 dropped += 1;
                 continue;
             }
-            lan.nodes[p.to].machine.handle_datagram(lan.now, p.from, &p.datagram);
+            lan.nodes[p.to]
+                .machine
+                .handle_datagram(lan.now, p.from, &p.datagram);
             lan.drain_events(p.to);
         }
         for i in 0..lan.nodes.len() {
-            if lan.nodes[i].machine.poll_timeout().is_some_and(|t| t <= lan.now) {
+            if lan.nodes[i]
+                .machine
+                .poll_timeout()
+                .is_some_and(|t| t <= lan.now)
+            {
                 lan.nodes[i].machine.handle_timeout(lan.now);
             }
             lan.drain_events(i);
@@ -564,7 +638,11 @@ fn a_rejected_payload_ends_both_sides_without_verifying() {
     lan.run(Duration::from_secs(5));
     assert!(lan.nodes[a].verified.is_none());
     assert!(lan.nodes[b].verified.is_none());
-    assert_eq!(lan.nodes[b].machine.failures(), 0, "a rejection is not a failed guess");
+    assert_eq!(
+        lan.nodes[b].machine.failures(),
+        0,
+        "a rejection is not a failed guess"
+    );
 }
 
 #[test]
@@ -575,8 +653,14 @@ fn a_flood_of_fake_peers_is_bounded_and_does_not_stop_the_real_one() {
     for i in 0..1000u32 {
         let mut sid = [0u8; 16];
         sid[..4].copy_from_slice(&i.to_be_bytes());
-        let hello = codec::encode(&Message::Hello { sid: SessionId(sid), ch: "7".into() }).unwrap();
-        lan.nodes[a].machine.handle_datagram(lan.now, addr(200), &hello);
+        let hello = codec::encode(&Message::Hello {
+            sid: SessionId(sid),
+            ch: "7".into(),
+        })
+        .unwrap();
+        lan.nodes[a]
+            .machine
+            .handle_datagram(lan.now, addr(200), &hello);
         assert!(lan.nodes[a].machine.sessions.len() <= MAX_SESSIONS);
     }
     while lan.nodes[a].machine.poll_transmit().is_some() {}
@@ -620,11 +704,16 @@ fn one_lost_datagram_costs_well_under_a_second() {
         // Filter the wire once before running: remove the first matching.
         let start = lan.start;
         loop {
-            if lan.nodes.iter().all(|n| n.machine.is_done()) || lan.now > start + Duration::from_secs(10) {
+            if lan.nodes.iter().all(|n| n.machine.is_done())
+                || lan.now > start + Duration::from_secs(10)
+            {
                 break;
             }
             let next = [
-                lan.nodes.iter().filter_map(|n| n.machine.poll_timeout()).min(),
+                lan.nodes
+                    .iter()
+                    .filter_map(|n| n.machine.poll_timeout())
+                    .min(),
                 lan.wire.peek().map(|Reverse(p)| p.at),
             ]
             .into_iter()
@@ -644,11 +733,17 @@ fn one_lost_datagram_costs_well_under_a_second() {
                     lost = true;
                     continue;
                 }
-                lan.nodes[p.to].machine.handle_datagram(lan.now, p.from, &p.datagram);
+                lan.nodes[p.to]
+                    .machine
+                    .handle_datagram(lan.now, p.from, &p.datagram);
                 lan.drain_events(p.to);
             }
             for i in 0..lan.nodes.len() {
-                if lan.nodes[i].machine.poll_timeout().is_some_and(|t| t <= lan.now) {
+                if lan.nodes[i]
+                    .machine
+                    .poll_timeout()
+                    .is_some_and(|t| t <= lan.now)
+                {
                     lan.nodes[i].machine.handle_timeout(lan.now);
                 }
                 lan.drain_events(i);
@@ -657,7 +752,10 @@ fn one_lost_datagram_costs_well_under_a_second() {
         assert!(lost);
         lan.assert_paired(a, b);
         let worst = lan.elapsed(a).max(lan.elapsed(b));
-        assert!(worst < Duration::from_millis(300), "{victim_kind}: {worst:?}");
+        assert!(
+            worst < Duration::from_millis(300),
+            "{victim_kind}: {worst:?}"
+        );
     }
 }
 

@@ -112,7 +112,10 @@ fn kat_payload_ciphertext() {
         hex(&ct),
         "c03f78b73fc0f189fc0ae77d54eaecdd09d7045bcd7116ccc8bb6e53d9f9a4a3"
     );
-    assert_eq!(open(&high, &HIGH, &LOW, &ct).unwrap().as_slice(), PAYLOAD_LOW);
+    assert_eq!(
+        open(&high, &HIGH, &LOW, &ct).unwrap().as_slice(),
+        PAYLOAD_LOW
+    );
 }
 
 #[test]
