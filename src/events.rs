@@ -168,6 +168,17 @@ impl<W: Write> EventWriter<W> {
     }
 }
 
+/// For a command line so malformed that clap refused it: when it asked for
+/// `--json`, still end stdout with a `failed` event, as documented.
+pub fn report_usage_error(message: &str) {
+    if std::env::args_os().skip(1).any(|a| a == "--json") {
+        EventWriter::new(io::stdout()).emit(&Event::Failed {
+            reason: Reason::Usage,
+            message: message.trim().to_string(),
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,13 +32,14 @@ impl Exit {
 
 /// The status for an error: the first part of its chain that knows one.
 pub fn of(err: &anyhow::Error) -> Exit {
-    for cause in err.chain() {
-        if let Some(e) = cause.downcast_ref::<crate::commands::pair::PairError>() {
-            return e.exit();
-        }
-        if cause.downcast_ref::<clap::Error>().is_some() {
-            return Exit::Usage;
-        }
+    if let Some(e) = crate::commands::pair::find(err) {
+        return e.exit();
+    }
+    if err
+        .chain()
+        .any(|c| c.downcast_ref::<clap::Error>().is_some())
+    {
+        return Exit::Usage;
     }
     Exit::Error
 }

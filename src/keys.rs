@@ -19,7 +19,7 @@ pub const HOST_KEY_DIR: &str = "/etc/ssh";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeyError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         path: PathBuf,
         #[source]
@@ -27,7 +27,7 @@ pub enum KeyError {
     },
     #[error("{path} is a public key: give --key the private key file (the one `ssh -i` takes); its .pub file is read beside it")]
     PublicGiven { path: PathBuf },
-    #[error("{path} is not an OpenSSH private key ({source}); give --key a key made by ssh-keygen, or leave --key out to use a dedicated key")]
+    #[error("{path} is not an OpenSSH private key: give --key a key made by ssh-keygen, or leave --key out to use a dedicated key")]
     NotAKey {
         path: PathBuf,
         #[source]
@@ -35,7 +35,7 @@ pub enum KeyError {
     },
     #[error("{public} does not match the private key {path}: regenerate it with `ssh-keygen -y -f {path}`")]
     Mismatch { path: PathBuf, public: PathBuf },
-    #[error("{path} is not an OpenSSH public key: {source}")]
+    #[error("{path} is not an OpenSSH public key")]
     BadHostKey {
         path: PathBuf,
         #[source]
@@ -43,7 +43,7 @@ pub enum KeyError {
     },
     #[error("no sshd host keys found ({HOST_KEY_DIR}/ssh_host_*_key.pub): is openssh-server installed on this machine? Or name them with --host-key")]
     NoHostKeys,
-    #[error("cannot generate an ssh key: {0}")]
+    #[error("cannot generate an ssh key")]
     Generate(#[source] ssh_key::Error),
 }
 

@@ -14,11 +14,11 @@ fn main() -> ExitCode {
         Err(e) => {
             // --help and --version end up here too; they go to stdout.
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
-                Exit::Usage.code()
-            } else {
-                0
-            });
+            if !e.use_stderr() {
+                return ExitCode::SUCCESS;
+            }
+            git_pair::events::report_usage_error(&e.to_string());
+            return ExitCode::from(Exit::Usage.code());
         }
     };
     let prefix = git_pair::error_prefix(&cli);

@@ -38,9 +38,9 @@ pub enum RepoError {
     RemoteExists(String),
     #[error("{0:?} is not a valid remote name: use letters, digits, '-', '_' and '.'")]
     BadName(String),
-    #[error("cannot read the repository config: {0}")]
+    #[error("cannot read the repository config")]
     Config(#[source] git2::Error),
-    #[error("cannot add remote {name:?}: {source}")]
+    #[error("cannot add remote {name:?}")]
     AddRemote {
         name: String,
         #[source]

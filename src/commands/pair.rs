@@ -82,6 +82,18 @@ pub enum PairError {
     Interrupted,
 }
 
+/// A usage error from a typed error, keeping its whole chain in the message.
+fn usage(e: impl std::error::Error + Send + Sync + 'static) -> PairError {
+    PairError::Usage(format!("{:#}", anyhow::Error::new(e)))
+}
+
+/// The [`PairError`] an error carries, as the error itself, as context
+/// (which `chain` does not expose as that type) or as a cause.
+pub fn find(err: &anyhow::Error) -> Option<&PairError> {
+    err.downcast_ref::<PairError>()
+        .or_else(|| err.chain().find_map(|c| c.downcast_ref::<PairError>()))
+}
+
 impl PairError {
     pub fn exit(&self) -> Exit {
         match self {
@@ -152,10 +164,7 @@ pub fn run(args: &PairArgs) -> anyhow::Result<()> {
     let result = pair(args, &mut out, &mut interrupts);
     out.progress.finish();
     if let Err(err) = &result {
-        let reason = err
-            .chain()
-            .find_map(|c| c.downcast_ref::<PairError>())
-            .map_or(Reason::Error, PairError::reason);
+        let reason = find(err).map_or(Reason::Error, PairError::reason);
         out.event(JsonEvent::Failed {
             reason,
             message: format!("{err:#}"),
@@ -179,10 +188,9 @@ struct Prepared {
 fn pair(args: &PairArgs, out: &mut Reporter, interrupts: &mut Interrupts) -> anyhow::Result<()> {
     let typed = read_code(args)?;
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    let (repo, info) = repo::open(&cwd).map_err(|e| PairError::Usage(e.to_string()))?;
+    let (repo, info) = repo::open(&cwd).map_err(usage)?;
     if let Some(name) = &args.name {
-        repo::check_requested_name(&info.remotes, name)
-            .map_err(|e| PairError::Usage(e.to_string()))?;
+        repo::check_requested_name(&info.remotes, name).map_err(usage)?;
     }
     let home = home_dir()?;
     let ssh = match passwd_home() {
@@ -192,15 +200,14 @@ fn pair(args: &PairArgs, out: &mut Reporter, interrupts: &mut Interrupts) -> any
     ssh.check_writable().context(PairError::Setup)?;
     let me = whoami()?;
     let login = match &args.key {
-        Some(path) => LoginKey::load(path).map_err(|e| PairError::Usage(e.to_string()))?,
+        Some(path) => LoginKey::load(path).map_err(usage)?,
         None => LoginKey::generate(&format!("git-pair {}@{}", me.user, me.host))
             .context(PairError::Setup)?,
     };
     let host_keys = keys::host_keys(&args.host_keys).context(PairError::Setup)?;
     let port = args.port.or(info.port).unwrap_or(DEFAULT_PORT);
     let all = iface::list()?;
-    let interfaces =
-        iface::select(&all, &args.interfaces).map_err(|e| PairError::Usage(e.to_string()))?;
+    let interfaces = iface::select(&all, &args.interfaces).map_err(usage)?;
     let peers = resolve_peers(&args.peers, port, &all)?;
     let sockets = Sockets::open(
         interfaces.clone(),
@@ -373,8 +380,9 @@ struct VerifiedPeer {
 
 #[derive(Default)]
 struct Session {
-    /// The peer whose payload was accepted: its sshd answered.
-    accepted: Option<(SessionId, PeerInfo, SocketAddr)>,
+    /// Peers whose payload was accepted (their sshd answered). Usually one;
+    /// two only if two machines on the LAN hold the same code.
+    accepted: Vec<(SessionId, PeerInfo, SocketAddr)>,
     verified: Option<VerifiedPeer>,
     error: Option<anyhow::Error>,
 }
@@ -434,12 +442,11 @@ impl Session {
                 Control::Stop
             }
             Event::Verified(v) => {
-                let Some((peer, info, address)) =
-                    self.accepted.take().filter(|(id, ..)| *id == v.peer)
-                else {
+                let Some(i) = self.accepted.iter().position(|(id, ..)| *id == v.peer) else {
                     self.error = Some(anyhow::anyhow!("verified a peer that was never checked"));
                     return Control::Stop;
                 };
+                let (peer, info, address) = self.accepted.swap_remove(i);
                 let view = view_of(&info);
                 out.event(JsonEvent::Verified {
                     peer: view.clone(),
@@ -496,7 +503,7 @@ impl Session {
         ));
         match probe::first_reachable(&candidates, SSHD_PROBE_TIMEOUT) {
             Ok(address) => {
-                self.accepted = Some((peer, info, address));
+                self.accepted.push((peer, info, address));
                 m.accept(Instant::now(), peer);
                 Control::Continue
             }
@@ -641,7 +648,7 @@ fn setup(
         ),
     };
     let plan = repo::plan_remote(&p.info.remotes, args.name.as_deref(), &info.host, &record)
-        .map_err(|e| PairError::Usage(e.to_string()))?;
+        .map_err(usage)?;
 
     let applied = ssh_files::apply(&p.ssh, &ssh_setup, &mut || interrupts.check().is_some())
         .map_err(|e| {

@@ -50,7 +50,7 @@ impl Payload {
 pub enum PayloadError {
     #[error("the peer's payload is too large ({0} bytes)")]
     TooLarge(usize),
-    #[error("the peer's payload is not valid: {0}")]
+    #[error("the peer's payload is not valid JSON")]
     Json(#[from] serde_json::Error),
     #[error("the peer's user name is not usable for ssh")]
     User,

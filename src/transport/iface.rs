@@ -79,7 +79,7 @@ fn same_prefix(a: &[u8], b: &[u8], prefix: u8) -> bool {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum InterfaceError {
-    #[error("cannot list network interfaces: {0}")]
+    #[error("cannot list network interfaces")]
     List(#[source] nix::Error),
     #[error("there is no network interface named {name:?}; `ip link` lists them (available: {available})")]
     Unknown { name: String, available: String },

@@ -39,19 +39,19 @@ pub const GROUP_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0x7061, 0x69
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TransportError {
-    #[error("cannot use UDP port {port}: {source}; is another program using it? Choose another with --port on both machines")]
+    #[error("cannot use UDP port {port} (is another program using it? Choose another with --port on both machines)")]
     Bind {
         port: u16,
         #[source]
         source: io::Error,
     },
-    #[error("cannot open a UDP socket: {0}")]
+    #[error("cannot open a UDP socket")]
     Socket(#[source] io::Error),
     #[error("cannot join the pairing multicast group on any of {interfaces}: {detail}")]
     NoMulticast { interfaces: String, detail: String },
-    #[error("waiting for the network failed: {0}")]
+    #[error("waiting for the network failed")]
     Poll(#[source] nix::Error),
-    #[error("cannot watch for Ctrl-C: {0}")]
+    #[error("cannot watch for Ctrl-C")]
     Signals(#[source] nix::Error),
 }
 

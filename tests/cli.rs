@@ -1,0 +1,760 @@
+//! CLI tests: the real `git-pair` binary run as a process, at its edges. Help and version,
+//! usage errors (exit 2), setup errors (exit 5), a lone side timing out (exit 3), signals
+//! (exit 130), keeping the code secret, `--code-file`, `serve` run by hand, and one pairing on
+//! loopback against a real sshd. Pairings between hosts are in tests/e2e.rs; `serve` is tested
+//! in depth in tests/serve.rs.
+//!
+//! Network: git-pair runs here only with `--interface lo --no-scan`, a timeout of at most 3 s
+//! and a UDP port of the test's own (see [`harness::Sandbox::new`]). Parallel tests, the e2e
+//! suite and other runs never hear each other, and nothing leaves the machine.
+
+mod harness {
+    use std::collections::BTreeMap;
+    use std::fs;
+    use std::io::{BufRead, BufReader, Read};
+    use std::os::unix::fs::MetadataExt;
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, ChildStdout, Command, ExitStatus, Output, Stdio};
+    use std::time::{Duration, Instant};
+
+    use serde_json::Value;
+
+    pub const BIN: &str = env!("CARGO_BIN_EXE_git-pair");
+
+    /// A temp dir holding its own HOME, a repository with one commit and an sshd host key;
+    /// removed on drop, also when the test panics.
+    pub struct Sandbox {
+        pub root: PathBuf,
+        pub home: PathBuf,
+        pub repo: PathBuf,
+        /// The UDP port of the exchange, unique to this test (`n`) and this run (the pid).
+        pub port: u16,
+    }
+
+    /// Every path under HOME with its mode and contents, and the repository's config.
+    pub type Snapshot = BTreeMap<PathBuf, (u32, Option<Vec<u8>>)>;
+
+    impl Sandbox {
+        pub fn new(name: &str, n: u16) -> Sandbox {
+            assert!(n < 25, "test numbers stay below 25 to keep ports apart");
+            let pid = std::process::id();
+            let root = std::env::temp_dir().join(format!("git-pair-cli-{pid}-{name}"));
+            let _ = fs::remove_dir_all(&root);
+            let sb = Sandbox {
+                home: root.join("home"),
+                repo: root.join("repo"),
+                port: 40000 + (pid % 400) as u16 * 25 + n,
+                root,
+            };
+            fs::create_dir_all(&sb.home).unwrap();
+            fs::create_dir_all(&sb.repo).unwrap();
+            sb.git(&sb.repo, &["init", "-q"]);
+            sb.commit("init");
+            keygen(&sb.root.join("hostkey"));
+            sb
+        }
+
+        pub fn host_key(&self) -> String {
+            self.root.join("hostkey.pub").display().to_string()
+        }
+
+        /// A command with a clean environment: only PATH, this HOME, no system git config,
+        /// and git's repository search stopped at the sandbox.
+        pub fn command(&self, program: &str, cwd: &Path) -> Command {
+            let mut c = Command::new(program);
+            c.current_dir(cwd)
+                .env_clear()
+                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+                .env("HOME", &self.home)
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .env("GIT_CEILING_DIRECTORIES", &self.root);
+            c
+        }
+
+        pub fn git(&self, cwd: &Path, args: &[&str]) -> String {
+            let out = self.command("git", cwd).args(args).output().unwrap();
+            assert!(out.status.success(), "git {args:?}: {}", text(&out.stderr));
+            text(&out.stdout)
+        }
+
+        pub fn commit(&self, message: &str) {
+            let id = ["-c", "user.name=t", "-c", "user.email=t@t"];
+            let commit = ["commit", "-q", "--allow-empty", "-m", message];
+            self.git(&self.repo, &[&id[..], &commit[..]].concat());
+        }
+
+        /// Runs git-pair exactly with `args` in `cwd`, with `stdin` as its standard input.
+        pub fn run_in(
+            &self,
+            cwd: &Path,
+            args: &[String],
+            env: &[(&str, &str)],
+            stdin: Option<&str>,
+        ) -> Output {
+            let input = self.root.join("stdin");
+            fs::write(&input, stdin.unwrap_or_default()).unwrap();
+            let mut c = self.command(BIN, cwd);
+            c.args(args).envs(env.iter().copied());
+            c.stdin(fs::File::open(input).unwrap()).output().unwrap()
+        }
+
+        /// Runs git-pair exactly with `args` in the repository.
+        pub fn run(&self, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
+            let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+            self.run_in(&self.repo, &args, env, stdin)
+        }
+
+        /// The safe options of every pairing run, then `extra`; `--timeout 1` and the
+        /// sandbox's host key unless `extra` has its own.
+        pub fn pair_args(&self, extra: &[&str]) -> Vec<String> {
+            let port = self.port.to_string();
+            let mut args = vec!["--interface", "lo", "--no-scan", "--port", &port];
+            if !extra.contains(&"--timeout") {
+                args.extend(["--timeout", "1"]);
+            }
+            let key = self.host_key();
+            if !extra.contains(&"--host-key") {
+                args.extend(["--host-key", &key]);
+            }
+            args.iter().chain(extra).map(|s| s.to_string()).collect()
+        }
+
+        /// Runs git-pair with [`Sandbox::pair_args`] in the repository.
+        pub fn pair(&self, extra: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
+            self.run_in(&self.repo, &self.pair_args(extra), env, stdin)
+        }
+
+        /// Starts git-pair with [`Sandbox::pair_args`] in the repository.
+        pub fn spawn_pair(&self, extra: &[&str]) -> Proc {
+            let mut child = self
+                .command(BIN, &self.repo)
+                .args(self.pair_args(extra))
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let stdout = BufReader::new(child.stdout.take().unwrap());
+            Proc { child, stdout }
+        }
+
+        /// Puts odd but valid files into ~/.ssh, which git-pair must keep byte for byte.
+        pub fn seed_ssh(&self) {
+            let ssh = self.home.join(".ssh");
+            fs::create_dir_all(&ssh).unwrap();
+            fs::write(ssh.join("config"), b"Host *\r\n  ServerAliveInterval 5").unwrap();
+            fs::write(ssh.join("authorized_keys"), b"# mine\n\xff not utf-8\n").unwrap();
+        }
+
+        pub fn snapshot(&self) -> Snapshot {
+            fn walk(dir: &Path, out: &mut Snapshot) {
+                for e in fs::read_dir(dir).unwrap() {
+                    let path = e.unwrap().path();
+                    let meta = fs::symlink_metadata(&path).unwrap();
+                    let content = if meta.is_dir() {
+                        walk(&path, out);
+                        None
+                    } else {
+                        Some(fs::read(&path).unwrap())
+                    };
+                    out.insert(path, (meta.mode(), content));
+                }
+            }
+            let mut out = Snapshot::new();
+            walk(&self.home, &mut out);
+            let config = self.repo.join(".git/config");
+            out.insert(config.clone(), (0, Some(fs::read(config).unwrap())));
+            out
+        }
+
+        pub fn assert_unchanged(&self, before: &Snapshot, what: &str) {
+            let after = self.snapshot();
+            let mut changed: Vec<_> = before.keys().chain(after.keys()).collect();
+            changed.retain(|k| before.get(*k) != after.get(*k));
+            assert!(
+                changed.is_empty(),
+                "{what}: changed or created: {changed:?}"
+            );
+        }
+    }
+
+    impl Drop for Sandbox {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.root);
+        }
+    }
+
+    /// A running git-pair, killed on drop if it still runs (a failing test leaves none behind).
+    pub struct Proc {
+        pub child: Child,
+        stdout: BufReader<ChildStdout>,
+    }
+
+    impl Proc {
+        /// Reads `--json` lines up to the first one named `name`. Every run ends by itself
+        /// within its timeout, so this never blocks for long.
+        pub fn until(&mut self, name: &str) -> Value {
+            loop {
+                let mut line = String::new();
+                let read = self.stdout.read_line(&mut line).unwrap();
+                assert!(read > 0, "no {name} event before the end of stdout");
+                let e = event(&line);
+                if e["event"] == name {
+                    return e;
+                }
+            }
+        }
+
+        /// Waits at most `limit` for the exit; the status, the rest of stdout, and stderr.
+        pub fn finish(&mut self, limit: Duration) -> (ExitStatus, String, String) {
+            let deadline = Instant::now() + limit;
+            let status = loop {
+                if let Some(status) = self.child.try_wait().unwrap() {
+                    break status;
+                }
+                assert!(Instant::now() < deadline, "still running after {limit:?}");
+                std::thread::sleep(Duration::from_millis(10));
+            };
+            let (mut out, mut err) = (String::new(), String::new());
+            self.stdout.read_to_string(&mut out).unwrap();
+            let mut stderr = self.child.stderr.take().unwrap();
+            stderr.read_to_string(&mut err).unwrap();
+            (status, out, err)
+        }
+    }
+
+    impl Drop for Proc {
+        fn drop(&mut self) {
+            if let Ok(None) = self.child.try_wait() {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+            }
+        }
+    }
+
+    pub fn keygen(path: &Path) {
+        let status = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(path)
+            .stdin(Stdio::null())
+            .status()
+            .expect("ssh-keygen must be installed");
+        assert!(status.success(), "ssh-keygen failed");
+    }
+
+    pub fn text(bytes: &[u8]) -> String {
+        String::from_utf8_lossy(bytes).into_owned()
+    }
+
+    /// One `--json` line, checked: an object with `"v": 1` and an `event` name.
+    pub fn event(line: &str) -> Value {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+        assert_eq!(v["v"], 1, "{line}");
+        assert!(v["event"].is_string(), "{line}");
+        v
+    }
+
+    /// Every line of a `--json` stdout, each checked by [`event`].
+    pub fn events(stdout: &str) -> Vec<Value> {
+        stdout.lines().map(event).collect()
+    }
+
+    pub fn names(events: &[Value]) -> Vec<&str> {
+        events
+            .iter()
+            .map(|e| e["event"].as_str().unwrap())
+            .collect()
+    }
+}
+
+use std::fs;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use harness::{event, events, names, text, Sandbox};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+/// A usage error: exit 2 and every one of `needles` on stderr. With `json` (`--json` was
+/// given), stdout is exactly one `failed` event with reason `usage`; otherwise it is empty.
+fn assert_usage(out: &Output, json: bool, needles: &[&str]) {
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    for n in needles {
+        assert!(err.contains(n), "stderr lacks {n:?}: {err}");
+    }
+    let stdout = text(&out.stdout);
+    if json {
+        let ev = events(&stdout);
+        assert_eq!(names(&ev), ["failed"], "{stdout}");
+        assert_eq!(ev[0]["reason"], "usage", "{stdout}");
+    } else {
+        assert!(stdout.is_empty(), "stdout: {stdout}");
+    }
+}
+
+#[test]
+fn help_and_version_exit_0_and_print_to_stdout() {
+    let sb = Sandbox::new("help", 0);
+    let help = sb.run(&["--help"], &[], None);
+    assert_eq!(help.status.code(), Some(0));
+    assert!(help.stderr.is_empty(), "{}", text(&help.stderr));
+    let h = text(&help.stdout);
+    let options = "[CODE] --interface --port --timeout --name --ssh-port --host-key --key \
+                   --peer --no-scan --code-file --json serve";
+    for option in options.split(' ') {
+        assert!(h.contains(option), "--help lacks {option}: {h}");
+    }
+
+    let version = sb.run(&["--version"], &[], None);
+    assert_eq!(version.status.code(), Some(0));
+    assert!(version.stderr.is_empty());
+    assert!(text(&version.stdout).contains(env!("CARGO_PKG_VERSION")));
+
+    let serve = sb.run(&["serve", "--help"], &[], None);
+    assert_eq!(serve.status.code(), Some(0));
+    assert!(serve.stderr.is_empty());
+    assert!(text(&serve.stdout).contains("--repo"));
+}
+
+#[test]
+fn an_unknown_flag_is_a_usage_error_naming_it() {
+    let sb = Sandbox::new("unknown-flag", 1);
+    let out = sb.pair(&["--frobnicate"], &[], None);
+    assert_usage(&out, false, &["--frobnicate"]);
+}
+
+#[test]
+fn a_zero_timeout_is_a_usage_error() {
+    let sb = Sandbox::new("timeout-0", 2);
+    let out = sb.pair(&["--timeout", "0"], &[], None);
+    assert_usage(&out, false, &["--timeout", "'0'"]);
+}
+
+#[test]
+fn a_code_together_with_code_file_is_a_usage_error() {
+    let sb = Sandbox::new("code-and-file", 3);
+    let file = sb.root.join("code");
+    fs::write(&file, "5-alpha-beta-gamma").unwrap();
+    let file = file.to_str().unwrap();
+    let out = sb.pair(&["7-guitar-orbit-velvet", "--code-file", file], &[], None);
+    assert_usage(&out, false, &["--code-file", "cannot be used with"]);
+}
+
+#[test]
+fn empty_and_number_only_codes_are_usage_errors() {
+    let sb = Sandbox::new("bad-codes", 4);
+    let before = sb.snapshot();
+    let file = sb.root.join("code");
+    for (code, why) in [("  ", "empty"), (" - - ", "empty"), ("12", "no words")] {
+        assert_usage(&sb.pair(&["--json", code], &[], None), true, &[why]);
+        // From a file, the same rules apply.
+        fs::write(&file, code).unwrap();
+        let out = sb.pair(
+            &["--json", "--code-file", file.to_str().unwrap()],
+            &[],
+            None,
+        );
+        assert_usage(&out, true, &[why]);
+    }
+    sb.assert_unchanged(&before, "bad codes");
+}
+
+#[test]
+fn a_blank_git_pair_code_is_ignored_and_a_code_is_generated() {
+    let sb = Sandbox::new("blank-env-code", 5);
+    let out = sb.pair(&["--json"], &[("GIT_PAIR_CODE", " \t ")], None);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let ev = events(&text(&out.stdout));
+    assert_eq!(names(&ev)[0], "code");
+    assert!(ev[0]["code"].as_str().unwrap().split('-').count() >= 3);
+}
+
+#[test]
+fn an_unknown_interface_is_a_usage_error_listing_the_available_ones() {
+    // Safe: the interface does not exist, so git-pair stops before opening any socket.
+    assert!(!Path::new("/sys/class/net/nosuch0").exists());
+    let sb = Sandbox::new("nosuch-iface", 6);
+    let mut args = sb.pair_args(&["--json"]);
+    let lo = args.iter().position(|a| a == "lo").unwrap();
+    args[lo] = "nosuch0".into();
+    let out = sb.run_in(&sb.repo, &args, &[], None);
+    assert_usage(&out, true, &["nosuch0", "available:"]);
+    let err = text(&out.stderr);
+    let listed = err.split("available:").nth(1).unwrap();
+    assert!(listed.split([',', ' ', ')']).any(|n| n == "lo"), "{err}");
+}
+
+#[test]
+fn a_name_of_an_existing_remote_is_refused() {
+    let sb = Sandbox::new("name-exists", 7);
+    sb.git(&sb.repo, &["remote", "add", "laptop", "/nowhere"]);
+    let before = sb.snapshot();
+    let out = sb.pair(&["--json", "--name", "laptop"], &[], None);
+    assert_usage(&out, true, &["\"laptop\"", "already exists"]);
+    sb.assert_unchanged(&before, "--name laptop");
+}
+
+#[test]
+fn an_invalid_remote_name_is_refused() {
+    let sb = Sandbox::new("bad-name", 8);
+    let out = sb.pair(&["--json", "--name", "bad name"], &[], None);
+    assert_usage(&out, true, &["\"bad name\"", "not a valid remote name"]);
+}
+
+#[test]
+fn a_key_file_that_is_not_an_ssh_key_is_refused() {
+    let sb = Sandbox::new("key-not-ssh", 9);
+    let file = sb.root.join("notakey");
+    fs::write(&file, "hello\n").unwrap();
+    let file = file.to_str().unwrap();
+    let out = sb.pair(&["--json", "--key", file], &[], None);
+    assert_usage(&out, true, &[file, "not an OpenSSH private key"]);
+}
+
+#[test]
+fn a_key_pointing_at_a_pub_file_is_refused() {
+    let sb = Sandbox::new("key-pub", 10);
+    let public = sb.host_key();
+    let out = sb.pair(&["--json", "--key", &public], &[], None);
+    assert_usage(&out, true, &[&public, "is a public key"]);
+}
+
+#[test]
+fn outside_a_git_repository_is_a_usage_error() {
+    let sb = Sandbox::new("no-repo", 11);
+    let empty = sb.root.join("empty");
+    fs::create_dir(&empty).unwrap();
+    // GIT_CEILING_DIRECTORIES (the sandbox root, parent of `empty`) keeps git from looking
+    // above. libgit2's discovery does not read it, but nothing above the temp dir is a repo.
+    let out = sb.run_in(&empty, &sb.pair_args(&["--json"]), &[], None);
+    assert_usage(&out, true, &["not in a git repository", "git init"]);
+    assert!(!sb.home.join(".ssh").exists());
+}
+
+/// A setup error: exit 5, one `failed` event with reason `setup`, `needles` on stderr,
+/// nothing written.
+fn assert_setup_error(sb: &Sandbox, extra: &[&str], needles: &[&str]) {
+    let before = sb.snapshot();
+    let out = sb.pair(&[&["--json"], extra].concat(), &[], None);
+    let (stdout, err) = (text(&out.stdout), text(&out.stderr));
+    for n in needles {
+        assert!(err.contains(n), "stderr lacks {n:?}: {err}");
+    }
+    let ev = events(&stdout);
+    assert_eq!(names(&ev), ["failed"], "{stdout}");
+    assert_eq!(out.status.code(), Some(5), "exit status; stderr: {err}");
+    assert_eq!(ev[0]["reason"], "setup", "{stdout}");
+    sb.assert_unchanged(&before, "setup error");
+}
+
+#[test]
+fn an_ssh_dir_that_is_a_regular_file_is_a_setup_error_and_writes_nothing() {
+    let sb = Sandbox::new("ssh-is-file", 12);
+    // Root ignores permission bits, so "cannot write ~/.ssh" is made with a regular file where
+    // the directory should be: that stops root too.
+    fs::write(sb.home.join(".ssh"), "not a directory\n").unwrap();
+    assert_setup_error(&sb, &[], &[".ssh", "not a directory"]);
+}
+
+#[test]
+fn a_missing_host_key_file_is_a_setup_error_and_writes_nothing() {
+    let sb = Sandbox::new("no-host-key", 13);
+    let missing = sb.root.join("missing_host_key.pub");
+    let missing = missing.to_str().unwrap();
+    // 5 is the documented status for "no sshd host keys" (src/exit.rs, the man page).
+    assert_setup_error(&sb, &["--host-key", missing], &[missing]);
+}
+
+#[test]
+fn a_lone_side_times_out_with_exit_3_json_events_and_writes_nothing() {
+    let sb = Sandbox::new("timeout", 14);
+    let before = sb.snapshot();
+    let started = Instant::now();
+    let out = sb.pair(&["--json", "--timeout", "1"], &[], None);
+    let took = started.elapsed();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "stderr: {err}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+
+    let ev = events(&text(&out.stdout));
+    assert_eq!(names(&ev), ["code", "listening", "timeout", "failed"]);
+    assert_eq!(ev[1]["interfaces"], serde_json::json!(["lo"]));
+    assert_eq!(ev[1]["port"], sb.port);
+    assert_eq!(ev[2]["seconds"], 1);
+    assert_eq!(ev[3]["reason"], "no_peer");
+
+    // It says what to do: check the port, or name the peer.
+    assert!(err.contains(&format!("port {}", sb.port)), "{err}");
+    assert!(err.contains("--peer"), "{err}");
+
+    assert!(!sb.home.join(".ssh").exists(), "~/.ssh was created");
+    sb.assert_unchanged(&before, "timeout");
+}
+
+#[test]
+fn a_given_code_is_never_printed() {
+    let sb = Sandbox::new("secret-code", 15);
+    let code = "7-guitar-orbit-velvet";
+    let file = sb.root.join("code");
+    fs::write(&file, code).unwrap();
+    let file = file.to_str().unwrap();
+    let env = [("GIT_PAIR_CODE", code)];
+    for (how, args, env) in [
+        ("argument", &["--json", code][..], &[][..]),
+        ("--code-file", &["--json", "--code-file", file], &[]),
+        ("GIT_PAIR_CODE", &["--json"], &env),
+    ] {
+        let out = sb.pair(args, env, None);
+        assert_eq!(out.status.code(), Some(3), "{how}: {}", text(&out.stderr));
+        let stdout = text(&out.stdout);
+        assert!(
+            !names(&events(&stdout)).contains(&"code"),
+            "{how}: {stdout}"
+        );
+        let both = format!("{stdout}{}", text(&out.stderr)).to_lowercase();
+        for word in ["guitar", "orbit", "velvet"] {
+            assert!(!both.contains(word), "{how}: {word:?} printed: {both}");
+        }
+    }
+}
+
+#[test]
+fn a_generated_code_is_shown_only_in_the_code_event_or_the_banner() {
+    let sb = Sandbox::new("generated-code", 16);
+    let out = sb.pair(&["--json"], &[], None);
+    let stdout = text(&out.stdout);
+    let code = events(&stdout)[0]["code"].as_str().unwrap().to_string();
+    let lines: Vec<&str> = stdout.lines().filter(|l| l.contains(&code)).collect();
+    assert_eq!(lines.len(), 1, "{stdout}");
+    assert_eq!(event(lines[0])["event"], "code");
+    assert!(!text(&out.stderr).contains(&code), "{}", text(&out.stderr));
+
+    // Without --json: nothing on stdout; the banner on stderr, plain off a terminal, and the
+    // code's words nowhere after it.
+    let out = sb.pair(&[], &[], None);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert!(
+        !err.contains('\x1b'),
+        "escape codes off a terminal: {err:?}"
+    );
+    let (_, after) = err
+        .split_once("On the other machine, run:  git pair ")
+        .unwrap_or_else(|| panic!("no banner: {err}"));
+    let (shown, after) = after.split_once('\n').unwrap();
+    let words: Vec<&str> = shown.split('-').skip(1).collect();
+    assert!(words.len() >= 3, "{shown}");
+    for w in words {
+        assert!(!after.contains(w), "{w:?} printed after the banner: {err}");
+    }
+}
+
+#[test]
+fn code_file_dash_reads_the_code_from_stdin() {
+    let sb = Sandbox::new("code-stdin", 17);
+    let stdin = Some("5-alpha-beta-gamma\n");
+    let out = sb.pair(&["--json", "--code-file", "-"], &[], stdin);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    // A code was given, so none was generated.
+    let ev = events(&text(&out.stdout));
+    assert_eq!(names(&ev), ["listening", "timeout", "failed"]);
+    let both = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(!both.contains("alpha"), "{both}");
+}
+
+#[test]
+fn a_missing_code_file_is_a_usage_error() {
+    let sb = Sandbox::new("code-file-missing", 18);
+    let missing = sb.root.join("missing").display().to_string();
+    let out = sb.pair(&["--json", "--code-file", &missing], &[], None);
+    assert_usage(&out, true, &[&missing, "cannot read the code"]);
+}
+
+/// Starts a generating run, waits for `listening`, sends `signal`, and checks exit 130 within
+/// 2 s, a last `failed` event with reason `interrupted`, and that nothing was written.
+fn interrupted_by(signal: Signal, name: &str, n: u16) {
+    let sb = Sandbox::new(name, n);
+    sb.seed_ssh();
+    let before = sb.snapshot();
+    let mut p = sb.spawn_pair(&["--json", "--timeout", "3"]);
+    p.until("listening");
+    kill(Pid::from_raw(p.child.id() as i32), signal).unwrap();
+    let (status, rest, err) = p.finish(Duration::from_secs(2));
+    assert_eq!(status.code(), Some(130), "{signal}: {err}");
+    let ev = events(&rest);
+    let last = ev.last().expect("an event after the signal");
+    assert_eq!(last["event"], "failed", "{rest}");
+    assert_eq!(last["reason"], "interrupted", "{rest}");
+    assert!(err.contains("interrupted"), "{err}");
+    sb.assert_unchanged(&before, signal.as_str());
+}
+
+#[test]
+fn sigint_exits_130_with_an_interrupted_event_and_writes_nothing() {
+    interrupted_by(Signal::SIGINT, "sigint", 19);
+}
+
+#[test]
+fn sigterm_exits_130_with_an_interrupted_event_and_writes_nothing() {
+    interrupted_by(Signal::SIGTERM, "sigterm", 20);
+}
+
+#[test]
+fn sighup_exits_130_with_an_interrupted_event_and_writes_nothing() {
+    interrupted_by(Signal::SIGHUP, "sighup", 21);
+}
+
+#[test]
+fn serve_without_ssh_original_command_refuses_an_interactive_login() {
+    let sb = Sandbox::new("serve-interactive", 22);
+    let repo = sb.repo.display().to_string();
+    // The sandbox's clean environment has no SSH_ORIGINAL_COMMAND.
+    let out = sb.run(&["serve", "--repo", &repo], &[], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert!(text(&out.stderr).contains("interactive logins are refused"));
+}
+
+const SSHD: &str = "/usr/sbin/sshd";
+
+/// sshd on 127.0.0.1 with its own config and host key in `dir`, killed by its pid on drop.
+struct Sshd {
+    child: Child,
+    port: u16,
+}
+
+impl Sshd {
+    fn start(dir: &Path, authorized_keys: &[PathBuf]) -> Sshd {
+        // sshd refuses to start without its privilege separation directory.
+        fs::create_dir_all("/run/sshd").unwrap();
+        harness::keygen(&dir.join("sshd_host_key"));
+        // A free port; the short race with other programs is harmless here.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let files = authorized_keys.iter().map(|p| p.display().to_string());
+        let config = dir.join("sshd_config");
+        let settings = format!(
+            "ListenAddress 127.0.0.1\nPort {port}\nHostKey {}\nUsePAM no\nStrictModes no\n\
+             PidFile none\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n\
+             KbdInteractiveAuthentication no\nAuthorizedKeysFile {}\n",
+            dir.join("sshd_host_key").display(),
+            files.collect::<Vec<_>>().join(" ")
+        );
+        fs::write(&config, settings).unwrap();
+        let log_path = dir.join("sshd.log");
+        let child = Command::new(SSHD)
+            .args(["-D", "-e", "-f"])
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log_path).unwrap())
+            .spawn()
+            .unwrap();
+        let mut sshd = Sshd { child, port };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            let log = fs::read_to_string(&log_path).unwrap_or_default();
+            assert!(sshd.child.try_wait().unwrap().is_none(), "{log}");
+            assert!(Instant::now() < deadline, "sshd does not listen: {log}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        sshd
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn pairs_two_repositories_on_loopback_against_a_real_sshd() {
+    if !Path::new(SSHD).exists() {
+        eprintln!("SKIPPED: {SSHD} is not installed (openssh-server); cannot pair on loopback");
+        assert_eq!(
+            std::env::var("GIT_PAIR_ALLOW_SKIP").as_deref(),
+            Ok("1"),
+            "{SSHD} is missing: install openssh-server, or set GIT_PAIR_ALLOW_SKIP=1 to skip"
+        );
+        return;
+    }
+    let a = Sandbox::new("sshd-a", 23);
+    let mut b = Sandbox::new("sshd-b", 24);
+    b.port = a.port;
+    // One sshd serves both sides: each side's key is in the other's authorized_keys, so the
+    // key a client logs in with picks the forced command, and with it the repository.
+    let keys = [
+        a.home.join(".ssh/authorized_keys"),
+        b.home.join(".ssh/authorized_keys"),
+    ];
+    let sshd = Sshd::start(&a.root, &keys);
+    // A commit only each side has, so that the fetches prove something.
+    a.commit("from-a");
+    b.commit("from-b");
+    let head = |s: &Sandbox| s.git(&s.repo, &["rev-parse", "HEAD"]).trim().to_string();
+    let (head_a, head_b) = (head(&a), head(&b));
+
+    let ssh_port = sshd.port.to_string();
+    let host_key = a.root.join("sshd_host_key.pub").display().to_string();
+    let common = format!("--json --timeout 3 --ssh-port {ssh_port} --host-key {host_key}");
+    let common: Vec<&str> = common.split(' ').collect();
+    let mut pa = a.spawn_pair(&common);
+    let code = pa.until("code")["code"].as_str().unwrap().to_string();
+    let mut pb = b.spawn_pair(&[&common[..], &[&code]].concat());
+    let (status_b, stdout_b, err_b) = pb.finish(Duration::from_secs(15));
+    let (status_a, stdout_a, err_a) = pa.finish(Duration::from_secs(15));
+    assert_eq!(status_a.code(), Some(0), "A: {err_a}");
+    assert_eq!(status_b.code(), Some(0), "B: {err_b}");
+    let paired_a = events(&stdout_a).pop().unwrap();
+    let paired_b = events(&stdout_b).pop().unwrap();
+    assert_eq!(paired_a["event"], "paired", "{stdout_a}");
+    assert_eq!(paired_b["event"], "paired", "{stdout_b}");
+
+    // HOME is not root's passwd home, and ssh expands `~` from passwd, so every path
+    // git-pair wrote for ssh must be absolute.
+    for side in [&a, &b] {
+        for file in [".ssh/config", ".ssh/git-pair/config"] {
+            let written = fs::read_to_string(side.home.join(file)).unwrap();
+            assert!(!written.contains('~'), "{file}: {written}");
+            let home = side.home.to_str().unwrap();
+            assert!(written.contains(home), "{file}: {written}");
+        }
+    }
+
+    let fetch = |side: &Sandbox, remote: &serde_json::Value| {
+        let remote = remote.as_str().unwrap();
+        let config = side.home.join(".ssh/config").display().to_string();
+        let ssh = format!("ssh -F {config} -o BatchMode=yes");
+        let out = side
+            .command("git", &side.repo)
+            .args(["fetch", remote])
+            .env("GIT_SSH_COMMAND", ssh)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{remote}: {}", text(&out.stderr));
+        side.git(
+            &side.repo,
+            &["for-each-ref", "--format=%(objectname)", "refs/remotes/"],
+        )
+    };
+    let fetched = fetch(&b, &paired_b["remote"]);
+    assert!(
+        fetched.lines().any(|r| r == head_a),
+        "B fetched {fetched:?}, A is at {head_a}"
+    );
+    // And the other way: A fetches from B through the same sshd.
+    let fetched = fetch(&a, &paired_a["remote"]);
+    assert!(
+        fetched.lines().any(|r| r == head_b),
+        "A fetched {fetched:?}"
+    );
+}
