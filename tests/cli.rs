@@ -324,6 +324,9 @@ fn an_unknown_flag_is_a_usage_error_naming_it() {
     let sb = Sandbox::new("unknown-flag", 1);
     let out = sb.pair(&["--frobnicate"], &[], None);
     assert_usage(&out, false, &["--frobnicate"]);
+    // A program that asked for --json still gets the documented last line.
+    let out = sb.pair(&["--json", "--frobnicate"], &[], None);
+    assert_usage(&out, true, &["--frobnicate"]);
 }
 
 #[test]
