@@ -246,40 +246,13 @@ const MAX_ECHO_CHARS: usize = 200;
 /// How much of an unknown program name is quoted in the reason.
 const MAX_PROGRAM_ECHO_CHARS: usize = 40;
 
-/// A local, minimal version of `term::sanitize` (this module must not depend on it): the
-/// peer's string is echoed on *their* terminal, one line, with controls, bidi and invisible
-/// characters made visible, and cut short.
+/// The peer's string, echoed on *their* terminal: one line, with controls,
+/// bidi and invisible characters made visible (`term::sanitize`), cut short.
 fn escape_for_terminal(s: &str, max_chars: usize) -> String {
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i == max_chars {
-            out.push('…');
-            break;
-        }
-        let invisible = matches!(
-            c,
-            '\u{ad}'
-                | '\u{34f}'
-                | '\u{61c}'
-                | '\u{115f}'
-                | '\u{1160}'
-                | '\u{17b4}'
-                | '\u{17b5}'
-                | '\u{180b}'..='\u{180f}'
-                | '\u{200b}'..='\u{200f}'
-                | '\u{2028}'..='\u{202e}'
-                | '\u{2060}'..='\u{206f}'
-                | '\u{3164}'
-                | '\u{feff}'
-                | '\u{ffa0}'
-                | '\u{fff9}'..='\u{fffb}'
-                | '\u{e0000}'..='\u{e007f}'
-        );
-        if c.is_control() || invisible {
-            out.extend(c.escape_unicode());
-        } else {
-            out.push(c);
-        }
+    let safe = crate::term::sanitize(s);
+    let mut out: String = safe.chars().take(max_chars).collect();
+    if safe.chars().nth(max_chars).is_some() {
+        out.push('…');
     }
     out
 }
@@ -786,7 +759,7 @@ mod tests {
         assert!(msg.starts_with(
             "refused: only git fetch/push to /home/bob/notes are allowed with this key ("
         ));
-        assert!(msg.ends_with("; the request was: cat /etc/passwd\\u{a}\\u{1b}[2J\\u{202e}"));
+        assert!(msg.ends_with("; the request was: cat /etc/passwd\\n\\u{1b}[2J\\u{202e}"));
 
         let err = parse_request("cat /etc/passwd").unwrap_err();
         assert_eq!(

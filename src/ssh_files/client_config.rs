@@ -155,17 +155,7 @@ fn render_path(
         path: path.to_path_buf(),
         reason,
     };
-    if !path.is_absolute() {
-        return Err(invalid("it must be an absolute path"));
-    }
-    let text = path
-        .to_str()
-        .ok_or_else(|| invalid("it is not valid UTF-8"))?;
-    if text.chars().any(char::is_control) {
-        return Err(invalid(
-            "it contains a newline or another control character",
-        ));
-    }
+    let text = super::plain_path(what, path)?;
     if text.contains(['"', '\\']) {
         return Err(invalid(
             "it contains a double quote or a backslash, which ssh_config cannot hold unambiguously",

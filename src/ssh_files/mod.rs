@@ -432,6 +432,20 @@ pub fn forced_command(exe: &Path, repo: &Path) -> Result<String, Error> {
 }
 
 fn command_path<'a>(what: &'static str, path: &'a Path) -> Result<&'a str, Error> {
+    let text = plain_path(what, path)?;
+    if text.contains('\\') {
+        return Err(Error::InvalidPath {
+            what,
+            path: path.to_path_buf(),
+            reason: "it contains a backslash, which some login shells (fish) would read as an escape; rename it",
+        });
+    }
+    Ok(text)
+}
+
+/// An absolute, UTF-8 path without control characters: the only kind that
+/// can be written into an ssh file unambiguously.
+pub(crate) fn plain_path<'a>(what: &'static str, path: &'a Path) -> Result<&'a str, Error> {
     let invalid = |reason| Error::InvalidPath {
         what,
         path: path.to_path_buf(),
@@ -446,11 +460,6 @@ fn command_path<'a>(what: &'static str, path: &'a Path) -> Result<&'a str, Error
     if text.chars().any(char::is_control) {
         return Err(invalid(
             "it contains a newline or another control character; rename it",
-        ));
-    }
-    if text.contains('\\') {
-        return Err(invalid(
-            "it contains a backslash, which some login shells (fish) would read as an escape; rename it",
         ));
     }
     Ok(text)

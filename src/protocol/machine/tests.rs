@@ -216,6 +216,16 @@ impl Lan {
 
     /// Runs until every node is done or `limit` of virtual time passed.
     fn run(&mut self, limit: Duration) {
+        self.run_filtered(limit, |_, _| true);
+    }
+
+    /// Like [`Lan::run`], but a datagram is delivered only if `deliver`
+    /// says so: an attacker or a fault that drops chosen datagrams.
+    fn run_filtered(
+        &mut self,
+        limit: Duration,
+        mut deliver: impl FnMut(&[Node], &InFlight) -> bool,
+    ) {
         self.step_all();
         let end = self.now + limit;
         loop {
@@ -238,6 +248,9 @@ impl Lan {
             self.now = self.now.max(next);
             while self.wire.peek().is_some_and(|Reverse(p)| p.at <= self.now) {
                 let Reverse(p) = self.wire.pop().unwrap();
+                if !deliver(&self.nodes, &p) {
+                    continue;
+                }
                 self.nodes[p.to]
                     .machine
                     .handle_datagram(self.now, p.from, &p.datagram);
@@ -385,50 +398,14 @@ fn an_attacker_who_stalls_after_a_guess_still_spends_it() {
         stalled.push(n);
     }
     // Drop everything the attackers would send after their PAKE message.
-    let mut steps = 0;
-    lan.step_all();
-    while !lan.nodes[victim].machine.is_done() && steps < 200_000 {
-        steps += 1;
-        let next = [
-            lan.nodes
-                .iter()
-                .filter_map(|n| n.machine.poll_timeout())
-                .min(),
-            lan.wire.peek().map(|Reverse(p)| p.at),
-        ]
-        .into_iter()
-        .flatten()
-        .min();
-        let Some(next) = next else { break };
-        if next > lan.start + Duration::from_secs(120) {
-            break;
-        }
-        lan.now = lan.now.max(next);
-        while lan.wire.peek().is_some_and(|Reverse(p)| p.at <= lan.now) {
-            let Reverse(p) = lan.wire.pop().unwrap();
-            let from_attacker = stalled.iter().any(|&s| lan.nodes[s].addr == p.from);
-            if from_attacker {
-                match codec::decode(&p.datagram) {
-                    Ok(Message::Hello { .. }) | Ok(Message::Pake { .. }) => {}
-                    _ => continue,
-                }
-            }
-            lan.nodes[p.to]
-                .machine
-                .handle_datagram(lan.now, p.from, &p.datagram);
-            lan.drain_events(p.to);
-        }
-        for i in 0..lan.nodes.len() {
-            if lan.nodes[i]
-                .machine
-                .poll_timeout()
-                .is_some_and(|t| t <= lan.now)
-            {
-                lan.nodes[i].machine.handle_timeout(lan.now);
-            }
-            lan.drain_events(i);
-        }
-    }
+    let attackers: Vec<SocketAddr> = stalled.iter().map(|&n| lan.nodes[n].addr).collect();
+    lan.run_filtered(Duration::from_secs(120), |_, p| {
+        !attackers.contains(&p.from)
+            || matches!(
+                codec::decode(&p.datagram),
+                Ok(Message::Hello { .. } | Message::Pake { .. })
+            )
+    });
     let guessed: std::collections::HashSet<_> = lan
         .log
         .iter()
@@ -579,47 +556,19 @@ fn the_first_to_finish_lingers_until_the_peer_is_done() {
     let mut lan = Lan::new(12, Impairment::NONE);
     let a = lan.add(CODE, "alice");
     let b = lan.add(CODE, "bob");
-    lan.step_all();
     let mut dropped = 0;
-    while !lan.nodes.iter().all(|n| n.machine.is_done()) {
-        let next = [
-            lan.nodes
-                .iter()
-                .filter_map(|n| n.machine.poll_timeout())
-                .min(),
-            lan.wire.peek().map(|Reverse(p)| p.at),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-        .unwrap();
-        lan.now = lan.now.max(next);
-        while lan.wire.peek().is_some_and(|Reverse(p)| p.at <= lan.now) {
-            let Reverse(p) = lan.wire.pop().unwrap();
-            let tells_done = codec::decode(&p.datagram)
-                .unwrap()
-                .ack()
-                .is_some_and(|k| k.c);
-            if p.from == lan.nodes[a].addr && tells_done {
-                dropped += 1;
-                continue;
-            }
-            lan.nodes[p.to]
-                .machine
-                .handle_datagram(lan.now, p.from, &p.datagram);
-            lan.drain_events(p.to);
+    let alice = lan.nodes[a].addr;
+    lan.run_filtered(Duration::from_secs(60), |_, p| {
+        let tells_done = codec::decode(&p.datagram)
+            .unwrap()
+            .ack()
+            .is_some_and(|k| k.c);
+        if p.from == alice && tells_done {
+            dropped += 1;
+            return false;
         }
-        for i in 0..lan.nodes.len() {
-            if lan.nodes[i]
-                .machine
-                .poll_timeout()
-                .is_some_and(|t| t <= lan.now)
-            {
-                lan.nodes[i].machine.handle_timeout(lan.now);
-            }
-            lan.drain_events(i);
-        }
-    }
+        true
+    });
     assert!(dropped >= FINAL_ACK_COPIES, "{dropped}");
     lan.assert_paired(a, b);
     let lingered = lan.elapsed(b) - lan.elapsed(a);
@@ -700,55 +649,19 @@ fn one_lost_datagram_costs_well_under_a_second() {
         let a = lan.add(CODE, "alice");
         let b = lan.add(CODE, "bob");
         let mut lost = false;
-        lan.step_all();
-        // Filter the wire once before running: remove the first matching.
-        let start = lan.start;
-        loop {
-            if lan.nodes.iter().all(|n| n.machine.is_done())
-                || lan.now > start + Duration::from_secs(10)
-            {
-                break;
+        lan.run_filtered(Duration::from_secs(10), |_, p| {
+            let kind = match codec::decode(&p.datagram).unwrap() {
+                Message::Pake { .. } => "pake",
+                Message::Data { .. } => "data",
+                Message::Confirm { .. } => "confirm",
+                _ => "",
+            };
+            if !lost && kind == victim_kind {
+                lost = true;
+                return false;
             }
-            let next = [
-                lan.nodes
-                    .iter()
-                    .filter_map(|n| n.machine.poll_timeout())
-                    .min(),
-                lan.wire.peek().map(|Reverse(p)| p.at),
-            ]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap();
-            lan.now = lan.now.max(next);
-            while lan.wire.peek().is_some_and(|Reverse(p)| p.at <= lan.now) {
-                let Reverse(p) = lan.wire.pop().unwrap();
-                let kind = match codec::decode(&p.datagram).unwrap() {
-                    Message::Pake { .. } => "pake",
-                    Message::Data { .. } => "data",
-                    Message::Confirm { .. } => "confirm",
-                    _ => "",
-                };
-                if !lost && kind == victim_kind {
-                    lost = true;
-                    continue;
-                }
-                lan.nodes[p.to]
-                    .machine
-                    .handle_datagram(lan.now, p.from, &p.datagram);
-                lan.drain_events(p.to);
-            }
-            for i in 0..lan.nodes.len() {
-                if lan.nodes[i]
-                    .machine
-                    .poll_timeout()
-                    .is_some_and(|t| t <= lan.now)
-                {
-                    lan.nodes[i].machine.handle_timeout(lan.now);
-                }
-                lan.drain_events(i);
-            }
-        }
+            true
+        });
         assert!(lost);
         lan.assert_paired(a, b);
         let worst = lan.elapsed(a).max(lan.elapsed(b));
