@@ -14,6 +14,7 @@ use clap::{Args, Parser, Subcommand};
     bin_name = "git pair",
     version,
     args_conflicts_with_subcommands = true,
+    disable_help_subcommand = true,
     long_about = "Pair this repository with one on another machine on the same LAN.\n\n\
 Run `git pair` in a repository on one machine: it shows a code. Run `git pair CODE` in a \
 repository on the other machine. The two find each other by UDP multicast, verify each other \

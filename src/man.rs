@@ -52,13 +52,12 @@ pub fn render() -> Vec<u8> {
         .manual("Git Manual");
     let mut out = Vec::new();
     type Render = fn(&clap_mangen::Man, &mut dyn std::io::Write) -> std::io::Result<()>;
-    let sections: [Render; 6] = [
+    let sections: [Render; 5] = [
         clap_mangen::Man::render_title,
         clap_mangen::Man::render_name_section,
         clap_mangen::Man::render_synopsis_section,
         clap_mangen::Man::render_description_section,
         clap_mangen::Man::render_options_section,
-        clap_mangen::Man::render_subcommands_section,
     ];
     for render in sections {
         render(&man, &mut out).expect("writing to a Vec cannot fail");
@@ -67,8 +66,42 @@ pub fn render() -> Vec<u8> {
     out
 }
 
+/// The subcommands, described here rather than as separate pages.
+fn commands(r: &mut Roff) {
+    section(r, "COMMANDS");
+    for sub in Cli::command().get_subcommands() {
+        let args: Vec<String> = sub
+            .get_arguments()
+            .filter(|a| a.get_long().is_some() && a.get_id() != "help")
+            .map(|a| {
+                let value = a
+                    .get_value_names()
+                    .and_then(|v| v.first())
+                    .map(|v| format!(" {v}"))
+                    .unwrap_or_default();
+                format!("--{}{value}", a.get_long().unwrap_or_default())
+            })
+            .collect();
+        let about = sub
+            .get_long_about()
+            .or(sub.get_about())
+            .map(|s| s.to_string())
+            .unwrap_or_default();
+        item(
+            r,
+            vec![bold(format!(
+                "git pair {} {}",
+                sub.get_name(),
+                args.join(" ")
+            ))],
+            &about,
+        );
+    }
+}
+
 fn extra() -> Roff {
     let mut r = Roff::new();
+    commands(&mut r);
 
     section(&mut r, "EXAMPLES");
     para(&mut r, "On the first machine, in the repository:");
