@@ -154,6 +154,14 @@ impl Reporter {
     fn line(&mut self, text: &str) {
         self.progress.line(text);
     }
+
+    /// Turns the spinner and reports what the sockets found wrong.
+    fn idle(&mut self, sockets: &mut Sockets) {
+        for w in sockets.take_warnings() {
+            self.line(&format!("warning: {w}"));
+        }
+        self.progress.tick();
+    }
 }
 
 /// Runs `git pair [CODE]`.
@@ -294,9 +302,7 @@ fn exchange(
         port: p.port,
         groups: vec![GROUP_V4.to_string(), GROUP_V6.to_string()],
     });
-    for w in sockets.take_warnings() {
-        out.line(&format!("warning: {w}"));
-    }
+    out.idle(&mut sockets);
     out.status(&format!(
         "waiting for the other machine on {} (UDP port {})…",
         names.join(", "),
@@ -305,18 +311,17 @@ fn exchange(
 
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
     let mut state = Session::default();
+    let mut handler = Exchange {
+        session: &mut state,
+        prepared: &p,
+        out,
+    };
     let outcome = driver::drive(
         &mut machine,
         &mut sockets,
         interrupts,
         deadline,
-        |m, sockets, event| {
-            for w in sockets.take_warnings() {
-                out.line(&format!("warning: {w}"));
-            }
-            out.progress.tick();
-            state.on_event(args, &p, m, event, out)
-        },
+        &mut handler,
     )?;
     if let Some(err) = state.error.take() {
         return Err(err);
@@ -333,10 +338,7 @@ fn exchange(
                 &mut sockets,
                 interrupts,
                 linger_until,
-                |_, _, event| match event {
-                    Event::Finished => Control::Stop,
-                    _ => Control::Continue,
-                },
+                &mut Linger { out },
             )?;
         }
         out.progress.finish();
@@ -370,6 +372,42 @@ fn exchange(
     }
 }
 
+/// Drives the exchange until a peer is verified or the run fails.
+struct Exchange<'a> {
+    session: &'a mut Session,
+    prepared: &'a Prepared,
+    out: &'a mut Reporter,
+}
+
+impl driver::Handler<OsRng> for Exchange<'_> {
+    fn event(&mut self, machine: &mut Machine<OsRng>, event: Event) -> Control {
+        self.session
+            .on_event(self.prepared, machine, event, self.out)
+    }
+
+    fn idle(&mut self, sockets: &mut Sockets) {
+        self.out.idle(sockets);
+    }
+}
+
+/// After setup: keep answering the peer until it has finished too.
+struct Linger<'a> {
+    out: &'a mut Reporter,
+}
+
+impl driver::Handler<OsRng> for Linger<'_> {
+    fn event(&mut self, _: &mut Machine<OsRng>, event: Event) -> Control {
+        match event {
+            Event::Finished => Control::Stop,
+            _ => Control::Continue,
+        }
+    }
+
+    fn idle(&mut self, sockets: &mut Sockets) {
+        self.out.idle(sockets);
+    }
+}
+
 /// A peer verified by the protocol, with its sshd checked.
 struct VerifiedPeer {
     info: PeerInfo,
@@ -390,13 +428,11 @@ struct Session {
 impl Session {
     fn on_event(
         &mut self,
-        args: &PairArgs,
         p: &Prepared,
         m: &mut Machine<OsRng>,
         event: Event,
         out: &mut Reporter,
     ) -> Control {
-        let _ = args;
         match event {
             Event::PeerSeen { from, .. } => {
                 out.event(JsonEvent::Peer {

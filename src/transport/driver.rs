@@ -29,6 +29,20 @@ pub enum Outcome {
     Interrupted,
 }
 
+/// What the caller does with the machine's events.
+pub trait Handler<R> {
+    /// One event; the handler may call `accept` or `reject` on the machine.
+    fn event(&mut self, machine: &mut Machine<R>, event: Event) -> Control;
+    /// Runs on every turn of the loop, at least every [`IDLE_TICK`]: turn a
+    /// spinner, report socket warnings.
+    fn idle(&mut self, sockets: &mut Sockets) {
+        let _ = sockets;
+    }
+}
+
+/// The loop wakes at least this often, so that a spinner can turn.
+pub const IDLE_TICK: Duration = Duration::from_millis(100);
+
 /// Runs `machine` until the handler stops it, the deadline passes or a
 /// signal arrives. The handler may block (it checks addresses and writes
 /// files); the peer's retransmissions cover the pause.
@@ -37,12 +51,13 @@ pub fn drive<R: RngCore + CryptoRng>(
     sockets: &mut Sockets,
     interrupts: &mut Interrupts,
     deadline: Instant,
-    mut handler: impl FnMut(&mut Machine<R>, &mut Sockets, Event) -> Control,
+    handler: &mut impl Handler<R>,
 ) -> Result<Outcome, TransportError> {
     loop {
+        handler.idle(sockets);
         flush(machine, sockets);
         while let Some(event) = machine.poll_event() {
-            let control = handler(machine, sockets, event);
+            let control = handler.event(machine, event);
             flush(machine, sockets);
             if control == Control::Stop {
                 return Ok(Outcome::Stopped);
@@ -55,7 +70,10 @@ pub fn drive<R: RngCore + CryptoRng>(
         if now >= deadline {
             return Ok(Outcome::Deadline);
         }
-        let wake = machine.poll_timeout().map_or(deadline, |t| t.min(deadline));
+        let wake = machine
+            .poll_timeout()
+            .map_or(deadline, |t| t.min(deadline))
+            .min(now + IDLE_TICK);
         if wake > now {
             wait(sockets, interrupts, wake - now)?;
         }
