@@ -208,7 +208,8 @@ impl Sockets {
         listen
             .set_multicast_all_v6(false)
             .map_err(TransportError::Socket)?;
-        for i in interfaces.iter().filter(|i| !i.v6.is_empty()) {
+        // Linux routes no IPv6 multicast over loopback; lo pairs over IPv4.
+        for i in interfaces.iter().filter(|i| !i.v6.is_empty() && !i.loopback) {
             match listen.join_multicast_v6(&GROUP_V6, i.index) {
                 Ok(()) => joined.push((i.index, i.name.clone())),
                 Err(e) => errors.push(format!("{} (IPv6): {e}", i.name)),
