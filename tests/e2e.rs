@@ -50,6 +50,7 @@ fn main() -> ExitCode {
         Base: pairs_over_ipv6_link_local_only,
         Base: json_event_sequence_of_a_successful_pairing,
         Base: lone_side_gives_up_with_exit_3_and_writes_nothing,
+        Base: an_unreachable_sshd_stops_both_sides_and_writes_nothing,
     ];
     let conclusion = libtest_mimic::run(&args, trials);
     if manage {
@@ -638,4 +639,53 @@ fn lone_side_gives_up_with_exit_3_and_writes_nothing() {
         before == snapshot(&lab.a),
         "a lone run must not change the repository or ~/.ssh"
     );
+}
+
+/// B's sshd is down. A, which cannot reach it, says so plainly and exits 5
+/// (sshd_unreachable); B hears that A refused and exits 5 too
+/// (peer_rejected). Neither side writes anything, although both held the
+/// right code.
+fn an_unreachable_sshd_stops_both_sides_and_writes_nothing() {
+    let lab = Lab::new(Network::DualStack);
+    let sshd = lab.b.sshd_pid().expect("B's sshd runs");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(sshd as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("stop B's sshd");
+    // Wait until B's sshd no longer accepts connections.
+    let b_addr = lab.b.addr_from(&lab.a);
+    for _ in 0..50 {
+        let probe = lab
+            .a
+            .cmd("sh")
+            .args(["-c", &format!("exec 3<>/dev/tcp/{b_addr}/22")])
+            .run();
+        if !probe.success() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let before = (snapshot(&lab.a), snapshot(&lab.b));
+    let run = pair(&lab, &PairOpts::timeout(20), &PairOpts::timeout(20));
+    assert_eq!(
+        run.a.code(),
+        Some(exit::SETUP_FAILED),
+        "A must exit 5\n{run}"
+    );
+    assert_eq!(
+        run.b.code(),
+        Some(exit::SETUP_FAILED),
+        "B must exit 5\n{run}"
+    );
+    assert_eq!(failure_reasons(&run.a), ["sshd_unreachable"], "{run}");
+    assert_eq!(failure_reasons(&run.b), ["peer_rejected"], "{run}");
+    let said = run.a.stderr_str();
+    assert!(
+        said.contains("is sshd running on the peer") && said.contains("TCP port 22"),
+        "A must say plainly what to check\n{run}"
+    );
+    for (side, host, was) in [("A", &lab.a, &before.0), ("B", &lab.b, &before.1)] {
+        assert!(snapshot(host) == *was, "side {side} wrote something\n{run}");
+    }
 }

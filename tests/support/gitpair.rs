@@ -15,6 +15,7 @@ pub mod exit {
     pub const OK: i32 = 0;
     pub const NO_PEER: i32 = 3;
     pub const VERIFICATION_FAILED: i32 = 4;
+    pub const SETUP_FAILED: i32 = 5;
 }
 
 /// How long git-pair may take to print its generated code.
