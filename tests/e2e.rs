@@ -96,7 +96,7 @@ const SSH_TEST_OPTS: &[&str] = &[
 fn authorize_a_on_b(lab: &Lab) -> PathBuf {
     let key = lab.a.home.join(".ssh/id_ed25519");
     lab.a
-        .cmd("sh")
+        .cmd("bash")
         .args([
             "-c",
             r#"mkdir -m 700 -p "$HOME/.ssh" && ssh-keygen -q -t ed25519 -N "" -f "$1""#,
@@ -658,7 +658,7 @@ fn an_unreachable_sshd_stops_both_sides_and_writes_nothing() {
     for _ in 0..50 {
         let probe = lab
             .a
-            .cmd("sh")
+            .cmd("bash")
             .args(["-c", &format!("exec 3<>/dev/tcp/{b_addr}/22")])
             .run();
         if !probe.success() {

@@ -209,7 +209,10 @@ impl Sockets {
             .set_multicast_all_v6(false)
             .map_err(TransportError::Socket)?;
         // Linux routes no IPv6 multicast over loopback; lo pairs over IPv4.
-        for i in interfaces.iter().filter(|i| !i.v6.is_empty() && !i.loopback) {
+        for i in interfaces
+            .iter()
+            .filter(|i| !i.v6.is_empty() && !i.loopback)
+        {
             match listen.join_multicast_v6(&GROUP_V6, i.index) {
                 Ok(()) => joined.push((i.index, i.name.clone())),
                 Err(e) => errors.push(format!("{} (IPv6): {e}", i.name)),
