@@ -96,7 +96,7 @@ const SSH_TEST_OPTS: &[&str] = &[
 fn authorize_a_on_b(lab: &Lab) -> PathBuf {
     let key = lab.a.home.join(".ssh/id_ed25519");
     lab.a
-        .cmd("bash")
+        .cmd("sh")
         .args([
             "-c",
             r#"mkdir -m 700 -p "$HOME/.ssh" && ssh-keygen -q -t ed25519 -N "" -f "$1""#,
