@@ -171,6 +171,18 @@ enum Phase {
     Failed,
 }
 
+/// Why a session ended without verifying.
+enum Ending {
+    /// Its payload, MAC or PAKE message did not verify, or it took too long.
+    Failed,
+    /// The peer said our code did not verify.
+    Aborted,
+    /// The peer verified us but cannot use our payload.
+    Rejected(Option<String>),
+    /// The peer paired with someone else.
+    Busy,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Decision {
     Pending,
@@ -418,7 +430,7 @@ impl<R: RngCore + CryptoRng> Machine<R> {
             if now >= s.expires() {
                 let from = s.addr;
                 if s.key_material_sent() {
-                    self.fail(peer, from, now);
+                    self.fail(peer, from);
                 } else {
                     self.sessions.remove(&peer);
                 }
@@ -554,6 +566,14 @@ impl<R: RngCore + CryptoRng> Machine<R> {
 
     fn on_directed(&mut self, now: Instant, from: SocketAddr, msg: Message) {
         let peer = *msg.sender();
+        if let Message::Pake { m, .. } = &msg {
+            // One of our own SPAKE2 messages sent back under another session
+            // id: a reflection. It could never verify; drop it before it
+            // takes a session or a guess slot.
+            if self.sessions.values().any(|s| s.own_pake == m.0) {
+                return;
+            }
+        }
         if !self.sessions.contains_key(&peer) {
             // Only a PAKE message may open a session: it answers our hello.
             let opens = matches!(msg, Message::Pake { .. }) && self.phase == Phase::Searching;
@@ -588,7 +608,7 @@ impl<R: RngCore + CryptoRng> Machine<R> {
                             (true, false)
                         }
                         Err(_) => {
-                            self.fail(peer, from, now);
+                            self.fail(peer, from);
                             return;
                         }
                     }
@@ -604,7 +624,7 @@ impl<R: RngCore + CryptoRng> Machine<R> {
             }
             Message::Ack { .. } => (false, false),
             Message::Abort { reason, detail, .. } => {
-                self.on_abort(now, from, peer, reason, detail);
+                self.on_abort(from, peer, reason, detail);
                 return;
             }
             Message::Hello { .. } => return,
@@ -623,7 +643,6 @@ impl<R: RngCore + CryptoRng> Machine<R> {
 
     fn on_abort(
         &mut self,
-        now: Instant,
         from: SocketAddr,
         peer: PeerId,
         reason: AbortReason,
@@ -633,17 +652,12 @@ impl<R: RngCore + CryptoRng> Machine<R> {
         if self.phase != Phase::Searching {
             return;
         }
-        match reason {
-            AbortReason::Verify => self.fail(peer, from, now),
-            AbortReason::Rejected => {
-                self.sessions.remove(&peer);
-                self.remember_failed(peer);
-                self.events.push_back(Event::PeerRejected { peer, detail });
-            }
-            AbortReason::Busy => {
-                self.sessions.remove(&peer);
-            }
-        }
+        let ending = match reason {
+            AbortReason::Verify => Ending::Aborted,
+            AbortReason::Rejected => Ending::Rejected(detail),
+            AbortReason::Busy => Ending::Busy,
+        };
+        self.end(peer, from, ending);
     }
 
     /// Moves a session forward as far as it can go; returns how many
@@ -679,7 +693,7 @@ impl<R: RngCore + CryptoRng> Machine<R> {
                     }
                     None => {
                         let from = s.addr;
-                        self.fail(peer, from, now);
+                        self.fail(peer, from);
                         return sent;
                     }
                 }
@@ -710,7 +724,7 @@ impl<R: RngCore + CryptoRng> Machine<R> {
                     s.peer_verified = true;
                 } else {
                     let from = s.addr;
-                    self.fail(peer, from, now);
+                    self.fail(peer, from);
                     return sent;
                 }
             }
@@ -784,31 +798,44 @@ impl<R: RngCore + CryptoRng> Machine<R> {
             .count() as u32
     }
 
-    /// A session failed verification. It costs a guess if the peer got key
-    /// material from us.
-    fn fail(&mut self, peer: PeerId, from: SocketAddr, now: Instant) {
-        let _ = now;
+    /// A session failed verification (or took too long to verify): tell the
+    /// peer, and count the guess it got.
+    fn fail(&mut self, peer: PeerId, from: SocketAddr) {
+        self.end(peer, from, Ending::Failed);
+    }
+
+    /// Ends a session that did not verify. Whatever the reason, a session
+    /// that got key material from us spent one guess: aborts are
+    /// unauthenticated, so an attacker's "abort" must never refund one.
+    fn end(&mut self, peer: PeerId, from: SocketAddr, ending: Ending) {
         let Some(s) = self.sessions.remove(&peer) else {
             return;
         };
         self.remember_failed(peer);
-        self.send_to(
-            s.addr,
-            &Message::Abort {
-                sid: self.sid,
-                to: peer,
-                reason: AbortReason::Verify,
-                detail: None,
-            },
-        );
-        if s.key_material_sent() {
+        if let Ending::Failed = ending {
+            self.send_to(
+                s.addr,
+                &Message::Abort {
+                    sid: self.sid,
+                    to: peer,
+                    reason: AbortReason::Verify,
+                    detail: None,
+                },
+            );
+        }
+        let spent = s.key_material_sent() && !s.peer_verified;
+        if spent {
             self.failures += 1;
         }
-        self.events.push_back(Event::VerifyFailed {
-            peer,
-            from,
-            failures: self.failures,
-        });
+        match ending {
+            Ending::Rejected(detail) => self.events.push_back(Event::PeerRejected { peer, detail }),
+            Ending::Busy if !spent => {}
+            Ending::Failed | Ending::Aborted | Ending::Busy => self.events.push_back(Event::VerifyFailed {
+                peer,
+                from,
+                failures: self.failures,
+            }),
+        }
         if self.failures >= MAX_FAILURES && self.phase == Phase::Searching {
             self.phase = Phase::Failed;
             self.sessions.clear();

@@ -511,7 +511,14 @@ fn a_reflected_session_never_verifies() {
         lan.nodes[a].machine.handle_timeout(lan.now);
     }
     assert!(lan.nodes[a].verified.is_none());
-    assert_eq!(lan.nodes[a].verify_failures.len(), 1);
+    // The reflected PAKE message is recognised and dropped: it costs no
+    // guess slot, and nothing keyed is ever sent to the fake peer.
+    assert!(lan.nodes[a].verify_failures.is_empty());
+    assert_eq!(lan.nodes[a].machine.failures(), 0);
+    assert!(!lan.log.iter().any(|(_, _, d)| matches!(
+        codec::decode(d),
+        Ok(Message::Data { to, .. }) if to == fake
+    )));
 }
 
 #[test]
@@ -587,11 +594,9 @@ fn a_rejected_payload_ends_both_sides_without_verifying() {
     lan.run(Duration::from_secs(5));
     assert!(lan.nodes[a].verified.is_none());
     assert!(lan.nodes[b].verified.is_none());
-    assert_eq!(
-        lan.nodes[b].machine.failures(),
-        0,
-        "a rejection is not a failed guess"
-    );
+    // A rejection is unauthenticated, so it spends the guess like any
+    // session that ended unverified after getting key material.
+    assert_eq!(lan.nodes[b].machine.failures(), 1);
 }
 
 #[test]
@@ -715,5 +720,60 @@ proptest! {
         lan.run(Duration::from_secs(60));
         prop_assert!(lan.nodes[a].verified.is_none());
         prop_assert!(lan.nodes[b].verified.is_none());
+    }
+}
+
+/// An attacker who takes the victim's encrypted payload (one guess) and
+/// then sends an unauthenticated abort must not get the guess back: every
+/// kind of abort still spends it, so the run stops after three.
+#[test]
+fn an_abort_never_refunds_a_guess() {
+    use spake2::{Ed25519Group, Identity, Password, Spake2};
+    for reason in [AbortReason::Busy, AbortReason::Rejected, AbortReason::Verify] {
+        let mut lan = Lan::new(17, Impairment::NONE);
+        let victim = lan.add(CODE, "alice");
+        lan.step_all();
+        let own = lan.nodes[victim].machine.session_id();
+        let mut got_payload = 0;
+        for guess in 0..10u8 {
+            if lan.nodes[victim].machine.is_done() {
+                break;
+            }
+            let fake = SessionId([0x70 + guess; 16]);
+            let (_, m) = Spake2::<Ed25519Group>::start_symmetric(
+                &Password::new(format!("guess-{guess}")),
+                &Identity::new(b"git-pair/v1 channel=7"),
+            );
+            let pake = Message::Pake {
+                sid: fake,
+                to: own,
+                m: Bytes(m),
+                ack: Ack::default(),
+            };
+            lan.nodes[victim]
+                .machine
+                .handle_datagram(lan.now, addr(99), &codec::encode(&pake).unwrap());
+            let mut sent = Vec::new();
+            while let Some(t) = lan.nodes[victim].machine.poll_transmit() {
+                sent.push(t.datagram);
+            }
+            lan.drain_events(victim);
+            if sent.iter().any(|d| matches!(codec::decode(d), Ok(Message::Data { .. }))) {
+                got_payload += 1;
+            }
+            let abort = Message::Abort {
+                sid: fake,
+                to: own,
+                reason,
+                detail: None,
+            };
+            lan.nodes[victim]
+                .machine
+                .handle_datagram(lan.now, addr(99), &codec::encode(&abort).unwrap());
+            lan.drain_events(victim);
+        }
+        assert_eq!(got_payload, MAX_FAILURES, "{reason:?}");
+        assert_eq!(lan.nodes[victim].machine.failures(), MAX_FAILURES, "{reason:?}");
+        assert!(lan.nodes[victim].gave_up, "{reason:?}");
     }
 }
