@@ -830,11 +830,13 @@ impl<R: RngCore + CryptoRng> Machine<R> {
         match ending {
             Ending::Rejected(detail) => self.events.push_back(Event::PeerRejected { peer, detail }),
             Ending::Busy if !spent => {}
-            Ending::Failed | Ending::Aborted | Ending::Busy => self.events.push_back(Event::VerifyFailed {
-                peer,
-                from,
-                failures: self.failures,
-            }),
+            Ending::Failed | Ending::Aborted | Ending::Busy => {
+                self.events.push_back(Event::VerifyFailed {
+                    peer,
+                    from,
+                    failures: self.failures,
+                })
+            }
         }
         if self.failures >= MAX_FAILURES && self.phase == Phase::Searching {
             self.phase = Phase::Failed;

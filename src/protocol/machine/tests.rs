@@ -729,7 +729,11 @@ proptest! {
 #[test]
 fn an_abort_never_refunds_a_guess() {
     use spake2::{Ed25519Group, Identity, Password, Spake2};
-    for reason in [AbortReason::Busy, AbortReason::Rejected, AbortReason::Verify] {
+    for reason in [
+        AbortReason::Busy,
+        AbortReason::Rejected,
+        AbortReason::Verify,
+    ] {
         let mut lan = Lan::new(17, Impairment::NONE);
         let victim = lan.add(CODE, "alice");
         lan.step_all();
@@ -750,15 +754,20 @@ fn an_abort_never_refunds_a_guess() {
                 m: Bytes(m),
                 ack: Ack::default(),
             };
-            lan.nodes[victim]
-                .machine
-                .handle_datagram(lan.now, addr(99), &codec::encode(&pake).unwrap());
+            lan.nodes[victim].machine.handle_datagram(
+                lan.now,
+                addr(99),
+                &codec::encode(&pake).unwrap(),
+            );
             let mut sent = Vec::new();
             while let Some(t) = lan.nodes[victim].machine.poll_transmit() {
                 sent.push(t.datagram);
             }
             lan.drain_events(victim);
-            if sent.iter().any(|d| matches!(codec::decode(d), Ok(Message::Data { .. }))) {
+            if sent
+                .iter()
+                .any(|d| matches!(codec::decode(d), Ok(Message::Data { .. })))
+            {
                 got_payload += 1;
             }
             let abort = Message::Abort {
@@ -767,13 +776,19 @@ fn an_abort_never_refunds_a_guess() {
                 reason,
                 detail: None,
             };
-            lan.nodes[victim]
-                .machine
-                .handle_datagram(lan.now, addr(99), &codec::encode(&abort).unwrap());
+            lan.nodes[victim].machine.handle_datagram(
+                lan.now,
+                addr(99),
+                &codec::encode(&abort).unwrap(),
+            );
             lan.drain_events(victim);
         }
         assert_eq!(got_payload, MAX_FAILURES, "{reason:?}");
-        assert_eq!(lan.nodes[victim].machine.failures(), MAX_FAILURES, "{reason:?}");
+        assert_eq!(
+            lan.nodes[victim].machine.failures(),
+            MAX_FAILURES,
+            "{reason:?}"
+        );
         assert!(lan.nodes[victim].gave_up, "{reason:?}");
     }
 }
