@@ -641,7 +641,7 @@ mod tests {
         {
             Ok(out) => out,
             Err(err) => {
-                eprintln!("skipped: ssh-keygen not runnable: {err}");
+                crate::ssh_files::test_keys::skip(&format!("ssh-keygen is not runnable ({err})"));
                 return;
             }
         };

@@ -698,7 +698,7 @@ mod tests {
         {
             Ok(out) => out,
             Err(err) => {
-                eprintln!("skipped: ssh not runnable: {err}");
+                crate::ssh_files::test_keys::skip(&format!("ssh is not runnable ({err})"));
                 return;
             }
         };

@@ -22,3 +22,15 @@ pub fn ed25519_private() -> PrivateKey {
 pub fn ed25519_public() -> PublicKey {
     ed25519_private().public_key().clone()
 }
+
+/// A test that needs a program this machine lacks says so, and fails unless
+/// skipping was asked for with GIT_PAIR_ALLOW_SKIP=1: it never passes
+/// silently.
+pub fn skip(reason: &str) {
+    eprintln!("SKIPPED: {reason}");
+    assert_eq!(
+        std::env::var("GIT_PAIR_ALLOW_SKIP").as_deref(),
+        Ok("1"),
+        "{reason}: install openssh-client, or set GIT_PAIR_ALLOW_SKIP=1 to skip"
+    );
+}
