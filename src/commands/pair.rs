@@ -333,13 +333,18 @@ fn exchange(
         let linger_until = Instant::now() + machine::LINGER_MAX;
         if !machine.is_done() {
             out.status("waiting for the other machine to finish…");
-            driver::drive(
+            // This side is set up; a network error now only means the peer
+            // may have to finish without our last acknowledgement.
+            let lingered = driver::drive(
                 &mut machine,
                 &mut sockets,
                 interrupts,
                 linger_until,
                 &mut Linger { out },
-            )?;
+            );
+            if let Err(e) = lingered {
+                out.line(&format!("warning: {:#}", anyhow::Error::new(e)));
+            }
         }
         out.progress.finish();
         out.event(JsonEvent::Paired {
