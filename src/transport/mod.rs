@@ -84,10 +84,53 @@ fn udp(domain: Domain) -> Result<Socket, TransportError> {
     Ok(socket)
 }
 
-fn bind(socket: &Socket, addr: SocketAddr, port: u16) -> Result<(), TransportError> {
+fn unspecified(domain: Domain, port: u16) -> SocketAddr {
+    if domain == Domain::IPV4 {
+        SocketAddr::from((Ipv4Addr::UNSPECIFIED, port))
+    } else {
+        SocketAddr::from((Ipv6Addr::UNSPECIFIED, port))
+    }
+}
+
+/// The socket on the well-known port. Shared with other git-pair processes
+/// on this host (SO_REUSEADDR), and receiving only the groups it joins
+/// rather than every group some other program joined.
+fn listening(domain: Domain, port: u16) -> Result<Socket, TransportError> {
+    let socket = udp(domain)?;
     socket
-        .bind(&addr.into())
-        .map_err(|source| TransportError::Bind { port, source })
+        .set_reuse_address(true)
+        .map_err(TransportError::Socket)?;
+    socket
+        .bind(&unspecified(domain, port).into())
+        .map_err(|source| TransportError::Bind { port, source })?;
+    let only_joined = if domain == Domain::IPV4 {
+        socket.set_multicast_all_v4(false)
+    } else {
+        socket.set_multicast_all_v6(false)
+    };
+    only_joined.map_err(TransportError::Socket)?;
+    Ok(socket)
+}
+
+/// The socket everything is sent from, on an ephemeral port, with multicast
+/// confined to the link (TTL / hop limit 1) and looped back, so that two
+/// git-pair processes on one host hear each other.
+fn sending(domain: Domain) -> Result<Socket, TransportError> {
+    let socket = udp(domain)?;
+    socket
+        .bind(&unspecified(domain, 0).into())
+        .map_err(|source| TransportError::Bind { port: 0, source })?;
+    let link_only = if domain == Domain::IPV4 {
+        socket
+            .set_multicast_ttl_v4(1)
+            .and_then(|()| socket.set_multicast_loop_v4(true))
+    } else {
+        socket
+            .set_multicast_hops_v6(1)
+            .and_then(|()| socket.set_multicast_loop_v6(true))
+    };
+    link_only.map_err(TransportError::Socket)?;
+    Ok(socket)
 }
 
 impl Sockets {
@@ -103,19 +146,7 @@ impl Sockets {
         let mut errors = Vec::new();
 
         let v4 = if interfaces.iter().any(|i| !i.v4.is_empty()) {
-            let listen = udp(Domain::IPV4)?;
-            listen
-                .set_reuse_address(true)
-                .map_err(TransportError::Socket)?;
-            bind(
-                &listen,
-                SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)),
-                port,
-            )?;
-            // Only the groups this socket joined, not every group of the host.
-            listen
-                .set_multicast_all_v4(false)
-                .map_err(TransportError::Socket)?;
+            let listen = listening(Domain::IPV4, port)?;
             for i in interfaces.iter().filter(|i| !i.v4.is_empty()) {
                 match listen
                     .join_multicast_v4_n(&GROUP_V4, &InterfaceIndexOrAddress::Index(i.index))
@@ -124,14 +155,7 @@ impl Sockets {
                     Err(e) => errors.push(format!("{} (IPv4): {e}", i.name)),
                 }
             }
-            let unicast = udp(Domain::IPV4)?;
-            bind(&unicast, SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)), 0)?;
-            unicast
-                .set_multicast_ttl_v4(1)
-                .map_err(TransportError::Socket)?;
-            unicast
-                .set_multicast_loop_v4(true)
-                .map_err(TransportError::Socket)?;
+            let unicast = sending(Domain::IPV4)?;
             Some(Family {
                 listen: listen.into(),
                 unicast: unicast.into(),
@@ -145,7 +169,14 @@ impl Sockets {
                 Ok(family) => Some(family),
                 // A host with IPv6 disabled still pairs over IPv4.
                 Err(e) if v4.is_some() => {
-                    warnings.push(format!("IPv6 is not available ({e}); using IPv4 only"));
+                    let why: Vec<String> =
+                        std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source())
+                            .map(ToString::to_string)
+                            .collect();
+                    warnings.push(format!(
+                        "IPv6 is not available ({}); using IPv4 only",
+                        why.join(": ")
+                    ));
                     None
                 }
                 Err(e) => return Err(e),
@@ -196,18 +227,7 @@ impl Sockets {
         joined: &mut Vec<(u32, String)>,
         errors: &mut Vec<String>,
     ) -> Result<Family, TransportError> {
-        let listen = udp(Domain::IPV6)?;
-        listen
-            .set_reuse_address(true)
-            .map_err(TransportError::Socket)?;
-        bind(
-            &listen,
-            SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)),
-            port,
-        )?;
-        listen
-            .set_multicast_all_v6(false)
-            .map_err(TransportError::Socket)?;
+        let listen = listening(Domain::IPV6, port)?;
         // Linux routes no IPv6 multicast over loopback; lo pairs over IPv4.
         for i in interfaces
             .iter()
@@ -218,14 +238,7 @@ impl Sockets {
                 Err(e) => errors.push(format!("{} (IPv6): {e}", i.name)),
             }
         }
-        let unicast = udp(Domain::IPV6)?;
-        bind(&unicast, SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)), 0)?;
-        unicast
-            .set_multicast_hops_v6(1)
-            .map_err(TransportError::Socket)?;
-        unicast
-            .set_multicast_loop_v6(true)
-            .map_err(TransportError::Socket)?;
+        let unicast = sending(Domain::IPV6)?;
         Ok(Family {
             listen: listen.into(),
             unicast: unicast.into(),
