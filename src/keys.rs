@@ -10,7 +10,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use rand_core::OsRng;
-use ssh_key::{Algorithm, HashAlg, LineEnding, PrivateKey, PublicKey};
+use ssh_key::{Algorithm, HashAlg, PrivateKey, PublicKey};
 
 /// Where sshd keeps its host keys.
 pub const HOST_KEY_DIR: &str = "/etc/ssh";
@@ -158,11 +158,6 @@ pub fn openssh_line(key: &PublicKey) -> String {
     key.to_openssh().unwrap_or_default().trim().to_string()
 }
 
-/// The private key in OpenSSH format, for writing.
-pub fn private_openssh(key: &PrivateKey) -> Result<zeroize::Zeroizing<String>, KeyError> {
-    key.to_openssh(LineEnding::LF).map_err(KeyError::Generate)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,7 +175,7 @@ mod tests {
             panic!()
         };
         assert_eq!(k.algorithm(), Algorithm::Ed25519);
-        let pem = private_openssh(&k).unwrap();
+        let pem = k.to_openssh(ssh_key::LineEnding::LF).unwrap();
         let body: String = pem.lines().nth(1).unwrap().chars().take(40).collect();
         let dbg = format!("{:?}", LoginKey::Generated(k));
         assert!(!dbg.contains(&body), "Debug shows private key material");
@@ -193,7 +188,11 @@ mod tests {
             panic!()
         };
         let private = dir.join("id_test");
-        fs::write(&private, private_openssh(&k).unwrap().as_bytes()).unwrap();
+        fs::write(
+            &private,
+            k.to_openssh(ssh_key::LineEnding::LF).unwrap().as_bytes(),
+        )
+        .unwrap();
         fs::write(
             dir.join("id_test.pub"),
             k.public_key().to_openssh().unwrap(),

@@ -79,11 +79,6 @@ pub fn sanitize(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// Like [`sanitize`] for bytes that may not be UTF-8: invalid sequences become U+FFFD first.
-pub fn sanitize_bytes(bytes: &[u8]) -> String {
-    sanitize(&String::from_utf8_lossy(bytes)).into_owned()
-}
-
 const BOLD: &str = "\x1b[1m";
 const RESET: &str = "\x1b[0m";
 /// The banner is laid out for an 80-column terminal.
@@ -149,22 +144,6 @@ pub fn code_banner(code: &str, color: bool) -> String {
         let _ = writeln!(out, "{MARGIN}    {bold}{command}{reset}");
     }
     out
-}
-
-/// Formats a duration for people: `45 ms`, `1.2 s`, `300 s` (and `800 µs` below a millisecond).
-///
-/// Values are truncated, not rounded, so `999.9 ms` shows as `999 ms`, never `1000 ms`.
-pub fn human_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms == 0 {
-        format!("{} µs", d.as_micros())
-    } else if ms < 1_000 {
-        format!("{ms} ms")
-    } else if ms < 10_000 {
-        format!("{}.{} s", ms / 1_000, (ms % 1_000) / 100)
-    } else {
-        format!("{} s", d.as_secs())
-    }
 }
 
 const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
@@ -451,12 +430,6 @@ mod tests {
         assert!(matches!(sanitize("a\u{1b}"), Cow::Owned(_)));
     }
 
-    #[test]
-    fn sanitize_bytes_handles_invalid_utf8() {
-        assert_eq!(sanitize_bytes(b"ok\xff\x1b"), "ok\u{fffd}\\u{1b}");
-        assert_eq!(sanitize_bytes(b"plain"), "plain");
-    }
-
     proptest! {
         #[test]
         fn output_never_contains_unsafe_chars(s in any::<String>()) {
@@ -494,11 +467,6 @@ mod tests {
             let once = sanitize(&s).into_owned();
             let twice = sanitize(&once);
             prop_assert_eq!(twice.as_ref(), once.as_str());
-        }
-
-        #[test]
-        fn sanitize_bytes_never_contains_unsafe_chars(b in proptest::collection::vec(any::<u8>(), 0..64)) {
-            prop_assert!(!sanitize_bytes(&b).chars().any(is_unsafe_char));
         }
 
         #[test]
@@ -572,19 +540,6 @@ mod tests {
         let banner = code_banner("7-a\u{1b}[2J-b", true);
         assert!(banner.contains("\\u{1b}[2J"));
         assert_eq!(banner.matches('\x1b').count(), 4, "only our own bold/reset");
-    }
-
-    #[test]
-    fn human_duration_examples() {
-        assert_eq!(human_duration(Duration::from_secs(300)), "300 s");
-        assert_eq!(human_duration(Duration::from_millis(1_234)), "1.2 s");
-        assert_eq!(human_duration(Duration::from_millis(45)), "45 ms");
-        assert_eq!(human_duration(Duration::from_micros(999_999)), "999 ms");
-        assert_eq!(human_duration(Duration::from_millis(9_999)), "9.9 s");
-        assert_eq!(human_duration(Duration::from_millis(10_000)), "10 s");
-        assert_eq!(human_duration(Duration::from_secs(1)), "1.0 s");
-        assert_eq!(human_duration(Duration::from_micros(800)), "800 µs");
-        assert_eq!(human_duration(Duration::ZERO), "0 µs");
     }
 
     /// A writer the test can read back while `Progress` owns the other handle.

@@ -531,7 +531,7 @@ impl Session {
         let info = match PeerInfo::parse(payload) {
             Ok(info) => info,
             Err(e) => {
-                m.reject(Instant::now(), peer, "your payload is invalid");
+                m.reject(peer, "your payload is invalid");
                 self.error =
                     Some(PairError::BadPeer(term::sanitize(&e.to_string()).into_owned()).into());
                 return Control::Stop;
@@ -550,7 +550,6 @@ impl Session {
             }
             Err(failures) => {
                 m.reject(
-                    Instant::now(),
                     peer,
                     &format!("your sshd on TCP port {} does not answer", info.ssh_port),
                 );

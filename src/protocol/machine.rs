@@ -472,8 +472,7 @@ impl<R: RngCore + CryptoRng> Machine<R> {
 
     /// The driver cannot use the peer's payload: end the session and tell the
     /// peer why, so that it stops too.
-    pub fn reject(&mut self, now: Instant, peer: PeerId, detail: &str) {
-        let _ = now;
+    pub fn reject(&mut self, peer: PeerId, detail: &str) {
         if let Some(s) = self.sessions.remove(&peer) {
             let detail: String = detail.chars().take(codec::MAX_DETAIL_LEN / 4).collect();
             self.send_to(

@@ -245,16 +245,6 @@ impl Sockets {
         })
     }
 
-    /// The interfaces in use.
-    pub fn interfaces(&self) -> &[Interface] {
-        &self.interfaces
-    }
-
-    /// The well-known port.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
     /// Problems worth telling the user once (e.g. no IPv6 multicast on lo).
     pub fn take_warnings(&mut self) -> Vec<String> {
         std::mem::take(&mut self.warnings)
