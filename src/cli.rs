@@ -33,6 +33,33 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// List the pairings of this repository.
+    ///
+    /// For each: the remote, the peer as user@host:path, the address of its
+    /// sshd, the fingerprints of its login key and pinned host keys, when it
+    /// was paired, and whether its sshd answers now (a TCP connection, at
+    /// most 1.5 s). A pairing whose remote was deleted by hand is listed as
+    /// orphaned.
+    List {
+        /// Print a JSON array, one object per pairing (see LIST JSON in the
+        /// man page).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Undo a pairing on this machine.
+    ///
+    /// Removes the peer's line from ~/.ssh/authorized_keys (so its key no
+    /// longer gets in), the ssh alias and its pinned host keys, the key
+    /// generated for the pairing unless another pairing uses it, and the
+    /// remote with its records. Nothing else is touched. Removing a pairing
+    /// that is half gone, or gone, is not an error. Run it on both machines
+    /// to undo both sides.
+    Remove {
+        /// The remote's name, as `git pair list` shows it (or the ssh alias
+        /// of an orphaned pairing).
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
     /// The forced command in authorized_keys; sshd runs it, people do not.
     ///
     /// It reads SSH_ORIGINAL_COMMAND and runs git-upload-pack,
@@ -153,6 +180,14 @@ mod tests {
     }
 
     #[test]
+    fn list_and_remove_are_subcommands() {
+        let cli = Cli::try_parse_from(["git-pair", "list", "--json"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::List { json: true })));
+        let cli = Cli::try_parse_from(["git-pair", "remove", "desk"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Remove { name }) if name == "desk"));
+    }
+
+    #[test]
     fn bad_usage_is_refused() {
         for args in [
             &["git-pair", "--timeout", "0"][..],
@@ -160,6 +195,8 @@ mod tests {
             &["git-pair", "code", "--code-file", "f"],
             &["git-pair", "--frobnicate"],
             &["git-pair", "serve"],
+            &["git-pair", "remove"],
+            &["git-pair", "list", "x"],
         ] {
             assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
         }

@@ -75,6 +75,8 @@ use cli::{Cli, Command};
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Serve { repo }) => match commands::serve::run(&repo)? {},
+        Some(Command::List { json }) => commands::list::run(json),
+        Some(Command::Remove { name }) => commands::remove::run(&name),
         None => commands::pair::run(&cli.pair),
     }
 }
@@ -84,6 +86,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 pub fn error_prefix(cli: &Cli) -> &'static str {
     match cli.command {
         Some(Command::Serve { .. }) => "git pair serve",
-        None => "git pair: error",
+        Some(Command::List { .. }) | Some(Command::Remove { .. }) | None => "git pair: error",
     }
 }

@@ -2,8 +2,10 @@
 //!
 //! Everything goes through libgit2 (git2). [`plan_remote`] is pure: it turns
 //! the peer and the existing remotes into the exact config entries to write.
-//! [`add_remote`] applies a plan, and removes the remote again if any part of
-//! it fails, so a repository never keeps half a pairing.
+//! [`apply_remote`] applies a plan (a new remote, or a re-pair's update of the
+//! old one in place) and undoes every part of it if any part fails, so a
+//! repository never keeps half a pairing. [`paired_remotes`] reads the
+//! records back for `git pair list` and `git pair remove`.
 
 use std::path::{Path, PathBuf};
 
@@ -26,7 +28,17 @@ pub mod keys {
     pub const IDENTITY: &str = "pair-identity";
     /// When the pairing was made (RFC 3339, UTC).
     pub const TIME: &str = "pair-time";
+    /// Every variable above, in the order `list` shows them.
+    pub const ALL: [&str; 7] = [ALIAS, PEER, PEER_KEY, HOST_KEYS, ADDRESS, IDENTITY, TIME];
+    /// git-annex's record of the remote's repository UUID.
+    pub const ANNEX_UUID: &str = "annex-uuid";
+    /// git-annex's cost of the remote.
+    pub const ANNEX_COST: &str = "annex-cost";
 }
+
+/// The `annex-cost` of a paired remote. git-annex's own LAN pairing used 175: cheaper than
+/// an ordinary ssh remote (200), dearer than a local one (100).
+pub const ANNEX_COST: &str = "175";
 
 /// Why the repository could not be read or changed.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +54,12 @@ pub enum RepoError {
     Config(#[source] git2::Error),
     #[error("cannot add remote {name:?}")]
     AddRemote {
+        name: String,
+        #[source]
+        source: git2::Error,
+    },
+    #[error("cannot remove remote {name:?}: try `git remote remove {name}`")]
+    RemoveRemote {
         name: String,
         #[source]
         source: git2::Error,
@@ -113,6 +131,61 @@ pub struct RemotePlan {
     pub url: String,
     /// `(variable under remote.<name>., value)`.
     pub entries: Vec<(&'static str, String)>,
+    /// Set only where the remote has no value yet, so that a re-pair keeps the user's choice.
+    pub defaults: Vec<(&'static str, String)>,
+    /// An earlier remote of the same pairing to update in place (renamed to `name` if that
+    /// differs), keeping its fetch settings and remote-tracking branches.
+    pub replaces: Option<String>,
+}
+
+/// A remote git-pair set up, as recorded in the repository's config.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PairedRemote {
+    pub name: String,
+    pub url: Option<String>,
+    pub alias: String,
+    pub peer: Option<String>,
+    pub peer_key: Option<String>,
+    pub host_keys: Vec<String>,
+    pub address: Option<String>,
+    pub identity: Option<String>,
+    pub time: Option<String>,
+    pub annex_uuid: Option<String>,
+}
+
+/// Every remote with a `pair-alias`, in config order.
+pub fn paired_remotes(repo: &Repository) -> Result<Vec<PairedRemote>, RepoError> {
+    let config = repo
+        .config()
+        .and_then(|mut c| c.snapshot())
+        .map_err(RepoError::Config)?;
+    let names = repo.remotes().map_err(RepoError::Config)?;
+    let get = |name: &str, key: &str| {
+        config
+            .get_string(&format!("remote.{name}.{key}"))
+            .ok()
+            .filter(|v| !v.is_empty())
+    };
+    Ok(names
+        .iter()
+        .filter_map(|n| n.ok().flatten())
+        .filter_map(|name| {
+            Some(PairedRemote {
+                name: name.to_string(),
+                url: get(name, "url"),
+                alias: get(name, keys::ALIAS)?,
+                peer: get(name, keys::PEER),
+                peer_key: get(name, keys::PEER_KEY),
+                host_keys: get(name, keys::HOST_KEYS)
+                    .map(|h| h.split_whitespace().map(str::to_string).collect())
+                    .unwrap_or_default(),
+                address: get(name, keys::ADDRESS),
+                identity: get(name, keys::IDENTITY),
+                time: get(name, keys::TIME),
+                annex_uuid: get(name, keys::ANNEX_UUID),
+            })
+        })
+        .collect())
 }
 
 /// What the plan records about the peer.
@@ -126,26 +199,35 @@ pub struct PairRecord {
     pub address: String,
     pub identity: String,
     pub time: String,
+    /// The peer's git-annex UUID, if it sent one.
+    pub annex_uuid: Option<String>,
+    /// Whether this repository is a git-annex repository.
+    pub local_annex: bool,
 }
 
 /// Plans the remote: `requested` (from `--name`) must be free; otherwise
 /// the name derives from the peer's host name, with a numeric suffix on a
 /// collision, as `git clone` does not but a person would.
+///
+/// `replaces` names an earlier remote of the same two repositories: a re-pair updates it in
+/// place and keeps its name, unless `requested` gives another.
 pub fn plan_remote(
     existing: &[String],
     requested: Option<&str>,
     peer_host: &str,
     record: &PairRecord,
+    replaces: Option<&str>,
 ) -> Result<RemotePlan, RepoError> {
-    let name = match requested {
-        Some(n) => {
+    let name = match (requested, replaces) {
+        (Some(n), _) => {
             check_name(n)?;
-            if existing.iter().any(|e| e == n) {
+            if existing.iter().any(|e| e == n) && replaces != Some(n) {
                 return Err(RepoError::RemoteExists(n.to_string()));
             }
             n.to_string()
         }
-        None => {
+        (None, Some(old)) => old.to_string(),
+        (None, None) => {
             let base = name_from_host(peer_host);
             let mut name = base.clone();
             let mut n = 2;
@@ -166,13 +248,33 @@ pub fn plan_remote(
         (keys::IDENTITY, record.identity.clone()),
         (keys::TIME, record.time.clone()),
     ];
-    Ok(RemotePlan { name, url, entries })
+    let mut entries = entries;
+    let mut defaults = Vec::new();
+    // Only between two git-annex repositories: a plain repository has no use for annex
+    // settings, and git-annex finds out about a plain peer by itself.
+    if let (Some(uuid), true) = (&record.annex_uuid, record.local_annex) {
+        entries.push((keys::ANNEX_UUID, uuid.clone()));
+        defaults.push((keys::ANNEX_COST, ANNEX_COST.to_string()));
+    }
+    Ok(RemotePlan {
+        name,
+        url,
+        entries,
+        defaults,
+        replaces: replaces.map(str::to_string),
+    })
 }
 
-/// Checks a `--name` before any network traffic.
-pub fn check_requested_name(existing: &[String], requested: &str) -> Result<(), RepoError> {
+/// Checks a `--name` before any network traffic. The name of a remote git-pair made is let
+/// through: a re-pair of the same two repositories may keep it ([`plan_remote`] decides once
+/// the peer is known).
+pub fn check_requested_name(
+    existing: &[String],
+    paired: &[PairedRemote],
+    requested: &str,
+) -> Result<(), RepoError> {
     check_name(requested)?;
-    if existing.iter().any(|e| e == requested) {
+    if existing.iter().any(|e| e == requested) && !paired.iter().any(|p| p.name == requested) {
         return Err(RepoError::RemoteExists(requested.to_string()));
     }
     Ok(())
@@ -216,33 +318,138 @@ pub fn name_from_host(host: &str) -> String {
     }
 }
 
-/// Adds the planned remote; on any failure the remote is removed again.
-pub fn add_remote(repo: &Repository, plan: &RemotePlan) -> Result<(), RepoError> {
+/// How to put a remote back as it was before [`apply_remote`].
+#[derive(Debug)]
+#[must_use = "keep it to undo the change, or drop it to keep the change"]
+pub struct RemoteUndo {
+    /// The remote did not exist: delete it.
+    created: Option<String>,
+    /// The remote was renamed from this name.
+    renamed_from: Option<String>,
+    /// `(full config key, previous value)` of everything set, in order.
+    previous: Vec<(String, Option<String>)>,
+}
+
+/// Adds the planned remote, or updates the one it replaces; on any failure every change is
+/// undone, so a repository never keeps half a pairing.
+pub fn apply_remote(repo: &Repository, plan: &RemotePlan) -> Result<RemoteUndo, RepoError> {
     let fail = |source| RepoError::AddRemote {
         name: plan.name.clone(),
         source,
     };
-    repo.remote(&plan.name, &plan.url).map_err(fail)?;
-    let written = repo.config().and_then(|mut config| {
-        for (key, value) in &plan.entries {
-            config.set_str(&format!("remote.{}.{key}", plan.name), value)?;
+    let mut undo = RemoteUndo {
+        created: None,
+        renamed_from: None,
+        previous: Vec::new(),
+    };
+    match &plan.replaces {
+        None => {
+            repo.remote(&plan.name, &plan.url).map_err(fail)?;
+            undo.created = Some(plan.name.clone());
         }
-        Ok(())
-    });
+        Some(old) if *old != plan.name => {
+            repo.remote_rename(old, &plan.name).map_err(fail)?;
+            undo.renamed_from = Some(old.clone());
+        }
+        Some(_) => {}
+    }
+    let written = set_entries(repo, plan, &mut undo);
     if let Err(e) = written {
-        let _ = repo.remote_delete(&plan.name);
+        let _ = undo_remote(repo, &plan.name, undo);
         return Err(fail(e));
+    }
+    Ok(undo)
+}
+
+fn set_entries(
+    repo: &Repository,
+    plan: &RemotePlan,
+    undo: &mut RemoteUndo,
+) -> Result<(), git2::Error> {
+    let mut config = repo.config()?;
+    let current = |config: &mut git2::Config, key: &str| {
+        config
+            .snapshot()
+            .ok()
+            .and_then(|snap| snap.get_string(key).ok())
+    };
+    let url_key = format!("remote.{}.url", plan.name);
+    let mut set = |config: &mut git2::Config, key: String, value: &str| {
+        undo.previous.push((key.clone(), current(config, &key)));
+        config.set_str(&key, value)
+    };
+    if plan.replaces.is_some() {
+        set(&mut config, url_key, &plan.url)?;
+    }
+    for (key, value) in &plan.entries {
+        set(&mut config, format!("remote.{}.{key}", plan.name), value)?;
+    }
+    for (key, value) in &plan.defaults {
+        let key = format!("remote.{}.{key}", plan.name);
+        if current(&mut config, &key).is_none() {
+            set(&mut config, key, value)?;
+        }
     }
     Ok(())
 }
 
-/// Removes a remote added by [`add_remote`] (rollback).
+/// Reverses [`apply_remote`] for the remote now called `name`.
+pub fn undo_remote(repo: &Repository, name: &str, undo: RemoteUndo) -> Result<(), RepoError> {
+    let fail = |source| RepoError::RemoveRemote {
+        name: name.to_string(),
+        source,
+    };
+    if let Some(created) = undo.created {
+        return repo.remote_delete(&created).map_err(fail);
+    }
+    let mut config = repo.config().map_err(fail)?;
+    for (key, value) in undo.previous.iter().rev() {
+        match value {
+            Some(v) => config.set_str(key, v),
+            None => config.remove(key).or_else(ignore_not_found),
+        }
+        .map_err(fail)?;
+    }
+    if let Some(old) = undo.renamed_from {
+        repo.remote_rename(name, &old).map_err(fail)?;
+    }
+    Ok(())
+}
+
+fn ignore_not_found(e: git2::Error) -> Result<(), git2::Error> {
+    if e.code() == git2::ErrorCode::NotFound {
+        Ok(())
+    } else {
+        Err(e)
+    }
+}
+
+/// Deletes a remote with its config section and remote-tracking branches, as
+/// `git remote remove` does. A remote that is already gone is not an error.
 pub fn remove_remote(repo: &Repository, name: &str) -> Result<(), RepoError> {
-    repo.remote_delete(name)
-        .map_err(|source| RepoError::AddRemote {
+    match repo.remote_delete(name) {
+        Ok(()) => Ok(()),
+        Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(()),
+        Err(source) => Err(RepoError::RemoveRemote {
             name: name.to_string(),
             source,
-        })
+        }),
+    }
+}
+
+/// Names "this repository paired with that peer repository" (`peer` is user@host:path) in
+/// authorized_keys and the ssh config, so that pairing the same two again replaces the old
+/// pairing, and `git pair remove` finds its line.
+pub fn pair_marker(local: &Path, peer: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(local.as_os_str().as_encoded_bytes());
+    h.update([0]);
+    h.update(peer.as_bytes());
+    h.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Seconds since the epoch as an RFC 3339 UTC timestamp.
@@ -281,7 +488,25 @@ mod tests {
             address: "10.0.0.2:22".into(),
             identity: "/home/alice/.ssh/git-pair/id_git-pair-laptop-1a2b3c4d".into(),
             time: "2026-11-26T10:00:00Z".into(),
+            annex_uuid: None,
+            local_annex: false,
         }
+    }
+
+    fn temp_repo(tag: &str) -> (PathBuf, Repository) {
+        let dir = std::env::temp_dir().join(format!("git-pair-repo-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let repo = Repository::init(&dir).unwrap();
+        (dir, repo)
+    }
+
+    fn get(repo: &Repository, key: &str) -> Option<String> {
+        repo.config()
+            .unwrap()
+            .snapshot()
+            .unwrap()
+            .get_string(key)
+            .ok()
     }
 
     #[test]
@@ -291,7 +516,7 @@ mod tests {
             "laptop".to_string(),
             "laptop-2".to_string(),
         ];
-        let plan = plan_remote(&existing, None, "Laptop.local", &record()).unwrap();
+        let plan = plan_remote(&existing, None, "Laptop.local", &record(), None).unwrap();
         assert_eq!(plan.name, "laptop-3");
         assert_eq!(plan.url, "git-pair-laptop-1a2b3c4d:/home/bob/notes");
         assert!(plan
@@ -319,24 +544,38 @@ mod tests {
     fn a_requested_name_must_be_free_and_valid() {
         let existing = vec!["origin".to_string()];
         assert!(matches!(
-            plan_remote(&existing, Some("origin"), "x", &record()),
+            plan_remote(&existing, Some("origin"), "x", &record(), None),
             Err(RepoError::RemoteExists(_))
         ));
         for bad in ["", "-x", "a..b", "a b", "x.lock", "a/b"] {
             assert!(
                 matches!(
-                    check_requested_name(&existing, bad),
+                    check_requested_name(&existing, &[], bad),
                     Err(RepoError::BadName(_))
                 ),
                 "{bad}"
             );
         }
         assert_eq!(
-            plan_remote(&existing, Some("server"), "x", &record())
+            plan_remote(&existing, Some("server"), "x", &record(), None)
                 .unwrap()
                 .name,
             "server"
         );
+    }
+
+    #[test]
+    fn markers_are_stable_and_distinct() {
+        let a = pair_marker(Path::new("/home/alice/r"), "bob@laptop:/home/bob/r");
+        assert_eq!(
+            a,
+            pair_marker(Path::new("/home/alice/r"), "bob@laptop:/home/bob/r")
+        );
+        assert_ne!(
+            a,
+            pair_marker(Path::new("/home/alice/s"), "bob@laptop:/home/bob/r")
+        );
+        assert_eq!(a.len(), 16);
     }
 
     #[test]
@@ -347,30 +586,152 @@ mod tests {
     }
 
     #[test]
-    fn add_remote_writes_everything_and_reads_back() {
-        let dir = std::env::temp_dir().join(format!("git-pair-repo-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let repo = Repository::init(&dir).unwrap();
+    fn annex_settings_only_between_two_annex_repositories() {
+        let mut r = record();
+        r.annex_uuid = Some("0b1c2d3e-0000-4000-8000-000000000001".into());
+        let plain = plan_remote(&[], None, "laptop", &r, None).unwrap();
+        assert!(!plain.entries.iter().any(|(k, _)| *k == keys::ANNEX_UUID));
+        assert!(plain.defaults.is_empty());
+        r.local_annex = true;
+        let annex = plan_remote(&[], None, "laptop", &r, None).unwrap();
+        assert!(annex.entries.contains(&(
+            keys::ANNEX_UUID,
+            "0b1c2d3e-0000-4000-8000-000000000001".into()
+        )));
+        assert_eq!(annex.defaults, [(keys::ANNEX_COST, "175".to_string())]);
+    }
+
+    #[test]
+    fn a_repair_keeps_the_old_name_unless_another_is_asked_for() {
+        let existing = vec!["laptop".to_string(), "other".to_string()];
+        let plan = plan_remote(&existing, None, "laptop", &record(), Some("laptop")).unwrap();
+        assert_eq!(
+            (plan.name.as_str(), plan.replaces.as_deref()),
+            ("laptop", Some("laptop"))
+        );
+        let plan =
+            plan_remote(&existing, Some("desk"), "laptop", &record(), Some("laptop")).unwrap();
+        assert_eq!(plan.name, "desk");
+        assert!(matches!(
+            plan_remote(
+                &existing,
+                Some("other"),
+                "laptop",
+                &record(),
+                Some("laptop")
+            ),
+            Err(RepoError::RemoteExists(_))
+        ));
+        assert!(plan_remote(
+            &existing,
+            Some("laptop"),
+            "laptop",
+            &record(),
+            Some("laptop")
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn apply_remote_writes_everything_and_reads_back() {
+        let (dir, repo) = temp_repo("add");
         let (_, info) = open(&dir).unwrap();
         assert!(!info.bare);
         assert_eq!(info.path, std::fs::canonicalize(&dir).unwrap());
-        let plan = plan_remote(&info.remotes, None, "laptop", &record()).unwrap();
-        add_remote(&repo, &plan).unwrap();
-        let config = repo.config().unwrap().snapshot().unwrap();
-        assert_eq!(config.get_string("remote.laptop.url").unwrap(), plan.url);
+        let plan = plan_remote(&info.remotes, None, "laptop", &record(), None).unwrap();
+        let _keep = apply_remote(&repo, &plan).unwrap();
+        assert_eq!(get(&repo, "remote.laptop.url").unwrap(), plan.url);
         assert_eq!(
-            config.get_string("remote.laptop.pair-peer").unwrap(),
+            get(&repo, "remote.laptop.pair-peer").unwrap(),
             "bob@laptop:/home/bob/notes"
         );
         assert_eq!(
-            config.get_string("remote.laptop.fetch").unwrap(),
+            get(&repo, "remote.laptop.fetch").unwrap(),
             "+refs/heads/*:refs/remotes/laptop/*"
         );
         let (_, info) = open(&dir).unwrap();
         assert_eq!(info.remotes, ["laptop"]);
+        let listed = paired_remotes(&repo).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].alias, "git-pair-laptop-1a2b3c4d");
+        assert_eq!(listed[0].host_keys, ["SHA256:h1", "SHA256:h2"]);
         remove_remote(&repo, "laptop").unwrap();
-        let config = repo.config().unwrap().snapshot().unwrap();
-        assert!(config.get_string("remote.laptop.pair-peer").is_err());
+        remove_remote(&repo, "laptop").unwrap();
+        assert!(get(&repo, "remote.laptop.pair-peer").is_none());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn undoing_a_new_remote_deletes_it() {
+        let (dir, repo) = temp_repo("undo-new");
+        let plan = plan_remote(&[], None, "laptop", &record(), None).unwrap();
+        let undo = apply_remote(&repo, &plan).unwrap();
+        undo_remote(&repo, &plan.name, undo).unwrap();
+        assert!(repo.remotes().unwrap().is_empty());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_repair_updates_in_place_keeps_user_settings_and_undoes_exactly() {
+        let (dir, repo) = temp_repo("repair");
+        let mut first = record();
+        first.annex_uuid = Some("0b1c2d3e-0000-4000-8000-000000000001".into());
+        first.local_annex = true;
+        let plan = plan_remote(&[], None, "laptop", &first, None).unwrap();
+        let _keep = apply_remote(&repo, &plan).unwrap();
+        let mut config = repo.config().unwrap();
+        config.set_str("remote.laptop.annex-cost", "50").unwrap();
+        config
+            .set_str("remote.laptop.pushurl", "elsewhere:x")
+            .unwrap();
+        let before = std::fs::read(dir.join(".git/config")).unwrap();
+
+        let mut second = first.clone();
+        second.alias = "git-pair-laptop-99999999".into();
+        second.address = "10.0.0.9:22".into();
+        let names = vec!["laptop".to_string()];
+        let plan = plan_remote(&names, Some("desk"), "laptop", &second, Some("laptop")).unwrap();
+        let undo = apply_remote(&repo, &plan).unwrap();
+        assert_eq!(
+            get(&repo, "remote.desk.url").unwrap(),
+            "git-pair-laptop-99999999:/home/bob/notes"
+        );
+        assert_eq!(get(&repo, "remote.desk.annex-cost").unwrap(), "50");
+        assert_eq!(get(&repo, "remote.desk.pushurl").unwrap(), "elsewhere:x");
+        assert_eq!(
+            get(&repo, "remote.desk.fetch").unwrap(),
+            "+refs/heads/*:refs/remotes/desk/*"
+        );
+        assert!(get(&repo, "remote.laptop.url").is_none());
+
+        undo_remote(&repo, "desk", undo).unwrap();
+        assert_eq!(
+            get(&repo, "remote.laptop.url").unwrap(),
+            "git-pair-laptop-1a2b3c4d:/home/bob/notes"
+        );
+        assert_eq!(
+            get(&repo, "remote.laptop.pair-address").unwrap(),
+            "10.0.0.2:22"
+        );
+        assert!(get(&repo, "remote.desk.url").is_none());
+        // Same settings; libgit2 may lay the file out differently after a rename.
+        let after = std::fs::read(dir.join(".git/config")).unwrap();
+        if before != after {
+            let config = repo.config().unwrap().snapshot().unwrap();
+            for key in [
+                "url",
+                "fetch",
+                "pushurl",
+                "annex-cost",
+                "annex-uuid",
+                "pair-alias",
+            ] {
+                assert!(
+                    config.get_string(&format!("remote.laptop.{key}")).is_ok(),
+                    "{key}"
+                );
+            }
+        }
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

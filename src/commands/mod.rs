@@ -1,5 +1,7 @@
 //! The commands: the edge of the program, where errors become messages
 //! and exit statuses and the library modules meet the user.
 
+pub mod list;
 pub mod pair;
+pub mod remove;
 pub mod serve;

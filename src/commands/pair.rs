@@ -15,7 +15,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use rand_core::OsRng;
-use sha2::{Digest, Sha256};
 
 use crate::cli::PairArgs;
 use crate::events::{Event as JsonEvent, EventWriter, PeerView, Reason};
@@ -76,6 +75,8 @@ pub enum PairError {
     PeerRejected(String),
     #[error("the peer sent details this machine cannot use: {0}")]
     BadPeer(String),
+    #[error("{0}; nothing was written")]
+    KeyInUse(String),
     #[error("setting up this machine failed; nothing was left behind")]
     Setup,
     #[error("interrupted; nothing was written")]
@@ -83,7 +84,7 @@ pub enum PairError {
 }
 
 /// A usage error from a typed error, keeping its whole chain in the message.
-fn usage(e: impl std::error::Error + Send + Sync + 'static) -> PairError {
+pub(crate) fn usage(e: impl std::error::Error + Send + Sync + 'static) -> PairError {
     PairError::Usage(format!("{:#}", anyhow::Error::new(e)))
 }
 
@@ -103,6 +104,7 @@ impl PairError {
             PairError::SshdUnreachable { .. }
             | PairError::PeerRejected(_)
             | PairError::BadPeer(_)
+            | PairError::KeyInUse(_)
             | PairError::Setup => Exit::Setup,
             PairError::Interrupted => Exit::Interrupted,
         }
@@ -116,7 +118,7 @@ impl PairError {
             PairError::Guessing(_) => Reason::Guessing,
             PairError::SshdUnreachable { .. } => Reason::SshdUnreachable,
             PairError::PeerRejected(_) => Reason::PeerRejected,
-            PairError::BadPeer(_) | PairError::Setup => Reason::Setup,
+            PairError::BadPeer(_) | PairError::KeyInUse(_) | PairError::Setup => Reason::Setup,
             PairError::Interrupted => Reason::Interrupted,
         }
     }
@@ -198,13 +200,10 @@ fn pair(args: &PairArgs, out: &mut Reporter, interrupts: &mut Interrupts) -> any
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let (repo, info) = repo::open(&cwd).map_err(usage)?;
     if let Some(name) = &args.name {
-        repo::check_requested_name(&info.remotes, name).map_err(usage)?;
+        let paired = repo::paired_remotes(&repo).map_err(usage)?;
+        repo::check_requested_name(&info.remotes, &paired, name).map_err(usage)?;
     }
-    let home = home_dir()?;
-    let ssh = match passwd_home() {
-        Some(pw) if !same_dir(&pw, &home) => SshDir::with_tilde(&home, &pw),
-        _ => SshDir::new(&home),
-    };
+    let ssh = ssh_dir()?;
     ssh.check_writable().context(PairError::Setup)?;
     let me = whoami()?;
     let login = match &args.key {
@@ -250,6 +249,7 @@ fn pair(args: &PairArgs, out: &mut Reporter, interrupts: &mut Interrupts) -> any
             })
             .collect(),
         annex_uuid: info.annex_uuid.clone(),
+        annex_shell: info.annex_uuid.is_some() && annex_shell_installed(),
     };
     let machine = Machine::new(
         Config {
@@ -537,6 +537,11 @@ impl Session {
                 return Control::Stop;
             }
         };
+        if let Some(conflict) = key_conflict(p, &info) {
+            m.reject(peer, &conflict.for_peer);
+            self.error = Some(PairError::KeyInUse(conflict.here).into());
+            return Control::Stop;
+        }
         let candidates = sshd_candidates(sources, &info, &p.interfaces);
         out.status(&format!(
             "checking the peer's sshd (TCP port {})…",
@@ -570,6 +575,50 @@ impl Session {
             }
         }
     }
+}
+
+/// Why a peer's login key cannot be let in, told to each side.
+struct KeyConflict {
+    here: String,
+    for_peer: String,
+}
+
+/// sshd uses the first `authorized_keys` line that matches a key, so one key can open only one
+/// repository. A peer that logs in with a key already paired with another repository here
+/// (`--key` on its side) would silently take that pairing's access away, or be sent to the
+/// wrong repository: refuse it before anything is written. A re-pair of the same two
+/// repositories has the same marker and simply replaces its line.
+fn key_conflict(p: &Prepared, info: &PeerInfo) -> Option<KeyConflict> {
+    let existing = fs::read(p.ssh.authorized_keys()).ok()?;
+    let ours = repo::pair_marker(&p.info.path, &peer_id(info));
+    let other = ssh_files::authorized_keys::git_pair_lines(&existing)
+        .into_iter()
+        .find(|l| l.key.key_data() == info.user_key.key_data() && l.marker != ours)?;
+    let label = term::sanitize(&other.label).into_owned();
+    Some(KeyConflict {
+        here: format!(
+            "the peer logs in with a key that line {} of {} already lets in for another pairing              ({label}); one key can open only one repository. Pair again without --key on the              other machine, so that this pairing gets its own key, or run `git pair remove` for              the old pairing",
+            other.line,
+            p.ssh.authorized_keys().display()
+        ),
+        for_peer: "your login key is already paired with another repository on this machine;                    pair without --key, so that each pairing has its own key"
+            .to_string(),
+    })
+}
+
+fn peer_id(info: &PeerInfo) -> String {
+    format!("{}@{}:{}", info.user, info.host, info.path)
+}
+
+/// Whether git-annex-shell is on PATH, so that a git-annex peer can use this repository.
+fn annex_shell_installed() -> bool {
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            use std::os::unix::fs::PermissionsExt;
+            fs::metadata(dir.join("git-annex-shell"))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    })
 }
 
 fn view_of(info: &PeerInfo) -> PeerView {
@@ -654,28 +703,16 @@ fn setup(
         LoginKey::Existing { path, .. } => (Identity::Existing(path.clone()), path.clone()),
     };
     let host_name = host_name_for(v.address, &p.interfaces);
-    let peer_id = format!("{}@{}:{}", info.user, info.host, info.path);
+    let peer_id = peer_id(info);
+    let marker = repo::pair_marker(&p.info.path, &peer_id);
+    let earlier = earlier_pairings(p, &peer_id, &marker)?;
     let exe = std::env::current_exe()
         .and_then(fs::canonicalize)
         .context("cannot find the git-pair executable for the forced command")?;
     let command = ssh_files::forced_command(&exe, &p.info.path).context(PairError::Setup)?;
-    let ssh_setup = PairSetup {
-        alias: alias.clone(),
-        host_name,
-        port: v.address.port(),
-        user: info.user.clone(),
-        identity,
-        host_keys: info.host_keys.clone(),
-        authorized: AuthorizedEntry {
-            key: info.user_key.clone(),
-            command,
-            marker: marker(&p.info.path, &peer_id),
-            label: peer_id.clone(),
-        },
-    };
     let record = repo::PairRecord {
         alias: alias.clone(),
-        peer: peer_id,
+        peer: peer_id.clone(),
         peer_path: info.path.clone(),
         peer_key: keys::fingerprint(&info.user_key),
         host_keys: info.host_keys.iter().map(keys::fingerprint).collect(),
@@ -686,9 +723,37 @@ fn setup(
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
         ),
+        annex_uuid: info.annex_uuid.clone(),
+        local_annex: p.info.annex_uuid.is_some(),
     };
-    let plan = repo::plan_remote(&p.info.remotes, args.name.as_deref(), &info.host, &record)
-        .map_err(usage)?;
+    let plan = repo::plan_remote(
+        &p.info.remotes,
+        args.name.as_deref(),
+        &info.host,
+        &record,
+        earlier.remote.as_deref(),
+    )
+    .map_err(usage)?;
+    let ssh_setup = PairSetup {
+        alias: alias.clone(),
+        host_name,
+        port: v.address.port(),
+        user: info.user.clone(),
+        identity,
+        host_keys: info.host_keys.clone(),
+        authorized: AuthorizedEntry {
+            key: info.user_key.clone(),
+            command,
+            marker: marker.clone(),
+            label: peer_id.clone(),
+        },
+        record: Some(ssh_files::BlockRecord {
+            repo: p.info.path.to_string_lossy().into_owned(),
+            remote: plan.name.clone(),
+            marker,
+        }),
+        replaces: earlier.aliases.clone(),
+    };
 
     let applied = ssh_files::apply(&p.ssh, &ssh_setup, &mut || interrupts.check().is_some())
         .map_err(|e| {
@@ -699,21 +764,25 @@ fn setup(
                 PairError::Setup
             })
         })?;
-    if let Err(e) = repo::add_remote(&p.repo, &plan) {
-        let undo = applied.rollback();
-        let err = anyhow::Error::new(e).context(PairError::Setup);
-        return Err(match undo {
-            Ok(()) => err,
-            Err(u) => err.context(format!("undoing the ssh changes also failed: {u}")),
-        });
-    }
+    let remote_undo = match repo::apply_remote(&p.repo, &plan) {
+        Ok(undo) => undo,
+        Err(e) => {
+            let undo = applied.rollback();
+            let err = anyhow::Error::new(e).context(PairError::Setup);
+            return Err(match undo {
+                Ok(()) => err,
+                Err(u) => err.context(format!("undoing the ssh changes also failed: {u}")),
+            });
+        }
+    };
     if interrupts.check().is_some() {
-        let _ = repo::remove_remote(&p.repo, &plan.name);
+        let _ = repo::undo_remote(&p.repo, &plan.name, remote_undo);
         applied
             .rollback()
             .context("undoing the ssh changes after Ctrl-C failed")?;
         return Err(PairError::Interrupted.into());
     }
+    drop(remote_undo);
     let written = applied.written();
     applied.commit();
 
@@ -739,10 +808,74 @@ fn setup(
     if written.is_empty() {
         out.line("        (the ssh files already held this pairing)");
     }
+    if plan.replaces.is_some() || !earlier.aliases.is_empty() {
+        out.line("        (this replaces the earlier pairing of these two repositories)");
+    }
+    for extra in &earlier.extra_remotes {
+        if let Err(e) = repo::remove_remote(&p.repo, extra) {
+            out.line(&format!(
+                "warning: remote {extra} of the earlier pairing is left: {:#}",
+                anyhow::Error::new(e)
+            ));
+        }
+    }
+    if plan
+        .entries
+        .iter()
+        .any(|(k, _)| *k == repo::keys::ANNEX_UUID)
+        && !info.annex_shell
+    {
+        let host = term::sanitize(&info.host);
+        out.line(&format!(
+            "warning: git-annex-shell is not installed on {host}, so git annex cannot use remote \
+             {} yet: install git-annex on {host} (Debian, Ubuntu: sudo apt install git-annex)",
+            plan.name
+        ));
+    }
     Ok(Done {
         remote: plan.name,
         alias,
     })
+}
+
+/// What an earlier pairing of the same two repositories left, for a re-pair to replace.
+#[derive(Debug, Default)]
+struct Earlier {
+    /// The remote to update in place.
+    remote: Option<String>,
+    /// Further remotes of the same peer repository (only from hand edits), removed after.
+    extra_remotes: Vec<String>,
+    /// Their ssh aliases, and those of `Host` blocks whose remote is gone.
+    aliases: Vec<String>,
+}
+
+/// Finds the remotes recorded for `peer_id`, and the `Host` blocks recorded for this repository
+/// with this pairing's marker.
+fn earlier_pairings(p: &Prepared, peer_id: &str, marker: &str) -> anyhow::Result<Earlier> {
+    let mut earlier = Earlier::default();
+    for r in repo::paired_remotes(&p.repo).context(PairError::Setup)? {
+        if r.peer.as_deref() != Some(peer_id) {
+            continue;
+        }
+        if earlier.remote.is_none() {
+            earlier.remote = Some(r.name);
+        } else {
+            earlier.extra_remotes.push(r.name);
+        }
+        if ssh_files::validate_alias(&r.alias).is_ok() && !earlier.aliases.contains(&r.alias) {
+            earlier.aliases.push(r.alias);
+        }
+    }
+    let local = p.info.path.to_string_lossy();
+    for b in p.ssh.pair_blocks().context(PairError::Setup)? {
+        if b.repo.as_deref() == Some(&*local)
+            && b.marker.as_deref() == Some(marker)
+            && !earlier.aliases.contains(&b.alias)
+        {
+            earlier.aliases.push(b.alias);
+        }
+    }
+    Ok(earlier)
 }
 
 /// `HostName` for the alias: a link-local IPv6 address needs the name of
@@ -757,19 +890,6 @@ fn host_name_for(address: SocketAddr, interfaces: &[Interface]) -> String {
         }
         a => a.ip().to_string(),
     }
-}
-
-/// Names "this repository paired with that peer repository" in
-/// authorized_keys, so that pairing the same two again replaces the line.
-fn marker(local: &Path, peer: &str) -> String {
-    let mut h = Sha256::new();
-    h.update(local.as_os_str().as_encoded_bytes());
-    h.update([0]);
-    h.update(peer.as_bytes());
-    h.finalize()[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// The code from the argument, --code-file or GIT_PAIR_CODE, in that
@@ -800,6 +920,15 @@ fn read_code(args: &PairArgs) -> anyhow::Result<Option<Code>> {
             .map(Some)
             .map_err(|e| PairError::Usage(e.to_string()).into()),
     }
+}
+
+/// The user's `~/.ssh`, as git-pair and ssh both see it.
+pub(crate) fn ssh_dir() -> anyhow::Result<SshDir> {
+    let home = home_dir()?;
+    Ok(match passwd_home() {
+        Some(pw) if !same_dir(&pw, &home) => SshDir::with_tilde(&home, &pw),
+        _ => SshDir::new(&home),
+    })
 }
 
 fn home_dir() -> anyhow::Result<PathBuf> {
@@ -902,6 +1031,7 @@ mod tests {
             ssh_port: 2222,
             addresses: addresses.iter().map(|s| s.to_string()).collect(),
             annex_uuid: None,
+            annex_shell: false,
         };
         PeerInfo::parse(&p.to_bytes()).unwrap()
     }
@@ -949,20 +1079,6 @@ mod tests {
             host_name_for("10.0.0.2:22".parse().unwrap(), &[eth0()]),
             "10.0.0.2"
         );
-    }
-
-    #[test]
-    fn markers_are_stable_and_distinct() {
-        let a = marker(Path::new("/home/alice/r"), "bob@laptop:/home/bob/r");
-        assert_eq!(
-            a,
-            marker(Path::new("/home/alice/r"), "bob@laptop:/home/bob/r")
-        );
-        assert_ne!(
-            a,
-            marker(Path::new("/home/alice/s"), "bob@laptop:/home/bob/r")
-        );
-        assert_eq!(a.len(), 16);
     }
 
     #[test]

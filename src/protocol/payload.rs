@@ -35,6 +35,10 @@ pub struct Payload {
     /// The sender's git-annex repository UUID, when it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annex_uuid: Option<String>,
+    /// Whether git-annex-shell is installed on the sender, so that git-annex can use it as a
+    /// remote; the receiver warns when it is not.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub annex_shell: bool,
 }
 
 impl Payload {
@@ -79,6 +83,7 @@ pub struct PeerInfo {
     pub ssh_port: u16,
     pub addresses: Vec<IpAddr>,
     pub annex_uuid: Option<String>,
+    pub annex_shell: bool,
 }
 
 impl PeerInfo {
@@ -134,6 +139,7 @@ impl PeerInfo {
             ssh_port: p.ssh_port,
             addresses,
             annex_uuid: p.annex_uuid,
+            annex_shell: p.annex_shell,
         })
     }
 }
@@ -172,7 +178,19 @@ mod tests {
             ssh_port: 22,
             addresses: vec!["10.0.0.2".into(), "fe80::1".into(), "nonsense".into()],
             annex_uuid: None,
+            annex_shell: false,
         }
+    }
+
+    #[test]
+    fn annex_shell_is_sent_only_when_true_and_defaults_to_false() {
+        let mut p = sample();
+        assert!(!String::from_utf8(p.to_bytes())
+            .unwrap()
+            .contains("annex_shell"));
+        assert!(!PeerInfo::parse(&p.to_bytes()).unwrap().annex_shell);
+        p.annex_shell = true;
+        assert!(PeerInfo::parse(&p.to_bytes()).unwrap().annex_shell);
     }
 
     #[test]

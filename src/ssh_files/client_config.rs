@@ -31,6 +31,39 @@ pub struct HostBlock {
     user: String,
     identity_file: String,
     known_hosts_file: String,
+    record: Option<BlockRecord>,
+}
+
+/// Which repository and remote a `Host` block belongs to, written as comments inside the block
+/// so that `git pair list` and `git pair remove` can still find a pairing whose remote was
+/// deleted by hand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockRecord {
+    /// The local repository's absolute path.
+    pub repo: String,
+    /// The remote's name in that repository.
+    pub remote: String,
+    /// The marker of the pairing's `authorized_keys` line.
+    pub marker: String,
+}
+
+/// The comment prefixes of a [`BlockRecord`], each followed by one space and the value, which
+/// runs to the end of the line (a path may hold spaces).
+pub const RECORD_REPO: &str = "# git-pair-repo";
+pub const RECORD_REMOTE: &str = "# git-pair-remote";
+pub const RECORD_MARKER: &str = "# git-pair-marker";
+
+/// One single-alias `Host` block of git-pair's config, as read back by [`pair_blocks`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FoundBlock {
+    pub alias: String,
+    pub repo: Option<String>,
+    pub remote: Option<String>,
+    pub marker: Option<String>,
+    /// `IdentityFile` as written (`~/…` or absolute, maybe quoted).
+    pub identity_file: Option<String>,
+    pub host_name: Option<String>,
+    pub port: Option<String>,
 }
 
 impl HostBlock {
@@ -69,7 +102,25 @@ impl HostBlock {
             user: user.to_owned(),
             identity_file: render_path("IdentityFile", identity_file, home, true)?,
             known_hosts_file: render_path("UserKnownHostsFile", known_hosts_file, home, true)?,
+            record: None,
         })
+    }
+
+    /// The block with `record` written into it. The repository path must be an absolute path
+    /// without control characters, the remote name a plain word, the marker a valid marker.
+    pub fn with_record(mut self, record: BlockRecord) -> Result<Self, Error> {
+        super::plain_path("repository path", Path::new(&record.repo))?;
+        check_word("remote name", &record.remote, 64, |b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')
+        })?;
+        super::authorized_keys::validate_marker(&record.marker)?;
+        self.record = Some(record);
+        Ok(self)
+    }
+
+    /// `IdentityFile` as this block writes it, to compare with other blocks'.
+    pub fn identity_file(&self) -> &str {
+        &self.identity_file
     }
 
     /// The block for `setup`, with paths from `dir`.
@@ -79,7 +130,7 @@ impl HostBlock {
             Identity::Generated(_) => dir.identity(&setup.alias),
             Identity::Existing(path) => path.clone(),
         };
-        HostBlock::new(
+        let block = HostBlock::new(
             &setup.alias,
             &setup.host_name,
             setup.port,
@@ -87,7 +138,11 @@ impl HostBlock {
             &identity_file,
             &dir.pair_known_hosts(),
             dir.tilde(),
-        )
+        )?;
+        match &setup.record {
+            Some(record) => block.with_record(record.clone()),
+            None => Ok(block),
+        }
     }
 
     pub fn alias(&self) -> &str {
@@ -111,6 +166,11 @@ impl HostBlock {
             ("PreferredAuthentications", "publickey"),
         ];
         let mut out = format!("Host {}\n", self.alias);
+        if let Some(r) = &self.record {
+            out.push_str(&format!("    {RECORD_REPO} {}\n", r.repo));
+            out.push_str(&format!("    {RECORD_REMOTE} {}\n", r.remote));
+            out.push_str(&format!("    {RECORD_MARKER} {}\n", r.marker));
+        }
         for (keyword, value) in settings {
             out.push_str(&format!("    {keyword} {value}\n"));
         }
@@ -178,6 +238,12 @@ fn render_path(
             )
     });
     Ok(if plain { shown } else { format!("\"{shown}\"") })
+}
+
+/// `path` as a block of `dir` writes it after `IdentityFile`, to compare with
+/// [`FoundBlock::identity_file`].
+pub fn identity_file_text(dir: &SshDir, path: &Path) -> Result<String, Error> {
+    render_path("IdentityFile", path, dir.tilde(), true)
 }
 
 /// `~/rel` for a UTF-8 path strictly under an absolute `home`.
@@ -289,6 +355,77 @@ pub fn host_aliases(existing: &[u8]) -> Vec<String> {
             }
         })
         .collect()
+}
+
+/// Every single-alias `Host` block, with its record comments and the settings `list` and
+/// `remove` need. Blocks git-pair did not write are returned too; callers match on aliases and
+/// records.
+pub fn pair_blocks(existing: &[u8]) -> Vec<FoundBlock> {
+    let mut blocks: Vec<FoundBlock> = Vec::new();
+    let mut current: Option<FoundBlock> = None;
+    for line in lines(existing) {
+        let content = line_content(line);
+        let trimmed = trim_start(content);
+        if trimmed.starts_with(b"#") {
+            if let (Some(block), Ok(text)) = (current.as_mut(), std::str::from_utf8(trimmed)) {
+                for (prefix, slot) in [
+                    (RECORD_REPO, &mut block.repo),
+                    (RECORD_REMOTE, &mut block.remote),
+                    (RECORD_MARKER, &mut block.marker),
+                ] {
+                    if let Some(value) = text.strip_prefix(prefix).and_then(|v| v.strip_prefix(' '))
+                    {
+                        *slot = Some(value.to_owned());
+                    }
+                }
+            }
+            continue;
+        }
+        let Some((keyword, args)) = parse_config_line(content) else {
+            continue;
+        };
+        if is_block_start(keyword) {
+            blocks.extend(current.take());
+            if let [alias] = args.as_slice() {
+                if keyword.eq_ignore_ascii_case(b"host") {
+                    current = String::from_utf8(alias.clone())
+                        .ok()
+                        .map(|alias| FoundBlock {
+                            alias,
+                            ..FoundBlock::default()
+                        });
+                }
+            }
+            continue;
+        }
+        let (Some(block), [value]) = (current.as_mut(), args.as_slice()) else {
+            continue;
+        };
+        let value = String::from_utf8_lossy(value).into_owned();
+        let slot = if keyword.eq_ignore_ascii_case(b"identityfile") {
+            &mut block.identity_file
+        } else if keyword.eq_ignore_ascii_case(b"hostname") {
+            &mut block.host_name
+        } else if keyword.eq_ignore_ascii_case(b"port") {
+            &mut block.port
+        } else {
+            continue;
+        };
+        // ssh uses the first value of a keyword.
+        if slot.is_none() {
+            *slot = Some(value);
+        }
+    }
+    blocks.extend(current);
+    blocks
+}
+
+fn trim_start(content: &[u8]) -> &[u8] {
+    let start = content
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t'))
+        .unwrap_or(content.len());
+    &content[start..]
 }
 
 /// Byte ranges of the blocks whose `Host` line names exactly `alias` (ssh compares host names
@@ -409,6 +546,53 @@ mod tests {
 
     fn target() -> PathBuf {
         PathBuf::from("/home/alice/.ssh/git-pair/config")
+    }
+
+    #[test]
+    fn records_are_written_inside_the_block_and_read_back() {
+        let b = block("git-pair-desk-1")
+            .with_record(BlockRecord {
+                repo: "/home/alice/my notes".into(),
+                remote: "desk".into(),
+                marker: "0123abcd".into(),
+            })
+            .unwrap();
+        let text = plan_host(b"Host other\n  IdentityFile ~/x\n", &b);
+        let found = pair_blocks(&text);
+        assert_eq!(found.len(), 2);
+        assert_eq!(found[0].alias, "other");
+        assert_eq!(found[0].repo, None);
+        assert_eq!(found[0].identity_file.as_deref(), Some("~/x"));
+        let ours = &found[1];
+        assert_eq!(ours.repo.as_deref(), Some("/home/alice/my notes"));
+        assert_eq!(ours.remote.as_deref(), Some("desk"));
+        assert_eq!(ours.marker.as_deref(), Some("0123abcd"));
+        assert_eq!(ours.host_name.as_deref(), Some("fe80::2%%veth0"));
+        assert_eq!(ours.port.as_deref(), Some("2222"));
+        assert_eq!(ours.identity_file.as_deref(), Some(b.identity_file()));
+        // Removing the block removes its record with it.
+        assert_eq!(
+            plan_remove_host(&text, "git-pair-desk-1"),
+            b"Host other\n  IdentityFile ~/x\n"
+        );
+    }
+
+    #[test]
+    fn records_that_could_inject_are_refused() {
+        let record = |repo: &str, remote: &str, marker: &str| BlockRecord {
+            repo: repo.into(),
+            remote: remote.into(),
+            marker: marker.into(),
+        };
+        for bad in [
+            record("relative", "desk", "m"),
+            record("/a\nHost *", "desk", "m"),
+            record("/a", "de sk", "m"),
+            record("/a", "desk\n", "m"),
+            record("/a", "desk", "m m"),
+        ] {
+            assert!(block("a").with_record(bad.clone()).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -111,6 +111,8 @@ fn setup(identity: Identity) -> PairSetup {
             marker: "repo-a:repo-b".to_owned(),
             label: "bob@desk:/home/bob/notes".to_owned(),
         },
+        record: None,
+        replaces: Vec::new(),
     }
 }
 
@@ -549,4 +551,113 @@ fn invalid_setup_fails_before_touching_anything() {
     s.alias = "../../etc".to_owned();
     assert!(apply(&dir, &s, &mut never()).is_err());
     assert!(snapshot(home.path()).is_empty());
+}
+
+fn recorded(mut s: PairSetup, alias: &str, remote: &str) -> PairSetup {
+    s.alias = alias.to_owned();
+    s.record = Some(BlockRecord {
+        repo: "/home/alice/notes".to_owned(),
+        remote: remote.to_owned(),
+        marker: s.authorized.marker.clone(),
+    });
+    s
+}
+
+#[test]
+fn a_repair_replaces_the_old_alias_in_the_same_transaction() {
+    let home = lived_in_home();
+    let dir = SshDir::new(home.path());
+    let first = recorded(setup(generated()), "git-pair-desk-00000001", "desk");
+    apply(&dir, &first, &mut never()).unwrap().commit();
+    let old_key = dir.identity("git-pair-desk-00000001");
+    assert!(old_key.exists());
+
+    let mut second = recorded(setup(generated()), "git-pair-desk-00000002", "desk");
+    second.replaces = vec!["git-pair-desk-00000001".to_owned()];
+    let applied = apply(&dir, &second, &mut never()).unwrap();
+    let blocks = dir.pair_blocks().unwrap();
+    assert_eq!(blocks.len(), 1, "{blocks:?}");
+    assert_eq!(blocks[0].alias, "git-pair-desk-00000002");
+    assert_eq!(blocks[0].remote.as_deref(), Some("desk"));
+    assert_eq!(blocks[0].repo.as_deref(), Some("/home/alice/notes"));
+    assert!(!old_key.exists());
+    let kh = fs::read(dir.pair_known_hosts()).unwrap();
+    assert!(known_hosts::keys_for(&kh, "git-pair-desk-00000001").is_empty());
+    assert_eq!(
+        known_hosts::keys_for(&kh, "git-pair-desk-00000002").len(),
+        2
+    );
+    let ak = fs::read(dir.authorized_keys()).unwrap();
+    assert_eq!(authorized_keys::git_pair_lines(&ak).len(), 1);
+
+    // Rolled back, the first pairing is whole again.
+    applied.rollback().unwrap();
+    assert!(old_key.exists());
+    assert_eq!(
+        dir.pair_blocks().unwrap()[0].alias,
+        "git-pair-desk-00000001"
+    );
+
+    remove(
+        &dir,
+        "git-pair-desk-00000001",
+        None,
+        Some(&first.authorized.marker),
+    )
+    .unwrap();
+    assert!(dir.pair_blocks().unwrap().is_empty());
+    let ak = fs::read(dir.authorized_keys()).unwrap();
+    assert!(authorized_keys::git_pair_lines(&ak).is_empty());
+    assert!(!old_key.exists());
+}
+
+#[test]
+fn remove_keeps_a_key_file_another_pairing_uses() {
+    let home = TempHome::new();
+    let dir = SshDir::new(home.path());
+    let first = recorded(setup(generated()), "git-pair-a-1", "a");
+    apply(&dir, &first, &mut never()).unwrap().commit();
+    let shared = dir.identity("git-pair-a-1");
+    let mut second = recorded(
+        setup(Identity::Existing(shared.clone())),
+        "git-pair-b-2",
+        "b",
+    );
+    second.authorized.marker = "other-marker".to_owned();
+    second.authorized.key = ssh_key::PublicKey::from_openssh(RSA_PUB).unwrap();
+    apply(&dir, &second, &mut never()).unwrap().commit();
+
+    remove(&dir, "git-pair-a-1", None, Some(&first.authorized.marker)).unwrap();
+    assert!(shared.exists(), "still used by git-pair-b-2");
+    assert_eq!(dir.pair_blocks().unwrap().len(), 1);
+    let ak = fs::read(dir.authorized_keys()).unwrap();
+    let left = authorized_keys::git_pair_lines(&ak);
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].marker, "other-marker");
+
+    remove(&dir, "git-pair-b-2", None, Some("other-marker")).unwrap();
+    assert!(
+        shared.exists(),
+        "an --key file is never deleted through another alias"
+    );
+    // Idempotent.
+    assert!(remove(&dir, "git-pair-b-2", None, Some("other-marker"))
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn remove_authorized_drops_only_git_pair_lines_of_that_key() {
+    let home = lived_in_home();
+    let dir = SshDir::new(home.path());
+    let before = fs::read(dir.authorized_keys()).unwrap();
+    let s = setup(generated());
+    apply(&dir, &s, &mut never()).unwrap().commit();
+    let fp = s.authorized.key.fingerprint(ssh_key::HashAlg::Sha256);
+    let changed = remove_authorized(&dir, &fp).unwrap();
+    assert_eq!(changed, vec![dir.authorized_keys()]);
+    // The lived-in file had no final newline; apply added one before its line.
+    let mut expected = before.clone();
+    expected.push(b'\n');
+    assert_eq!(fs::read(dir.authorized_keys()).unwrap(), expected);
 }

@@ -38,7 +38,7 @@ mod io_tests;
 #[cfg(test)]
 mod test_keys;
 
-pub use client_config::HostBlock;
+pub use client_config::{BlockRecord, FoundBlock, HostBlock};
 pub use transaction::Applied;
 
 use transaction::FileMode;
@@ -224,6 +224,14 @@ impl SshDir {
         self.pair_dir().join(format!("id_{alias}.pub"))
     }
 
+    /// The `Host` blocks of git-pair's config, with their records; none if it does not exist.
+    pub fn pair_blocks(&self) -> Result<Vec<FoundBlock>, Error> {
+        let bytes = atomic::read(&atomic::resolve(&self.pair_config())?)?;
+        Ok(bytes
+            .map(|f| client_config::pair_blocks(&f.bytes))
+            .unwrap_or_default())
+    }
+
     /// `~/.ssh/git-pair/.lock`, flocked while a transaction runs.
     pub fn lock_file(&self) -> PathBuf {
         self.pair_dir().join(".lock")
@@ -347,6 +355,12 @@ pub struct PairSetup {
     pub host_keys: Vec<ssh_key::PublicKey>,
     /// The peer's user key, let in with a forced command.
     pub authorized: AuthorizedEntry,
+    /// Which repository and remote the `Host` block belongs to, recorded in it.
+    pub record: Option<client_config::BlockRecord>,
+    /// Aliases of an earlier pairing of the same two repositories: their `Host` blocks, pinned
+    /// keys and unshared key files go in the same transaction (the `authorized_keys` line is
+    /// replaced through the marker).
+    pub replaces: Vec<String>,
 }
 
 /// Which private key a pairing's `Host` block uses.
@@ -478,6 +492,9 @@ struct Prepared {
 
 fn prepare(dir: &SshDir, setup: &PairSetup) -> Result<Prepared, Error> {
     validate_alias(&setup.alias)?;
+    for old in &setup.replaces {
+        validate_alias(old)?;
+    }
     let block = HostBlock::for_setup(dir, setup)?;
     // Render once only to validate marker, command and key, so that a bad entry fails before
     // the first write rather than after four of them.
@@ -573,6 +590,12 @@ fn apply_steps(
     tx.update(&dir.authorized_keys(), FileMode::Fixed(0o600), |old| {
         authorized_keys::plan_add(old.unwrap_or_default(), &setup.authorized).map(Some)
     })?;
+    for old in &setup.replaces {
+        if !old.eq_ignore_ascii_case(alias) {
+            poll(interrupted)?;
+            remove_alias_steps(tx, dir, old)?;
+        }
+    }
     Ok(())
 }
 
@@ -630,6 +653,32 @@ pub fn remove(
     }
 }
 
+/// Removes git-pair's `authorized_keys` lines for the key with `fingerprint`, under the lock:
+/// for a pairing whose ssh alias is already gone. Returns the paths changed.
+pub fn remove_authorized(
+    dir: &SshDir,
+    fingerprint: &ssh_key::Fingerprint,
+) -> Result<Vec<PathBuf>, Error> {
+    match dir_state(dir.root())? {
+        DirState::Missing => return Ok(Vec::new()),
+        DirState::Present => {}
+    }
+    dir.check_writable()?;
+    atomic::ensure_dir(&dir.pair_dir(), 0o700)?;
+    let mut tx = Applied::begin(&dir.lock_file(), None)?;
+    let step = tx.update(&dir.authorized_keys(), FileMode::KeepOr(0o600), |old| {
+        Ok(old.map(|old| authorized_keys::plan_remove(old, Some(fingerprint), None)))
+    });
+    match step {
+        Ok(()) => {
+            let written = tx.written();
+            tx.commit();
+            Ok(written)
+        }
+        Err(cause) => Err(undo_after(tx, cause)),
+    }
+}
+
 fn remove_steps(
     tx: &mut Applied,
     dir: &SshDir,
@@ -643,14 +692,29 @@ fn remove_steps(
             Ok(old.map(|old| authorized_keys::plan_remove(old, fingerprint, marker)))
         })?;
     }
+    remove_alias_steps(tx, dir, alias)
+}
+
+/// Drops `alias`'s `Host` block and pinned keys, and its generated key files unless another
+/// block still names them as its `IdentityFile`.
+fn remove_alias_steps(tx: &mut Applied, dir: &SshDir, alias: &str) -> Result<(), Error> {
+    let config = atomic::read(&atomic::resolve(&dir.pair_config())?)?
+        .map(|f| f.bytes)
+        .unwrap_or_default();
+    let own_identity = client_config::identity_file_text(dir, &dir.identity(alias))?;
+    let shared = client_config::pair_blocks(&config).iter().any(|b| {
+        !b.alias.eq_ignore_ascii_case(alias) && b.identity_file.as_deref() == Some(&own_identity)
+    });
     tx.update(&dir.pair_config(), FileMode::KeepOr(0o600), |old| {
         Ok(old.map(|old| client_config::plan_remove_host(old, alias)))
     })?;
     tx.update(&dir.pair_known_hosts(), FileMode::KeepOr(0o600), |old| {
         Ok(old.map(|old| known_hosts::plan_remove(old, alias)))
     })?;
-    tx.delete(&dir.identity(alias))?;
-    tx.delete(&dir.identity_pub(alias))?;
+    if !shared {
+        tx.delete(&dir.identity(alias))?;
+        tx.delete(&dir.identity_pub(alias))?;
+    }
     Ok(())
 }
 

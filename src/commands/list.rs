@@ -1,0 +1,311 @@
+//! `git pair list [--json]`: the pairings of the current repository.
+//!
+//! A pairing is found two ways: a remote with git-pair's `remote.<name>.pair-*` records, and a
+//! `Host` block in `~/.ssh/git-pair/config` recorded for this repository. A block whose remote
+//! is gone (deleted by hand) is listed as orphaned, so that `git pair remove` can clean it up.
+//! [`collect`] and the renderers are pure; [`run`] reads the files and probes each peer's sshd
+//! (TCP connect only, all in parallel, with a short timeout).
+
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::repo::{self, PairedRemote};
+use crate::ssh_files::FoundBlock;
+use crate::term;
+use crate::transport::probe;
+
+/// How long a peer's sshd has to accept a TCP connection before it is listed as not answering.
+pub const PROBE_TIMEOUT: Duration = Duration::from_millis(1500);
+
+/// One pairing, as `git pair list --json` prints it. The field names and meanings are a stable
+/// interface, documented in the man page; new fields may be added.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Pairing {
+    /// The remote's name; for an orphaned pairing, the name it had.
+    pub name: String,
+    /// The peer repository, as user@host:path.
+    pub peer: Option<String>,
+    /// The remote's URL (`<alias>:<path>`).
+    pub url: Option<String>,
+    /// The ssh Host alias in ~/.ssh/git-pair/config.
+    pub alias: String,
+    /// The peer's sshd address (`ip:port`) recorded at pairing time.
+    pub address: Option<String>,
+    /// SHA256 fingerprint of the key the peer logs in here with.
+    pub peer_key: Option<String>,
+    /// SHA256 fingerprints of the peer's pinned sshd host keys.
+    pub host_keys: Vec<String>,
+    /// When the pairing was made (RFC 3339, UTC).
+    pub paired_at: Option<String>,
+    /// The peer's git-annex UUID, between two git-annex repositories.
+    pub annex_uuid: Option<String>,
+    /// The remote is gone but ssh files of the pairing remain.
+    pub orphaned: bool,
+    /// Whether the peer's sshd accepted a TCP connection just now; null if not probed.
+    pub reachable: Option<bool>,
+}
+
+/// The pairings of the repository at `local`, from its paired remotes and git-pair's `Host`
+/// blocks: remotes first, in config order, then orphaned blocks.
+pub fn collect(local: &str, remotes: &[PairedRemote], blocks: &[FoundBlock]) -> Vec<Pairing> {
+    let mut out: Vec<Pairing> = remotes
+        .iter()
+        .map(|r| Pairing {
+            name: r.name.clone(),
+            peer: r.peer.clone(),
+            url: r.url.clone(),
+            alias: r.alias.clone(),
+            address: r.address.clone(),
+            peer_key: r.peer_key.clone(),
+            host_keys: r.host_keys.clone(),
+            paired_at: r.time.clone(),
+            annex_uuid: r.annex_uuid.clone(),
+            orphaned: false,
+            reachable: None,
+        })
+        .collect();
+    for b in orphaned_blocks(local, remotes, blocks) {
+        out.push(Pairing {
+            name: b.remote.clone().unwrap_or_else(|| b.alias.clone()),
+            peer: None,
+            url: None,
+            alias: b.alias.clone(),
+            address: block_address(b),
+            peer_key: None,
+            host_keys: Vec::new(),
+            paired_at: None,
+            annex_uuid: None,
+            orphaned: true,
+            reachable: None,
+        });
+    }
+    out
+}
+
+/// git-pair's blocks recorded for `local` whose alias no paired remote uses.
+pub fn orphaned_blocks<'a>(
+    local: &str,
+    remotes: &[PairedRemote],
+    blocks: &'a [FoundBlock],
+) -> impl Iterator<Item = &'a FoundBlock> {
+    let used: Vec<String> = remotes.iter().map(|r| r.alias.to_lowercase()).collect();
+    let local = local.to_string();
+    blocks.iter().filter(move |b| {
+        b.repo.as_deref() == Some(local.as_str()) && !used.contains(&b.alias.to_lowercase())
+    })
+}
+
+/// `HostName` and `Port` of a block as an address, undoing the `%%` of a scoped IPv6 address.
+fn block_address(b: &FoundBlock) -> Option<String> {
+    let host = b.host_name.as_deref()?.replace("%%", "%");
+    let port = b.port.as_deref().unwrap_or("22");
+    Some(if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    })
+}
+
+/// Probes every pairing's sshd at once; `reachable` becomes `Some`.
+pub fn probe_all(pairings: &mut [Pairing], timeout: Duration) {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = pairings
+            .iter()
+            .map(|p| {
+                let address = p.address.as_deref().and_then(parse_address);
+                scope.spawn(move || match address {
+                    Some(a) => probe::first_reachable(&[a], timeout).is_ok(),
+                    None => false,
+                })
+            })
+            .collect();
+        for (p, h) in pairings.iter_mut().zip(handles) {
+            p.reachable = Some(h.join().unwrap_or(false));
+        }
+    });
+}
+
+/// `10.0.0.2:22`, `[fe80::2%3]:22` or `[fe80::2%veth0]:22` (an interface name is resolved).
+fn parse_address(text: &str) -> Option<SocketAddr> {
+    if let Ok(a) = text.parse() {
+        return Some(a);
+    }
+    let (host, port) = text.strip_prefix('[')?.split_once("]:")?;
+    let (ip, scope) = host.split_once('%')?;
+    let index = nix::net::if_::if_nametoindex(scope).ok()?;
+    Some(SocketAddr::V6(std::net::SocketAddrV6::new(
+        ip.parse().ok()?,
+        port.parse().ok()?,
+        0,
+        index,
+    )))
+}
+
+/// The human listing; every value from the config is sanitized, since most came from the peer.
+pub fn render_text(pairings: &[Pairing]) -> String {
+    if pairings.is_empty() {
+        return "No pairings in this repository. Run `git pair` to make one.\n".to_string();
+    }
+    let clean = |s: &Option<String>| {
+        s.as_deref()
+            .map_or_else(|| "-".to_string(), |v| term::sanitize(v).into_owned())
+    };
+    let mut out = String::new();
+    for p in pairings {
+        let name = term::sanitize(&p.name);
+        if p.orphaned {
+            out.push_str(&format!(
+                "{name}  (orphaned: the remote is gone; `git pair remove {name}` removes the rest)\n"
+            ));
+        } else {
+            out.push_str(&format!("{name}  {}\n", clean(&p.peer)));
+        }
+        let reach = match p.reachable {
+            Some(true) => "  (sshd answers)",
+            Some(false) => "  (sshd does not answer now)",
+            None => "",
+        };
+        out.push_str(&format!("    address    {}{reach}\n", clean(&p.address)));
+        if !p.orphaned {
+            out.push_str(&format!("    peer key   {}\n", clean(&p.peer_key)));
+            let host_keys = if p.host_keys.is_empty() {
+                "-".to_string()
+            } else {
+                term::sanitize(&p.host_keys.join(", ")).into_owned()
+            };
+            out.push_str(&format!("    host keys  {host_keys}\n"));
+            out.push_str(&format!("    paired     {}\n", clean(&p.paired_at)));
+        }
+        if p.annex_uuid.is_some() {
+            out.push_str(&format!("    annex uuid {}\n", clean(&p.annex_uuid)));
+        }
+        out.push_str(&format!("    ssh alias  {}\n", term::sanitize(&p.alias)));
+    }
+    out
+}
+
+/// Runs `git pair list`.
+pub fn run(json: bool) -> anyhow::Result<()> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let (repository, info) = repo::open(&cwd).map_err(super::pair::usage)?;
+    let remotes = repo::paired_remotes(&repository)?;
+    let ssh = super::pair::ssh_dir()?;
+    let blocks = ssh.pair_blocks()?;
+    let mut pairings = collect(&info.path.to_string_lossy(), &remotes, &blocks);
+    probe_all(&mut pairings, PROBE_TIMEOUT);
+    let text = if json {
+        let mut line = serde_json::to_string(&pairings).context("cannot encode the list")?;
+        line.push('\n');
+        line
+    } else {
+        render_text(&pairings)
+    };
+    let mut stdout = io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+            Err(e).context("cannot write to standard output")
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn remote(name: &str, alias: &str) -> PairedRemote {
+        PairedRemote {
+            name: name.into(),
+            url: Some(format!("{alias}:/srv/r")),
+            alias: alias.into(),
+            peer: Some("bob@desk:/srv/r".into()),
+            peer_key: Some("SHA256:k".into()),
+            host_keys: vec!["SHA256:h1".into(), "SHA256:h2".into()],
+            address: Some("10.0.0.2:22".into()),
+            identity: None,
+            time: Some("2026-11-26T10:00:00Z".into()),
+            annex_uuid: None,
+        }
+    }
+
+    fn block(alias: &str, repo: &str, remote: &str) -> FoundBlock {
+        FoundBlock {
+            alias: alias.into(),
+            repo: Some(repo.into()),
+            remote: Some(remote.into()),
+            marker: Some("m".into()),
+            identity_file: None,
+            host_name: Some("fe80::2%%veth0".into()),
+            port: Some("2222".into()),
+        }
+    }
+
+    #[test]
+    fn remotes_then_orphaned_blocks_of_this_repository_only() {
+        let remotes = [remote("desk", "git-pair-desk-1")];
+        let blocks = [
+            block("git-pair-desk-1", "/home/a/r", "desk"),
+            block("git-pair-old-2", "/home/a/r", "old"),
+            block("git-pair-other-3", "/home/a/other", "x"),
+        ];
+        let got = collect("/home/a/r", &remotes, &blocks);
+        assert_eq!(got.len(), 2);
+        assert_eq!((got[0].name.as_str(), got[0].orphaned), ("desk", false));
+        assert_eq!((got[1].name.as_str(), got[1].orphaned), ("old", true));
+        assert_eq!(got[1].address.as_deref(), Some("[fe80::2%veth0]:2222"));
+    }
+
+    #[test]
+    fn json_is_an_array_of_objects_with_stable_fields() {
+        let mut got = collect("/r", &[remote("desk", "a")], &[]);
+        got[0].reachable = Some(false);
+        let v: serde_json::Value = serde_json::to_value(&got).unwrap();
+        let obj = v[0].as_object().unwrap();
+        for field in [
+            "name",
+            "peer",
+            "url",
+            "alias",
+            "address",
+            "peer_key",
+            "host_keys",
+            "paired_at",
+            "annex_uuid",
+            "orphaned",
+            "reachable",
+        ] {
+            assert!(obj.contains_key(field), "{field}");
+        }
+        assert_eq!(v[0]["host_keys"][1], "SHA256:h2");
+        assert_eq!(v[0]["reachable"], false);
+    }
+
+    #[test]
+    fn text_is_sanitized_and_says_what_to_do() {
+        let mut r = remote("desk", "a");
+        r.peer = Some("bob@\u{1b}[31mevil:/r".into());
+        let text = render_text(&collect("/r", &[r], &[block("b", "/r", "gone")]));
+        assert!(!text.contains('\u{1b}'), "{text}");
+        assert!(text.contains("git pair remove gone"), "{text}");
+        assert!(render_text(&[]).contains("Run `git pair`"));
+    }
+
+    #[test]
+    fn addresses_parse_with_numeric_or_named_scopes() {
+        assert_eq!(
+            parse_address("10.0.0.2:22"),
+            Some("10.0.0.2:22".parse().unwrap())
+        );
+        assert!(parse_address("[fe80::2%1]:22").is_some());
+        assert!(parse_address("[fe80::2%lo]:22").is_some());
+        assert!(parse_address("[fe80::2%nosuchif0]:22").is_none());
+        assert!(parse_address("junk").is_none());
+    }
+}

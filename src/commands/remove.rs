@@ -1,0 +1,221 @@
+//! `git pair remove NAME`: undoes one pairing on this machine, and nothing else.
+//!
+//! [`plan`] is pure: from the repository's paired remotes and git-pair's `Host` blocks it picks
+//! what belongs to the pairing called NAME: the peer's `authorized_keys` line (by marker and
+//! by the recorded key fingerprint), the ssh aliases with their pinned host keys and key files,
+//! and the remote. [`run`] applies it: the ssh files first, in one locked transaction (so the
+//! peer loses access before anything else changes), then the remote. Every other line and file
+//! stays byte for byte; key files another pairing still uses stay. A pairing that is already
+//! half removed (a remote deleted by hand, ssh files edited) is cleaned up as far as it exists,
+//! and removing it twice is not an error.
+
+use std::path::Path;
+
+use anyhow::Context;
+
+use crate::repo::{self, PairedRemote};
+use crate::ssh_files::{self, FoundBlock};
+use crate::term;
+
+/// What removing one pairing touches.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Removal {
+    /// The remote to delete, if it still exists.
+    pub remote: Option<String>,
+    /// `(alias, marker of its authorized_keys line)`.
+    pub aliases: Vec<(String, Option<String>)>,
+    /// The fingerprint recorded for the peer's login key.
+    pub fingerprint: Option<String>,
+}
+
+impl Removal {
+    pub fn is_empty(&self) -> bool {
+        self.remote.is_none() && self.aliases.is_empty()
+    }
+}
+
+/// What belongs to the pairing `name` of the repository at `local`: the paired remote called
+/// `name`, or else the `Host` blocks recorded for this repository under that remote name or
+/// that alias.
+pub fn plan(local: &Path, name: &str, remotes: &[PairedRemote], blocks: &[FoundBlock]) -> Removal {
+    let local_text = local.to_string_lossy();
+    let ours = |b: &&FoundBlock| b.repo.as_deref() == Some(&*local_text);
+    let mut removal = Removal::default();
+    let mut add = |alias: &str, marker: Option<String>| {
+        if ssh_files::validate_alias(alias).is_ok()
+            && !removal
+                .aliases
+                .iter()
+                .any(|(a, _)| a.eq_ignore_ascii_case(alias))
+        {
+            removal.aliases.push((alias.to_string(), marker));
+        }
+    };
+    if let Some(r) = remotes.iter().find(|r| r.name == name) {
+        let marker = r.peer.as_deref().map(|peer| repo::pair_marker(local, peer));
+        add(&r.alias, marker.clone());
+        // The remote's earlier aliases, if a hand edit kept them.
+        for b in blocks.iter().filter(ours) {
+            if b.marker.is_some() && b.marker == marker {
+                add(&b.alias, b.marker.clone());
+            }
+        }
+        removal.remote = Some(r.name.clone());
+        removal.fingerprint = r.peer_key.clone();
+        return removal;
+    }
+    let used: Vec<String> = remotes.iter().map(|r| r.alias.to_lowercase()).collect();
+    for b in blocks.iter().filter(ours) {
+        let named = b.remote.as_deref() == Some(name) || b.alias.eq_ignore_ascii_case(name);
+        if named && !used.contains(&b.alias.to_lowercase()) {
+            add(&b.alias, b.marker.clone());
+        }
+    }
+    removal
+}
+
+/// Runs `git pair remove NAME`.
+pub fn run(name: &str) -> anyhow::Result<()> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let (repository, info) = repo::open(&cwd).map_err(super::pair::usage)?;
+    let remotes = repo::paired_remotes(&repository)?;
+    let ssh = super::pair::ssh_dir()?;
+    let blocks = ssh.pair_blocks()?;
+    let removal = plan(&info.path, name, &remotes, &blocks);
+    let shown = term::sanitize(name);
+    if removal.is_empty() {
+        if info.remotes.iter().any(|r| r == name) {
+            return Err(super::pair::PairError::Usage(format!(
+                "remote {shown} was not made by git pair: remove it with `git remote remove {shown}`"
+            ))
+            .into());
+        }
+        eprintln!(
+            "git pair: nothing to remove: no pairing named {shown} in {} (`git pair list` shows them)",
+            info.path.display()
+        );
+        return Ok(());
+    }
+    let fingerprint = removal
+        .fingerprint
+        .as_deref()
+        .and_then(|f| f.parse::<ssh_key::Fingerprint>().ok());
+    let mut changed = Vec::new();
+    for (alias, marker) in &removal.aliases {
+        let files = ssh_files::remove(&ssh, alias, fingerprint.as_ref(), marker.as_deref())
+            .with_context(|| format!("cannot remove the ssh files of pairing {shown}"))?;
+        changed.extend(files);
+    }
+    if removal.aliases.is_empty() {
+        if let Some(fp) = &fingerprint {
+            // No alias is recorded any more, but the remote says which key was let in.
+            changed.extend(
+                ssh_files::remove_authorized(&ssh, fp)
+                    .with_context(|| format!("cannot revoke the key of pairing {shown}"))?,
+            );
+        }
+    }
+    if let Some(remote) = &removal.remote {
+        repo::remove_remote(&repository, remote)?;
+    }
+    changed.sort();
+    changed.dedup();
+    eprintln!("Removed pairing {shown}:");
+    if let Some(remote) = &removal.remote {
+        eprintln!(
+            "    remote {} and its remote-tracking branches",
+            term::sanitize(remote)
+        );
+    }
+    for (alias, _) in &removal.aliases {
+        eprintln!("    ssh alias {alias}, its pinned host keys and its own key files");
+    }
+    for path in &changed {
+        eprintln!("    changed {}", path.display());
+    }
+    eprintln!("The peer can no longer log in here with that pairing's key.");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn remote(name: &str, alias: &str) -> PairedRemote {
+        PairedRemote {
+            name: name.into(),
+            alias: alias.into(),
+            peer: Some("bob@desk:/srv/r".into()),
+            peer_key: Some("SHA256:k".into()),
+            ..PairedRemote::default()
+        }
+    }
+
+    fn block(alias: &str, repo: &str, remote: &str, marker: &str) -> FoundBlock {
+        FoundBlock {
+            alias: alias.into(),
+            repo: Some(repo.into()),
+            remote: Some(remote.into()),
+            marker: Some(marker.into()),
+            ..FoundBlock::default()
+        }
+    }
+
+    #[test]
+    fn a_paired_remote_takes_its_alias_marker_and_key() {
+        let local = Path::new("/home/a/r");
+        let marker = repo::pair_marker(local, "bob@desk:/srv/r");
+        let blocks = [
+            block("git-pair-desk-1", "/home/a/r", "desk", &marker),
+            block("git-pair-desk-0", "/home/a/r", "desk", &marker),
+            block("git-pair-other", "/home/a/r", "other", "x"),
+        ];
+        let got = plan(local, "desk", &[remote("desk", "git-pair-desk-1")], &blocks);
+        assert_eq!(got.remote.as_deref(), Some("desk"));
+        assert_eq!(got.fingerprint.as_deref(), Some("SHA256:k"));
+        assert_eq!(
+            got.aliases,
+            [
+                ("git-pair-desk-1".to_string(), Some(marker.clone())),
+                ("git-pair-desk-0".to_string(), Some(marker)),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_remote_deleted_by_hand_is_found_through_its_block() {
+        let local = Path::new("/home/a/r");
+        let blocks = [
+            block("git-pair-desk-1", "/home/a/r", "desk", "m1"),
+            block("git-pair-desk-2", "/home/a/elsewhere", "desk", "m2"),
+        ];
+        let got = plan(local, "desk", &[], &blocks);
+        assert_eq!(got.remote, None);
+        assert_eq!(
+            got.aliases,
+            [("git-pair-desk-1".to_string(), Some("m1".to_string()))]
+        );
+        // By alias too, as `git pair list` shows it.
+        assert_eq!(
+            plan(local, "git-pair-desk-1", &[], &blocks).aliases.len(),
+            1
+        );
+    }
+
+    #[test]
+    fn unknown_names_and_other_repositories_plan_nothing() {
+        let local = Path::new("/home/a/r");
+        let blocks = [block("git-pair-x", "/other", "x", "m")];
+        assert!(plan(local, "x", &[], &blocks).is_empty());
+        assert!(plan(local, "nope", &[remote("desk", "a")], &[]).is_empty());
+    }
+
+    #[test]
+    fn a_block_in_use_by_another_remote_is_not_taken_by_name() {
+        let local = Path::new("/home/a/r");
+        // The remote "desk" was renamed to "d2"; its block still records "desk".
+        let blocks = [block("git-pair-desk-1", "/home/a/r", "desk", "m")];
+        let got = plan(local, "desk", &[remote("d2", "git-pair-desk-1")], &blocks);
+        assert!(got.is_empty());
+    }
+}
