@@ -113,7 +113,7 @@ impl Reason {
         (
             Reason::PeerRejected,
             "peer_rejected",
-            "the peer could not use this machine's details (e.g. cannot reach this sshd)",
+            "the peer refused the pairing; the message says why (it cannot reach this sshd, or this side's --key already opens another repository there)",
         ),
         (
             Reason::Setup,

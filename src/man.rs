@@ -72,14 +72,19 @@ fn commands(r: &mut Roff) {
     for sub in Cli::command().get_subcommands() {
         let args: Vec<String> = sub
             .get_arguments()
-            .filter(|a| a.get_long().is_some() && a.get_id() != "help")
+            .filter(|a| a.get_id() != "help")
             .map(|a| {
                 let value = a
                     .get_value_names()
                     .and_then(|v| v.first())
-                    .map(|v| format!(" {v}"))
-                    .unwrap_or_default();
-                format!("--{}{value}", a.get_long().unwrap_or_default())
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| a.get_id().to_string().to_uppercase());
+                match a.get_long() {
+                    None => value,
+                    Some(long) if !a.get_action().takes_values() => format!("[--{long}]"),
+                    Some(long) if a.is_required_set() => format!("--{long} {value}"),
+                    Some(long) => format!("[--{long} {value}]"),
+                }
             })
             .collect();
         let about = sub
@@ -214,8 +219,8 @@ fn extra() -> Roff {
         &mut r,
         vec![bold("Payload")],
         "user, host, path (the absolute repository path), user_key (the OpenSSH public key the sender logs in \
-         with), host_keys (its sshd host keys), ssh_port, addresses, and annex_uuid when the repository is a \
-         git-annex repository.",
+         with), host_keys (its sshd host keys), ssh_port, addresses, and, when the repository is a git-annex \
+         repository, annex_uuid and annex_shell (whether git-annex-shell is installed on the sender).",
     );
 
     section(&mut r, "FILES");
@@ -237,7 +242,10 @@ fn extra() -> Roff {
         vec![bold("~/.ssh/git-pair/config")],
         "One Host block per pair, named git-pair-<host>-<id>: HostName, Port, User, IdentityFile, \
          IdentitiesOnly yes, HostKeyAlias, UserKnownHostsFile ~/.ssh/git-pair/known_hosts, \
-         StrictHostKeyChecking yes. The first git fetch is therefore verified without a prompt.",
+         StrictHostKeyChecking yes. The first git fetch is therefore verified without a prompt. Comment \
+         lines in the block (# git-pair-repo, # git-pair-remote, # git-pair-marker) record which \
+         repository and remote it belongs to, so that git pair list and git pair remove find a pairing \
+         even after its remote was deleted by hand.",
     );
     item(
         &mut r,
@@ -254,7 +262,9 @@ fn extra() -> Roff {
         vec![bold("remote.<name>.*")],
         "In the repository's config: url (<alias>:<peer path>), fetch, and the pairing's records \
          pair-alias, pair-peer (user@host:path), pair-key (the peer key's SHA256 fingerprint), \
-         pair-host-keys, pair-address, pair-identity and pair-time.",
+         pair-host-keys, pair-address, pair-identity and pair-time. Between two git-annex repositories \
+         also annex-uuid (the peer's) and annex-cost 175 (unless already set): cheaper than an \
+         ordinary ssh remote, as git-annex's own pairing did.",
     );
     para(
         &mut r,
@@ -264,13 +274,59 @@ fn extra() -> Roff {
          byte for byte. The code is never written anywhere.",
     );
 
+    section(&mut r, "PAIRS OVER TIME");
+    para(
+        &mut r,
+        "Pairing the same two repositories again replaces the old pairing: the remote keeps its name, its \
+         fetch settings and its remote-tracking branches and gets the new address and keys; the old ssh \
+         alias, pinned host keys, key files and authorized_keys line are replaced in the same transaction, so \
+         no duplicate is left. One repository may be paired with several peers, and several repositories on \
+         one machine with the same peer: each pairing has its own key, alias and authorized_keys line. A \
+         login key can open only one repository (sshd uses the first matching authorized_keys line), so a \
+         peer that offers, with --key, a key already paired with another repository here is refused before \
+         anything is written.",
+    );
+    para(
+        &mut r,
+        "git pair remove NAME undoes one pairing on this machine: the peer's authorized_keys line, the ssh \
+         alias and its pinned host keys, the pairing's own key files (unless another pairing uses them) and \
+         the remote. Run it on both machines. A pairing whose remote was deleted by hand is listed by git \
+         pair list as orphaned and removed the same way; removing what is already gone is not an error.",
+    );
+    para(
+        &mut r,
+        "Bare repositories are supported: the peer's remote points at the bare repository itself, and the \
+         forced command serves it like any other.",
+    );
+    section(&mut r, "GIT-ANNEX");
+    para(
+        &mut r,
+        "In a git-annex repository (one with annex.uuid), the payload carries the annex UUID, and a remote \
+         paired with another git-annex repository gets remote.<name>.annex-uuid and annex-cost. git annex \
+         sync --content, get, copy and whereis then work over the paired remote at once. When git-annex-shell \
+         is missing on the peer, git pair says so and how to install it; git annex needs it on both \
+         machines.",
+    );
+    section(&mut r, "LIST JSON");
+    para(
+        &mut r,
+        "git pair list --json prints one JSON array, with one object per pairing, on one line. The fields are \
+         stable; new ones may be added:",
+    );
+    for (name, text) in crate::commands::list::JSON_FIELDS {
+        item(&mut r, vec![bold(name)], text);
+    }
     section(&mut r, "JSON EVENTS");
     para(
         &mut r,
         &format!(
-            "With --json, standard output carries one JSON object per line and nothing else. Every object has \
-             \"v\":{} (the format version; fields may be added within a version, never changed) and \"event\". \
-             Strings that came from the peer are sanitized. A successful pairing prints, in order:",
+            "git pair --json is a versioned protocol for programs that drive git pair as an external helper \
+             (the git-annex assistant, a GUI, a script). Standard output carries one JSON object per line and \
+             nothing else; human messages go to standard error. Every object has \"v\":{} (the protocol \
+             version: fields may be added within a version, never changed or removed) and \"event\". Strings \
+             that came from the peer are sanitized. Give the code with --code-file - on standard input, or \
+             GIT_PAIR_CODE, so that it never shows in the process list. A successful pairing prints, in \
+             order:",
             events::VERSION
         ),
     );

@@ -7,6 +7,9 @@
 
 mod support;
 
+#[path = "e2e/lifecycle.rs"]
+mod lifecycle;
+
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -15,6 +18,7 @@ use std::time::{Duration, Instant};
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use serde_json::Value;
 
+use lifecycle::*;
 use support::gitpair::{self, exit, pair, pair_with, PairOpts, Paired};
 use support::host::{self, Host};
 use support::lab::{self, Lab, Network, SetupState, Stage};
@@ -51,6 +55,13 @@ fn main() -> ExitCode {
         Base: json_event_sequence_of_a_successful_pairing,
         Base: lone_side_gives_up_with_exit_3_and_writes_nothing,
         Base: an_unreachable_sshd_stops_both_sides_and_writes_nothing,
+        Base: list_then_remove_locks_the_peer_out,
+        Base: a_half_removed_pairing_is_listed_and_cleaned_up,
+        Base: repairing_replaces_the_old_pairing,
+        Base: several_peers_and_several_repositories_on_one_host,
+        Base: a_key_already_paired_with_another_repository_is_refused,
+        Base: a_bare_repository_pairs_and_takes_a_push,
+        Base: an_unwritable_ssh_dir_is_refused_before_anything_happens,
     ];
     let conclusion = libtest_mimic::run(&args, trials);
     if manage {
@@ -468,6 +479,33 @@ fn wrong_code_fails_on_both_sides_and_writes_nothing() {
             failure_reasons(out).iter().any(|r| r == "wrong_code"),
             "side {side} must report a failed event with reason wrong_code\n{run}"
         );
+        // The sequence a failing run produces, through the JSON interface only.
+        let events =
+            gitpair::events_strict(out).unwrap_or_else(|e| panic!("side {side}: {e}\n{run}"));
+        let names = gitpair::event_names(&events);
+        let expected: &[&str] = if side == "A" {
+            &["code", "listening", "peer", "verify_failed", "failed"]
+        } else {
+            &["listening", "peer", "verify_failed", "failed"]
+        };
+        let mut at = 0;
+        for want in expected {
+            match names[at..].iter().position(|n| n == want) {
+                Some(i) => at += i + 1,
+                None => panic!("side {side}: no {want:?} in order in {names:?}\n{run}"),
+            }
+        }
+        assert_eq!(
+            names.last().map(String::as_str),
+            Some("failed"),
+            "side {side}: failed must be last\n{run}"
+        );
+        for forbidden in ["verified", "sas", "remote", "paired"] {
+            assert!(
+                !names.iter().any(|n| n == forbidden),
+                "side {side}: a failed run must not report {forbidden:?}: {names:?}\n{run}"
+            );
+        }
     }
     let after = (snapshot(&lab.a), snapshot(&lab.b));
     for ((path, was), (_, is)) in before

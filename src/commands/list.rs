@@ -49,6 +49,22 @@ pub struct Pairing {
     pub reachable: Option<bool>,
 }
 
+/// Every field of a [`Pairing`] in `--json`, with its meaning, for the man page (a test keeps
+/// this in step with the struct).
+pub const JSON_FIELDS: [(&str, &str); 11] = [
+    ("name", "string: the remote's name; for an orphaned pairing, the name its remote had"),
+    ("peer", "string or null: the peer repository, as user@host:path"),
+    ("url", "string or null: the remote's URL, <alias>:<path>"),
+    ("alias", "string: the ssh Host alias in ~/.ssh/git-pair/config"),
+    ("address", "string or null: the peer's sshd, ip:port, as recorded when paired"),
+    ("peer_key", "string or null: SHA256 fingerprint of the key the peer logs in here with, as ssh-keygen -l prints it"),
+    ("host_keys", "array of strings: SHA256 fingerprints of the peer's pinned sshd host keys"),
+    ("paired_at", "string or null: when the pairing was made, RFC 3339 UTC"),
+    ("annex_uuid", "string or null: the peer's git-annex UUID (between two git-annex repositories)"),
+    ("orphaned", "boolean: the remote is gone (deleted by hand) but ssh files of the pairing remain"),
+    ("reachable", "boolean: whether the peer's sshd accepted a TCP connection within 1.5 s just now"),
+];
+
 /// The pairings of the repository at `local`, from its paired remotes and git-pair's `Host`
 /// blocks: remotes first, in config order, then orphaned blocks.
 pub fn collect(local: &str, remotes: &[PairedRemote], blocks: &[FoundBlock]) -> Vec<Pairing> {

@@ -71,7 +71,7 @@ pub enum PairError {
         tried: String,
         port: u16,
     },
-    #[error("the peer could not use this machine's details ({0}): is sshd running here, on the port given with --ssh-port? Nothing was written")]
+    #[error("the peer refused this pairing: {0}. Nothing was written")]
     PeerRejected(String),
     #[error("the peer sent details this machine cannot use: {0}")]
     BadPeer(String),
@@ -470,11 +470,14 @@ impl Session {
                 Control::Continue
             }
             Event::PeerRejected { detail, .. } => {
-                let detail = detail
+                let mut detail = detail
                     .as_deref()
                     .map(term::sanitize)
                     .unwrap_or_default()
                     .into_owned();
+                if detail.contains("sshd") {
+                    detail.push_str(" (is sshd running here, on the port given with --ssh-port?)");
+                }
                 self.error = Some(PairError::PeerRejected(detail).into());
                 Control::Stop
             }
@@ -597,12 +600,14 @@ fn key_conflict(p: &Prepared, info: &PeerInfo) -> Option<KeyConflict> {
     let label = term::sanitize(&other.label).into_owned();
     Some(KeyConflict {
         here: format!(
-            "the peer logs in with a key that line {} of {} already lets in for another pairing              ({label}); one key can open only one repository. Pair again without --key on the              other machine, so that this pairing gets its own key, or run `git pair remove` for              the old pairing",
+            "the peer logs in with a key that line {} of {} already lets in for another pairing \
+             ({label}); one key can open only one repository. Pair again without --key on the \
+             other machine, so that this pairing gets its own key, or run `git pair remove` for \
+             the old pairing",
             other.line,
             p.ssh.authorized_keys().display()
         ),
-        for_peer: "your login key is already paired with another repository on this machine;                    pair without --key, so that each pairing has its own key"
-            .to_string(),
+        for_peer: "pair without --key: it opens another repo here".to_string(),
     })
 }
 

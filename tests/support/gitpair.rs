@@ -2,6 +2,7 @@
 //! `git-pair [CODE] --json --interface IF --host-key PUB --ssh-port 22 --timeout S [--peer H]...
 //! [--code-file -]`, the JSON events on stdout, and the remote it leaves behind.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -32,6 +33,10 @@ pub struct PairOpts {
     pub peers: Vec<String>,
     /// Give the code on stdin with `--code-file -` instead of as the CODE argument.
     pub code_on_stdin: bool,
+    /// Run in this repository instead of the host's `repo`.
+    pub cwd: Option<PathBuf>,
+    /// More arguments (`--name`, `--key`).
+    pub extra: Vec<String>,
 }
 
 impl Default for PairOpts {
@@ -40,6 +45,8 @@ impl Default for PairOpts {
             timeout_secs: 20,
             peers: Vec::new(),
             code_on_stdin: false,
+            cwd: None,
+            extra: Vec::new(),
         }
     }
 }
@@ -62,6 +69,16 @@ impl PairOpts {
         self
     }
 
+    pub fn in_repo(mut self, repo: impl Into<PathBuf>) -> PairOpts {
+        self.cwd = Some(repo.into());
+        self
+    }
+
+    pub fn arg(mut self, arg: impl Into<String>) -> PairOpts {
+        self.extra.push(arg.into());
+        self
+    }
+
     fn wait_limit(&self) -> Duration {
         Duration::from_secs(self.timeout_secs) + KILL_SLACK
     }
@@ -79,6 +96,10 @@ impl Host {
             .args(["--timeout", &opts.timeout_secs.to_string()]);
         for peer in &opts.peers {
             cmd = cmd.args(["--peer", peer]);
+        }
+        cmd = cmd.args(&opts.extra);
+        if let Some(dir) = &opts.cwd {
+            cmd = cmd.cwd(dir);
         }
         match code {
             Some(code) if opts.code_on_stdin => {

@@ -1,0 +1,521 @@
+//! End-to-end tests of living with pairings: `git pair list`, `git pair remove`, re-pairing,
+//! several peers and several repositories, bare repositories, and bad input. Same lab as the
+//! rest of e2e: two namespace hosts with their own users and real sshd.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::support::gitpair::{exit, pair, PairOpts, Paired};
+use super::support::host::{self, Host};
+use super::support::lab::{Lab, Network};
+use super::support::process::Output;
+use super::{expect_ok, GIT_SSH_COMMAND};
+
+/// `git pair ARGS` (not a pairing) as `host`'s user in `dir`.
+fn git_pair_in(host: &Host, dir: &Path, args: &[&str]) -> Output {
+    host.cmd(&host.git_pair).args(args).cwd(dir).run()
+}
+
+/// `git ARGS` with ssh in batch mode, as `host`'s user in `dir`.
+fn git_in(host: &Host, dir: &Path, args: &[&str]) -> Output {
+    host.cmd("git")
+        .env("GIT_SSH_COMMAND", GIT_SSH_COMMAND)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .args(args)
+        .cwd(dir)
+        .run()
+}
+
+fn list_json(lab: &Lab, host: &Host, dir: &Path) -> Vec<Value> {
+    let out = expect_ok(lab, git_pair_in(host, dir, &["list", "--json"]));
+    let v: Value = serde_json::from_str(out.stdout_str().trim())
+        .unwrap_or_else(|e| panic!("list --json is not JSON ({e})\n{out}"));
+    v.as_array()
+        .unwrap_or_else(|| panic!("list --json is not an array\n{out}"))
+        .clone()
+}
+
+/// `ssh-keygen -lf FILE`'s SHA256 fingerprint.
+fn fingerprint(host: &Host, pub_file: &Path) -> String {
+    let out = host
+        .cmd("ssh-keygen")
+        .args(["-E", "sha256", "-lf"])
+        .arg(pub_file)
+        .run_ok();
+    out.stdout_str()
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_else(|| panic!("no fingerprint in\n{out}"))
+        .to_owned()
+}
+
+fn config_value(host: &Host, dir: &Path, key: &str) -> String {
+    host.cmd("git")
+        .args(["config", "--get", key])
+        .cwd(dir)
+        .run_ok()
+        .stdout_str()
+        .trim()
+        .to_owned()
+}
+
+/// The paired remotes of a repository (those with `pair-alias`).
+fn paired_remotes(host: &Host, dir: &Path) -> Vec<String> {
+    let out = host
+        .cmd("git")
+        .args(["config", "--get-regexp", r"^remote\..*\.pair-alias$"])
+        .cwd(dir)
+        .run();
+    out.stdout_str()
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(|k| {
+            k.trim_start_matches("remote.")
+                .trim_end_matches(".pair-alias")
+                .to_owned()
+        })
+        .collect()
+}
+
+/// git-pair's lines in a host's authorized_keys.
+fn git_pair_lines(host: &Host) -> Vec<String> {
+    let bytes = host::read_file(&host.home.join(".ssh/authorized_keys")).unwrap_or_default();
+    String::from_utf8_lossy(&bytes)
+        .lines()
+        .filter(|l| l.contains(" git-pair:"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The `Host` aliases in a host's git-pair config.
+fn pair_aliases(host: &Host) -> Vec<String> {
+    let bytes = host::read_file(&host.home.join(".ssh/git-pair/config")).unwrap_or_default();
+    String::from_utf8_lossy(&bytes)
+        .lines()
+        .filter_map(|l| l.strip_prefix("Host "))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The files in `~/.ssh/git-pair` named `id_*`.
+fn key_files(host: &Host) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(host.home.join(".ssh/git-pair"))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("id_"))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Seeds `host`'s authorized_keys with lines git-pair must keep byte for byte: a comment with
+/// CRLF, a line no parser understands, and a real key with options. Returns the bytes.
+fn seed_authorized_keys(lab: &Lab, host: &Host) -> Vec<u8> {
+    let seed = lab.dir.join(format!("seed-{}", host.hostname));
+    super::support::process::Cmd::root("ssh-keygen")
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "kept@elsewhere",
+            "-f",
+        ])
+        .arg(&seed)
+        .run_ok();
+    let public = host::read_file(&seed.with_extension("pub")).expect("seed key");
+    let mut bytes = b"# mine\r\nthis line is not a key \xff at all\n".to_vec();
+    bytes.extend_from_slice(b"from=\"192.0.2.1\" ");
+    bytes.extend_from_slice(&public);
+    host.write_user_file(&host.home.join(".ssh/authorized_keys"), &bytes, 0o600);
+    bytes
+}
+
+/// `git pair list` shows the pairing with every field the issue names, `git pair remove` on B
+/// revokes A's key (A's fetch fails at B's sshd), keeps every other authorized_keys line byte
+/// for byte, removes the alias, pinned keys, key files and the remote, and is idempotent.
+pub fn list_then_remove_locks_the_peer_out() {
+    let lab = Lab::new(Network::DualStack);
+    let seeded = seed_authorized_keys(&lab, &lab.b);
+    let p: Paired = pair(&lab, &PairOpts::default(), &PairOpts::default()).expect_paired();
+
+    let listed = list_json(&lab, &lab.a, &lab.a.repo);
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let entry = &listed[0];
+    assert_eq!(entry["name"], p.remote_on_a.as_str());
+    assert_eq!(
+        entry["peer"],
+        format!("{}@{}:{}", lab.b.user, lab.b.hostname, lab.b.repo.display()).as_str()
+    );
+    assert_eq!(entry["reachable"], true, "{entry}");
+    assert_eq!(entry["orphaned"], false);
+    assert!(entry["paired_at"]
+        .as_str()
+        .is_some_and(|t| t.ends_with('Z')));
+    assert!(entry["address"]
+        .as_str()
+        .is_some_and(|a| a.ends_with(":22")));
+    let b_identity = config_value(
+        &lab.b,
+        &lab.b.repo,
+        &format!("remote.{}.pair-identity", p.remote_on_b),
+    );
+    let b_key = fingerprint(&lab.b, &PathBuf::from(format!("{b_identity}.pub")));
+    assert_eq!(
+        entry["peer_key"],
+        b_key.as_str(),
+        "ssh-keygen's fingerprint"
+    );
+    let host_key = fingerprint(&lab.b, &lab.b.host_key_pub);
+    assert_eq!(entry["host_keys"], serde_json::json!([host_key]));
+    let human = expect_ok(&lab, git_pair_in(&lab.a, &lab.a.repo, &["list"]));
+    for needle in [p.remote_on_a.as_str(), "sshd answers", &b_key, &host_key] {
+        assert!(human.stdout_str().contains(needle), "{needle}\n{human}");
+    }
+
+    // A can fetch; B removes the pairing; A cannot any more.
+    expect_ok(
+        &lab,
+        git_in(&lab.a, &lab.a.repo, &["fetch", &p.remote_on_a]),
+    );
+    let removed = expect_ok(
+        &lab,
+        git_pair_in(&lab.b, &lab.b.repo, &["remove", &p.remote_on_b]),
+    );
+    let refused = git_in(&lab.a, &lab.a.repo, &["fetch", &p.remote_on_a]);
+    assert!(!refused.success(), "A's key must be refused now\n{refused}");
+    assert!(
+        refused.stderr_str().contains("Permission denied"),
+        "sshd must refuse the key\n{refused}"
+    );
+
+    assert_eq!(
+        host::read_file(&lab.b.home.join(".ssh/authorized_keys")).unwrap(),
+        seeded,
+        "every other authorized_keys line is kept byte for byte\n{removed}"
+    );
+    assert!(pair_aliases(&lab.b).is_empty(), "{removed}");
+    assert!(key_files(&lab.b).is_empty(), "{:?}", key_files(&lab.b));
+    let kh = host::read_file(&lab.b.home.join(".ssh/git-pair/known_hosts")).unwrap_or_default();
+    assert!(kh.is_empty(), "{}", String::from_utf8_lossy(&kh));
+    assert!(paired_remotes(&lab.b, &lab.b.repo).is_empty());
+    let remotes = lab.b.git(&["remote"]);
+    assert!(!remotes.contains(&p.remote_on_b), "{remotes}");
+    assert!(list_json(&lab, &lab.b, &lab.b.repo).is_empty());
+
+    let again = git_pair_in(&lab.b, &lab.b.repo, &["remove", &p.remote_on_b]);
+    assert_eq!(
+        again.code(),
+        Some(exit::OK),
+        "removal is idempotent\n{again}"
+    );
+    assert!(again.stderr_str().contains("nothing to remove"), "{again}");
+    // A's own side is untouched, and its sshd still lets nobody else in.
+    assert_eq!(paired_remotes(&lab.a, &lab.a.repo), [p.remote_on_a.clone()]);
+}
+
+/// Someone deletes the remote by hand: `git pair list` shows the rest as orphaned, and `git
+/// pair remove` with the old remote name removes it, after which the peer is locked out.
+pub fn a_half_removed_pairing_is_listed_and_cleaned_up() {
+    let lab = Lab::new(Network::DualStack);
+    let p = pair(&lab, &PairOpts::default(), &PairOpts::default()).expect_paired();
+    lab.a.git(&["remote", "remove", &p.remote_on_a]);
+    let listed = list_json(&lab, &lab.a, &lab.a.repo);
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["orphaned"], true);
+    assert_eq!(listed[0]["name"], p.remote_on_a.as_str());
+
+    expect_ok(
+        &lab,
+        git_in(&lab.b, &lab.b.repo, &["fetch", &p.remote_on_b]),
+    );
+    expect_ok(
+        &lab,
+        git_pair_in(&lab.a, &lab.a.repo, &["remove", &p.remote_on_a]),
+    );
+    let refused = git_in(&lab.b, &lab.b.repo, &["fetch", &p.remote_on_b]);
+    assert!(!refused.success(), "B's key must be refused now\n{refused}");
+    assert!(git_pair_lines(&lab.a).is_empty());
+    assert!(pair_aliases(&lab.a).is_empty());
+    assert!(key_files(&lab.a).is_empty());
+    assert!(list_json(&lab, &lab.a, &lab.a.repo).is_empty());
+    let again = git_pair_in(&lab.a, &lab.a.repo, &["remove", &p.remote_on_a]);
+    assert_eq!(again.code(), Some(exit::OK), "{again}");
+}
+
+/// Pairing the same two repositories again leaves one remote (same name, remote-tracking
+/// branches kept), one authorized_keys line, one alias, one key, and it works.
+pub fn repairing_replaces_the_old_pairing() {
+    let lab = Lab::new(Network::DualStack);
+    let first = pair(&lab, &PairOpts::default(), &PairOpts::default()).expect_paired();
+    expect_ok(
+        &lab,
+        git_in(&lab.a, &lab.a.repo, &["fetch", &first.remote_on_a]),
+    );
+    let tracking = format!("refs/remotes/{}/main", first.remote_on_a);
+    let old_alias = lab.a.remote(&first.remote_on_a).alias;
+
+    let second = pair(&lab, &PairOpts::default(), &PairOpts::default()).expect_paired();
+    assert_eq!(
+        second.remote_on_a, first.remote_on_a,
+        "the remote keeps its name"
+    );
+    assert_eq!(second.remote_on_b, first.remote_on_b);
+    for (host, remote) in [(&lab.a, &second.remote_on_a), (&lab.b, &second.remote_on_b)] {
+        assert_eq!(paired_remotes(host, &host.repo), [remote.clone()]);
+        assert_eq!(git_pair_lines(host).len(), 1, "{:?}", git_pair_lines(host));
+        let aliases = pair_aliases(host);
+        assert_eq!(
+            aliases,
+            [host.remote(remote).alias],
+            "one alias, the new one"
+        );
+        assert_eq!(
+            key_files(host).len(),
+            2,
+            "one key pair: {:?}",
+            key_files(host)
+        );
+        let kh = host::read_file(&host.home.join(".ssh/git-pair/known_hosts")).unwrap();
+        let kh = String::from_utf8_lossy(&kh);
+        assert_eq!(kh.lines().count(), 1, "only the new alias's host key\n{kh}");
+    }
+    assert_ne!(lab.a.remote(&second.remote_on_a).alias, old_alias);
+    assert!(
+        !lab.a.rev_parse(&tracking).is_empty(),
+        "remote-tracking branch kept"
+    );
+    let pushed = lab.a.commit("after-repair.txt", "x\n");
+    expect_ok(
+        &lab,
+        git_in(
+            &lab.a,
+            &lab.a.repo,
+            &["push", &second.remote_on_a, "HEAD:refs/heads/r"],
+        ),
+    );
+    assert_eq!(lab.b.rev_parse("refs/heads/r"), pushed);
+    expect_ok(
+        &lab,
+        git_in(&lab.b, &lab.b.repo, &["fetch", &second.remote_on_b]),
+    );
+}
+
+/// A's `project` pairs with B's `project` and B's `second`; then A's `second` pairs with B's
+/// `project`. Every remote reaches exactly its own repository: in particular B's two remotes
+/// for A's two repositories, which git-annex once got wrong by reusing the first key.
+pub fn several_peers_and_several_repositories_on_one_host() {
+    let lab = Lab::new(Network::DualStack);
+    let a2 = lab.a.home.join("second");
+    let b2 = lab.b.home.join("second");
+    lab.a.init_repo(&a2);
+    lab.b.init_repo(&b2);
+    let in_repo = |dir: &Path| PairOpts::default().in_repo(dir);
+
+    let ab = pair(&lab, &PairOpts::default(), &PairOpts::default()).expect_paired();
+    let ab2 = pair(&lab, &PairOpts::default(), &in_repo(&b2)).expect_paired();
+    let a2b = pair(&lab, &in_repo(&a2), &PairOpts::default()).expect_paired();
+    assert_ne!(
+        ab.remote_on_a, ab2.remote_on_a,
+        "two remotes in A's project"
+    );
+    assert_ne!(
+        ab.remote_on_b, a2b.remote_on_b,
+        "two remotes in B's project"
+    );
+    assert_eq!(git_pair_lines(&lab.a).len(), 3);
+    assert_eq!(git_pair_lines(&lab.b).len(), 3);
+
+    // Each repository says who it is in a commit of its own.
+    let heads: Vec<(&Host, PathBuf, String)> = [
+        (&lab.a, lab.a.repo.clone()),
+        (&lab.a, a2.clone()),
+        (&lab.b, lab.b.repo.clone()),
+        (&lab.b, b2.clone()),
+    ]
+    .into_iter()
+    .map(|(h, dir)| {
+        let name = format!("{}:{}", h.hostname, dir.display());
+        std::fs::write(dir.join("who"), &name).unwrap();
+        let out = h
+            .cmd("sh")
+            .args([
+                "-c",
+                "git add who && git commit -qm who && git rev-parse HEAD",
+            ])
+            .cwd(&dir)
+            .run_ok();
+        (h, dir, out.stdout_str().trim().to_owned())
+    })
+    .collect();
+    let head_of = |host: &Host, dir: &Path| {
+        heads
+            .iter()
+            .find(|(h, d, _)| h.hostname == host.hostname && d == dir)
+            .map(|(_, _, head)| head.clone())
+            .unwrap()
+    };
+    let checks = [
+        (
+            &lab.a,
+            lab.a.repo.clone(),
+            ab.remote_on_a.clone(),
+            &lab.b,
+            lab.b.repo.clone(),
+        ),
+        (
+            &lab.a,
+            lab.a.repo.clone(),
+            ab2.remote_on_a.clone(),
+            &lab.b,
+            b2.clone(),
+        ),
+        (
+            &lab.a,
+            a2.clone(),
+            a2b.remote_on_a.clone(),
+            &lab.b,
+            lab.b.repo.clone(),
+        ),
+        (
+            &lab.b,
+            lab.b.repo.clone(),
+            ab.remote_on_b.clone(),
+            &lab.a,
+            lab.a.repo.clone(),
+        ),
+        (
+            &lab.b,
+            b2.clone(),
+            ab2.remote_on_b.clone(),
+            &lab.a,
+            lab.a.repo.clone(),
+        ),
+        (
+            &lab.b,
+            lab.b.repo.clone(),
+            a2b.remote_on_b.clone(),
+            &lab.a,
+            a2.clone(),
+        ),
+    ];
+    for (host, dir, remote, peer, peer_dir) in checks {
+        let out = expect_ok(
+            &lab,
+            git_in(host, &dir, &["ls-remote", &remote, "refs/heads/main"]),
+        );
+        let want = head_of(peer, &peer_dir);
+        assert!(
+            out.stdout_str().starts_with(&want),
+            "remote {remote} of {}:{} must reach {}:{} ({want})\n{out}",
+            host.hostname,
+            dir.display(),
+            peer.hostname,
+            peer_dir.display()
+        );
+    }
+}
+
+/// A peer that logs in with `--key` already paired with another repository here is refused
+/// on both sides before anything is written, with a message that says what to do.
+pub fn a_key_already_paired_with_another_repository_is_refused() {
+    let lab = Lab::new(Network::DualStack);
+    let key = lab.b.home.join(".ssh/id_ed25519");
+    lab.b
+        .cmd("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .run_ok();
+    let a2 = lab.a.home.join("second");
+    lab.a.init_repo(&a2);
+    let with_key = || PairOpts::default().arg("--key").arg(key.to_string_lossy());
+    pair(&lab, &PairOpts::default(), &with_key()).expect_paired();
+    let before = host::read_file(&lab.a.home.join(".ssh/authorized_keys"));
+    let run = pair(&lab, &PairOpts::timeout(10).in_repo(&a2), &with_key());
+    assert_eq!(run.a.code(), Some(exit::SETUP_FAILED), "{run}");
+    assert_eq!(run.b.code(), Some(exit::SETUP_FAILED), "{run}");
+    assert!(
+        run.a
+            .stderr_str()
+            .contains("one key can open only one repository"),
+        "{run}"
+    );
+    assert!(run.b.stderr_str().contains("pair without --key"), "{run}");
+    assert_eq!(
+        host::read_file(&lab.a.home.join(".ssh/authorized_keys")),
+        before
+    );
+    assert!(paired_remotes(&lab.a, &a2).is_empty());
+}
+
+/// A bare repository pairs (documented as supported): the peer pushes into it and fetches.
+pub fn a_bare_repository_pairs_and_takes_a_push() {
+    let lab = Lab::new(Network::DualStack);
+    let bare = lab.b.home.join("store.git");
+    lab.b
+        .cmd("git")
+        .args(["clone", "-q", "--bare"])
+        .arg(&lab.b.repo)
+        .arg(&bare)
+        .cwd(&lab.b.home)
+        .run_ok();
+    let p = pair(
+        &lab,
+        &PairOpts::default(),
+        &PairOpts::default().in_repo(&bare),
+    )
+    .expect_paired();
+    assert!(lab.a.remote(&p.remote_on_a).path.ends_with("store.git"));
+    let pushed = lab.a.commit("to-bare.txt", "x\n");
+    expect_ok(
+        &lab,
+        git_in(
+            &lab.a,
+            &lab.a.repo,
+            &["push", &p.remote_on_a, "HEAD:refs/heads/from-a"],
+        ),
+    );
+    let got = lab
+        .b
+        .cmd("git")
+        .args(["rev-parse", "refs/heads/from-a"])
+        .cwd(&bare)
+        .run_ok();
+    assert_eq!(got.stdout_str().trim(), pushed);
+    expect_ok(&lab, git_in(&lab.b, &bare, &["fetch", &p.remote_on_b]));
+}
+
+/// An unwritable ~/.ssh (a real user, so permissions apply) stops git pair before the network
+/// with exit 5 and a message naming the directory; nothing is written.
+pub fn an_unwritable_ssh_dir_is_refused_before_anything_happens() {
+    let lab = Lab::new(Network::DualStack);
+    let ssh = lab.b.home.join(".ssh");
+    lab.b
+        .write_user_file(&ssh.join("authorized_keys"), b"", 0o600);
+    host::set_mode(&ssh, 0o500);
+    let before = super::snapshot(&lab.b);
+    let out = lab
+        .b
+        .git_pair(Some("7-guitar-orbit-velvet"), &PairOpts::timeout(5))
+        .run();
+    host::set_mode(&ssh, 0o700);
+    assert_eq!(out.code(), Some(exit::SETUP_FAILED), "{out}");
+    let said = out.stderr_str();
+    assert!(
+        said.contains(".ssh") && said.contains("not writable"),
+        "the message must name ~/.ssh and the problem\n{out}"
+    );
+    assert!(
+        !super::support::gitpair::event_names(&super::support::gitpair::events(&out))
+            .iter()
+            .any(|n| n == "listening"),
+        "it must stop before the network\n{out}"
+    );
+    assert!(super::snapshot(&lab.b) == before);
+}
