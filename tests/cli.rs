@@ -761,3 +761,49 @@ fn pairs_two_repositories_on_loopback_against_a_real_sshd() {
         "A fetched {fetched:?}"
     );
 }
+
+#[test]
+fn list_of_a_repository_without_pairings_is_empty() {
+    let sb = Sandbox::new("list-empty", 19);
+    let out = sb.run(&["list", "--json"], &[], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "[]\n");
+    let out = sb.run(&["list"], &[], None);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        text(&out.stdout).contains("No pairings"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(!sb.home.join(".ssh").exists(), "list writes nothing");
+}
+
+#[test]
+fn list_and_remove_outside_a_repository_are_usage_errors() {
+    let sb = Sandbox::new("lifecycle-no-repo", 20);
+    let empty = sb.root.join("empty");
+    fs::create_dir(&empty).unwrap();
+    for args in [&["list"][..], &["list", "--json"], &["remove", "x"]] {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let out = sb.run_in(&empty, &args, &[], None);
+        assert_usage(&out, false, &["not in a git repository"]);
+    }
+}
+
+#[test]
+fn remove_refuses_a_remote_git_pair_did_not_make_and_ignores_unknown_names() {
+    let sb = Sandbox::new("remove-foreign", 21);
+    sb.git(&sb.repo, &["remote", "add", "origin", "/elsewhere"]);
+    let before = sb.snapshot();
+    let out = sb.run(&["remove", "origin"], &[], None);
+    assert_usage(
+        &out,
+        false,
+        &["not made by git pair", "git remote remove origin"],
+    );
+    sb.assert_unchanged(&before, "remove origin");
+    let out = sb.run(&["remove", "nosuch"], &[], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("nothing to remove"));
+    sb.assert_unchanged(&before, "remove nosuch");
+}

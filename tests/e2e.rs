@@ -7,6 +7,8 @@
 
 mod support;
 
+#[path = "e2e/annex.rs"]
+mod annex;
 #[path = "e2e/lifecycle.rs"]
 mod lifecycle;
 
@@ -18,6 +20,7 @@ use std::time::{Duration, Instant};
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use serde_json::Value;
 
+use annex::*;
 use lifecycle::*;
 use support::gitpair::{self, exit, pair, pair_with, PairOpts, Paired};
 use support::host::{self, Host};
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
         Base: a_key_already_paired_with_another_repository_is_refused,
         Base: a_bare_repository_pairs_and_takes_a_push,
         Base: an_unwritable_ssh_dir_is_refused_before_anything_happens,
+        Annex: git_annex_sync_content_over_a_pairing,
     ];
     let conclusion = libtest_mimic::run(&args, trials);
     if manage {

@@ -217,7 +217,10 @@ pub fn list_then_remove_locks_the_peer_out() {
     );
     assert!(again.stderr_str().contains("nothing to remove"), "{again}");
     // A's own side is untouched, and its sshd still lets nobody else in.
-    assert_eq!(paired_remotes(&lab.a, &lab.a.repo), std::slice::from_ref(&p.remote_on_a));
+    assert_eq!(
+        paired_remotes(&lab.a, &lab.a.repo),
+        std::slice::from_ref(&p.remote_on_a)
+    );
 }
 
 /// Someone deletes the remote by hand: `git pair list` shows the rest as orphaned, and `git
@@ -268,7 +271,10 @@ pub fn repairing_replaces_the_old_pairing() {
     );
     assert_eq!(second.remote_on_b, first.remote_on_b);
     for (host, remote) in [(&lab.a, &second.remote_on_a), (&lab.b, &second.remote_on_b)] {
-        assert_eq!(paired_remotes(host, &host.repo), std::slice::from_ref(remote));
+        assert_eq!(
+            paired_remotes(host, &host.repo),
+            std::slice::from_ref(remote)
+        );
         assert_eq!(git_pair_lines(host).len(), 1, "{:?}", git_pair_lines(host));
         let aliases = pair_aliases(host);
         assert_eq!(

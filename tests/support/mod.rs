@@ -29,6 +29,8 @@ pub enum Needs {
     Base,
     /// nftables with netdev ingress hooks (the multicast-dropped variant).
     Nft,
+    /// git-annex and git-annex-shell (the git-annex pairing).
+    Annex,
 }
 
 const BASE_TOOLS: &[&str] = &[
@@ -59,6 +61,8 @@ pub fn preflight(needs: Needs) -> Option<String> {
         _ if base.is_some() => base,
         Needs::Base => None,
         Needs::Nft => NFT.get_or_init(check_nft).clone(),
+        Needs::Annex => missing(&["git-annex", "git-annex-shell"])
+            .map(|m| format!("{m} (apt-get install git-annex)")),
     }
 }
 
