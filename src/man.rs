@@ -235,7 +235,8 @@ fn extra() -> Roff {
         &mut r,
         vec![bold("~/.ssh/config")],
         "Gets one line, Include ~/.ssh/git-pair/config, at the top (an Include after a Host line would only \
-         apply to that host). Nothing else in it changes.",
+         apply to that host). Nothing else in it changes. Removing the last pairing takes the two lines \
+         out again, unless they were moved or edited.",
     );
     item(
         &mut r,

@@ -304,6 +304,20 @@ pub fn plan_include(
     Ok(Some(out))
 }
 
+/// `~/.ssh/config` without what [`plan_include`] added: its two lines exactly as it writes
+/// them, at the top of the file. `None` when they are not there (a user who moved or edited
+/// them owns them now). Every other byte is kept, so undoing the last pairing gives back the
+/// file as it was.
+pub fn plan_remove_include(
+    existing: &[u8],
+    include_target: &Path,
+    home: &Path,
+) -> Result<Option<Vec<u8>>, Error> {
+    let rendered = render_path("Include", include_target, home, false)?;
+    let ours = format!("{INCLUDE_COMMENT}\nInclude {rendered}\n");
+    Ok(existing.strip_prefix(ours.as_bytes()).map(<[u8]>::to_vec))
+}
+
 /// git-pair's config with `block` in it: the existing block(s) for the alias (from a
 /// `Host <alias>` line up to the next `Host`/`Match` line or the end) replaced by it, or, if
 /// there is none, the block appended (after a `\n` if the file does not end with one). All other
@@ -593,6 +607,25 @@ mod tests {
         ] {
             assert!(block("a").with_record(bad.clone()).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_include_comes_out_exactly_as_it_went_in() {
+        for old in [None, Some(&b"Host *\r\n  User me\r\n\xe9"[..]), Some(b"")] {
+            let with = plan_include(old, &target(), Path::new(HOME))
+                .unwrap()
+                .unwrap();
+            let without = plan_remove_include(&with, &target(), Path::new(HOME))
+                .unwrap()
+                .unwrap();
+            assert_eq!(without, old.unwrap_or_default());
+        }
+        // Moved by the user: theirs now.
+        let moved = format!("Host x\n{INCLUDE_COMMENT}\nInclude ~/.ssh/git-pair/config\n");
+        assert_eq!(
+            plan_remove_include(moved.as_bytes(), &target(), Path::new(HOME)).unwrap(),
+            None
+        );
     }
 
     #[test]

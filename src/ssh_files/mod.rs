@@ -625,8 +625,8 @@ fn undo_after(tx: Applied, cause: Error) -> Error {
 /// - git-pair's config: the `Host <alias>` block; git-pair's known_hosts: the lines for `alias`;
 ///   the identity files `id_<alias>{,.pub}`.
 ///
-/// The `Include` line in `~/.ssh/config` stays: other pairings may need it, and an Include of a
-/// missing file is ignored by ssh. Idempotent: a second call changes nothing and returns `[]`.
+/// The `Include` line in `~/.ssh/config` goes with the last pairing (exactly as git-pair wrote
+/// it; a line the user moved or edited stays). Idempotent: a second call changes nothing and returns `[]`.
 /// If `~/.ssh` does not exist there is nothing to do; if it exists, `~/.ssh/git-pair` is created
 /// (0700) when missing, to hold the lock file.
 pub fn remove(
@@ -692,7 +692,17 @@ fn remove_steps(
             Ok(old.map(|old| authorized_keys::plan_remove(old, fingerprint, marker)))
         })?;
     }
-    remove_alias_steps(tx, dir, alias)
+    remove_alias_steps(tx, dir, alias)?;
+    // The last pairing gone: the Include line goes too, so that ~/.ssh/config is as it was.
+    let config = atomic::read(&atomic::resolve(&dir.pair_config())?)?;
+    let no_blocks_left = config.is_none_or(|c| client_config::pair_blocks(&c.bytes).is_empty());
+    if no_blocks_left {
+        tx.update(&dir.config(), FileMode::KeepOr(0o600), |old| match old {
+            Some(old) => client_config::plan_remove_include(old, &dir.pair_config(), dir.tilde()),
+            None => Ok(None),
+        })?;
+    }
+    Ok(())
 }
 
 /// Drops `alias`'s `Host` block and pinned keys, and its generated key files unless another

@@ -143,6 +143,9 @@ fn seed_authorized_keys(lab: &Lab, host: &Host) -> Vec<u8> {
 pub fn list_then_remove_locks_the_peer_out() {
     let lab = Lab::new(Network::DualStack);
     let seeded = seed_authorized_keys(&lab, &lab.b);
+    let ssh_config = b"# mine\r\nHost seeded\n    HostName 192.0.2.1\n# no final newline".to_vec();
+    lab.b
+        .write_user_file(&lab.b.home.join(".ssh/config"), &ssh_config, 0o644);
     let p: Paired = pair(&lab, &PairOpts::default(), &PairOpts::default()).expect_paired();
 
     let listed = list_json(&lab, &lab.a, &lab.a.repo);
@@ -199,6 +202,11 @@ pub fn list_then_remove_locks_the_peer_out() {
         host::read_file(&lab.b.home.join(".ssh/authorized_keys")).unwrap(),
         seeded,
         "every other authorized_keys line is kept byte for byte\n{removed}"
+    );
+    assert_eq!(
+        host::read_file(&lab.b.home.join(".ssh/config")).unwrap(),
+        ssh_config,
+        "with the last pairing gone, ~/.ssh/config is as it was\n{removed}"
     );
     assert!(pair_aliases(&lab.b).is_empty(), "{removed}");
     assert!(key_files(&lab.b).is_empty(), "{:?}", key_files(&lab.b));
