@@ -615,6 +615,34 @@ fn peer_id(info: &PeerInfo) -> String {
     format!("{}@{}:{}", info.user, info.host, info.path)
 }
 
+/// Between two git-annex repositories, git annex needs git-annex-shell on both machines: the
+/// top complaint about git-annex's own pairing was a remote that silently did not work.
+fn annex_warnings(plan: &repo::RemotePlan, peer: &PeerInfo, local_shell: bool) -> Vec<String> {
+    if !plan
+        .entries
+        .iter()
+        .any(|(k, _)| *k == repo::keys::ANNEX_UUID)
+    {
+        return Vec::new();
+    }
+    let host = term::sanitize(&peer.host);
+    let mut out = Vec::new();
+    if !peer.annex_shell {
+        out.push(format!(
+            "git-annex-shell is not installed on {host}, so git annex cannot use remote {} yet: \
+             install git-annex on {host} (Debian, Ubuntu: sudo apt install git-annex)",
+            plan.name
+        ));
+    }
+    if !local_shell {
+        out.push(format!(
+            "git-annex-shell is not installed here, so git annex on {host} cannot use this \
+             repository yet: install git-annex here (Debian, Ubuntu: sudo apt install git-annex)"
+        ));
+    }
+    out
+}
+
 /// Whether git-annex-shell is on PATH, so that a git-annex peer can use this repository.
 fn annex_shell_installed() -> bool {
     std::env::var_os("PATH").is_some_and(|path| {
@@ -824,18 +852,8 @@ fn setup(
             ));
         }
     }
-    if plan
-        .entries
-        .iter()
-        .any(|(k, _)| *k == repo::keys::ANNEX_UUID)
-        && !info.annex_shell
-    {
-        let host = term::sanitize(&info.host);
-        out.line(&format!(
-            "warning: git-annex-shell is not installed on {host}, so git annex cannot use remote \
-             {} yet: install git-annex on {host} (Debian, Ubuntu: sudo apt install git-annex)",
-            plan.name
-        ));
+    for warning in annex_warnings(&plan, info, annex_shell_installed()) {
+        out.line(&format!("warning: {warning}"));
     }
     Ok(Done {
         remote: plan.name,
@@ -1084,6 +1102,41 @@ mod tests {
             host_name_for("10.0.0.2:22".parse().unwrap(), &[eth0()]),
             "10.0.0.2"
         );
+    }
+
+    #[test]
+    fn missing_git_annex_shell_is_named_with_its_fix_on_the_right_side() {
+        let mut peer = info(&[]);
+        let record = repo::PairRecord {
+            alias: "git-pair-laptop-1".into(),
+            peer: "bob@laptop:/home/bob/r".into(),
+            peer_path: "/home/bob/r".into(),
+            peer_key: "SHA256:k".into(),
+            host_keys: vec![],
+            address: "10.0.0.2:22".into(),
+            identity: "/k".into(),
+            time: "t".into(),
+            annex_uuid: Some("0b1c2d3e-0000-4000-8000-000000000001".into()),
+            local_annex: true,
+        };
+        let plan = repo::plan_remote(&[], None, "laptop", &record, None).unwrap();
+        let warnings = annex_warnings(&plan, &peer, true);
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("not installed on laptop"));
+        assert!(warnings[0].contains("apt install git-annex"));
+        peer.annex_shell = true;
+        assert!(annex_warnings(&plan, &peer, true).is_empty());
+        let warnings = annex_warnings(&plan, &peer, false);
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("not installed here"));
+        // Plain repositories: nothing to say.
+        let plain = repo::PairRecord {
+            local_annex: false,
+            ..record
+        };
+        let plan = repo::plan_remote(&[], None, "laptop", &plain, None).unwrap();
+        peer.annex_shell = false;
+        assert!(annex_warnings(&plan, &peer, false).is_empty());
     }
 
     #[test]
