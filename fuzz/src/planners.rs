@@ -9,7 +9,8 @@ use git_pair::ssh_files::authorized_keys::{
     git_pair_lines, plan_add, plan_remove, render_line, replaced_foreign_lines,
 };
 use git_pair::ssh_files::client_config::{
-    host_aliases, plan_host, plan_include, plan_remove_host, HostBlock,
+    host_aliases, pair_blocks, plan_host, plan_include, plan_remove_host, plan_remove_include,
+    BlockRecord, HostBlock,
 };
 use git_pair::ssh_files::{forced_command, AuthorizedEntry};
 use ssh_key::PublicKey;
@@ -235,6 +236,31 @@ pub fn client_config(data: &[u8]) {
         );
     }
     assert!(host_aliases(&out).iter().any(|a| a == alias));
+    assert!(pair_blocks(&out).iter().any(|b| b.alias == alias));
+
+    // A block's record reads back exactly, whatever surrounds it.
+    let record = BlockRecord {
+        repo: "/home/alice/my notes".to_owned(),
+        remote: "desk".to_owned(),
+        marker: "0123abcd".to_owned(),
+    };
+    let recorded = block
+        .clone()
+        .with_record(record.clone())
+        .expect("valid record");
+    let out = plan_host(old, &recorded);
+    let ours: Vec<_> = pair_blocks(&out)
+        .into_iter()
+        .filter(|b| b.alias.eq_ignore_ascii_case(alias))
+        .collect();
+    assert_eq!(ours.len(), 1, "one block for the alias");
+    assert_eq!(ours[0].repo.as_deref(), Some(record.repo.as_str()));
+    assert_eq!(ours[0].remote.as_deref(), Some(record.remote.as_str()));
+    assert_eq!(ours[0].marker.as_deref(), Some(record.marker.as_str()));
+    assert_eq!(
+        ours[0].identity_file.as_deref(),
+        Some(recorded.identity_file())
+    );
 
     let (target, home) = INCLUDES[usize::from(selector / 2 % 3)];
     let (target, home) = (Path::new(target), Path::new(home));
@@ -251,6 +277,11 @@ pub fn client_config(data: &[u8]) {
                 plan_include(Some(&out), target, home).expect("valid Include target"),
                 None,
                 "plan_include does not find its own Include"
+            );
+            assert_eq!(
+                plan_remove_include(&out, target, home).expect("valid Include target"),
+                Some(existing.unwrap_or_default().to_vec()),
+                "plan_remove_include does not undo plan_include"
             );
         }
         None => {

@@ -256,6 +256,7 @@ fn write_seeds() {
         ssh_port: 22,
         addresses: vec!["10.0.0.2".into(), "fe80::1".into(), "nonsense".into()],
         annex_uuid: Some("0b3c5d4e-1111-4222-8333-123456789abc".into()),
+        annex_shell: true,
     };
     write("payload", "full", &payload.to_bytes());
     let small = Payload {
