@@ -48,6 +48,8 @@ pub enum RepoError {
     NotARepository(String),
     #[error("a remote named {0:?} already exists: choose another --name, or remove it with `git remote remove {0}`")]
     RemoteExists(String),
+    #[error("remote {name:?} is already paired (with {peer}): pairing those two repositories again keeps its name, so leave out --name; to pair with another peer under this name, `git pair remove {name}` first")]
+    PairingExists { name: String, peer: String },
     #[error("{0:?} is not a valid remote name: use letters, digits, '-', '_' and '.'")]
     BadName(String),
     #[error("cannot read the repository config")]
@@ -265,16 +267,22 @@ pub fn plan_remote(
     })
 }
 
-/// Checks a `--name` before any network traffic. The name of a remote git-pair made is let
-/// through: a re-pair of the same two repositories may keep it ([`plan_remote`] decides once
-/// the peer is known).
+/// Checks a `--name` before any network traffic: it must be free. The name of an existing
+/// pairing gets its own message, since a re-pair keeps that name without `--name`.
 pub fn check_requested_name(
     existing: &[String],
     paired: &[PairedRemote],
     requested: &str,
 ) -> Result<(), RepoError> {
     check_name(requested)?;
-    if existing.iter().any(|e| e == requested) && !paired.iter().any(|p| p.name == requested) {
+    if let Some(p) = paired.iter().find(|p| p.name == requested) {
+        return Err(RepoError::PairingExists {
+            name: requested.to_string(),
+            // From the peer at pairing time: it reaches a terminal.
+            peer: crate::term::sanitize(p.peer.as_deref().unwrap_or("?")).into_owned(),
+        });
+    }
+    if existing.iter().any(|e| e == requested) {
         return Err(RepoError::RemoteExists(requested.to_string()));
     }
     Ok(())
@@ -583,6 +591,19 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(1_795_687_322), "2026-11-26T10:02:02Z");
+    }
+
+    #[test]
+    fn a_requested_name_of_a_pairing_says_how_to_repair() {
+        let existing = vec!["laptop".to_string()];
+        let paired = [PairedRemote {
+            name: "laptop".into(),
+            peer: Some("bob@laptop:/r".into()),
+            ..PairedRemote::default()
+        }];
+        let err = check_requested_name(&existing, &paired, "laptop").unwrap_err();
+        assert!(matches!(err, RepoError::PairingExists { .. }));
+        assert!(err.to_string().contains("leave out --name"), "{err}");
     }
 
     #[test]
