@@ -948,6 +948,15 @@ mod tests {
         Request {
             service,
             path: path.to_owned(),
+            args: Vec::new(),
+        }
+    }
+
+    fn annex(command: AnnexCommand, dir: &str, args: &[&str]) -> Request {
+        Request {
+            service: Service::AnnexShell(command),
+            path: dir.to_owned(),
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
         }
     }
 
@@ -1047,7 +1056,15 @@ mod tests {
             ("git-upload-packx '/p'", "git-upload-packx"),
             ("GIT-UPLOAD-PACK '/p'", "GIT-UPLOAD-PACK"),
             ("/usr/bin/git-upload-pack '/p'", "/usr/bin/git-upload-pack"),
-            ("git-annex-shell 'configlist' '/~/x'", "git-annex-shell"),
+            ("git-annex-shell", "git-annex-shell"),
+            ("git annex-shell 'configlist' '/~/x'", "git annex-shell"),
+            (
+                "/usr/bin/git-annex-shell 'configlist' '/p'",
+                "/usr/bin/git-annex-shell",
+            ),
+            ("git-annex 'configlist' '/p'", "git-annex"),
+            ("true x", "true"),
+            ("'true'x", "truex"),
             ("scp -t /tmp", "scp"),
             ("internal-sftp", "internal-sftp"),
             ("'' '/p'", ""),
@@ -1153,16 +1170,16 @@ mod tests {
         let msg = err.to_string();
         assert!(!msg.contains('\n') && !msg.contains('\u{1b}') && !msg.contains('\u{202e}'));
         assert!(msg.starts_with(
-            "refused: only git fetch/push to /home/bob/notes are allowed with this key ("
+            "refused: only git fetch/push and git-annex on /home/bob/notes are allowed with this key ("
         ));
         assert!(msg.ends_with("; the request was: cat /etc/passwd\\n\\u{1b}[2J\\u{202e}"));
 
         let err = parse_request("cat /etc/passwd").unwrap_err();
         assert_eq!(
             err.with_repo(Path::new("/home/bob/notes")).to_string(),
-            "refused: only git fetch/push to /home/bob/notes are allowed with this key \
-             (cat is not one of git-upload-pack, git-receive-pack, git-upload-archive); \
-             the request was: cat /etc/passwd"
+            "refused: only git fetch/push and git-annex on /home/bob/notes are allowed with this \
+             key (cat is not one of git-upload-pack, git-receive-pack, git-upload-archive, \
+             git-annex-shell); the request was: cat /etc/passwd"
         );
         let other = ServeError::Refused {
             refusal: Refusal::OtherRepository,
@@ -1171,27 +1188,305 @@ mod tests {
         };
         assert_eq!(
             other.to_string(),
-            "refused: only git fetch/push to /home/bob/notes are allowed with this key; \
-             the request was: git-upload-pack '/home/bob/secret'"
+            "refused: only git fetch/push and git-annex on /home/bob/notes are allowed with this \
+             key; the request was: git-upload-pack '/home/bob/secret'"
         );
         assert_eq!(
             ServeError::Interactive.to_string(),
             "refused: this key may only be used by git and git-annex (git pair serve): interactive logins are refused"
         );
         let long = parse_request(&"x".repeat(1000)).unwrap_err().to_string();
-        assert!(long.chars().count() < 400, "echo is cut short");
+        // 1000 characters in, well under that out: the refusal text plus 200 echoed.
+        assert!(long.chars().count() < 450, "echo is cut short");
     }
 
     #[test]
     fn services_round_trip_and_match_the_documented_list() {
-        let names: Vec<&str> = Service::ALL.iter().map(|s| s.program()).collect();
+        let mut names: Vec<&str> = Service::GIT.iter().map(|s| s.program()).collect();
+        names.push(Service::AnnexShell(AnnexCommand::ConfigList).program());
         assert_eq!(names, allowed_services());
-        for s in Service::ALL {
+        for s in Service::GIT {
+            let subcommand = s.subcommand().unwrap();
             assert_eq!(Service::from_program(s.program()), Some(s));
-            assert_eq!(Service::from_subcommand(s.subcommand()), Some(s));
-            assert_eq!(format!("git-{}", s.subcommand()), s.program());
+            assert_eq!(Service::from_subcommand(subcommand), Some(s));
+            assert_eq!(format!("git-{subcommand}"), s.program());
             assert_eq!(s.to_string(), s.program());
         }
+        let commands: Vec<&str> = AnnexCommand::ALL.iter().map(|c| c.name()).collect();
+        assert_eq!(commands, allowed_annex_commands());
+        for c in AnnexCommand::ALL {
+            assert_eq!(AnnexCommand::from_name(c.name()), Some(c));
+            let s = Service::AnnexShell(c);
+            assert_eq!(s.subcommand(), None);
+            assert_eq!(s.to_string(), format!("git-annex-shell {}", c.name()));
+        }
+        // git-annex-shell is reachable only by its own name, never as a git subcommand.
+        assert_eq!(Service::from_program(ANNEX_SHELL), None);
+        assert_eq!(Service::from_subcommand("annex-shell"), None);
+    }
+
+    // --- git-annex-shell ---
+
+    #[test]
+    fn accepts_what_git_annex_sends() {
+        use AnnexCommand::*;
+        // Observed from git-annex 10.20230126 (sync --content, copy, get, drop, whereis).
+        assert_eq!(
+            ok("git-annex-shell 'configlist' '/~/repo'"),
+            annex(ConfigList, "/~/repo", &[])
+        );
+        assert_eq!(
+            ok("git-annex-shell 'configlist' '/~/repo' '--debug' '--' 'autoinit=1' '--'"),
+            annex(
+                ConfigList,
+                "/~/repo",
+                &["--debug", "--", "autoinit=1", "--"]
+            )
+        );
+        let uuid = "4b73dc0e-59e2-4221-a977-ca3e845fc53a";
+        let server = "e98ef2c9-68b8-4c94-8139-1ffc94f6cf69";
+        assert_eq!(
+            ok(&format!(
+                "git-annex-shell 'p2pstdio' '/~/repo' '{uuid}' --uuid {server}"
+            )),
+            annex(P2pStdio, "/~/repo", &[uuid, "--uuid", server])
+        );
+        // Older clients' and gcrypt's commands, with the options and fields they use.
+        let key =
+            "SHA256E-s6--5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03.txt";
+        assert_eq!(
+            ok(&format!(
+                "git-annex-shell 'dropkey' '/home/u/repo' '--quiet' '--force' '{key}' \
+                 '--uuid' '{server}'"
+            )),
+            annex(
+                DropKey,
+                "/home/u/repo",
+                &["--quiet", "--force", key, "--uuid", server]
+            )
+        );
+        let uuid_option = format!("--uuid={server}");
+        let remote_field = format!("remoteuuid={uuid}");
+        assert_eq!(
+            ok(&format!(
+                "git-annex-shell 'sendkey' '/~/repo' '{key}' {uuid_option} '--' \
+                 '{remote_field}' 'associatedfile=dir/a b.txt' 'direct=1' '--'"
+            )),
+            annex(
+                SendKey,
+                "/~/repo",
+                &[
+                    key,
+                    &uuid_option,
+                    "--",
+                    &remote_field,
+                    "associatedfile=dir/a b.txt",
+                    "direct=1",
+                    "--"
+                ]
+            )
+        );
+        for (line, command) in [
+            ("git-annex-shell notifychanges repo", NotifyChanges),
+            ("git-annex-shell 'gcryptsetup' '/~/repo' 'id'", GcryptSetup),
+            ("git-annex-shell 'inannex' '/~/repo' 'K1' 'K2'", InAnnex),
+            ("git-annex-shell 'recvkey' '/~/repo' 'K1'", RecvKey),
+        ] {
+            assert_eq!(ok(line).service, Service::AnnexShell(command), "{line}");
+        }
+        // A field block may be left open at the end, as git-annex-shell allows.
+        assert_eq!(
+            ok("git-annex-shell configlist /p -- autoinit=1").args,
+            ["--", "autoinit=1"]
+        );
+    }
+
+    #[test]
+    fn refuses_unknown_annex_commands_and_the_login_shell_form() {
+        for (line, word) in [
+            ("git-annex-shell 'lockcontent' '/~/repo'", "lockcontent"),
+            ("git-annex-shell 'commit' '/~/repo'", "commit"),
+            (
+                "git-annex-shell 'transferinfo' '/~/repo' 'K'",
+                "transferinfo",
+            ),
+            (
+                "git-annex-shell 'git-upload-pack' '/~/repo'",
+                "git-upload-pack",
+            ),
+            ("git-annex-shell 'CONFIGLIST' '/~/repo'", "CONFIGLIST"),
+            ("git-annex-shell '--help'", "--help"),
+            ("git-annex-shell '' '/p'", ""),
+        ] {
+            assert_eq!(
+                refusal(line),
+                Refusal::UnknownAnnexCommand(word.into()),
+                "{line}"
+            );
+        }
+        assert_eq!(
+            refusal("git-annex-shell -c 'configlist /~/repo'"),
+            Refusal::AnnexLoginShell
+        );
+        assert_eq!(refusal("git-annex-shell -c"), Refusal::AnnexLoginShell);
+    }
+
+    #[test]
+    fn refuses_annex_options_and_fields_git_annex_does_not_send() {
+        for (line, word) in [
+            ("git-annex-shell configlist /p -c core.fsmonitor=x", "-c"),
+            (
+                "git-annex-shell configlist /p -ccore.fsmonitor=x",
+                "-ccore.fsmonitor=x",
+            ),
+            (
+                "git-annex-shell p2pstdio /p U --debugfilter=x",
+                "--debugfilter=x",
+            ),
+            ("git-annex-shell p2pstdio /p U --backend WORM", "--backend"),
+            ("git-annex-shell p2pstdio /p U --uuid", "--uuid"),
+            ("git-annex-shell p2pstdio /p U --uuid ''", "--uuid"),
+            ("git-annex-shell p2pstdio /p U --uuid --force", "--uuid"),
+            ("git-annex-shell p2pstdio /p U --uuid=", "--uuid="),
+            ("git-annex-shell p2pstdio /p U -", "-"),
+        ] {
+            assert_eq!(refusal(line), Refusal::AnnexOption(word.into()), "{line}");
+        }
+        for (line, word) in [
+            ("git-annex-shell configlist /p -- autoinit", "autoinit"),
+            ("git-annex-shell configlist /p -- x=1 --", "x=1"),
+            ("git-annex-shell configlist /p -- -c=1 --", "-c=1"),
+            ("git-annex-shell configlist /p -- '=1' --", "=1"),
+        ] {
+            assert_eq!(refusal(line), Refusal::AnnexField(word.into()), "{line}");
+        }
+        assert_eq!(
+            refusal("git-annex-shell configlist /p -- autoinit=1 -- -c x"),
+            Refusal::AnnexAfterFields
+        );
+        assert_eq!(
+            refusal("git-annex-shell configlist /p -- -- K"),
+            Refusal::AnnexAfterFields
+        );
+    }
+
+    #[test]
+    fn annex_directories_pass_the_same_checks_as_git_paths() {
+        assert_eq!(refusal("git-annex-shell configlist"), Refusal::MissingPath);
+        assert_eq!(refusal("git-annex-shell configlist ''"), Refusal::EmptyPath);
+        assert_eq!(
+            refusal("git-annex-shell configlist --uuid=x"),
+            Refusal::OptionPath
+        );
+        for line in [
+            "git-annex-shell configlist '/~root/repo'",
+            "git-annex-shell configlist '~root/repo'",
+            "git-annex-shell configlist '/~bob'",
+        ] {
+            assert_eq!(refusal(line), Refusal::OtherUsersHome, "{line}");
+        }
+        assert_eq!(
+            refusal("git-annex-shell configlist '/~/r'; id"),
+            Refusal::ShellSyntax(';')
+        );
+        assert_eq!(
+            refusal("git-annex-shell configlist '/~/r"),
+            Refusal::UnterminatedQuote
+        );
+        assert_eq!(
+            refusal("git-annex-shell configlist \"/~/r$(id)\""),
+            Refusal::ShellSyntax('$')
+        );
+        assert_eq!(
+            refusal("git-annex-shell configlist '/~/r'\nid"),
+            Refusal::ControlCharacter
+        );
+    }
+
+    #[test]
+    fn annex_tilde_paths_map_to_gits() {
+        assert_eq!(annex_to_git_path("/~/repo"), "~/repo");
+        assert_eq!(annex_to_git_path("/~"), "~");
+        assert_eq!(annex_to_git_path("/~/"), "~/");
+        assert_eq!(annex_to_git_path("/~bob/x"), "~bob/x");
+        assert_eq!(annex_to_git_path("~/repo"), "~/repo");
+        assert_eq!(annex_to_git_path("/home/u/~/x"), "/home/u/~/x");
+        assert_eq!(annex_to_git_path("repo"), "repo");
+        let home = Path::new("/home/bob");
+        let r = |s: &str| resolve(annex_to_git_path(s), home, home).unwrap();
+        assert_eq!(r("/~/repo"), PathBuf::from("/home/bob/repo"));
+        assert_eq!(r("/~//etc"), PathBuf::from("/home/bob/etc"));
+        assert_eq!(r("/srv/repo"), PathBuf::from("/srv/repo"));
+        assert_eq!(r("repo"), PathBuf::from("/home/bob/repo"));
+    }
+
+    #[test]
+    fn annex_refusals_are_one_escaped_line() {
+        let err = parse_request("git-annex-shell 'lockcontent\u{1b}[2J\u{202e}' '/p'")
+            .unwrap_err()
+            .with_repo(Path::new("/home/bob/notes"));
+        let msg = err.to_string();
+        assert!(!msg.contains('\n') && !msg.contains('\u{1b}') && !msg.contains('\u{202e}'));
+        assert_eq!(
+            parse_request("git-annex-shell 'commit' '/p'")
+                .unwrap_err()
+                .with_repo(Path::new("/home/bob/notes"))
+                .to_string(),
+            "refused: only git fetch/push and git-annex on /home/bob/notes are allowed with \
+             this key (git-annex-shell commit is not one of configlist, p2pstdio, \
+             notifychanges, gcryptsetup, inannex, recvkey, sendkey, dropkey); the request \
+             was: git-annex-shell 'commit' '/p'"
+        );
+        assert_eq!(
+            ServeError::AnnexShellMissing {
+                host: "laptop".into()
+            }
+            .to_string(),
+            "git-annex-shell is not installed on laptop, so git-annex cannot use this remote; \
+             install git-annex on laptop (Debian/Ubuntu: sudo apt install git-annex) and try \
+             again"
+        );
+    }
+
+    #[test]
+    fn the_connection_probe_is_only_a_bare_true() {
+        // run() answers exactly this string before parsing; parsing itself refuses `true`,
+        // so nothing near it (`true x`, `'true'`) gets the same free pass.
+        assert_eq!(CONNECTION_PROBE, "true");
+        assert!(matches!(
+            parse_request("true"),
+            Err(ServeError::Refused {
+                refusal: Refusal::UnknownProgram(_),
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn find_executable_searches_absolute_path_entries_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = TempDir::new();
+        let bin = t.0.join("bin");
+        mkdirs(&bin);
+        let program = bin.join("git-annex-shell");
+        std::fs::write(&program, "#!/bin/sh\n").unwrap();
+        let path = |dirs: &[&Path]| std::env::join_paths(dirs).unwrap();
+        // Not executable: not found.
+        assert_eq!(find_executable(ANNEX_SHELL, &path(&[&bin])), None);
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(
+            find_executable(ANNEX_SHELL, &path(&[&bin])),
+            Some(program.clone())
+        );
+        // A directory of that name is not a program.
+        mkdirs(&t.0.join("git-annex-shell"));
+        assert_eq!(
+            find_executable(ANNEX_SHELL, &path(&[&t.0, &bin])),
+            Some(program)
+        );
+        // Relative entries would search the peer-writable working directory: skipped.
+        assert_eq!(find_executable(ANNEX_SHELL, OsStr::new("bin:.:")), None);
+        assert_eq!(find_executable(ANNEX_SHELL, OsStr::new("")), None);
     }
 
     #[test]
@@ -1235,38 +1530,76 @@ mod tests {
     }
 
     proptest! {
-        #[test]
-        fn parse_never_panics(s in any::<String>()) {
-            let _ = parse_request(&s);
-        }
+            #[test]
+            fn parse_never_panics(s in any::<String>()) {
+                let _ = parse_request(&s);
+            }
 
-        #[test]
-        fn parse_never_panics_on_shellish_input(s in r#"(git[- ])?(upload|receive)-pack[ '"\\~/a-z.;|&$`!-]{0,30}"#) {
-            if let Ok(r) = parse_request(&s) {
-                prop_assert!(!r.path.is_empty() && !r.path.starts_with('-'));
+            #[test]
+            fn parse_never_panics_on_shellish_input(s in r#"(git[- ])?(upload|receive)-pack[ '"\\~/a-z.;|&$`!-]{0,30}"#) {
+                if let Ok(r) = parse_request(&s) {
+                    prop_assert!(!r.path.is_empty() && !r.path.starts_with('-'));
+                }
+            }
+
+            #[test]
+            fn gits_quoting_round_trips(path in r"[^\x00-\x1f\x7f-\x9f]{1,60}", two_words in any::<bool>(), svc in 0usize..3) {
+                prop_assume!(!path.starts_with('-') && !is_other_users_home(&path));
+                let service = Service::GIT[svc];
+                let program = if two_words { format!("git {}", service.subcommand().unwrap()) } else { service.program().to_owned() };
+                let line = format!("{program} {}", sq_quote(&path));
+                let parsed = parse_request(&line);
+                prop_assert!(parsed.is_ok(), "{:?} -> {:?}", line, parsed);
+                let parsed = parsed.unwrap();
+                prop_assert_eq!(parsed.service, service);
+                prop_assert_eq!(parsed.path, path);
+            }
+
+            #[test]
+            fn annex_quoting_round_trips(dir in r"/[^\x00-\x1f\x7f-\x9f]{0,60}", cmd in 0usize..8, key in "[A-Z0-9]{1,8}-s[0-9]{1,4}--[a-f0-9]{8}") {
+                prop_assume!(!is_other_users_home(annex_to_git_path(&dir)));
+                let command = AnnexCommand::ALL[cmd];
+                let line = format!("git-annex-shell {} {} {} --uuid u1", sq_quote(command.name()), sq_quote(&dir), sq_quote(&key));
+                let parsed = parse_request(&line);
+                prop_assert!(parsed.is_ok(), "{:?} -> {:?}", line, parsed);
+                let parsed = parsed.unwrap();
+                prop_assert_eq!(parsed.service, Service::AnnexShell(command));
+                prop_assert_eq!(parsed.path, dir);
+                prop_assert_eq!(parsed.args, vec![key, "--uuid".to_owned(), "u1".to_owned()]);
+            }
+
+            #[test]
+            fn accepted_annex_requests_carry_only_known_options(s in r#"git-annex-shell (configlist|p2pstdio|dropkey) '/~/r'( (-[a-z-]{1,6}|--uuid|--|[a-z]{1,4}=?[a-z]{0,3}|K)){0,5}"#) {
+                if let Ok(r) = parse_request(&s) {
+                    let mut in_fields = false;
+                    let mut after_uuid = false;
+                    for a in &r.args {
+                        if a == "--" {
+                            prop_assert!(!after_uuid);
+                            in_fields = !in_fields;
+                        } else if in_fields {
+                            let name = a.split_once('=').map(|(n, _)| n);
+                            prop_assert!(name.is_some_and(|n| ANNEX_FIELDS.contains(&n)), "{:?}", s);
+                        } else if after_uuid {
+                            prop_assert!(!a.starts_with('-'), "{:?}", s);
+                            after_uuid = false;
+                        } else if a == "--uuid" {
+                            after_uuid = true;
+                        } else if a.starts_with('-') {
+                            prop_assert!(ANNEX_FLAGS.contains(&a.as_str()), "{:?}", s);
+                        }
+                    }
+                }
+            }
+
+            #[test]
+            fn resolve_never_escapes_home_for_tilde_paths(
+    rest in "[/a-z.]{0,20}") {
+                let home = Path::new("/home/bob");
+                let p = resolve(&format!("~/{rest}"), home, Path::new("/")).unwrap();
+                prop_assert!(p.starts_with(home));
             }
         }
-
-        #[test]
-        fn gits_quoting_round_trips(path in r"[^\x00-\x1f\x7f-\x9f]{1,60}", two_words in any::<bool>(), svc in 0usize..3) {
-            prop_assume!(!path.starts_with('-') && !is_other_users_home(&path));
-            let service = Service::ALL[svc];
-            let program = if two_words { format!("git {}", service.subcommand()) } else { service.program().to_owned() };
-            let line = format!("{program} {}", sq_quote(&path));
-            let parsed = parse_request(&line);
-            prop_assert!(parsed.is_ok(), "{:?} -> {:?}", line, parsed);
-            let parsed = parsed.unwrap();
-            prop_assert_eq!(parsed.service, service);
-            prop_assert_eq!(parsed.path, path);
-        }
-
-        #[test]
-        fn resolve_never_escapes_home_for_tilde_paths(rest in "[/a-z.]{0,20}") {
-            let home = Path::new("/home/bob");
-            let p = resolve(&format!("~/{rest}"), home, Path::new("/")).unwrap();
-            prop_assert!(p.starts_with(home));
-        }
-    }
 
     // --- is_allowed: real directories ---
 
