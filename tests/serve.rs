@@ -972,3 +972,236 @@ fn real_git_annex_cannot_reach_another_repository() {
         "git-annex never asked: {sent}"
     );
 }
+
+const SSHD: &str = "/usr/sbin/sshd";
+const SSH: &str = "/usr/bin/ssh";
+
+/// sshd on 127.0.0.1 whose only key is the client's, with `git pair serve --repo notes` as
+/// its forced command and the server's home as HOME; killed by its pid on drop, after the
+/// connection-cache masters git-annex left behind (`ControlPersist=yes`) are told to exit.
+struct LoopbackSshd {
+    child: std::process::Child,
+    ssh_config: PathBuf,
+    sockets: PathBuf,
+}
+
+impl LoopbackSshd {
+    fn start(w: &World, dir: &Path, sockets: PathBuf) -> Self {
+        use std::net::{TcpListener, TcpStream};
+        use std::time::{Duration, Instant};
+        std::fs::create_dir_all(dir).unwrap();
+        // sshd refuses to start without its privilege separation directory.
+        let _ = std::fs::create_dir_all("/run/sshd");
+        for key in ["host_key", "client_key"] {
+            let out = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(dir.join(key))
+                .output()
+                .unwrap();
+            check(&out, "ssh-keygen");
+        }
+        let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
+        let authorized_keys = dir.join("authorized_keys");
+        std::fs::write(
+            &authorized_keys,
+            format!(
+                "restrict,command=\"{BIN} serve --repo {}\" {}",
+                w.notes.display(),
+                read("client_key.pub")
+            ),
+        )
+        .unwrap();
+        // A free port; the short race with other programs is harmless here.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let sshd_config = dir.join("sshd_config");
+        std::fs::write(
+            &sshd_config,
+            format!(
+                "ListenAddress 127.0.0.1\nPort {port}\nHostKey {}\nUsePAM no\nStrictModes no\n\
+                 PidFile none\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n\
+                 KbdInteractiveAuthentication no\nAuthorizedKeysFile {}\nSetEnv HOME={}\n",
+                dir.join("host_key").display(),
+                authorized_keys.display(),
+                w.server_home.display()
+            ),
+        )
+        .unwrap();
+        let user = nix::unistd::User::from_uid(nix::unistd::getuid())
+            .unwrap()
+            .unwrap()
+            .name;
+        std::fs::write(
+            dir.join("known_hosts"),
+            format!("loophost {}", read("host_key.pub")),
+        )
+        .unwrap();
+        let ssh_config = dir.join("ssh_config");
+        std::fs::write(
+            &ssh_config,
+            format!(
+                "Host loophost\n  HostName 127.0.0.1\n  Port {port}\n  User {user}\n  \
+                 IdentityFile {}\n  IdentitiesOnly yes\n  HostKeyAlias loophost\n  \
+                 UserKnownHostsFile {}\n  StrictHostKeyChecking yes\n  BatchMode yes\n",
+                dir.join("client_key").display(),
+                dir.join("known_hosts").display()
+            ),
+        )
+        .unwrap();
+        let log_path = dir.join("sshd.log");
+        let child = Command::new(SSHD)
+            .args(["-D", "-e", "-f"])
+            .arg(&sshd_config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .spawn()
+            .unwrap();
+        let mut sshd = LoopbackSshd {
+            child,
+            ssh_config,
+            sockets,
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            assert!(sshd.child.try_wait().unwrap().is_none(), "{log}");
+            assert!(Instant::now() < deadline, "sshd does not listen: {log}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        sshd
+    }
+
+    /// The `ssh` git and git-annex find on PATH: the real one with our config, logging the
+    /// command it is asked to run.
+    fn ssh_wrapper(&self, bin: &Path, log: &Path) {
+        write_executable(
+            &bin.join("ssh"),
+            &format!(
+                "#!/bin/sh\necho \"$*\" >> '{}'\nexec {SSH} -F '{}' \"$@\"\n",
+                log.display(),
+                self.ssh_config.display()
+            ),
+        );
+    }
+}
+
+impl Drop for LoopbackSshd {
+    fn drop(&mut self) {
+        for socket in std::fs::read_dir(&self.sockets).into_iter().flatten() {
+            let Ok(socket) = socket else { continue };
+            let _ = Command::new(SSH)
+                .arg("-F")
+                .arg(&self.ssh_config)
+                .arg("-S")
+                .arg(socket.path())
+                .args(["-O", "exit", "loophost"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// git-annex through a real sshd on loopback with the forced command: shows what really
+/// arrives in SSH_ORIGINAL_COMMAND (no `-c`; the `true` probe of the connection cache) and
+/// that get / copy --to / sync --content / whereis work with connection caching on.
+#[test]
+fn real_git_annex_through_a_real_sshd_on_loopback() {
+    let test = "real_git_annex_through_a_real_sshd_on_loopback";
+    if !git_annex_installed(test) {
+        return;
+    }
+    if !Path::new(SSHD).exists() || !Path::new(SSH).exists() {
+        eprintln!("SKIPPED {test}: {SSHD} or {SSH} is not installed (openssh)");
+        assert_eq!(
+            std::env::var("GIT_PAIR_ALLOW_SKIP").as_deref(),
+            Ok("1"),
+            "openssh is missing: install openssh-server and openssh-client, or set \
+             GIT_PAIR_ALLOW_SKIP=1 to skip"
+        );
+        return;
+    }
+    let w = World::new();
+    std::fs::write(
+        w.server_home.join(".gitconfig"),
+        "[user]\n\tname = Server\n\temail = server@example.invalid\n",
+    )
+    .unwrap();
+    let server_uuid = w.annex_init(&w.notes, &w.server_home, "served");
+    std::fs::write(w.notes.join("big.bin"), "annexed on the server\n").unwrap();
+    for args in [
+        &["annex", "add", "-q", "big.bin"][..],
+        &["commit", "-q", "-m", "annexed"],
+    ] {
+        let out = w
+            .command("git", &w.notes)
+            .args(args)
+            .env("HOME", &w.server_home)
+            .output()
+            .unwrap();
+        check(&out, &args.join(" "));
+    }
+    let copy = w.client.join("copy");
+    let sshd = LoopbackSshd::start(&w, &w.client.join("sshd"), copy.join(".git/annex/ssh"));
+    let bin = w.client.join("ssh-bin");
+    let log = w.client.join("ssh-log");
+    sshd.ssh_wrapper(&bin, &log);
+    let run = |cwd: &Path, args: &[&str]| -> Output {
+        w.command("git", cwd)
+            .args(args)
+            .env("PATH", path_with(&bin))
+            .env_remove("GIT_SSH_COMMAND")
+            .env_remove("GIT_SSH_VARIANT")
+            .output()
+            .unwrap()
+    };
+    check(
+        &run(&w.client, &["clone", "-q", "loophost:~/notes", "copy"]),
+        "clone",
+    );
+    check(&run(&copy, &["annex", "init", "-q", "peer"]), "annex init");
+    let out = run(&copy, &["config", "remote.origin.annex-uuid"]);
+    check(&out, "the remote's uuid, learnt by configlist");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), server_uuid);
+    check(&run(&copy, &["annex", "get", "big.bin"]), "annex get");
+    assert_eq!(
+        std::fs::read_to_string(copy.join("big.bin")).unwrap(),
+        "annexed on the server\n"
+    );
+    std::fs::write(copy.join("from-peer.bin"), "annexed on the peer\n").unwrap();
+    check(
+        &run(&copy, &["annex", "add", "-q", "from-peer.bin"]),
+        "annex add",
+    );
+    check(&run(&copy, &["commit", "-q", "-m", "peer"]), "commit");
+    check(
+        &run(&copy, &["annex", "copy", "--to", "origin", "from-peer.bin"]),
+        "annex copy --to",
+    );
+    check(
+        &run(&copy, &["annex", "sync", "-q", "--content"]),
+        "annex sync --content",
+    );
+    let out = run(&copy, &["annex", "whereis", "from-peer.bin"]);
+    check(&out, "annex whereis");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&server_uuid));
+
+    // What the real ssh was asked to run: the remote command is its last argument.
+    let sent = std::fs::read_to_string(&log).unwrap();
+    let asked = |what: &str| sent.lines().any(|l| l.ends_with(what));
+    assert!(asked(" git-annex-shell 'configlist' '/~/notes'"), "{sent}");
+    assert!(asked(" true"), "the connection cache probe: {sent}");
+    assert!(
+        sent.lines()
+            .any(|l| l.contains(" git-annex-shell 'p2pstdio' '/~/notes' ")),
+        "{sent}"
+    );
+    assert!(!sent.contains("git-annex-shell -c"), "{sent}");
+    drop(sshd);
+}
