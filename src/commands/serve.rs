@@ -399,8 +399,12 @@ pub enum ServeError {
     )]
     AnnexShellMissing { host: String },
 
-    /// `exec git-annex-shell` failed for another reason than its absence.
-    #[error("could not run {ANNEX_SHELL} at {}: {source}", .path.display())]
+    /// `exec git-annex-shell` failed for another reason than its absence. The message leaves
+    /// the cause to the error chain (`...: Permission denied`).
+    #[error(
+        "could not run {}; check the git-annex installation on this machine",
+        .path.display()
+    )]
     AnnexExec {
         path: PathBuf,
         #[source]
@@ -787,13 +791,21 @@ fn home_dir() -> Result<PathBuf, ServeError> {
 /// nothing else.
 pub const CONNECTION_PROBE: &str = "true";
 
-/// Where `git-annex-shell` is on this account's `PATH` (as sshd sets it for the forced
-/// command), or `None` when it is not installed. Pairing can use this to tell the peer in
-/// advance whether git-annex will work through the key.
+/// Where `git-annex-shell` is on this process's `PATH`, or `None` when it is not there. This
+/// is what [`run`] execs. Pairing can use it to tell the peer in advance whether git-annex will
+/// work through the key; note that an interactive shell's `PATH` may be wider than the one
+/// sshd gives the forced command (OpenSSH's default is about `/usr/local/bin:/usr/bin:/bin`),
+/// so a git-annex found only in, say, `~/.local/bin` counts here but not under sshd. Use
+/// [`annex_shell_in`] with sshd's `PATH` for the stricter answer.
 pub fn annex_shell_path() -> Option<PathBuf> {
     // execvp's default when PATH is unset.
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
-    find_executable(ANNEX_SHELL, &path)
+    annex_shell_in(&path)
+}
+
+/// Where `git-annex-shell` is in the `PATH`-style list `path` (absolute entries only).
+pub fn annex_shell_in(path: &OsStr) -> Option<PathBuf> {
+    find_executable(ANNEX_SHELL, path)
 }
 
 /// Whether `git-annex-shell` is installed here; see [`annex_shell_path`].
@@ -1478,6 +1490,7 @@ mod tests {
             find_executable(ANNEX_SHELL, &path(&[&bin])),
             Some(program.clone())
         );
+        assert_eq!(annex_shell_in(&path(&[&bin])), Some(program.clone()));
         // A directory of that name is not a program.
         mkdirs(&t.0.join("git-annex-shell"));
         assert_eq!(
