@@ -46,7 +46,9 @@
 //!    `StrictHostKeyChecking yes`.
 //! 6. **Least privilege.** The peer's key is let in with `restrict` and a
 //!    forced command (`git pair serve`) that runs only git-upload-pack,
-//!    git-receive-pack and git-upload-archive on the one paired repository.
+//!    git-receive-pack, git-upload-archive and git-annex-shell (its
+//!    repository commands, under `GIT_ANNEX_SHELL_DIRECTORY` and
+//!    `GIT_ANNEX_SHELL_LIMITED`) on the one paired repository.
 //!
 //! Not in scope: an attacker on the LAN can always stop a pairing (drop
 //! packets, or make it fail three times), but never complete one. A

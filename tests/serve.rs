@@ -3,6 +3,11 @@
 //! No sshd and no network: `GIT_SSH_COMMAND` points at a small script that does what sshd does
 //! for a key with a forced command (HOME, cd to it, SSH_ORIGINAL_COMMAND = what the client
 //! asked for) and runs the real binary. Real `git clone`/`fetch`/`push`/`archive` talk to it.
+//!
+//! git-annex runs `ssh` from PATH instead, so its tests put a fake `ssh` there. Tests of the
+//! git-annex-shell decision use a recording fake git-annex-shell; the tests named `real_*` use
+//! the installed git-annex, and without it report themselves SKIPPED (and fail unless
+//! GIT_PAIR_ALLOW_SKIP=1).
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -238,7 +243,7 @@ fn other_repositories_are_refused() {
         let err = stderr(&out);
         assert!(
             err.contains(&format!(
-                "git pair serve: refused: only git fetch/push to {} are allowed with this key",
+                "git pair serve: refused: only git fetch/push and git-annex on {} are allowed with this key",
                 w.notes.display()
             )),
             "{url}: {err}"
@@ -262,9 +267,9 @@ fn non_git_commands_are_refused_with_one_clear_line() {
     assert_eq!(
         stderr(&out),
         format!(
-            "git pair serve: refused: only git fetch/push to {} are allowed with this key \
-             (cat is not one of git-upload-pack, git-receive-pack, git-upload-archive); \
-             the request was: cat /etc/passwd\n",
+            "git pair serve: refused: only git fetch/push and git-annex on {} are allowed with \
+             this key (cat is not one of git-upload-pack, git-receive-pack, git-upload-archive, \
+             git-annex-shell); the request was: cat /etc/passwd\n",
             w.notes.display()
         )
     );
@@ -306,7 +311,7 @@ fn interactive_logins_are_refused() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         stderr(&out),
-        "git pair serve: refused: this key may only be used by git (git pair serve): \
+        "git pair serve: refused: this key may only be used by git and git-annex (git pair serve): \
          interactive logins are refused\n"
     );
 }
@@ -418,4 +423,785 @@ fn git_config_from_the_peers_environment_does_not_reach_git() {
         !marker.exists(),
         "GIT_CONFIG_PARAMETERS reached git upload-pack"
     );
+}
+
+// --- git-annex-shell ---
+
+/// Stands in for git-annex-shell: records its arguments, its working directory and the
+/// variables serve must set or scrub, in the file named by FAKE_ANNEX_RECORD (not a GIT_*
+/// variable, so that it survives serve's scrub).
+const FAKE_ANNEX_SHELL: &str = r#"#!/bin/sh
+{
+  for a in "$@"; do printf 'arg=%s\n' "$a"; done
+  printf 'GIT_ANNEX_SHELL_DIRECTORY=%s\n' "${GIT_ANNEX_SHELL_DIRECTORY-unset}"
+  printf 'GIT_ANNEX_SHELL_LIMITED=%s\n' "${GIT_ANNEX_SHELL_LIMITED-unset}"
+  printf 'GIT_ANNEX_SHELL_READONLY=%s\n' "${GIT_ANNEX_SHELL_READONLY-unset}"
+  printf 'GIT_DIR=%s\n' "${GIT_DIR-unset}"
+  printf 'GIT_PROTOCOL=%s\n' "${GIT_PROTOCOL-unset}"
+} > "$FAKE_ANNEX_RECORD"
+echo fake-annex-shell-ran
+"#;
+
+/// Stands in for the `ssh` git-annex runs (it runs `ssh` from PATH, not GIT_SSH_COMMAND):
+/// options may come before and after the host (`fakehost -S sock -o ... -T COMMAND`,
+/// `-o BatchMode=true ... fakehost true`); the rest is the command, joined with spaces as ssh
+/// does. Then it behaves like sshd with the forced command, as FAKE_SSH does.
+const ANNEX_SSH: &str = r#"#!/bin/sh
+host=
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -o|-p|-l|-i|-F|-S|-O|-E|-b|-c|-m|-J|-L|-R|-D|-W|-w|-Q|-B|-e) shift 2 ;;
+    -*) shift ;;
+    *) if [ -z "$host" ]; then host=$1; shift; else break; fi ;;
+  esac
+done
+echo "$*" >> "$ANNEX_SSH_LOG"
+cd "$SERVE_HOME" || exit 255
+exec env HOME="$SERVE_HOME" SSH_ORIGINAL_COMMAND="$*" "$GIT_PAIR_BIN" serve --repo "$SERVE_REPO"
+"#;
+
+fn write_executable(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A PATH with `first` in front of the test's own.
+fn path_with(first: &Path) -> std::ffi::OsString {
+    let mut dirs = vec![first.to_path_buf()];
+    dirs.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    std::env::join_paths(dirs).unwrap()
+}
+
+impl World {
+    /// Runs `git pair serve --repo notes` as sshd would for `request`: in the server's home,
+    /// with HOME set to it.
+    fn serve(&self, request: &str) -> Command {
+        let mut cmd = self.command(BIN, &self.server_home);
+        cmd.args([
+            OsStr::new("serve"),
+            OsStr::new("--repo"),
+            self.notes.as_os_str(),
+        ])
+        .env("HOME", &self.server_home)
+        .env("SSH_ORIGINAL_COMMAND", request);
+        cmd
+    }
+
+    /// A directory holding the recording git-annex-shell, and the record file it writes.
+    fn fake_annex_shell(&self) -> (PathBuf, PathBuf) {
+        let bin = self.client.join("fake-annex-bin");
+        write_executable(&bin.join("git-annex-shell"), FAKE_ANNEX_SHELL);
+        (bin, self.client.join("annex-record"))
+    }
+
+    /// Makes `dir` (a repository of `make_repo`) a git-annex repository; returns its UUID.
+    fn annex_init(&self, dir: &Path, home: &Path, description: &str) -> String {
+        let out = self
+            .command("git", dir)
+            .args(["annex", "init", "-q", description])
+            .env("HOME", home)
+            .output()
+            .unwrap();
+        check(&out, "git annex init");
+        let out = self
+            .command("git", dir)
+            .args(["config", "annex.uuid"])
+            .output()
+            .unwrap();
+        check(&out, "git config annex.uuid");
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+}
+
+/// Whether the real git-annex is installed. When it is not, the test says so and passes only
+/// if skipping was asked for with GIT_PAIR_ALLOW_SKIP=1, as the other tests that need
+/// software from outside do: it never passes silently having checked nothing.
+fn git_annex_installed(test: &str) -> bool {
+    let runs = Command::new("git-annex")
+        .arg("version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if runs && git_pair::commands::serve::annex_shell_available() {
+        return true;
+    }
+    eprintln!("SKIPPED {test}: git-annex (with git-annex-shell) is not installed");
+    assert_eq!(
+        std::env::var("GIT_PAIR_ALLOW_SKIP").as_deref(),
+        Ok("1"),
+        "git-annex is missing: install git-annex, or set GIT_PAIR_ALLOW_SKIP=1 to skip"
+    );
+    false
+}
+
+fn record(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("git-annex-shell did not run ({}: {e})", path.display()))
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn allowed_annex_commands_reach_git_annex_shell_with_our_canonical_path() {
+    let w = World::new();
+    let (bin, rec) = w.fake_annex_shell();
+    std::os::unix::fs::symlink(&w.notes, w.server_home.join("notes-link")).unwrap();
+    let canonical = std::fs::canonicalize(&w.notes).unwrap();
+    let canonical = canonical.to_str().unwrap();
+    let uuid = "4b73dc0e-59e2-4221-a977-ca3e845fc53a";
+    let abs = w.notes.display().to_string();
+    for (request, args) in [
+        (
+            "git-annex-shell 'configlist' '/~/notes'".to_owned(),
+            vec!["configlist"],
+        ),
+        (
+            "git-annex-shell 'configlist' '/~/notes' '--debug' '--' 'autoinit=1' '--'".to_owned(),
+            vec!["configlist", "--debug", "--", "autoinit=1", "--"],
+        ),
+        (
+            format!("git-annex-shell 'p2pstdio' '{abs}/' '{uuid}' --uuid {uuid}"),
+            vec!["p2pstdio", uuid, "--uuid", uuid],
+        ),
+        (
+            "git-annex-shell 'notifychanges' 'notes-link'".to_owned(),
+            vec!["notifychanges"],
+        ),
+        (
+            format!("git-annex-shell 'inannex' '{abs}/.git' 'K1' 'K2'"),
+            vec!["inannex", "K1", "K2"],
+        ),
+    ] {
+        let _ = std::fs::remove_file(&rec);
+        let out = w
+            .serve(&request)
+            .env("PATH", path_with(&bin))
+            .env("FAKE_ANNEX_RECORD", &rec)
+            // What an sshd with AcceptEnv could let the peer set: none may reach it.
+            .env("GIT_DIR", &w.secret)
+            .env("GIT_ANNEX_SHELL_DIRECTORY", &w.secret)
+            .env("GIT_ANNEX_SHELL_READONLY", "1")
+            .env("GIT_PROTOCOL", "version=2")
+            .output()
+            .unwrap();
+        check(&out, &request);
+        assert_eq!(out.stdout, b"fake-annex-shell-ran\n", "{request}");
+        // The command, then our canonical path in place of the peer's, then the rest.
+        let mut expected: Vec<String> = vec![format!("arg={}", args[0])];
+        expected.push(format!("arg={canonical}"));
+        expected.extend(args[1..].iter().map(|a| format!("arg={a}")));
+        expected.extend([
+            format!("GIT_ANNEX_SHELL_DIRECTORY={canonical}"),
+            "GIT_ANNEX_SHELL_LIMITED=1".to_owned(),
+            "GIT_ANNEX_SHELL_READONLY=unset".to_owned(),
+            "GIT_DIR=unset".to_owned(),
+            "GIT_PROTOCOL=version=2".to_owned(),
+        ]);
+        assert_eq!(record(&rec), expected, "{request}");
+    }
+}
+
+#[test]
+fn annex_requests_for_other_directories_are_refused() {
+    let w = World::new();
+    let (bin, rec) = w.fake_annex_shell();
+    std::os::unix::fs::symlink(&w.secret, w.server_home.join("secret-link")).unwrap();
+    let secret = w.secret.display().to_string();
+    for request in [
+        format!("git-annex-shell 'configlist' '{secret}'"),
+        format!("git-annex-shell 'p2pstdio' '{secret}/.git' 'U'"),
+        "git-annex-shell 'configlist' '/~/secret'".to_owned(),
+        "git-annex-shell 'configlist' 'secret'".to_owned(),
+        "git-annex-shell 'configlist' '/~/notes/../secret'".to_owned(),
+        "git-annex-shell 'configlist' 'secret-link'".to_owned(),
+        "git-annex-shell 'configlist' '/~'".to_owned(),
+        "git-annex-shell 'configlist' '/'".to_owned(),
+        "git-annex-shell 'configlist' '/~root/notes'".to_owned(),
+    ] {
+        let out = w
+            .serve(&request)
+            .env("PATH", path_with(&bin))
+            .env("FAKE_ANNEX_RECORD", &rec)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{request}");
+        assert!(out.stdout.is_empty(), "{request}");
+        let err = stderr(&out);
+        assert!(
+            err.starts_with(&format!(
+                "git pair serve: refused: only git fetch/push and git-annex on {} are allowed \
+                 with this key",
+                w.notes.display()
+            )),
+            "{request}: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{request}: {err}");
+        assert!(!rec.exists(), "{request} ran git-annex-shell");
+    }
+}
+
+#[test]
+fn unknown_annex_commands_options_and_the_login_shell_form_are_refused() {
+    let w = World::new();
+    let (bin, rec) = w.fake_annex_shell();
+    for (request, reason) in [
+        (
+            "git-annex-shell 'lockcontent' '/~/notes'",
+            "(git-annex-shell lockcontent is not one of configlist, p2pstdio, notifychanges, \
+             gcryptsetup, inannex, recvkey, sendkey, dropkey)",
+        ),
+        (
+            "git-annex-shell 'git-upload-pack' '/~/notes'",
+            "(git-annex-shell git-upload-pack is not one of configlist,",
+        ),
+        (
+            "git-annex-shell -c \"configlist /~/notes\"",
+            "(git-annex-shell -c is not accepted; git-annex sends its command without it)",
+        ),
+        (
+            "git-annex-shell 'configlist' '/~/notes' -c 'core.fsmonitor=touch /tmp/x'",
+            "(-c is not an option git-annex sends)",
+        ),
+        (
+            "git-annex-shell 'configlist' '/~/notes' '--' 'hook=x' '--'",
+            "(hook=x is not one of the fields",
+        ),
+        ("true; id", "(the command uses shell syntax (;)"),
+    ] {
+        let out = w
+            .serve(request)
+            .env("PATH", path_with(&bin))
+            .env("FAKE_ANNEX_RECORD", &rec)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{request}");
+        assert!(out.stdout.is_empty(), "{request}");
+        let err = stderr(&out);
+        assert!(err.contains(reason), "{request}: {err}");
+        assert_eq!(err.lines().count(), 1, "{request}: {err}");
+        assert!(!rec.exists(), "{request} ran git-annex-shell");
+    }
+}
+
+#[test]
+fn the_connection_probe_succeeds_without_running_anything() {
+    let w = World::new();
+    let (bin, rec) = w.fake_annex_shell();
+    let out = w
+        .serve("true")
+        .env("PATH", path_with(&bin))
+        .env("FAKE_ANNEX_RECORD", &rec)
+        .output()
+        .unwrap();
+    check(&out, "true");
+    assert!(out.stdout.is_empty() && out.stderr.is_empty());
+    assert!(!rec.exists());
+}
+
+#[test]
+fn a_missing_git_annex_shell_is_reported_with_the_fix() {
+    let w = World::new();
+    // A PATH without git-annex-shell (the test machine's may well have one).
+    let empty = w.client.join("empty-bin");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = w
+        .serve("git-annex-shell 'configlist' '/~/notes'")
+        .env("PATH", &empty)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let host = nix::unistd::gethostname().unwrap().into_string().unwrap();
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "git pair serve: git-annex-shell is not installed on {host}, so git-annex cannot use \
+             this remote; install git-annex on {host} (Debian/Ubuntu: sudo apt install \
+             git-annex) and try again\n"
+        )
+    );
+    // The same request for another repository is still refused as such, first.
+    let out = w
+        .serve("git-annex-shell 'configlist' '/~/secret'")
+        .env("PATH", &empty)
+        .output()
+        .unwrap();
+    assert!(stderr(&out).starts_with("git pair serve: refused: "));
+}
+
+#[test]
+fn real_git_annex_shell_answers_configlist_for_the_served_repository() {
+    if !git_annex_installed("real_git_annex_shell_answers_configlist_for_the_served_repository") {
+        return;
+    }
+    let w = World::new();
+    let uuid = w.annex_init(&w.notes, &w.server_home, "served");
+    let out = w
+        .serve("git-annex-shell 'configlist' '/~/notes'")
+        .output()
+        .unwrap();
+    check(&out, "configlist through serve");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines().any(|l| l == format!("annex.uuid={uuid}")),
+        "{text}"
+    );
+}
+
+/// serve never hands git-annex-shell another directory, so this shows the second line of
+/// defence on its own: with the environment serve sets (recorded by the fake), the real
+/// git-annex-shell refuses a directory other than the served repository by itself.
+#[test]
+fn real_git_annex_shell_refuses_other_directories_under_the_environment_serve_sets() {
+    if !git_annex_installed(
+        "real_git_annex_shell_refuses_other_directories_under_the_environment_serve_sets",
+    ) {
+        return;
+    }
+    let w = World::new();
+    w.annex_init(&w.secret, &w.server_home, "secret");
+    let (bin, rec) = w.fake_annex_shell();
+    let out = w
+        .serve("git-annex-shell 'configlist' '/~/notes'")
+        .env("PATH", path_with(&bin))
+        .env("FAKE_ANNEX_RECORD", &rec)
+        .output()
+        .unwrap();
+    check(&out, "configlist through serve to the fake");
+    let env: Vec<(String, String)> = record(&rec)
+        .iter()
+        .filter(|l| l.starts_with("GIT_ANNEX_SHELL_") && !l.ends_with("=unset"))
+        .map(|l| {
+            let (k, v) = l.split_once('=').unwrap();
+            (k.to_owned(), v.to_owned())
+        })
+        .collect();
+    assert_eq!(env.len(), 2, "{env:?}");
+
+    let real = git_pair::commands::serve::annex_shell_path().unwrap();
+    let out = w
+        .command(real.to_str().unwrap(), &w.server_home)
+        .args([OsStr::new("configlist"), w.secret.as_os_str()])
+        .env("HOME", &w.server_home)
+        .envs(env)
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "git-annex-shell served another directory"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("annex.uuid"));
+    let err = stderr(&out);
+    assert!(err.contains("Only allowed to access"), "{err}");
+}
+
+/// The whole of git-annex over the paired key: `git annex get`, `copy --to`, `sync --content`,
+/// `whereis` and `drop --from` from a clone, through the fake ssh and `git pair serve`.
+#[test]
+fn real_git_annex_works_through_serve() {
+    if !git_annex_installed("real_git_annex_works_through_serve") {
+        return;
+    }
+    let w = World::new();
+    // git-annex-shell records its changes with git commits on the server, where serve
+    // scrubs GIT_AUTHOR_* and friends: it needs an identity of its own.
+    std::fs::write(
+        w.server_home.join(".gitconfig"),
+        "[user]\n\tname = Server\n\temail = server@example.invalid\n",
+    )
+    .unwrap();
+    let server_uuid = w.annex_init(&w.notes, &w.server_home, "served");
+    std::fs::write(w.notes.join("big.bin"), "annexed on the server\n").unwrap();
+    for args in [
+        &["annex", "add", "-q", "big.bin"][..],
+        &["commit", "-q", "-m", "annexed"],
+    ] {
+        let out = w
+            .command("git", &w.notes)
+            .args(args)
+            .env("HOME", &w.server_home)
+            .output()
+            .unwrap();
+        check(&out, &args.join(" "));
+    }
+
+    let bin = w.client.join("ssh-bin");
+    write_executable(&bin.join("ssh"), ANNEX_SSH);
+    let log = w.client.join("ssh-log");
+    let annex = |cwd: &Path, args: &[&str]| -> Output {
+        w.command("git", cwd)
+            .args(args)
+            .env("PATH", path_with(&bin))
+            .env("ANNEX_SSH_LOG", &log)
+            .output()
+            .unwrap()
+    };
+    check(
+        &annex(&w.client, &["clone", "-q", "fakehost:~/notes", "copy"]),
+        "clone",
+    );
+    let copy = w.client.join("copy");
+    check(
+        &annex(&copy, &["annex", "init", "-q", "peer"]),
+        "annex init",
+    );
+    let out = annex(&copy, &["config", "remote.origin.annex-uuid"]);
+    check(&out, "the remote's uuid, learnt by configlist");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), server_uuid);
+
+    check(&annex(&copy, &["annex", "get", "big.bin"]), "annex get");
+    assert_eq!(
+        std::fs::read_to_string(copy.join("big.bin")).unwrap(),
+        "annexed on the server\n"
+    );
+
+    std::fs::write(copy.join("from-peer.bin"), "annexed on the peer\n").unwrap();
+    check(
+        &annex(&copy, &["annex", "add", "-q", "from-peer.bin"]),
+        "annex add",
+    );
+    check(&annex(&copy, &["commit", "-q", "-m", "peer"]), "commit");
+    check(
+        &annex(&copy, &["annex", "copy", "--to", "origin", "from-peer.bin"]),
+        "annex copy --to",
+    );
+    std::fs::write(copy.join("synced.bin"), "synced content\n").unwrap();
+    check(
+        &annex(&copy, &["annex", "add", "-q", "synced.bin"]),
+        "annex add",
+    );
+    check(&annex(&copy, &["commit", "-q", "-m", "more"]), "commit");
+    check(
+        &annex(&copy, &["annex", "sync", "-q", "--content"]),
+        "annex sync --content",
+    );
+
+    // The server holds both files' content now, by its own account.
+    let out = w
+        .command("git", &w.notes)
+        .args(["annex", "find", "--in", "here", "--branch", "synced/main"])
+        .env("HOME", &w.server_home)
+        .output()
+        .unwrap();
+    check(&out, "annex find on the server");
+    let held = String::from_utf8_lossy(&out.stdout);
+    for file in ["big.bin", "from-peer.bin", "synced.bin"] {
+        assert!(
+            held.lines().any(|l| l == file),
+            "{file} not on the server: {held}"
+        );
+    }
+
+    let out = annex(&copy, &["annex", "whereis", "synced.bin"]);
+    check(&out, "annex whereis");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&server_uuid),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    check(
+        &annex(
+            &copy,
+            &["annex", "drop", "--from", "origin", "from-peer.bin"],
+        ),
+        "annex drop --from",
+    );
+
+    // Everything went through git-pair serve, git-annex-shell included.
+    let sent = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        sent.lines()
+            .any(|l| l == "git-annex-shell 'configlist' '/~/notes'"),
+        "{sent}"
+    );
+    assert!(
+        sent.lines()
+            .any(|l| l.starts_with("git-annex-shell 'p2pstdio' '/~/notes' ")),
+        "{sent}"
+    );
+}
+
+/// A clone whose remote is another repository of the server gets nothing from git-annex
+/// either: configlist is refused, so git-annex never learns a UUID and cannot get content.
+#[test]
+fn real_git_annex_cannot_reach_another_repository() {
+    if !git_annex_installed("real_git_annex_cannot_reach_another_repository") {
+        return;
+    }
+    let w = World::new();
+    w.annex_init(&w.secret, &w.server_home, "secret");
+    let bin = w.client.join("ssh-bin");
+    write_executable(&bin.join("ssh"), ANNEX_SSH);
+    let log = w.client.join("ssh-log");
+    let run = |cwd: &Path, args: &[&str]| -> Output {
+        w.command("git", cwd)
+            .args(args)
+            .env("PATH", path_with(&bin))
+            .env("ANNEX_SSH_LOG", &log)
+            .output()
+            .unwrap()
+    };
+    // Cloning secret is refused by git already; so clone notes and point git-annex at secret.
+    check(
+        &run(&w.client, &["clone", "-q", "fakehost:~/notes", "copy"]),
+        "clone",
+    );
+    let copy = w.client.join("copy");
+    check(
+        &run(&copy, &["remote", "add", "other", "fakehost:~/secret"]),
+        "remote add",
+    );
+    check(&run(&copy, &["annex", "init", "-q", "peer"]), "annex init");
+    // `git annex init` asked every remote for its configuration, `other` included.
+    let out = run(&copy, &["config", "remote.other.annex-uuid"]);
+    assert!(
+        out.stdout.is_empty(),
+        "git-annex learnt the other repository's uuid: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let sent = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        sent.lines()
+            .any(|l| l.starts_with("git-annex-shell 'configlist' '/~/secret'")),
+        "git-annex never asked: {sent}"
+    );
+}
+
+const SSHD: &str = "/usr/sbin/sshd";
+const SSH: &str = "/usr/bin/ssh";
+
+/// sshd on 127.0.0.1 whose only key is the client's, with `git pair serve --repo notes` as
+/// its forced command and the server's home as HOME; killed by its pid on drop, after the
+/// connection-cache masters git-annex left behind (`ControlPersist=yes`) are told to exit.
+struct LoopbackSshd {
+    child: std::process::Child,
+    ssh_config: PathBuf,
+    sockets: PathBuf,
+}
+
+impl LoopbackSshd {
+    fn start(w: &World, dir: &Path, sockets: PathBuf) -> Self {
+        use std::net::{TcpListener, TcpStream};
+        use std::time::{Duration, Instant};
+        std::fs::create_dir_all(dir).unwrap();
+        // sshd refuses to start without its privilege separation directory.
+        let _ = std::fs::create_dir_all("/run/sshd");
+        for key in ["host_key", "client_key"] {
+            let out = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(dir.join(key))
+                .output()
+                .unwrap();
+            check(&out, "ssh-keygen");
+        }
+        let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
+        let authorized_keys = dir.join("authorized_keys");
+        std::fs::write(
+            &authorized_keys,
+            format!(
+                "restrict,command=\"{BIN} serve --repo {}\" {}",
+                w.notes.display(),
+                read("client_key.pub")
+            ),
+        )
+        .unwrap();
+        // A free port; the short race with other programs is harmless here.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let sshd_config = dir.join("sshd_config");
+        std::fs::write(
+            &sshd_config,
+            format!(
+                "ListenAddress 127.0.0.1\nPort {port}\nHostKey {}\nUsePAM no\nStrictModes no\n\
+                 PidFile none\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n\
+                 KbdInteractiveAuthentication no\nAuthorizedKeysFile {}\nSetEnv HOME={}\n",
+                dir.join("host_key").display(),
+                authorized_keys.display(),
+                w.server_home.display()
+            ),
+        )
+        .unwrap();
+        let user = nix::unistd::User::from_uid(nix::unistd::getuid())
+            .unwrap()
+            .unwrap()
+            .name;
+        std::fs::write(
+            dir.join("known_hosts"),
+            format!("loophost {}", read("host_key.pub")),
+        )
+        .unwrap();
+        let ssh_config = dir.join("ssh_config");
+        std::fs::write(
+            &ssh_config,
+            format!(
+                "Host loophost\n  HostName 127.0.0.1\n  Port {port}\n  User {user}\n  \
+                 IdentityFile {}\n  IdentitiesOnly yes\n  HostKeyAlias loophost\n  \
+                 UserKnownHostsFile {}\n  StrictHostKeyChecking yes\n  BatchMode yes\n",
+                dir.join("client_key").display(),
+                dir.join("known_hosts").display()
+            ),
+        )
+        .unwrap();
+        let log_path = dir.join("sshd.log");
+        let child = Command::new(SSHD)
+            .args(["-D", "-e", "-f"])
+            .arg(&sshd_config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .spawn()
+            .unwrap();
+        let mut sshd = LoopbackSshd {
+            child,
+            ssh_config,
+            sockets,
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            assert!(sshd.child.try_wait().unwrap().is_none(), "{log}");
+            assert!(Instant::now() < deadline, "sshd does not listen: {log}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        sshd
+    }
+
+    /// The `ssh` git and git-annex find on PATH: the real one with our config, logging the
+    /// command it is asked to run.
+    fn ssh_wrapper(&self, bin: &Path, log: &Path) {
+        write_executable(
+            &bin.join("ssh"),
+            &format!(
+                "#!/bin/sh\necho \"$*\" >> '{}'\nexec {SSH} -F '{}' \"$@\"\n",
+                log.display(),
+                self.ssh_config.display()
+            ),
+        );
+    }
+}
+
+impl Drop for LoopbackSshd {
+    fn drop(&mut self) {
+        for socket in std::fs::read_dir(&self.sockets).into_iter().flatten() {
+            let Ok(socket) = socket else { continue };
+            let _ = Command::new(SSH)
+                .arg("-F")
+                .arg(&self.ssh_config)
+                .arg("-S")
+                .arg(socket.path())
+                .args(["-O", "exit", "loophost"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// git-annex through a real sshd on loopback with the forced command: shows what really
+/// arrives in SSH_ORIGINAL_COMMAND (no `-c`; the `true` probe of the connection cache) and
+/// that get / copy --to / sync --content / whereis work with connection caching on.
+#[test]
+fn real_git_annex_through_a_real_sshd_on_loopback() {
+    let test = "real_git_annex_through_a_real_sshd_on_loopback";
+    if !git_annex_installed(test) {
+        return;
+    }
+    if !Path::new(SSHD).exists() || !Path::new(SSH).exists() {
+        eprintln!("SKIPPED {test}: {SSHD} or {SSH} is not installed (openssh)");
+        assert_eq!(
+            std::env::var("GIT_PAIR_ALLOW_SKIP").as_deref(),
+            Ok("1"),
+            "openssh is missing: install openssh-server and openssh-client, or set \
+             GIT_PAIR_ALLOW_SKIP=1 to skip"
+        );
+        return;
+    }
+    let w = World::new();
+    std::fs::write(
+        w.server_home.join(".gitconfig"),
+        "[user]\n\tname = Server\n\temail = server@example.invalid\n",
+    )
+    .unwrap();
+    let server_uuid = w.annex_init(&w.notes, &w.server_home, "served");
+    std::fs::write(w.notes.join("big.bin"), "annexed on the server\n").unwrap();
+    for args in [
+        &["annex", "add", "-q", "big.bin"][..],
+        &["commit", "-q", "-m", "annexed"],
+    ] {
+        let out = w
+            .command("git", &w.notes)
+            .args(args)
+            .env("HOME", &w.server_home)
+            .output()
+            .unwrap();
+        check(&out, &args.join(" "));
+    }
+    let copy = w.client.join("copy");
+    let sshd = LoopbackSshd::start(&w, &w.client.join("sshd"), copy.join(".git/annex/ssh"));
+    let bin = w.client.join("ssh-bin");
+    let log = w.client.join("ssh-log");
+    sshd.ssh_wrapper(&bin, &log);
+    let run = |cwd: &Path, args: &[&str]| -> Output {
+        w.command("git", cwd)
+            .args(args)
+            .env("PATH", path_with(&bin))
+            .env_remove("GIT_SSH_COMMAND")
+            .env_remove("GIT_SSH_VARIANT")
+            .output()
+            .unwrap()
+    };
+    check(
+        &run(&w.client, &["clone", "-q", "loophost:~/notes", "copy"]),
+        "clone",
+    );
+    check(&run(&copy, &["annex", "init", "-q", "peer"]), "annex init");
+    let out = run(&copy, &["config", "remote.origin.annex-uuid"]);
+    check(&out, "the remote's uuid, learnt by configlist");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), server_uuid);
+    check(&run(&copy, &["annex", "get", "big.bin"]), "annex get");
+    assert_eq!(
+        std::fs::read_to_string(copy.join("big.bin")).unwrap(),
+        "annexed on the server\n"
+    );
+    std::fs::write(copy.join("from-peer.bin"), "annexed on the peer\n").unwrap();
+    check(
+        &run(&copy, &["annex", "add", "-q", "from-peer.bin"]),
+        "annex add",
+    );
+    check(&run(&copy, &["commit", "-q", "-m", "peer"]), "commit");
+    check(
+        &run(&copy, &["annex", "copy", "--to", "origin", "from-peer.bin"]),
+        "annex copy --to",
+    );
+    check(
+        &run(&copy, &["annex", "sync", "-q", "--content"]),
+        "annex sync --content",
+    );
+    let out = run(&copy, &["annex", "whereis", "from-peer.bin"]);
+    check(&out, "annex whereis");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&server_uuid));
+
+    // What the real ssh was asked to run: the remote command is its last argument.
+    let sent = std::fs::read_to_string(&log).unwrap();
+    let asked = |what: &str| sent.lines().any(|l| l.ends_with(what));
+    assert!(asked(" git-annex-shell 'configlist' '/~/notes'"), "{sent}");
+    assert!(asked(" true"), "the connection cache probe: {sent}");
+    assert!(
+        sent.lines()
+            .any(|l| l.contains(" git-annex-shell 'p2pstdio' '/~/notes' ")),
+        "{sent}"
+    );
+    assert!(!sent.contains("git-annex-shell -c"), "{sent}");
+    drop(sshd);
 }

@@ -300,7 +300,8 @@ fn is_bidi(c: char) -> bool {
 }
 
 /// `serve::parse_request` never panics; an accepted request names a non-empty path that does
-/// not start with `-` and is not `~otheruser`, and came from a request of at most
+/// not start with `-` and is not `~otheruser`, carries further words only for git-annex-shell
+/// and never a `-c` among them, and came from a request of at most
 /// `MAX_REQUEST_LEN` bytes without control characters; a refusal displays as one short line
 /// with no control or bidi character (the peer sees it on its terminal).
 pub fn serve_request(data: &[u8]) {
@@ -316,6 +317,16 @@ pub fn serve_request(data: &[u8]) {
             );
             assert!(request.len() <= MAX_REQUEST_LEN);
             assert!(!request.chars().any(char::is_control));
+            // Only git-annex-shell takes more words, and never git configuration.
+            assert!(
+                req.args.is_empty() || matches!(req.service, serve::Service::AnnexShell(_)),
+                "{req:?}"
+            );
+            assert!(
+                !req.args.iter().any(|a| a.starts_with("-c")),
+                "{:?}",
+                req.args
+            );
         }
         Err(e) => {
             let message = e.to_string();

@@ -347,8 +347,15 @@ fn write_seeds() {
     }
 
     // serve_request: what git and people send.
-    let requests: [(&str, &str); 7] = [
+    let requests: [(&str, &str); 11] = [
         ("upload-pack", "git-upload-pack '/home/alice/notes'"),
+        ("annex-configlist", "git-annex-shell 'configlist' '/~/notes' '--' 'autoinit=1' '--'"),
+        (
+            "annex-p2pstdio",
+            "git-annex-shell 'p2pstdio' '/~/notes' '4b73dc0e-59e2-4221-a977-ca3e845fc53a' --uuid e98ef2c9-68b8-4c94-8139-1ffc94f6cf69",
+        ),
+        ("annex-option", "git-annex-shell 'configlist' '/~/notes' -c core.fsmonitor=x"),
+        ("annex-login", "git-annex-shell -c 'configlist /~/notes'"),
         ("receive-pack", "git-receive-pack 'notes.git'"),
         ("subcommand", "git upload-archive '~/my notes'"),
         ("quotes", "git-upload-pack '/home/o'\\''brien/r'"),
