@@ -63,8 +63,9 @@ pub enum Command {
     /// The forced command in authorized_keys; sshd runs it, people do not.
     ///
     /// It reads SSH_ORIGINAL_COMMAND and runs git-upload-pack,
-    /// git-receive-pack or git-upload-archive on the paired repository only;
-    /// anything else is refused with a message on stderr and exit status 1.
+    /// git-receive-pack, git-upload-archive or git-annex-shell on the paired
+    /// repository only; anything else is refused with a message on stderr and
+    /// exit status 1.
     Serve {
         /// The one repository the peer may fetch from and push to.
         #[arg(long, value_name = "PATH")]

@@ -306,7 +306,8 @@ fn extra() -> Roff {
          paired with another git-annex repository gets remote.<name>.annex-uuid and annex-cost. git annex \
          sync --content, get, copy and whereis then work over the paired remote at once. When git-annex-shell \
          is missing on the peer, git pair says so and how to install it; git annex needs it on both \
-         machines.",
+         machines. git-annex-shell records changes in git on the machine that serves, so that machine \
+         needs a git identity (git config --global user.email) as for any commit.",
     );
     section(&mut r, "LIST JSON");
     para(
@@ -406,6 +407,19 @@ fn extra() -> Roff {
          before both sides verified, payloads encrypted, sshd host keys pinned instead of trusted on first \
          use, and the peer confined to the one repository. Such an attacker can stop a pairing, never \
          complete one. Compare the check string (sas) on both machines for extra assurance.",
+    );
+    para(
+        &mut r,
+        &format!(
+            "The peer's key runs only git pair serve, which allows git-upload-pack, git-receive-pack, \
+             git-upload-archive and, for git-annex, git-annex-shell's repository commands ({}) on the \
+             paired repository, never through a shell and always with git-pair's canonical path; \
+             git-annex-shell also runs under GIT_ANNEX_SHELL_DIRECTORY and GIT_ANNEX_SHELL_LIMITED, \
+             and its options and fields are checked against the ones git-annex sends. The command \
+             \"true\", which git-annex sends to warm its ssh connection cache, succeeds without \
+             running anything. Everything else is refused.",
+            crate::commands::serve::allowed_annex_commands().join(", ")
+        ),
     );
 
     section(&mut r, "SEE ALSO");

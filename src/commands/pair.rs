@@ -17,6 +17,7 @@ use anyhow::Context;
 use rand_core::OsRng;
 
 use crate::cli::PairArgs;
+use crate::commands::serve;
 use crate::events::{Event as JsonEvent, EventWriter, PeerView, Reason};
 use crate::exit::Exit;
 use crate::interrupt::Interrupts;
@@ -643,15 +644,14 @@ fn annex_warnings(plan: &repo::RemotePlan, peer: &PeerInfo, local_shell: bool) -
     out
 }
 
-/// Whether git-annex-shell is on PATH, so that a git-annex peer can use this repository.
+/// The `PATH` OpenSSH's sshd gives a forced command on Debian and most builds: `git pair serve`
+/// finds git-annex-shell there, not in the PATH of the shell that runs `git pair`.
+const SSHD_PATH: &str = "/usr/local/bin:/usr/bin:/bin:/usr/games";
+
+/// Whether `git pair serve`, run by sshd, will find git-annex-shell, so that a git-annex peer
+/// can use this repository.
 fn annex_shell_installed() -> bool {
-    std::env::var_os("PATH").is_some_and(|path| {
-        std::env::split_paths(&path).any(|dir| {
-            use std::os::unix::fs::PermissionsExt;
-            fs::metadata(dir.join("git-annex-shell"))
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-    })
+    serve::annex_shell_in(std::ffi::OsStr::new(SSHD_PATH)).is_some()
 }
 
 fn view_of(info: &PeerInfo) -> PeerView {
