@@ -261,11 +261,38 @@ const GIT_SSH_COMMAND: &str = "ssh -o BatchMode=yes";
 
 /// `git ARGS` as `host`'s user with ssh in batch mode (a prompt would fail instead of hang).
 fn git_over_ssh(host: &Host, args: &[&str]) -> Output {
+    git_in(host, &host.repo, args)
+}
+
+/// [`git_over_ssh`] in another directory than the host's repository.
+fn git_in(host: &Host, dir: &Path, args: &[&str]) -> Output {
     host.cmd("git")
         .env("GIT_SSH_COMMAND", GIT_SSH_COMMAND)
         .env("GIT_TERMINAL_PROMPT", "0")
         .args(args)
+        .cwd(dir)
         .run()
+}
+
+/// `git config --get KEY` in `dir`, as `host`'s user.
+fn config_value(host: &Host, dir: &Path, key: &str) -> String {
+    host.cmd("git")
+        .args(["config", "--get", key])
+        .cwd(dir)
+        .run_ok()
+        .stdout_str()
+        .trim()
+        .to_owned()
+}
+
+/// A fresh ed25519 public key line (with `comment`) that no test host holds the private half of.
+fn foreign_public_key(lab: &Lab, name: &str, comment: &str) -> Vec<u8> {
+    let key = lab.dir.join(name);
+    support::process::Cmd::root("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
+        .arg(&key)
+        .run_ok();
+    host::read_file(&key.with_extension("pub")).expect("seed key written")
 }
 
 fn expect_ok(lab: &Lab, out: Output) -> Output {
@@ -442,21 +469,7 @@ fn failure_reasons(out: &Output) -> Vec<String> {
 /// changes by a single byte.
 fn wrong_code_fails_on_both_sides_and_writes_nothing() {
     let lab = Lab::new(Network::DualStack);
-    let seed_key = lab.dir.join("seed_key");
-    support::process::Cmd::root("ssh-keygen")
-        .args([
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-C",
-            "seeded@elsewhere",
-            "-f",
-        ])
-        .arg(&seed_key)
-        .run_ok();
-    let seed_pub = host::read_file(&seed_key.with_extension("pub")).expect("seed key written");
+    let seed_pub = foreign_public_key(&lab, "seed_key", "seeded@elsewhere");
     let seed_pub = String::from_utf8_lossy(&seed_pub);
     for h in [&lab.a, &lab.b] {
         // Odd but legal content: a CRLF comment, a real key, no final newline.

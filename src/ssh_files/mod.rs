@@ -636,21 +636,9 @@ pub fn remove(
     marker: Option<&str>,
 ) -> Result<Vec<PathBuf>, Error> {
     validate_alias(alias)?;
-    match dir_state(dir.root())? {
-        DirState::Missing => return Ok(Vec::new()),
-        DirState::Present => {}
-    }
-    dir.check_writable()?;
-    atomic::ensure_dir(&dir.pair_dir(), 0o700)?;
-    let mut tx = Applied::begin(&dir.lock_file(), None)?;
-    match remove_steps(&mut tx, dir, alias, authorized_fingerprint, marker) {
-        Ok(()) => {
-            let written = tx.written();
-            tx.commit();
-            Ok(written)
-        }
-        Err(cause) => Err(undo_after(tx, cause)),
-    }
+    removal(dir, |tx| {
+        remove_steps(tx, dir, alias, authorized_fingerprint, marker)
+    })
 }
 
 /// Removes git-pair's `authorized_keys` lines for the key with `fingerprint`, under the lock:
@@ -659,6 +647,20 @@ pub fn remove_authorized(
     dir: &SshDir,
     fingerprint: &ssh_key::Fingerprint,
 ) -> Result<Vec<PathBuf>, Error> {
+    removal(dir, |tx| {
+        tx.update(&dir.authorized_keys(), FileMode::KeepOr(0o600), |old| {
+            Ok(old.map(|old| authorized_keys::plan_remove(old, Some(fingerprint), None)))
+        })
+    })
+}
+
+/// Runs `steps` in one locked transaction, all or nothing; returns the paths changed. Without
+/// `~/.ssh` there is nothing to remove; with it, `~/.ssh/git-pair` is created when missing, to
+/// hold the lock file.
+fn removal(
+    dir: &SshDir,
+    steps: impl FnOnce(&mut Applied) -> Result<(), Error>,
+) -> Result<Vec<PathBuf>, Error> {
     match dir_state(dir.root())? {
         DirState::Missing => return Ok(Vec::new()),
         DirState::Present => {}
@@ -666,10 +668,7 @@ pub fn remove_authorized(
     dir.check_writable()?;
     atomic::ensure_dir(&dir.pair_dir(), 0o700)?;
     let mut tx = Applied::begin(&dir.lock_file(), None)?;
-    let step = tx.update(&dir.authorized_keys(), FileMode::KeepOr(0o600), |old| {
-        Ok(old.map(|old| authorized_keys::plan_remove(old, Some(fingerprint), None)))
-    });
-    match step {
+    match steps(&mut tx) {
         Ok(()) => {
             let written = tx.written();
             tx.commit();

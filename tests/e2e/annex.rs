@@ -4,21 +4,11 @@
 
 use std::path::Path;
 
-use super::expect_ok;
 use super::support::gitpair::{pair, PairOpts};
 use super::support::host::Host;
 use super::support::lab::{Lab, Network};
-use super::support::process::{Cmd, Output};
-
-/// `git ARGS` (or `git annex ARGS`) as `host`'s user in `dir`; ssh never prompts.
-fn git_in(host: &Host, dir: &Path, args: &[&str]) -> Output {
-    host.cmd("git")
-        .env("GIT_SSH_COMMAND", super::GIT_SSH_COMMAND)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .args(args)
-        .cwd(dir)
-        .run()
-}
+use super::support::process::Cmd;
+use super::{config_value, expect_ok, git_in};
 
 /// A's repository becomes a git-annex repository; B gets a clone of it (git annex sync needs
 /// a shared history), with its own annex UUID and no remote back to A.
@@ -76,16 +66,6 @@ fn annex_uuid(host: &Host, dir: &Path) -> String {
         .to_owned()
 }
 
-fn config(host: &Host, dir: &Path, key: &str) -> String {
-    host.cmd("git")
-        .args(["config", "--get", key])
-        .cwd(dir)
-        .run_ok()
-        .stdout_str()
-        .trim()
-        .to_owned()
-}
-
 /// The pairing gives each remote the peer's annex UUID and cost 175; an annexed file added on
 /// A arrives on B with `git annex sync --content`, and `whereis` on each side knows the other.
 pub fn git_annex_sync_content_over_a_pairing() {
@@ -101,7 +81,7 @@ pub fn git_annex_sync_content_over_a_pairing() {
     let a_remote = &p.remote_on_a;
     let b_remote = &p.remote_on_b;
     assert_eq!(
-        config(
+        config_value(
             &lab.a,
             &lab.a.repo,
             &format!("remote.{a_remote}.annex-uuid")
@@ -109,11 +89,11 @@ pub fn git_annex_sync_content_over_a_pairing() {
         b_uuid
     );
     assert_eq!(
-        config(&lab.b, &b_repo, &format!("remote.{b_remote}.annex-uuid")),
+        config_value(&lab.b, &b_repo, &format!("remote.{b_remote}.annex-uuid")),
         a_uuid
     );
     assert_eq!(
-        config(
+        config_value(
             &lab.a,
             &lab.a.repo,
             &format!("remote.{a_remote}.annex-cost")

@@ -10,21 +10,11 @@ use super::support::gitpair::{exit, pair, PairOpts, Paired};
 use super::support::host::{self, Host};
 use super::support::lab::{Lab, Network};
 use super::support::process::Output;
-use super::{expect_ok, GIT_SSH_COMMAND};
+use super::{config_value, expect_ok, git_in};
 
 /// `git pair ARGS` (not a pairing) as `host`'s user in `dir`.
 fn git_pair_in(host: &Host, dir: &Path, args: &[&str]) -> Output {
     host.cmd(&host.git_pair).args(args).cwd(dir).run()
-}
-
-/// `git ARGS` with ssh in batch mode, as `host`'s user in `dir`.
-fn git_in(host: &Host, dir: &Path, args: &[&str]) -> Output {
-    host.cmd("git")
-        .env("GIT_SSH_COMMAND", GIT_SSH_COMMAND)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .args(args)
-        .cwd(dir)
-        .run()
 }
 
 fn list_json(lab: &Lab, host: &Host, dir: &Path) -> Vec<Value> {
@@ -47,16 +37,6 @@ fn fingerprint(host: &Host, pub_file: &Path) -> String {
         .split_whitespace()
         .nth(1)
         .unwrap_or_else(|| panic!("no fingerprint in\n{out}"))
-        .to_owned()
-}
-
-fn config_value(host: &Host, dir: &Path, key: &str) -> String {
-    host.cmd("git")
-        .args(["config", "--get", key])
-        .cwd(dir)
-        .run_ok()
-        .stdout_str()
-        .trim()
         .to_owned()
 }
 
@@ -115,21 +95,8 @@ fn key_files(host: &Host) -> Vec<String> {
 /// Seeds `host`'s authorized_keys with lines git-pair must keep byte for byte: a comment with
 /// CRLF, a line no parser understands, and a real key with options. Returns the bytes.
 fn seed_authorized_keys(lab: &Lab, host: &Host) -> Vec<u8> {
-    let seed = lab.dir.join(format!("seed-{}", host.hostname));
-    super::support::process::Cmd::root("ssh-keygen")
-        .args([
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-C",
-            "kept@elsewhere",
-            "-f",
-        ])
-        .arg(&seed)
-        .run_ok();
-    let public = host::read_file(&seed.with_extension("pub")).expect("seed key");
+    let public =
+        super::foreign_public_key(lab, &format!("seed-{}", host.hostname), "kept@elsewhere");
     let mut bytes = b"# mine\r\nthis line is not a key \xff at all\n".to_vec();
     bytes.extend_from_slice(b"from=\"192.0.2.1\" ");
     bytes.extend_from_slice(&public);
