@@ -801,16 +801,10 @@ fn real_git_annex_shell_refuses_other_directories_under_the_environment_serve_se
     assert!(err.contains("Only allowed to access"), "{err}");
 }
 
-/// The whole of git-annex over the paired key: `git annex get`, `copy --to`, `sync --content`,
-/// `whereis` and `drop --from` from a clone, through the fake ssh and `git pair serve`.
-#[test]
-fn real_git_annex_works_through_serve() {
-    if !git_annex_installed("real_git_annex_works_through_serve") {
-        return;
-    }
-    let w = World::new();
-    // git-annex-shell records its changes with git commits on the server, where serve
-    // scrubs GIT_AUTHOR_* and friends: it needs an identity of its own.
+/// Makes the served repository a git-annex repository holding one annexed file, `big.bin`;
+/// returns its annex UUID. git-annex-shell records its changes with git commits on the
+/// server, where serve scrubs GIT_AUTHOR_* and friends: it needs an identity of its own.
+fn annexed_server(w: &World) -> String {
     std::fs::write(
         w.server_home.join(".gitconfig"),
         "[user]\n\tname = Server\n\temail = server@example.invalid\n",
@@ -830,6 +824,18 @@ fn real_git_annex_works_through_serve() {
             .unwrap();
         check(&out, &args.join(" "));
     }
+    server_uuid
+}
+
+/// The whole of git-annex over the paired key: `git annex get`, `copy --to`, `sync --content`,
+/// `whereis` and `drop --from` from a clone, through the fake ssh and `git pair serve`.
+#[test]
+fn real_git_annex_works_through_serve() {
+    if !git_annex_installed("real_git_annex_works_through_serve") {
+        return;
+    }
+    let w = World::new();
+    let server_uuid = annexed_server(&w);
 
     let bin = w.client.join("ssh-bin");
     write_executable(&bin.join("ssh"), ANNEX_SSH);
@@ -1128,25 +1134,7 @@ fn real_git_annex_through_a_real_sshd_on_loopback() {
         return;
     }
     let w = World::new();
-    std::fs::write(
-        w.server_home.join(".gitconfig"),
-        "[user]\n\tname = Server\n\temail = server@example.invalid\n",
-    )
-    .unwrap();
-    let server_uuid = w.annex_init(&w.notes, &w.server_home, "served");
-    std::fs::write(w.notes.join("big.bin"), "annexed on the server\n").unwrap();
-    for args in [
-        &["annex", "add", "-q", "big.bin"][..],
-        &["commit", "-q", "-m", "annexed"],
-    ] {
-        let out = w
-            .command("git", &w.notes)
-            .args(args)
-            .env("HOME", &w.server_home)
-            .output()
-            .unwrap();
-        check(&out, &args.join(" "));
-    }
+    let server_uuid = annexed_server(&w);
     let copy = w.client.join("copy");
     let sshd = LoopbackSshd::start(&w, &w.client.join("sshd"), copy.join(".git/annex/ssh"));
     let bin = w.client.join("ssh-bin");
