@@ -9,10 +9,11 @@
 //! it says why and exits with status 2. It never touches a real interface.
 //!
 //! `cargo bench --bench pairing -- [--out FILE] [--runs N] [--crowds 1,4,16,64]
-//! [--criterion DIR] [--command TEXT] [--trace DIR]`
+//! [--criterion DIR] [--command TEXT] [--trace DIR] [--sim-only]`
 //!
 //! `--trace DIR` only runs one pairing with both sides under strace, for
-//! profiling, and writes no report.
+//! profiling, and writes no report. `--sim-only` only runs the simulated
+//! network (no root needed) and prints its figures.
 
 #[allow(dead_code)]
 #[path = "../../tests/support/mod.rs"]
@@ -40,6 +41,8 @@ pub struct Options {
     pub command: String,
     /// Only trace one pairing with strace into this directory.
     pub trace: Option<PathBuf>,
+    /// Only run the simulated network (no root needed) and print its table.
+    pub sim_only: bool,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -51,6 +54,7 @@ fn parse_args() -> Result<Options, String> {
         criterion: None,
         command: "scripts/bench".to_owned(),
         trace: None,
+        sim_only: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -73,6 +77,7 @@ fn parse_args() -> Result<Options, String> {
             "--criterion" => o.criterion = Some(PathBuf::from(value()?)),
             "--command" => o.command = value()?,
             "--trace" => o.trace = Some(PathBuf::from(value()?)),
+            "--sim-only" => o.sim_only = true,
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -93,6 +98,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if options.sim_only {
+        let conditions = report::conditions();
+        for c in &conditions {
+            let runs = sim::time_to_pair(c.imp, options.sim_runs, c.seed);
+            eprintln!("{}: {}", c.name, report::summary(&runs));
+        }
+        return ExitCode::SUCCESS;
+    }
     if let Some(reason) = preflight(Needs::Nft) {
         eprintln!(
             "git-pair benchmark: cannot run here: {reason}. It builds network namespaces with \

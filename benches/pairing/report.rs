@@ -209,6 +209,19 @@ fn nanos(ns: f64) -> String {
     }
 }
 
+/// One line of figures of simulated runs, for `--sim-only`.
+pub fn summary(runs: &[Run]) -> String {
+    let st = sim_stats(runs);
+    format!(
+        "{} runs, {} failed, median {}, p95 {}, max {}",
+        st.runs,
+        st.failed,
+        ms(st.median),
+        ms(st.p95),
+        ms(st.max)
+    )
+}
+
 fn timed_stats(t: &[Timed]) -> Stats {
     stats(t.iter().filter(|t| t.ok).map(|t| t.took), t.len())
 }
@@ -217,7 +230,7 @@ fn sim_stats(runs: &[Run]) -> Stats {
     stats(
         runs.iter().filter_map(|r| match r {
             Run::Paired(d) => Some(*d),
-            Run::Failed => None,
+            Run::Failed(_) => None,
         }),
         runs.len(),
     )
@@ -348,6 +361,24 @@ impl Report {
                 "simulated network, virtual time",
                 &sim_stats(runs),
             );
+        }
+        let mut why: Vec<(String, usize)> = Vec::new();
+        for (c, runs) in conditions.iter().zip(&self.sim) {
+            for r in runs {
+                if let Run::Failed(reason) = r {
+                    let key = format!("{}: {reason}", c.name);
+                    match why.iter_mut().find(|(k, _)| *k == key) {
+                        Some((_, n)) => *n += 1,
+                        None => why.push((key, 1)),
+                    }
+                }
+            }
+        }
+        if !why.is_empty() {
+            let _ = writeln!(s, "\nWhy simulated runs failed:\n");
+            for (k, n) in why {
+                let _ = writeln!(s, "- {k}: {n}");
+            }
         }
         if let Some(c) = self.clean_counters {
             let _ = writeln!(

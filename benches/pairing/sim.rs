@@ -8,12 +8,13 @@
 //! What the simulation leaves out, and what it models:
 //! - CPU time is not counted (virtual time stands still while a machine
 //!   computes); the crypto micro-benchmarks give it: well under 1 ms per run.
-//! - The driver's check of the peer's sshd is modelled as the TCP connect
-//!   that `transport::probe` makes: one round trip per attempt, where the
-//!   SYN and the SYN-ACK are each lost with the datagram loss rate, and the
-//!   kernel resends an unanswered SYN after 1 s, then 2 s more, until the
-//!   probe's 3 s timeout. Like the real driver, a side checking the peer's
-//!   sshd handles no datagram and no timer until the check is done.
+//! - The driver's check of the peer's sshd is modelled as the TCP
+//!   connections that `transport::probe` makes: one at once and one at each
+//!   of its `RETRY_AFTER`, each a round trip where the SYN and the SYN-ACK
+//!   are each lost with the datagram loss rate, and the kernel resends an
+//!   unanswered SYN after 1 s, then 2 s more, until the probe's 3 s timeout.
+//!   Like the real driver, a side checking the peer's sshd handles no
+//!   datagram and no timer until the check is done.
 //! - Setup (files, git config) takes no time here; the namespace benchmark
 //!   measures it for real.
 
@@ -25,6 +26,7 @@ use std::time::{Duration, Instant};
 use git_pair::protocol::codec::SessionId;
 use git_pair::protocol::payload::Payload;
 use git_pair::protocol::{Code, Config, Destination, Event, Machine};
+use git_pair::transport::probe::RETRY_AFTER;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
@@ -42,9 +44,9 @@ pub struct Impairment {
 /// The wire time of an unimpaired LAN hop (veth, switch) in the simulation.
 pub const LAN_HOP: Duration = Duration::from_micros(100);
 
-/// When the kernel sends a connect's SYN, counted from the start of the
-/// connect: at once, then after its 1 s initial retransmission timeout,
-/// then 2 s later (Linux `tcp_syn_retries` backoff).
+/// When the kernel sends a connection's SYN, counted from the start of the
+/// connection: at once, then after its 1 s initial retransmission timeout,
+/// then 2 s later (Linux's SYN backoff).
 const SYN_SENT_AT: [Duration; 3] = [
     Duration::ZERO,
     Duration::from_secs(1),
@@ -64,8 +66,8 @@ pub enum Run {
     /// Both sides finished, verified, with each other; the time from the
     /// second side's start until both had finished.
     Paired(Duration),
-    /// Something else happened within the limit (a failure, a time-out).
-    Failed,
+    /// Something else happened within the limit: why.
+    Failed(&'static str),
 }
 
 enum What {
@@ -114,7 +116,7 @@ struct Node {
     busy_until: Option<Instant>,
     verified_with: Option<SessionId>,
     finished_at: Option<Instant>,
-    failed: bool,
+    failed: Option<&'static str>,
 }
 
 struct Sim {
@@ -158,7 +160,7 @@ impl Sim {
             busy_until: None,
             verified_with: None,
             finished_at: None,
-            failed: false,
+            failed: None,
         };
         Sim {
             now: Instant::now(),
@@ -216,18 +218,24 @@ impl Sim {
         }
     }
 
-    /// How long the TCP connect to the peer's sshd takes, `None` when it
-    /// does not connect within the probe's timeout.
+    /// How long the check of the peer's sshd takes, `None` when no
+    /// connection gets through within the probe's timeout. Like
+    /// `transport::probe`, a fresh connection starts at once and at each of
+    /// `probe::RETRY_AFTER`; each one's SYN is sent again by the kernel.
     fn sshd_check(&mut self) -> Option<Duration> {
-        for sent in SYN_SENT_AT {
-            let syn_lost = self.chance(self.imp.loss);
-            let syn_ack_lost = self.chance(self.imp.loss);
-            let rtt = self.one_way() + self.one_way();
-            if !syn_lost && !syn_ack_lost && sent + rtt < PROBE_TIMEOUT {
-                return Some(sent + rtt);
+        let starts = std::iter::once(Duration::ZERO).chain(RETRY_AFTER);
+        let mut best: Option<Duration> = None;
+        for start in starts {
+            for resend in SYN_SENT_AT {
+                let syn_lost = self.chance(self.imp.loss);
+                let syn_ack_lost = self.chance(self.imp.loss);
+                let at = start + resend + self.one_way() + self.one_way();
+                if !syn_lost && !syn_ack_lost && at < PROBE_TIMEOUT {
+                    best = Some(best.map_or(at, |b| b.min(at)));
+                }
             }
         }
-        None
+        best
     }
 
     fn start(&mut self, i: usize) {
@@ -293,8 +301,11 @@ impl Sim {
                     }
                     Event::Verified(v) => self.nodes[i].verified_with = Some(v.peer),
                     Event::Finished => self.nodes[i].finished_at = Some(self.now),
-                    Event::TooManyFailures { .. } | Event::PeerRejected { .. } => {
-                        self.nodes[i].failed = true;
+                    Event::TooManyFailures { .. } => {
+                        self.nodes[i].failed = Some("too many failed verifications");
+                    }
+                    Event::PeerRejected { .. } => {
+                        self.nodes[i].failed = Some("the peer could not reach our sshd");
                     }
                     Event::PeerSeen { .. } | Event::VerifyFailed { .. } => {}
                 }
@@ -304,7 +315,9 @@ impl Sim {
 
     fn done(&self) -> bool {
         self.nodes.iter().all(|n| {
-            n.failed || n.machine.as_ref().is_some_and(|m| m.is_done()) || n.finished_at.is_some()
+            n.failed.is_some()
+                || n.machine.as_ref().is_some_and(|m| m.is_done())
+                || n.finished_at.is_some()
         })
     }
 
@@ -355,7 +368,7 @@ impl Sim {
                                 m.accept(self.now, peer);
                             } else {
                                 m.reject(peer, "sshd unreachable");
-                                self.nodes[node].failed = true;
+                                self.nodes[node].failed = Some("the peer's sshd did not answer");
                             }
                         }
                         self.pump(node);
@@ -389,7 +402,19 @@ impl Sim {
             self.nodes[1].finished_at,
         ) {
             (true, Some(a), Some(b)) => Run::Paired(a.max(b) - second_start),
-            _ => Run::Failed,
+            _ if std::env::var_os("GP_SIM_DEBUG").is_some() => {
+                for (i, n) in self.nodes.iter().enumerate() {
+                    let m = n.machine.as_ref().unwrap();
+                    eprintln!("node {i}: verified_with {:?} self {:?} finished {:?} done {} failures {} failed {:?}", n.verified_with.map(|p| p.short()), m.session_id().short(), n.finished_at.map(|t| t - begin), m.is_done(), m.failures(), n.failed);
+                }
+                Run::Failed("debug")
+            }
+            _ => Run::Failed(
+                self.nodes
+                    .iter()
+                    .find_map(|n| n.failed)
+                    .unwrap_or("not finished within the time limit"),
+            ),
         }
     }
 }
