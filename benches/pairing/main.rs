@@ -37,6 +37,10 @@ pub struct Options {
     pub runs: usize,
     pub sim_runs: usize,
     pub crowds: Vec<usize>,
+    /// Trials of each crowd size on the namespace LAN.
+    pub crowd_repeats: usize,
+    /// Trials of 64 simultaneous pairings in the simulated network.
+    pub sim_crowds: usize,
     pub criterion: Option<PathBuf>,
     pub command: String,
     /// Only trace one pairing with strace into this directory.
@@ -51,6 +55,8 @@ fn parse_args() -> Result<Options, String> {
         runs: 30,
         sim_runs: 1000,
         crowds: vec![1, 4, 16, 64],
+        crowd_repeats: 3,
+        sim_crowds: 200,
         criterion: None,
         command: "scripts/bench".to_owned(),
         trace: None,
@@ -74,6 +80,14 @@ fn parse_args() -> Result<Options, String> {
                     .collect::<Result<_, _>>()
                     .map_err(|e| format!("--crowds: {e}"))?
             }
+            "--crowd-repeats" => {
+                o.crowd_repeats = value()?
+                    .parse()
+                    .map_err(|e| format!("--crowd-repeats: {e}"))?
+            }
+            "--sim-crowds" => {
+                o.sim_crowds = value()?.parse().map_err(|e| format!("--sim-crowds: {e}"))?
+            }
             "--criterion" => o.criterion = Some(PathBuf::from(value()?)),
             "--command" => o.command = value()?,
             "--trace" => o.trace = Some(PathBuf::from(value()?)),
@@ -81,8 +95,11 @@ fn parse_args() -> Result<Options, String> {
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    if o.runs == 0 || o.sim_runs == 0 || o.crowds.contains(&0) {
-        return Err("--runs, --sim-runs and every crowd size must be at least 1".to_owned());
+    if o.runs == 0 || o.sim_runs == 0 || o.crowd_repeats == 0 || o.crowds.contains(&0) {
+        return Err(
+            "--runs, --sim-runs, --crowd-repeats and every crowd size must be at least 1"
+                .to_owned(),
+        );
     }
     Ok(o)
 }
@@ -104,6 +121,11 @@ fn main() -> ExitCode {
             let runs = sim::time_to_pair(c.imp, options.sim_runs, c.seed);
             eprintln!("{}: {}", c.name, report::summary(&runs));
         }
+        let crowds = sim::crowds(SIM_CROWD, options.sim_crowds, 64);
+        eprintln!(
+            "{SIM_CROWD} pairings at once: {}",
+            report::crowd_summary(&crowds)
+        );
         return ExitCode::SUCCESS;
     }
     if let Some(reason) = preflight(Needs::Nft) {
@@ -133,6 +155,9 @@ fn main() -> ExitCode {
     }
 }
 
+/// The crowd size tried many times in the simulated network.
+pub const SIM_CROWD: usize = 64;
+
 fn section(name: &str) {
     eprintln!("\n== {name}");
 }
@@ -155,6 +180,11 @@ fn run(o: &Options) {
         eprintln!("  {}", c.name);
         r.sim.push(sim::time_to_pair(c.imp, o.sim_runs, c.seed));
     }
+    section(&format!(
+        "{SIM_CROWD} simultaneous pairings with random codes, simulated, {} trials",
+        o.sim_crowds
+    ));
+    r.sim_crowds = sim::crowds(SIM_CROWD, o.sim_crowds, 64);
 
     {
         let lab = Lab::new(Network::DualStack);
@@ -179,20 +209,22 @@ fn run(o: &Options) {
     {
         let lab = Lab::new(Network::DualStack);
         for &k in &o.crowds {
-            section(&format!("{k} simultaneous pairings"));
-            let c = namespaces::crowd(&lab, k, 60);
-            eprintln!(
-                "  {}/{} right, {} wrong, {:.0} ms, {} sharing a channel",
-                c.right,
-                c.k,
-                c.wrong,
-                c.took.as_secs_f64() * 1e3,
-                c.sharing_channel
-            );
-            for f in &c.failures {
-                eprintln!("  {f}");
+            for trial in 1..=o.crowd_repeats {
+                section(&format!("{k} simultaneous pairings, trial {trial}"));
+                let c = namespaces::crowd(&lab, k, 60);
+                eprintln!(
+                    "  {}/{} right, {} wrong, {:.0} ms, {} sharing a channel",
+                    c.right,
+                    c.k,
+                    c.wrong,
+                    c.took.as_secs_f64() * 1e3,
+                    c.sharing_channel
+                );
+                for f in &c.failures {
+                    eprintln!("  {f}");
+                }
+                r.crowds.push(c);
             }
-            r.crowds.push(c);
         }
         namespaces::remove_rules(&lab);
     }

@@ -126,7 +126,8 @@ struct Sim {
     rng: ChaCha20Rng,
     imp: Impairment,
     nodes: Vec<Node>,
-    code: String,
+    /// Node `2k` and `2k + 1` are pairing `k`, with `codes[k]`.
+    codes: Vec<String>,
 }
 
 /// A payload of the size a real one has: user, host, path, an ed25519 login
@@ -149,27 +150,35 @@ fn payload(name: &str) -> Vec<u8> {
 }
 
 impl Sim {
-    fn new(seed: u64, imp: Impairment) -> Sim {
+    /// `k` pairings, each with a fresh generated code, like people would
+    /// have: channels may collide.
+    fn new(seed: u64, imp: Impairment, k: usize) -> Sim {
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
-        // A fresh code per run, like people would have.
-        let code = Code::generate(&mut rng).reveal().to_string();
-        let node = |i: u8, name: &str| Node {
-            machine: None,
-            addr: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, i), 40000)),
-            payload: payload(name),
-            busy_until: None,
-            verified_with: None,
-            finished_at: None,
-            failed: None,
-        };
+        let codes = (0..k)
+            .map(|_| Code::generate(&mut rng).reveal().to_string())
+            .collect();
+        let nodes = (0..2 * k)
+            .map(|i| Node {
+                machine: None,
+                addr: SocketAddr::V4(SocketAddrV4::new(
+                    Ipv4Addr::new(10, 0, (i / 250) as u8, (i % 250) as u8 + 1),
+                    40000,
+                )),
+                payload: payload(&format!("user{i}")),
+                busy_until: None,
+                verified_with: None,
+                finished_at: None,
+                failed: None,
+            })
+            .collect();
         Sim {
             now: Instant::now(),
             queue: BinaryHeap::new(),
             seq: 0,
             rng,
             imp,
-            nodes: vec![node(1, "alice"), node(2, "bob")],
-            code,
+            nodes,
+            codes,
         }
     }
 
@@ -240,7 +249,7 @@ impl Sim {
 
     fn start(&mut self, i: usize) {
         let config = Config {
-            code: Code::parse(&self.code).expect("a generated code parses"),
+            code: Code::parse(&self.codes[i / 2]).expect("a generated code parses"),
             payload: self.nodes[i].payload.clone(),
             peers: Vec::new(),
             scan: Vec::new(),
@@ -272,8 +281,12 @@ impl Sim {
             let from = self.nodes[i].addr;
             for t in out {
                 match t.destination {
-                    // Two sides: the other one hears the multicast.
-                    Destination::Multicast => self.put(1 - i, from, &t.datagram),
+                    // Everyone else hears the multicast.
+                    Destination::Multicast => {
+                        for j in (0..self.nodes.len()).filter(|&j| j != i) {
+                            self.put(j, from, &t.datagram);
+                        }
+                    }
                     Destination::Unicast(to) => {
                         if let Some(j) = self.nodes.iter().position(|n| n.addr == to) {
                             self.put(j, from, &t.datagram);
@@ -321,11 +334,15 @@ impl Sim {
         })
     }
 
-    fn run(mut self, limit: Duration) -> Run {
+    /// Runs until every side is done or `limit` passed: the first side of
+    /// every pairing starts at once, the second ones [`HEAD_START`] later.
+    fn run(mut self, limit: Duration) -> Crowd {
         let begin = self.now;
         let second_start = begin + HEAD_START;
-        self.start(0);
-        self.at(second_start, What::Start(1));
+        for k in 0..self.codes.len() {
+            self.start(2 * k);
+            self.at(second_start, What::Start(2 * k + 1));
+        }
         let end = begin + limit;
         while !self.done() {
             let next_timer = self
@@ -393,30 +410,70 @@ impl Sim {
             .iter()
             .map(|n| n.machine.as_ref().map(|m| m.session_id()))
             .collect();
-        let paired_right = self.nodes[0].verified_with.is_some()
-            && self.nodes[0].verified_with == ids[1]
-            && self.nodes[1].verified_with == ids[0];
-        match (
-            paired_right,
-            self.nodes[0].finished_at,
-            self.nodes[1].finished_at,
-        ) {
-            (true, Some(a), Some(b)) => Run::Paired(a.max(b) - second_start),
-            _ if std::env::var_os("GP_SIM_DEBUG").is_some() => {
-                for (i, n) in self.nodes.iter().enumerate() {
-                    let m = n.machine.as_ref().unwrap();
-                    eprintln!("node {i}: verified_with {:?} self {:?} finished {:?} done {} failures {} failed {:?}", n.verified_with.map(|p| p.short()), m.session_id().short(), n.finished_at.map(|t| t - begin), m.is_done(), m.failures(), n.failed);
+        let mut crowd = Crowd {
+            took: None,
+            right: 0,
+            wrong: 0,
+            sharing_channel: sharing_channel(&self.codes),
+            failure: None,
+        };
+        let mut last = second_start;
+        for k in 0..self.codes.len() {
+            let (x, y) = (&self.nodes[2 * k], &self.nodes[2 * k + 1]);
+            for (n, partner) in [(x, 2 * k + 1), (y, 2 * k)] {
+                if n.verified_with.is_some() && n.verified_with != ids[partner] {
+                    crowd.wrong += 1;
                 }
-                Run::Failed("debug")
             }
-            _ => Run::Failed(
-                self.nodes
-                    .iter()
-                    .find_map(|n| n.failed)
-                    .unwrap_or("not finished within the time limit"),
-            ),
+            let right = x.verified_with.is_some()
+                && x.verified_with == ids[2 * k + 1]
+                && y.verified_with == ids[2 * k];
+            match (right, x.finished_at, y.finished_at) {
+                (true, Some(a), Some(b)) => {
+                    crowd.right += 1;
+                    last = last.max(a).max(b);
+                }
+                _ => {
+                    crowd.failure.get_or_insert(
+                        x.failed
+                            .or(y.failed)
+                            .unwrap_or("not finished within the time limit"),
+                    );
+                }
+            }
         }
+        if crowd.right == self.codes.len() {
+            crowd.took = Some(last - second_start);
+        }
+        crowd
     }
+}
+
+/// Pairings whose channel number another pairing of `codes` also has.
+fn sharing_channel(codes: &[String]) -> usize {
+    let channel = |c: &String| c.split('-').next().unwrap_or_default().to_owned();
+    codes
+        .iter()
+        .filter(|c| codes.iter().filter(|d| channel(d) == channel(c)).count() > 1)
+        .count()
+}
+
+/// The outcome of simulated simultaneous pairings.
+#[derive(Debug, Clone, Copy)]
+pub struct Crowd {
+    /// From the second sides' start until every side finished, when every
+    /// pairing paired right.
+    pub took: Option<Duration>,
+    pub right: usize,
+    /// Sides verified with somebody else's partner (must be 0).
+    pub wrong: usize,
+    pub sharing_channel: usize,
+    /// Why the first pairing that did not pair failed.
+    pub failure: Option<&'static str>,
+}
+
+fn seed_of(seed: u64, run: u64) -> u64 {
+    seed.wrapping_mul(1_000_003).wrapping_add(run)
 }
 
 /// Runs `runs` simulated pairings under `imp`, seeded from `seed`; each gets
@@ -424,8 +481,26 @@ impl Sim {
 pub fn time_to_pair(imp: Impairment, runs: usize, seed: u64) -> Vec<Run> {
     (0..runs as u64)
         .map(|r| {
-            Sim::new(seed.wrapping_mul(1_000_003).wrapping_add(r), imp)
-                .run(Duration::from_secs(120))
+            let c = Sim::new(seed_of(seed, r), imp, 1).run(Duration::from_secs(120));
+            match c.took {
+                Some(took) => Run::Paired(took),
+                None => Run::Failed(c.failure.unwrap_or("not finished within the time limit")),
+            }
         })
+        .collect()
+}
+
+/// `runs` trials of `k` simultaneous pairings with random codes on one
+/// unimpaired simulated LAN: how often channel numbers collide, and what
+/// that does.
+pub fn crowds(k: usize, runs: usize, seed: u64) -> Vec<Crowd> {
+    let imp = Impairment {
+        loss: 0.0,
+        duplicate: 0.0,
+        delay: LAN_HOP,
+        jitter: Duration::ZERO,
+    };
+    (0..runs as u64)
+        .map(|r| Sim::new(seed_of(seed, r), imp, k).run(Duration::from_secs(120)))
         .collect()
 }
