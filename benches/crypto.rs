@@ -135,12 +135,13 @@ fn annex_anchor(c: &mut Criterion) {
     });
 }
 
-criterion_group!(
-    benches,
-    pake,
-    confirmation,
-    keygen,
-    codec_bench,
-    annex_anchor
-);
+criterion_group! {
+    name = benches;
+    // Shorter than criterion's defaults: the figures settle well within
+    // this, and scripts/bench runs fifteen of them.
+    config = Criterion::default()
+        .warm_up_time(std::time::Duration::from_millis(500))
+        .measurement_time(std::time::Duration::from_secs(2));
+    targets = pake, confirmation, keygen, codec_bench, annex_anchor
+}
 criterion_main!(benches);
