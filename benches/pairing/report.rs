@@ -615,8 +615,8 @@ impl Report {
 /// hand, kept with the generator so that a new run keeps it.
 const FINDINGS: &str = r#"
 - **30% loss: the sshd check, not the protocol, was the cause.** The first
-  runs of this benchmark missed the 30%-loss target (p95 over 3 s on the
-  namespace LAN; in the simulation 49% of the runs failed). Tracing one
+  runs of this benchmark missed the 30%-loss target (p95 2.6 s over 10 runs
+  on the namespace LAN; in the simulation 49% of the runs failed). Tracing one
   pairing (`cargo bench --bench pairing -- --trace DIR`: both sides under
   `strace -f -tt -T`) showed the check of the peer's sshd as a single TCP
   connect per address: a lost SYN or SYN-ACK is resent by the kernel only
@@ -646,9 +646,9 @@ const FINDINGS: &str = r#"
   87%). Two pairings on one channel still pair (each side spends two of its
   three guesses on the other pairing's sides). Three or more pairings on one
   channel give each side more wrong-code sessions than its guess budget, so
-  some of those pairings fail with "someone may be guessing your code"; the
-  crowd tables show how often that happened here. Nobody ever verified a
-  wrong partner.
+  some of those pairings fail with "someone may be guessing your code"
+  (exit 4, nothing written; a new code fixes it); the crowd tables show how
+  often that happened here. Nobody ever verified a wrong partner.
 - **The remaining 30%-loss tail** comes from retransmission backoff (up to
   1 s) and from a side whose peer finished while all of its last
   acknowledgements were lost: it lingers `LINGER_QUIET` (2.5 s) before it
