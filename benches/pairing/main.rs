@@ -15,6 +15,8 @@
 //! profiling, and writes no report. `--sim-only` only runs the simulated
 //! network (no root needed) and prints its figures.
 
+// The end-to-end tests' harness, shared rather than copied; the benchmark
+// uses only part of it, hence the allowance.
 #[allow(dead_code)]
 #[path = "../../tests/support/mod.rs"]
 mod support;
