@@ -273,9 +273,19 @@ impl Session {
         }
     }
 
+    /// Whether the retransmission timer must run: something of ours is
+    /// unacknowledged, or we confirmed and still lack the peer's MAC. In
+    /// the latter case nothing of ours may be missing, but a peer that has
+    /// verified us would hear nothing more from us, go quiet and stop
+    /// lingering while its MAC is still being lost: we would never verify.
+    /// So we keep telling it what we lack, and it keeps lingering.
     fn outstanding(&self) -> bool {
         let pieces_missing = (0..self.own_pieces.len()).any(|i| self.peer_ack.p & (1 << i) == 0);
-        !self.peer_ack.k || pieces_missing || (self.confirm.is_some() && !self.peer_ack.c)
+        let awaiting_peer_mac = self.confirm.is_some() && !self.peer_verified;
+        !self.peer_ack.k
+            || pieces_missing
+            || (self.confirm.is_some() && !self.peer_ack.c)
+            || awaiting_peer_mac
     }
 
     fn note_source(&mut self, from: SocketAddr) {
@@ -621,7 +631,13 @@ impl<R: RngCore + CryptoRng> Machine<R> {
                 }
                 (true, dup)
             }
-            Message::Ack { .. } => (false, false),
+            // Once we are verified, a bare acknowledgement without our MAC
+            // means the peer is still waiting for it: answer at once, as
+            // for a duplicate, rather than at our backed-off timer.
+            Message::Ack { ack, .. } => (
+                false,
+                matches!(self.phase, Phase::Verified { .. }) && s.confirm.is_some() && !ack.c,
+            ),
             Message::Abort { reason, detail, .. } => {
                 self.on_abort(from, peer, reason, detail);
                 return;
@@ -927,7 +943,10 @@ impl<R: RngCore + CryptoRng> Machine<R> {
             Some(at) if now >= at => {
                 s.rto = (s.rto * 2).min(RTO_MAX);
                 s.retransmit_at = None;
-                self.send_missing(peer);
+                // Nothing of ours missing: we are waiting for the peer's MAC.
+                if self.send_missing(peer) == 0 {
+                    self.send_ack(peer);
+                }
                 self.arm(peer, now);
             }
             _ => {}

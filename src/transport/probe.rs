@@ -4,14 +4,36 @@
 //! timeout, and the most preferred one that connects wins. A peer that
 //! advertises an address from another network (a VPN, a container bridge)
 //! therefore costs no waiting when a better address answers first.
+//!
+//! A candidate that has not answered is tried again with a fresh connection
+//! at [`RETRY_AFTER`]. On a lossy LAN (bad Wi-Fi) the SYN or the SYN-ACK of
+//! a connect is often lost, and the kernel resends an unanswered SYN only
+//! after 1 s, then 2 s later: with a single connect, 30% loss made one check
+//! in four fail within its 3 s and many take over 1 s. Fresh connections a
+//! few hundred milliseconds apart cost a lost packet that much instead.
 
 use std::io;
 use std::net::{SocketAddr, TcpStream};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// At most this many addresses are tried.
 pub const MAX_CANDIDATES: usize = 16;
+
+/// When a candidate that has not answered yet gets a fresh connection,
+/// counted from the start of the check. Each connection keeps the kernel's
+/// own SYN retransmissions until the check's timeout.
+pub const RETRY_AFTER: [Duration; 5] = [
+    Duration::from_millis(150),
+    Duration::from_millis(300),
+    Duration::from_millis(600),
+    Duration::from_millis(1000),
+    Duration::from_millis(1600),
+];
+
+/// Connects to an address within a timeout; replaced in tests.
+type Connect = Arc<dyn Fn(SocketAddr, Duration) -> io::Result<()> + Send + Sync>;
 
 /// The first of `candidates` (in order of preference) on which a TCP
 /// connection succeeds within `timeout`, or every failure.
@@ -19,29 +41,75 @@ pub fn first_reachable(
     candidates: &[SocketAddr],
     timeout: Duration,
 ) -> Result<SocketAddr, Vec<(SocketAddr, io::Error)>> {
+    let connect: Connect =
+        Arc::new(|addr, timeout| TcpStream::connect_timeout(&addr, timeout).map(drop));
+    first_reachable_with(candidates, timeout, &connect)
+}
+
+fn first_reachable_with(
+    candidates: &[SocketAddr],
+    timeout: Duration,
+    connect: &Connect,
+) -> Result<SocketAddr, Vec<(SocketAddr, io::Error)>> {
     let candidates = &candidates[..candidates.len().min(MAX_CANDIDATES)];
+    let started = Instant::now();
+    let deadline = started + timeout;
     let (tx, rx) = mpsc::channel();
-    for (i, addr) in candidates.iter().copied().enumerate() {
-        let tx = tx.clone();
-        // Detached: a thread still connecting when a better address has
-        // answered ends on its own timeout without holding anyone up.
+    // Detached: a thread still connecting when a better address has
+    // answered ends on its own timeout without holding anyone up.
+    let attempt = |i: usize| {
+        let (tx, connect, addr) = (tx.clone(), Arc::clone(connect), candidates[i]);
+        let left = deadline.saturating_duration_since(Instant::now());
         std::thread::spawn(move || {
-            let result = TcpStream::connect_timeout(&addr, timeout).map(drop);
-            let _ = tx.send((i, result));
+            let _ = tx.send((i, connect(addr, left)));
         });
+    };
+    for i in 0..candidates.len() {
+        attempt(i);
     }
-    drop(tx);
+    // Per candidate: `None` while undecided, `Some(Ok)` once connected,
+    // `Some(Err)` once refused or unreachable (trying again would not help).
     let mut results: Vec<Option<io::Result<()>>> = candidates.iter().map(|_| None).collect();
-    for (i, result) in rx.iter() {
-        results[i] = Some(result);
+    let mut retries = RETRY_AFTER.iter().map(|after| started + *after);
+    let mut next_retry = retries.next();
+    loop {
         // Done once some address connected and every more preferred one
-        // has failed.
+        // has failed, or once every address failed.
         for (j, r) in results.iter().enumerate() {
             match r {
                 None => break,
                 Some(Ok(())) => return Ok(candidates[j]),
                 Some(Err(_)) => {}
             }
+        }
+        if results.iter().all(|r| matches!(r, Some(Err(_)))) {
+            break;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        let wake = next_retry.map_or(deadline, |r| r.min(deadline));
+        match rx.recv_timeout(wake.saturating_duration_since(now)) {
+            Ok((i, Ok(()))) => results[i] = Some(Ok(())),
+            // A timed-out connection says nothing while others are pending;
+            // at the deadline every undecided candidate counts as timed out.
+            Ok((_, Err(e))) if e.kind() == io::ErrorKind::TimedOut => {}
+            Ok((i, Err(e))) => {
+                if results[i].is_none() {
+                    results[i] = Some(Err(e));
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                if next_retry.is_some_and(|r| Instant::now() >= r) {
+                    next_retry = retries.next();
+                    for (i, _) in results.iter().enumerate().filter(|(_, r)| r.is_none()) {
+                        attempt(i);
+                    }
+                }
+            }
+            // Unreachable while `tx` lives here; nothing more can arrive.
+            Err(RecvTimeoutError::Disconnected) => break,
         }
     }
     Err(candidates
@@ -73,6 +141,52 @@ mod tests {
         // `closed`'s listener is dropped: connecting is refused at once.
         let got = first_reachable(&[closed, open_addr], Duration::from_secs(2)).unwrap();
         assert_eq!(got, open_addr);
+    }
+
+    /// A connect whose SYN is lost hangs until its timeout; only the
+    /// second connection to the address gets through.
+    #[test]
+    fn a_lost_connect_is_retried_long_before_the_kernel_would() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let open = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = open.local_addr().unwrap();
+        let tries = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&tries);
+        let connect: Connect = Arc::new(move |addr, timeout| {
+            if counted.fetch_add(1, Ordering::SeqCst) == 0 {
+                std::thread::sleep(timeout);
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "lost"));
+            }
+            TcpStream::connect_timeout(&addr, timeout).map(drop)
+        });
+        let started = Instant::now();
+        let got = first_reachable_with(&[addr], Duration::from_secs(3), &connect).unwrap();
+        assert_eq!(got, addr);
+        let took = started.elapsed();
+        assert!(took < Duration::from_millis(900), "{took:?}");
+        assert_eq!(tries.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_silent_address_times_out_after_every_retry() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let addr: SocketAddr = "192.0.2.1:22".parse().unwrap();
+        let tries = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&tries);
+        // Nothing is sent: this connect only waits, as for a black hole.
+        let connect: Connect = Arc::new(move |_, timeout| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(timeout);
+            Err(io::Error::new(io::ErrorKind::TimedOut, "lost"))
+        });
+        let timeout = Duration::from_secs(2);
+        let started = Instant::now();
+        let errs = first_reachable_with(&[addr], timeout, &connect).unwrap_err();
+        assert!(started.elapsed() >= timeout);
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].1.kind(), io::ErrorKind::TimedOut);
+        let within = 1 + RETRY_AFTER.iter().filter(|r| **r < timeout).count();
+        assert_eq!(tries.load(Ordering::SeqCst), within);
     }
 
     #[test]

@@ -279,21 +279,27 @@ impl Running {
 
     /// Waits for the process to exit; at the deadline kills it by pid. Never panics: the
     /// returned `Output` says whether it timed out.
-    pub fn wait(mut self, timeout: Duration) -> Output {
+    pub fn wait(self, timeout: Duration) -> Output {
+        self.wait_polling(timeout, Duration::from_millis(20)).0
+    }
+
+    /// Like [`Running::wait`], checking for the exit every `poll`; also returns when the exit
+    /// was first seen (at most `poll` late). The benchmarks time short runs with a small `poll`.
+    pub fn wait_polling(mut self, timeout: Duration, poll: Duration) -> (Output, Instant) {
         let deadline = Instant::now() + timeout;
         let Some(mut child) = self.child.take() else {
             panic!("{}: waited for twice", self.label);
         };
         let mut timed_out = false;
-        let status = loop {
+        let (status, exited) = loop {
             match child.try_wait() {
-                Ok(Some(status)) => break status,
-                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
+                Ok(Some(status)) => break (status, Instant::now()),
+                Ok(None) if Instant::now() < deadline => thread::sleep(poll),
                 Ok(None) => {
                     timed_out = true;
                     let _ = child.kill();
                     match child.wait() {
-                        Ok(status) => break status,
+                        Ok(status) => break (status, Instant::now()),
                         Err(e) => panic!("{}: cannot reap after kill: {e}", self.label),
                     }
                 }
@@ -307,13 +313,14 @@ impl Running {
                 break;
             }
         }
-        Output {
+        let out = Output {
             command: self.label.clone(),
             status,
             timed_out,
             stdout: lock(&self.stdout_all).clone(),
             stderr: lock(&self.stderr_all).clone(),
-        }
+        };
+        (out, exited)
     }
 }
 

@@ -1,0 +1,239 @@
+//! The whole git-pair benchmark, run by `scripts/bench`: time to pair (clean
+//! and 30% loss on the namespace LAN; 200 ms delay and loss with reordering
+//! and duplication in the state machine's simulated network), crowds of
+//! simultaneous pairings, footprint, and the cost of a guess against
+//! git-annex's design. It writes BENCHMARKS.md.
+//!
+//! It needs root (network namespaces, users, sshd, nftables), like the
+//! end-to-end tests whose harness (`tests/support`) it reuses; without root
+//! it says why and exits with status 2. It never touches a real interface.
+//!
+//! `cargo bench --bench pairing -- [--out FILE] [--runs N] [--crowds 1,4,16,64]
+//! [--criterion DIR] [--command TEXT] [--trace DIR] [--sim-only]`
+//!
+//! `--trace DIR` only runs one pairing with both sides under strace, for
+//! profiling, and writes no report. `--sim-only` only runs the simulated
+//! network (no root needed) and prints its figures.
+
+// The end-to-end tests' harness, shared rather than copied; the benchmark
+// uses only part of it, hence the allowance.
+#[allow(dead_code)]
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
+mod guess;
+mod namespaces;
+mod report;
+mod sim;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use support::lab::{self, Lab, Network};
+use support::{preflight, Needs};
+
+/// Options from the command line.
+pub struct Options {
+    pub out: PathBuf,
+    pub runs: usize,
+    pub sim_runs: usize,
+    pub crowds: Vec<usize>,
+    /// Trials of each crowd size on the namespace LAN.
+    pub crowd_repeats: usize,
+    /// Trials of 64 simultaneous pairings in the simulated network.
+    pub sim_crowds: usize,
+    pub criterion: Option<PathBuf>,
+    pub command: String,
+    /// Only trace one pairing with strace into this directory.
+    pub trace: Option<PathBuf>,
+    /// Only run the simulated network (no root needed) and print its table.
+    pub sim_only: bool,
+}
+
+fn parse_args() -> Result<Options, String> {
+    let mut o = Options {
+        out: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md"),
+        runs: 30,
+        sim_runs: 1000,
+        crowds: vec![1, 4, 16, 64],
+        crowd_repeats: 3,
+        sim_crowds: 200,
+        criterion: None,
+        command: "scripts/bench".to_owned(),
+        trace: None,
+        sim_only: false,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = || args.next().ok_or(format!("{a} needs a value"));
+        match a.as_str() {
+            // cargo bench passes this to every bench binary.
+            "--bench" => {}
+            "--out" => o.out = PathBuf::from(value()?),
+            "--runs" => o.runs = value()?.parse().map_err(|e| format!("--runs: {e}"))?,
+            "--sim-runs" => {
+                o.sim_runs = value()?.parse().map_err(|e| format!("--sim-runs: {e}"))?
+            }
+            "--crowds" => {
+                o.crowds = value()?
+                    .split(',')
+                    .map(|k| k.trim().parse::<usize>())
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| format!("--crowds: {e}"))?
+            }
+            "--crowd-repeats" => {
+                o.crowd_repeats = value()?
+                    .parse()
+                    .map_err(|e| format!("--crowd-repeats: {e}"))?
+            }
+            "--sim-crowds" => {
+                o.sim_crowds = value()?.parse().map_err(|e| format!("--sim-crowds: {e}"))?
+            }
+            "--criterion" => o.criterion = Some(PathBuf::from(value()?)),
+            "--command" => o.command = value()?,
+            "--trace" => o.trace = Some(PathBuf::from(value()?)),
+            "--sim-only" => o.sim_only = true,
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    if o.runs == 0 || o.sim_runs == 0 || o.crowd_repeats == 0 || o.crowds.contains(&0) {
+        return Err(
+            "--runs, --sim-runs, --crowd-repeats and every crowd size must be at least 1"
+                .to_owned(),
+        );
+    }
+    Ok(o)
+}
+
+fn main() -> ExitCode {
+    if let Some(code) = support::mcast::run_helper_if_requested() {
+        std::process::exit(code);
+    }
+    let options = match parse_args() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("git-pair benchmark: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if options.sim_only {
+        let conditions = report::conditions();
+        for c in &conditions {
+            let runs = sim::time_to_pair(c.imp, options.sim_runs, c.seed);
+            eprintln!("{}: {}", c.name, report::summary(&runs));
+        }
+        let crowds = sim::crowds(SIM_CROWD, options.sim_crowds, 64);
+        eprintln!(
+            "{SIM_CROWD} pairings at once: {}",
+            report::crowd_summary(&crowds)
+        );
+        return ExitCode::SUCCESS;
+    }
+    if let Some(reason) = preflight(Needs::Nft) {
+        eprintln!(
+            "git-pair benchmark: cannot run here: {reason}. It builds network namespaces with \
+             their own users and sshd, like the end-to-end tests: run `sudo scripts/bench` (or as \
+             root)."
+        );
+        return ExitCode::from(2);
+    }
+    lab::sweep_stale();
+    let result = std::panic::catch_unwind(|| run(&options));
+    let left = lab::leftovers_of(std::process::id());
+    if !left.is_empty() {
+        eprintln!(
+            "git-pair benchmark: resources left behind:\n  {}",
+            left.join("\n  ")
+        );
+        return ExitCode::FAILURE;
+    }
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => {
+            eprintln!("git-pair benchmark: failed (see the message above); nothing was written");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The crowd size tried many times in the simulated network.
+pub const SIM_CROWD: usize = 64;
+
+fn section(name: &str) {
+    eprintln!("\n== {name}");
+}
+
+fn run(o: &Options) {
+    if let Some(dir) = &o.trace {
+        section("one pairing under strace");
+        namespaces::trace(&Lab::new(Network::DualStack), dir);
+        return;
+    }
+    let mut r = report::Report::default();
+    let binary = PathBuf::from(env!("CARGO_BIN_EXE_git-pair"));
+
+    section("cost of a guess (git-annex's HMAC-SHA1, one core)");
+    r.guess = Some(guess::rate(Duration::from_secs(3)));
+
+    section("time to pair, simulated network in virtual time");
+    let conditions = report::conditions();
+    for c in &conditions {
+        eprintln!("  {}", c.name);
+        r.sim.push(sim::time_to_pair(c.imp, o.sim_runs, c.seed));
+    }
+    section(&format!(
+        "{SIM_CROWD} simultaneous pairings with random codes, simulated, {} trials",
+        o.sim_crowds
+    ));
+    r.sim_crowds = sim::crowds(SIM_CROWD, o.sim_crowds, 64);
+
+    {
+        let lab = Lab::new(Network::DualStack);
+        section("start-up wrappers and footprint");
+        r.wrapper = Some(namespaces::wrapper_overhead(&lab, 30));
+        r.help_startup = Some(namespaces::help_startup(&binary, 50));
+        r.binary_size = std::fs::metadata(&binary).map(|m| m.len()).ok();
+        r.peak_rss_kib = namespaces::peak_rss_kib(&lab, 3);
+
+        section("time to pair, namespace LAN, no impairment");
+        namespaces::set_rules(&lab, 0);
+        r.clean = namespaces::time_to_pair(&lab, o.runs, 20);
+        r.clean_counters = Some(namespaces::counters(&lab));
+
+        section("time to pair, namespace LAN, 30% loss each way (nftables ingress)");
+        namespaces::set_rules(&lab, 300);
+        r.lossy = namespaces::time_to_pair(&lab, o.runs, 30);
+        r.lossy_counters = Some(namespaces::counters(&lab));
+        namespaces::remove_rules(&lab);
+    }
+
+    {
+        let lab = Lab::new(Network::DualStack);
+        for &k in &o.crowds {
+            for trial in 1..=o.crowd_repeats {
+                section(&format!("{k} simultaneous pairings, trial {trial}"));
+                let c = namespaces::crowd(&lab, k, 60);
+                eprintln!(
+                    "  {}/{} right, {} wrong, {:.0} ms, {} sharing a channel",
+                    c.right,
+                    c.k,
+                    c.wrong,
+                    c.took.as_secs_f64() * 1e3,
+                    c.sharing_channel
+                );
+                for f in &c.failures {
+                    eprintln!("  {f}");
+                }
+                r.crowds.push(c);
+            }
+        }
+        namespaces::remove_rules(&lab);
+    }
+
+    r.criterion = o.criterion.as_deref().map(report::criterion_results);
+    let text = r.render(o, &conditions);
+    std::fs::write(&o.out, text)
+        .unwrap_or_else(|e| panic!("cannot write {}: {e}", o.out.display()));
+    eprintln!("\nwrote {}", o.out.display());
+}
