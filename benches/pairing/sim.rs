@@ -145,6 +145,7 @@ fn payload(name: &str) -> Vec<u8> {
         ssh_port: 22,
         addresses: vec!["192.168.1.20".into(), "fe80::1c2d:3e4f:5a6b:7c8d".into()],
         annex_uuid: None,
+        annex_shell: false,
     }
     .to_bytes()
 }
