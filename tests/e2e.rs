@@ -50,6 +50,7 @@ fn main() -> ExitCode {
         Nft: infrastructure_smoke_multicast_dropped,
         Base: harness_cleans_up_after_a_panic_mid_setup,
         Base: pair_then_push_and_fetch_over_ssh,
+        Base: pairs_across_a_bridge,
         Base: paired_key_is_limited_to_the_repository,
         Base: wrong_code_fails_on_both_sides_and_writes_nothing,
         Nft: pairs_without_multicast_with_peer_flag,
@@ -375,6 +376,14 @@ fn pair_then_push_and_fetch_over_ssh() {
     assert_eq!(lab.b.rev_parse(&tracking), fetched, "B fetched A's main");
     lab.b
         .git(&["cat-file", "-e", &format!("{fetched}^{{commit}}")]);
+}
+
+/// The same across a Linux bridge in a switch namespace, the LAN of the crowd benchmark.
+fn pairs_across_a_bridge() {
+    let lab = Lab::new(Network::Bridged);
+    let p = pair_default(&lab);
+    assert_remote_works(&lab, &lab.a, &p.remote_on_a);
+    assert_remote_works(&lab, &lab.b, &p.remote_on_b);
 }
 
 /// The key git-pair installed lets the peer reach this one repository with git and nothing

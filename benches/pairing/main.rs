@@ -209,7 +209,7 @@ fn run(o: &Options) {
     }
 
     {
-        let lab = Lab::new(Network::DualStack);
+        let lab = Lab::new(Network::Bridged);
         for &k in &o.crowds {
             for trial in 1..=o.crowd_repeats {
                 section(&format!("{k} simultaneous pairings, trial {trial}"));

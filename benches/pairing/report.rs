@@ -448,7 +448,8 @@ impl Report {
         let _ = writeln!(s, "\n## Crowds\n");
         let _ = writeln!(
             s,
-            "K pairings at once on the one namespace LAN: K processes on each of the two hosts, \
+            "K pairings at once on one bridge: the two hosts are each joined by a veth to a Linux \
+             bridge in a third (switch) namespace; K processes on each of the two hosts, \
              each in its own repository, each pairing with its own generated code (a random \
              channel 1-999 and three words). All K first sides start and show their codes, then \
              all K second sides start; timed from then until every process has exited. \

@@ -24,6 +24,9 @@ use super::process::Cmd;
 /// Lab counter of this process (0 is the preflight's probe namespace).
 static NEXT_LAB: AtomicU32 = AtomicU32::new(1);
 
+/// The bridge in the switch namespace of [`Network::Bridged`].
+const BRIDGE: &str = "br0";
+
 /// The network variants the tests need.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Network {
@@ -34,6 +37,9 @@ pub enum Network {
     /// Dual stack, but each side's ingress drops IPv4 multicast and broadcast and IPv6 UDP
     /// multicast (nftables, netdev ingress, with counters).
     MulticastDropped,
+    /// Dual stack, each host on its own veth to one Linux bridge in a third namespace (a
+    /// switch), as on a LAN with more than two machines.
+    Bridged,
 }
 
 /// How far [`Lab::build`] got; passed to the setup hook after each step.
@@ -147,7 +153,24 @@ impl Lab {
         hook(Stage::Namespaces, &state);
 
         let (a, b) = (&hosts[0], &hosts[1]);
-        net::add_veth(&a.netns, &a.iface, &b.netns, &b.iface);
+        if network == Network::Bridged {
+            let switch = format!("{id}s");
+            net::add_netns(&switch);
+            {
+                let switch = switch.clone();
+                cleanup.push(format!("delete namespace {switch}"), move || {
+                    remove_netns(&switch)
+                });
+            }
+            state.namespaces.push(switch.clone());
+            net::add_bridge(&switch, BRIDGE);
+            for (h, port) in [(a, "pa"), (b, "pb")] {
+                net::add_veth(&h.netns, &h.iface, &switch, port);
+                net::attach(&switch, port, BRIDGE);
+            }
+        } else {
+            net::add_veth(&a.netns, &a.iface, &b.netns, &b.iface);
+        }
         for h in &hosts {
             net::configure(&h.netns, &h.iface, h.ipv4.map(|v4| (v4, 24)), h.ipv6_ll);
             if network == Network::MulticastDropped {
@@ -365,7 +388,7 @@ impl Drop for Cleanup {
 pub fn owner_pid(name: &str) -> Option<u32> {
     let rest = name.strip_prefix("gp")?;
     let (pid, rest) = rest.split_once('-')?;
-    let n = rest.strip_suffix(['a', 'b']).unwrap_or(rest);
+    let n = rest.strip_suffix(['a', 'b', 's']).unwrap_or(rest);
     let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     if all_digits(pid) && all_digits(n) {
         pid.parse().ok()

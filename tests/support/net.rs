@@ -1,4 +1,5 @@
-//! The network of a test: two network namespaces joined by one veth pair, their addresses, and
+//! The network of a test: two network namespaces joined by one veth pair (or each by its own veth
+//! to a bridge in a third namespace), their addresses, and
 //! the nftables rules that drop multicast on the LAN.
 //!
 //! Nothing here sends a packet from the root namespace: `ip`/`sysctl`/`nft` only configure, and
@@ -72,6 +73,34 @@ pub fn add_veth(ns_a: &str, if_a: &str, ns_b: &str, if_b: &str) {
             "-n", ns_a, "link", "add", if_a, "type", "veth", "peer", "name", if_b,
         ])
         .args(["netns", ns_b])
+        .run_ok();
+}
+
+/// A bridge in `ns`, up. Multicast snooping is off: with no querier on the test LAN, snooping
+/// would make the bridge's forwarding of the pairing groups depend on timing.
+pub fn add_bridge(ns: &str, bridge: &str) {
+    Cmd::root("ip")
+        .args([
+            "-n",
+            ns,
+            "link",
+            "add",
+            bridge,
+            "type",
+            "bridge",
+            "mcast_snooping",
+            "0",
+        ])
+        .run_ok();
+    Cmd::root("ip")
+        .args(["-n", ns, "link", "set", bridge, "up"])
+        .run_ok();
+}
+
+/// Makes `port` in `ns` a port of `bridge`, up.
+pub fn attach(ns: &str, port: &str, bridge: &str) {
+    Cmd::root("ip")
+        .args(["-n", ns, "link", "set", port, "master", bridge, "up"])
         .run_ok();
 }
 
