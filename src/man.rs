@@ -208,11 +208,20 @@ fn extra() -> Roff {
             "What the peer has not acknowledged is resent after {}, doubling up to {}; a duplicate is answered \
              at once. The side that finishes first sends its last acknowledgement {FINAL_ACK_COPIES} times and \
              the other lingers, answering retransmissions, until told the peer finished, until the peer has \
-             been quiet for {}, or for at most {} s.",
+             been quiet for {}, or for at most {} s. A side that has sent its confirmation but lacks the \
+             peer's keeps acknowledging on the same timer, and a verified side answers that at once, so that \
+             the peer's confirmation is resent until it arrives. The TCP check of the peer's sshd opens a \
+             fresh connection at {} after the first, instead of waiting for the kernel to resend a lost \
+             SYN after 1 s and 3 s.",
             ms(RTO_INITIAL),
             ms(RTO_MAX),
             ms(LINGER_QUIET),
-            LINGER_MAX.as_secs()
+            LINGER_MAX.as_secs(),
+            crate::transport::probe::RETRY_AFTER
+                .iter()
+                .map(|d| ms(*d))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     );
     item(
