@@ -16,9 +16,9 @@ pub enum Exit {
 impl Exit {
     /// Every status with its meaning, for the man page.
     pub const ALL: [(Exit, &'static str); 7] = [
-        (Exit::Success, "Paired: everything is set up on this machine."),
+        (Exit::Success, "Paired: everything is set up on this machine (git pair); listed or removed (git pair list, git pair remove, also when there was nothing left to remove)."),
         (Exit::Error, "Any other error, including a refused `git pair serve` request."),
-        (Exit::Usage, "Usage error: bad arguments or code, not in a git repository, or the requested remote name is taken."),
+        (Exit::Usage, "Usage error: bad arguments or code, not in a git repository, the requested remote name is taken, or git pair remove was given a remote git pair did not make."),
         (Exit::NoPeer, "No peer answered before the timeout."),
         (Exit::Verification, "Verification failed: a peer answered but the codes differ, or someone may be guessing the code. Nothing was written."),
         (Exit::Setup, "The setup on this machine failed (~/.ssh not writable, no sshd host keys, the peer's sshd unreachable, ...). Nothing was left behind."),
