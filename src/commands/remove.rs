@@ -9,6 +9,7 @@
 //! half removed (a remote deleted by hand, ssh files edited) is cleaned up as far as it exists,
 //! and removing it twice is not an error.
 
+use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
@@ -90,10 +91,10 @@ pub fn run(name: &str) -> anyhow::Result<()> {
             ))
             .into());
         }
-        eprintln!(
-            "git pair: nothing to remove: no pairing named {shown} in {} (`git pair list` shows them)",
+        say(&format!(
+            "git pair: nothing to remove: no pairing named {shown} in {} (`git pair list` shows them)\n",
             info.path.display()
-        );
+        ));
         return Ok(());
     }
     let fingerprint = removal
@@ -120,21 +121,34 @@ pub fn run(name: &str) -> anyhow::Result<()> {
     }
     changed.sort();
     changed.dedup();
-    eprintln!("Removed pairing {shown}:");
+    say(&report(&shown, &removal, &changed));
+    Ok(())
+}
+
+/// What `git pair remove` tells the user it did.
+fn report(shown: &str, removal: &Removal, changed: &[std::path::PathBuf]) -> String {
+    let mut out = format!("Removed pairing {shown}:\n");
     if let Some(remote) = &removal.remote {
-        eprintln!(
-            "    remote {} and its remote-tracking branches",
+        out.push_str(&format!(
+            "    remote {} and its remote-tracking branches\n",
             term::sanitize(remote)
-        );
+        ));
     }
     for (alias, _) in &removal.aliases {
-        eprintln!("    ssh alias {alias}, its pinned host keys and its own key files");
+        out.push_str(&format!(
+            "    ssh alias {alias}, its pinned host keys, and its key files unless another pairing uses them\n"
+        ));
     }
-    for path in &changed {
-        eprintln!("    changed {}", path.display());
+    for path in changed {
+        out.push_str(&format!("    changed {}\n", path.display()));
     }
-    eprintln!("The peer can no longer log in here with that pairing's key.");
-    Ok(())
+    out.push_str("The peer can no longer log in here with that pairing's key.\n");
+    out
+}
+
+/// Writes to stderr; a closed stderr must not turn a done removal into a panic.
+fn say(text: &str) {
+    let _ = std::io::stderr().write_all(text.as_bytes());
 }
 
 #[cfg(test)]
