@@ -13,7 +13,8 @@
 //! - [`ssh_files`]: authorized_keys, ssh client config and known_hosts:
 //!   pure plans and atomic, lockable, reversible writes.
 //! - [`repo`]: the git remote and its recorded config.
-//! - [`commands`]: `git pair` and `git pair serve`, the edge.
+//! - [`commands`]: `git pair`, `git pair list`, `git pair remove` and
+//!   `git pair serve`, the edge.
 //! - [`cli`], [`man`], [`events`], [`term`], [`exit`], [`interrupt`]: the
 //!   interfaces to people and programs.
 //!
@@ -48,7 +49,11 @@
 //!    forced command (`git pair serve`) that runs only git-upload-pack,
 //!    git-receive-pack, git-upload-archive and git-annex-shell (its
 //!    repository commands, under `GIT_ANNEX_SHELL_DIRECTORY` and
-//!    `GIT_ANNEX_SHELL_LIMITED`) on the one paired repository.
+//!    `GIT_ANNEX_SHELL_LIMITED`) on the one paired repository. One key
+//!    opens one repository: a peer key already let in for another
+//!    repository is refused, since sshd would use the first matching line.
+//! 7. **Undo.** `git pair remove` revokes the peer's key and removes every
+//!    other trace of the pairing on this machine, and nothing else.
 //!
 //! Not in scope: an attacker on the LAN can always stop a pairing (drop
 //! packets, or make it fail three times), but never complete one. A
