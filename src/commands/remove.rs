@@ -140,7 +140,7 @@ fn report(shown: &str, removal: &Removal, changed: &[std::path::PathBuf]) -> Str
         ));
     }
     for path in changed {
-        out.push_str(&format!("    changed {}\n", path.display()));
+        out.push_str(&format!("    updated or deleted {}\n", path.display()));
     }
     out.push_str("The peer can no longer log in here with that pairing's key.\n");
     out
