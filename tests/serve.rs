@@ -491,6 +491,26 @@ impl World {
         cmd
     }
 
+    /// `git ARGS` in `cwd` on the client, with ANNEX_SSH as the `ssh` on PATH, so that git and
+    /// git-annex reach `git pair serve` as through sshd; each command ssh was asked to run is
+    /// appended to [`World::fake_ssh_log`].
+    fn git_via_fake_ssh(&self, cwd: &Path, args: &[&str]) -> Output {
+        let bin = self.client.join("ssh-bin");
+        if !bin.join("ssh").exists() {
+            write_executable(&bin.join("ssh"), ANNEX_SSH);
+        }
+        self.command("git", cwd)
+            .args(args)
+            .env("PATH", path_with(&bin))
+            .env("ANNEX_SSH_LOG", self.fake_ssh_log())
+            .output()
+            .unwrap()
+    }
+
+    fn fake_ssh_log(&self) -> PathBuf {
+        self.client.join("ssh-log")
+    }
+
     /// A directory holding the recording git-annex-shell, and the record file it writes.
     fn fake_annex_shell(&self) -> (PathBuf, PathBuf) {
         let bin = self.client.join("fake-annex-bin");
@@ -837,17 +857,8 @@ fn real_git_annex_works_through_serve() {
     let w = World::new();
     let server_uuid = annexed_server(&w);
 
-    let bin = w.client.join("ssh-bin");
-    write_executable(&bin.join("ssh"), ANNEX_SSH);
-    let log = w.client.join("ssh-log");
-    let annex = |cwd: &Path, args: &[&str]| -> Output {
-        w.command("git", cwd)
-            .args(args)
-            .env("PATH", path_with(&bin))
-            .env("ANNEX_SSH_LOG", &log)
-            .output()
-            .unwrap()
-    };
+    let annex = |cwd: &Path, args: &[&str]| w.git_via_fake_ssh(cwd, args);
+    let log = w.fake_ssh_log();
     check(
         &annex(&w.client, &["clone", "-q", "fakehost:~/notes", "copy"]),
         "clone",
@@ -942,17 +953,8 @@ fn real_git_annex_cannot_reach_another_repository() {
     }
     let w = World::new();
     w.annex_init(&w.secret, &w.server_home, "secret");
-    let bin = w.client.join("ssh-bin");
-    write_executable(&bin.join("ssh"), ANNEX_SSH);
-    let log = w.client.join("ssh-log");
-    let run = |cwd: &Path, args: &[&str]| -> Output {
-        w.command("git", cwd)
-            .args(args)
-            .env("PATH", path_with(&bin))
-            .env("ANNEX_SSH_LOG", &log)
-            .output()
-            .unwrap()
-    };
+    let run = |cwd: &Path, args: &[&str]| w.git_via_fake_ssh(cwd, args);
+    let log = w.fake_ssh_log();
     // Cloning secret is refused by git already; so clone notes and point git-annex at secret.
     check(
         &run(&w.client, &["clone", "-q", "fakehost:~/notes", "copy"]),

@@ -194,6 +194,8 @@ struct Prepared {
     code: Code,
     generated: bool,
     port: u16,
+    /// Whether sshd will find git-annex-shell here (told to the peer, and warned about).
+    annex_shell: bool,
 }
 
 fn pair(args: &PairArgs, out: &mut Reporter, interrupts: &mut Interrupts) -> anyhow::Result<()> {
@@ -234,6 +236,8 @@ fn pair(args: &PairArgs, out: &mut Reporter, interrupts: &mut Interrupts) -> any
     if code.estimated_bits() < 20 {
         out.line("warning: this code is short; git pair allows only 3 wrong tries per run, but a longer code is safer");
     }
+    // Only a git-annex repository needs git-annex-shell here.
+    let annex_shell = info.annex_uuid.is_some() && annex_shell_installed();
     let payload = Payload {
         user: me.user.clone(),
         host: me.host.clone(),
@@ -250,7 +254,7 @@ fn pair(args: &PairArgs, out: &mut Reporter, interrupts: &mut Interrupts) -> any
             })
             .collect(),
         annex_uuid: info.annex_uuid.clone(),
-        annex_shell: info.annex_uuid.is_some() && annex_shell_installed(),
+        annex_shell,
     };
     let machine = Machine::new(
         Config {
@@ -271,6 +275,7 @@ fn pair(args: &PairArgs, out: &mut Reporter, interrupts: &mut Interrupts) -> any
         code,
         generated,
         port,
+        annex_shell,
     };
     exchange(args, prepared, sockets, machine, out, interrupts)
 }
@@ -852,7 +857,7 @@ fn setup(
             ));
         }
     }
-    for warning in annex_warnings(&plan, info, annex_shell_installed()) {
+    for warning in annex_warnings(&plan, info, p.annex_shell) {
         out.line(&format!("warning: {warning}"));
     }
     Ok(Done {
