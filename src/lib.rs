@@ -9,14 +9,16 @@
 //! - [`protocol`]: the pairing protocol without I/O: the code, the wire
 //!   codec, the key schedule, the payload and the state machine.
 //! - [`transport`]: sockets and interfaces; drives the protocol machine.
-//! - [`keys`]: ssh login and host keys.
+//! - [`keys`]: ssh login and host keys; [`local`]: this user and machine
+//!   (login name, host name, home, `~/.ssh`).
 //! - [`ssh_files`]: authorized_keys, ssh client config and known_hosts:
 //!   pure plans and atomic, lockable, reversible writes.
 //! - [`repo`]: the git remote and its recorded config.
 //! - [`commands`]: `git pair`, `git pair list`, `git pair remove` and
 //!   `git pair serve`, the edge.
 //! - [`cli`], [`man`], [`events`], [`term`], [`exit`], [`interrupt`]: the
-//!   interfaces to people and programs.
+//!   interfaces to people and programs; [`sanitize`]: untrusted text made
+//!   inert before it reaches a terminal or a file.
 //!
 //! # Threat model
 //! The attacker is on the same LAN. They see every datagram, can send any
@@ -69,9 +71,11 @@ pub mod events;
 pub mod exit;
 pub mod interrupt;
 pub mod keys;
+pub mod local;
 pub mod man;
 pub mod protocol;
 pub mod repo;
+pub mod sanitize;
 pub mod ssh_files;
 pub mod term;
 pub mod transport;

@@ -294,7 +294,7 @@ pub fn client_config(data: &[u8]) {
     }
 }
 
-/// Bidi controls, which escape_for_terminal promises never to pass through.
+/// Bidi controls, which sanitize::for_terminal_within promises never to pass through.
 fn is_bidi(c: char) -> bool {
     matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }

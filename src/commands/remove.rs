@@ -15,8 +15,8 @@ use std::path::Path;
 use anyhow::Context;
 
 use crate::repo::{self, PairedRemote};
+use crate::sanitize;
 use crate::ssh_files::{self, FoundBlock};
-use crate::term;
 
 /// What removing one pairing touches.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -80,10 +80,10 @@ pub fn run(name: &str) -> anyhow::Result<()> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let (repository, info) = repo::open(&cwd).map_err(super::pair::usage)?;
     let remotes = repo::paired_remotes(&repository)?;
-    let ssh = super::pair::ssh_dir()?;
+    let ssh = crate::local::ssh_dir()?;
     let blocks = ssh.pair_blocks()?;
     let removal = plan(&info.path, name, &remotes, &blocks);
-    let shown = term::sanitize(name);
+    let shown = sanitize::for_terminal(name);
     if removal.is_empty() {
         if info.remotes.iter().any(|r| r == name) {
             return Err(super::pair::PairError::Usage(format!(
@@ -131,7 +131,7 @@ fn report(shown: &str, removal: &Removal, changed: &[std::path::PathBuf]) -> Str
     if let Some(remote) = &removal.remote {
         out.push_str(&format!(
             "    remote {} and its remote-tracking branches\n",
-            term::sanitize(remote)
+            sanitize::for_terminal(remote)
         ));
     }
     for (alias, _) in &removal.aliases {

@@ -59,6 +59,8 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::sanitize::for_terminal_within;
+
 /// A service the peer may run. Adding one is one variant plus its names in the `match`es below;
 /// the compiler points at every place that needs it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -304,13 +306,13 @@ impl fmt::Display for Refusal {
             Refusal::ShellSyntax(c) => write!(
                 f,
                 "the command uses shell syntax ({}) that git never sends",
-                escape_for_terminal(&c.to_string(), 1)
+                for_terminal_within(&c.to_string(), 1)
             ),
             Refusal::UnterminatedQuote => f.write_str("the command has an unterminated quote"),
             Refusal::UnknownProgram(p) => write!(
                 f,
                 "{} is not one of {}",
-                escape_for_terminal(p, MAX_PROGRAM_ECHO_CHARS),
+                for_terminal_within(p, MAX_PROGRAM_ECHO_CHARS),
                 ALLOWED_SERVICES.join(", ")
             ),
             Refusal::MissingPath => f.write_str("no repository path was given"),
@@ -326,18 +328,18 @@ impl fmt::Display for Refusal {
             Refusal::UnknownAnnexCommand(c) => write!(
                 f,
                 "{ANNEX_SHELL} {} is not one of {}",
-                escape_for_terminal(c, MAX_PROGRAM_ECHO_CHARS),
+                for_terminal_within(c, MAX_PROGRAM_ECHO_CHARS),
                 ALLOWED_ANNEX_COMMANDS.join(", ")
             ),
             Refusal::AnnexOption(o) => write!(
                 f,
                 "{} is not an option git-annex sends",
-                escape_for_terminal(o, MAX_PROGRAM_ECHO_CHARS)
+                for_terminal_within(o, MAX_PROGRAM_ECHO_CHARS)
             ),
             Refusal::AnnexField(w) => write!(
                 f,
                 "{} is not one of the fields {}",
-                escape_for_terminal(w, MAX_PROGRAM_ECHO_CHARS),
+                for_terminal_within(w, MAX_PROGRAM_ECHO_CHARS),
                 ANNEX_FIELDS.join(", ")
             ),
             Refusal::AnnexAfterFields => {
@@ -440,7 +442,7 @@ fn refused_message(refusal: &Refusal, request: &str, repo: Option<&Path>) -> Str
     let what = match repo {
         Some(repo) => format!(
             "only git fetch/push and git-annex on {} are allowed with this key",
-            escape_for_terminal(&repo.to_string_lossy(), usize::MAX)
+            for_terminal_within(&repo.to_string_lossy(), usize::MAX)
         ),
         None => "only git fetch/push and git-annex are allowed with this key".to_owned(),
     };
@@ -451,7 +453,7 @@ fn refused_message(refusal: &Refusal, request: &str, repo: Option<&Path>) -> Str
     };
     format!(
         "refused: {what}{why}; the request was: {}",
-        escape_for_terminal(request, MAX_ECHO_CHARS)
+        for_terminal_within(request, MAX_ECHO_CHARS)
     )
 }
 
@@ -461,17 +463,6 @@ pub const MAX_REQUEST_LEN: usize = 4096;
 const MAX_ECHO_CHARS: usize = 200;
 /// How much of an unknown program name is quoted in the reason.
 const MAX_PROGRAM_ECHO_CHARS: usize = 40;
-
-/// The peer's string, echoed on *their* terminal: one line, with controls,
-/// bidi and invisible characters made visible (`term::sanitize`), cut short.
-fn escape_for_terminal(s: &str, max_chars: usize) -> String {
-    let safe = crate::term::sanitize(s);
-    let mut out: String = safe.chars().take(max_chars).collect();
-    if safe.chars().nth(max_chars).is_some() {
-        out.push('…');
-    }
-    out
-}
 
 /// Unquoted characters that mean something to a shell. git never sends them unquoted.
 fn is_shell_special(c: char) -> bool {
@@ -776,17 +767,6 @@ fn is_scrubbed_env(name: &OsStr) -> bool {
     name.starts_with(b"GIT_") && name != b"GIT_PROTOCOL"
 }
 
-fn home_dir() -> Result<PathBuf, ServeError> {
-    if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
-        return Ok(PathBuf::from(home));
-    }
-    let uid = nix::unistd::getuid();
-    match nix::unistd::User::from_uid(uid) {
-        Ok(Some(user)) => Ok(user.dir),
-        _ => Err(ServeError::NoHome { uid: uid.as_raw() }),
-    }
-}
-
 /// The request git-annex sends to warm up its ssh connection cache; it gets exit status 0 and
 /// nothing else.
 pub const CONNECTION_PROBE: &str = "true";
@@ -829,12 +809,8 @@ fn find_executable(name: &str, path: &OsStr) -> Option<PathBuf> {
 
 /// This machine's name for messages the peer reads, sanitized (it ends up on their terminal).
 fn host_name() -> String {
-    let name = nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "the remote machine".to_owned());
-    escape_for_terminal(&name, 64)
+    let name = crate::local::host_name().unwrap_or_else(|| "the remote machine".to_owned());
+    for_terminal_within(&name, 64)
 }
 
 /// Runs the forced command: checks `SSH_ORIGINAL_COMMAND` against `repo` and, when it is a git
@@ -871,7 +847,11 @@ pub fn run(repo: &Path) -> Result<Infallible, ServeError> {
         }
     };
     let request = parse_request(&original).map_err(|e| e.with_repo(&canonical))?;
-    let home = home_dir()?;
+    let home = crate::local::home_dir().map_err(|e| match e {
+        crate::local::LocalError::NoHome { uid } | crate::local::LocalError::NoAccount { uid } => {
+            ServeError::NoHome { uid }
+        }
+    })?;
     let (path, cwd) = match request.service {
         // git-annex-shell reads `/~/x` as `~/x`, and relative paths from the home directory.
         Service::AnnexShell(_) => (annex_to_git_path(&request.path), home.clone()),
