@@ -11,7 +11,7 @@
 //! - [`input`]: the code and the `--peer` hosts from the command line;
 //! - [`peer`]: what is checked about a peer before it is confirmed (its payload, its login key,
 //!   its sshd);
-//! - [`setup`]: writing the pairing on this machine, all or nothing;
+//! - [`setup`](mod@setup): writing the pairing on this machine, all or nothing;
 //! - [`report`]: progress for people, events for programs;
 //! - [`error`]: why a pairing failed, with its exit status.
 
