@@ -8,12 +8,12 @@
 //! people on stderr and to programs on stdout (`--json`).
 //!
 //! This file is the story of a pairing, in the order it happens; the parts live beside it:
-//! - [`input`]: the code and the `--peer` hosts from the command line;
-//! - [`peer`]: what is checked about a peer before it is confirmed (its payload, its login key,
+//! - `input`: the code and the `--peer` hosts from the command line;
+//! - `peer`: what is checked about a peer before it is confirmed (its payload, its login key,
 //!   its sshd);
-//! - [`setup`](mod@setup): writing the pairing on this machine, all or nothing;
-//! - [`report`]: progress for people, events for programs;
-//! - [`error`]: why a pairing failed, with its exit status.
+//! - `setup`: writing the pairing on this machine, all or nothing;
+//! - `report`: progress for people, events for programs;
+//! - `error`: why a pairing failed, with its exit status.
 
 mod error;
 mod input;
