@@ -4,7 +4,7 @@
 //! Both sides derive the same long-term [`PairSecret`] from the SPAKE2 key of their pairing.
 //! It lets them prove to each other later, without a code, that they are the two machines that
 //! paired: `git pair refresh` authenticates its locate queries with it and `git pair watch` its
-//! answers (see [`crate::protocol::locate`]). It is written at pairing time in the same
+//! answers (the locate protocol). It is written at pairing time in the same
 //! transaction as the other ssh files (mode 0600), deleted by `git pair remove`, never put into
 //! a repository's config and never shown.
 //!
