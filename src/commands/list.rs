@@ -265,6 +265,7 @@ mod tests {
             identity_file: None,
             host_name: Some("fe80::2%%veth0".into()),
             port: Some("2222".into()),
+            ..FoundBlock::default()
         }
     }
 

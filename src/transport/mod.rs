@@ -13,6 +13,7 @@
 //! the `--peer` hosts), so that `--interface` really confines pairing.
 
 pub mod driver;
+pub mod hostkey;
 pub mod iface;
 pub mod probe;
 pub mod scan;
