@@ -33,6 +33,10 @@ fn man_page_documents_what_it_must() {
         "authorized_keys",
         "\\-\\-interface",
         "serve",
+        "28621",
+        "git-pair-watch.service",
+        "FINDING A PEER AGAIN",
+        "refresh [NAME]",
     ] {
         assert!(page.contains(needle), "the man page lacks {needle:?}");
     }

@@ -44,7 +44,7 @@ pub(super) fn read_code(args: &PairArgs) -> anyhow::Result<Option<Code>> {
 
 /// Resolves `--peer` hosts. A link-local IPv6 address may carry its
 /// interface as `fe80::1%eth0`.
-pub(super) fn resolve_peers(
+pub(crate) fn resolve_peers(
     hosts: &[String],
     port: u16,
     interfaces: &[Interface],

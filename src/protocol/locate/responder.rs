@@ -5,7 +5,7 @@
 //!
 //! 1. Anything that is not exactly a query (length, prefix, type) is dropped at once.
 //! 2. Checking a query costs one HMAC per pair secret held (at most
-//!    [`MAX_PAIRINGS`](super::MAX_PAIRINGS)); that work is paid for from one global token bucket
+//!    [`MAX_PAIRINGS`]); that work is paid for from one global token bucket
 //!    ([`BUCKET_CAPACITY`] HMACs, refilled at [`BUCKET_RATE`] per second). When it is empty,
 //!    queries are dropped unchecked. There is no state per sender: a flood from many addresses
 //!    costs no more memory than one from a single address.
@@ -204,9 +204,15 @@ impl Responder {
         self.stats
     }
 
-    /// Handles one datagram that arrived at `now`; `addresses` are this machine's current
-    /// addresses, best first, for the answer.
-    pub fn handle(&mut self, now: Instant, datagram: &[u8], addresses: &[IpAddr]) -> Outcome {
+    /// Handles one datagram that arrived at `now`. `addresses` gives this machine's current
+    /// addresses, best first, for an answer: it is called only for a query that verified, so
+    /// that it may look them up afresh (an address that just changed is the point of it all).
+    pub fn handle(
+        &mut self,
+        now: Instant,
+        datagram: &[u8],
+        addresses: impl FnOnce() -> Vec<IpAddr>,
+    ) -> Outcome {
         self.stats.received += 1;
         let outcome = self.decide(now, datagram, addresses);
         let s = &mut self.stats;
@@ -221,7 +227,12 @@ impl Responder {
         outcome
     }
 
-    fn decide(&mut self, now: Instant, datagram: &[u8], addresses: &[IpAddr]) -> Outcome {
+    fn decide(
+        &mut self,
+        now: Instant,
+        datagram: &[u8],
+        addresses: impl FnOnce() -> Vec<IpAddr>,
+    ) -> Outcome {
         let Some(query) = parse_query(datagram) else {
             return Outcome::Dropped(DropReason::Malformed);
         };
@@ -249,7 +260,7 @@ impl Responder {
         let answer = Answer {
             nonce: query.nonce,
             ssh_port: pairing.ssh_port,
-            addresses: addresses.to_vec(),
+            addresses: addresses(),
         };
         Outcome::Answer {
             alias: pairing.alias.clone(),
@@ -293,7 +304,7 @@ mod tests {
         let mut r = responder(now, 3);
         let nonce = [7; 16];
         let q = encode_query(&seeker_keys(2), &nonce);
-        let Outcome::Answer { alias, datagram } = r.handle(now, &q, &addrs()) else {
+        let Outcome::Answer { alias, datagram } = r.handle(now, &q, addrs) else {
             panic!("no answer");
         };
         assert_eq!(alias, "git-pair-p-2");
@@ -315,30 +326,27 @@ mod tests {
         let mut r = responder(now, 2);
         for junk in [&b""[..], b"GPL\x01", &[0u8; 53], &[0xff; 1200]] {
             assert_eq!(
-                r.handle(now, junk, &addrs()),
+                r.handle(now, junk, addrs),
                 Outcome::Dropped(DropReason::Malformed)
             );
         }
         // The right shape, a tag made without the secret.
         let forged = encode_query(&seeker_keys(99), &[1; 16]);
         assert_eq!(
-            r.handle(now, &forged, &addrs()),
+            r.handle(now, &forged, addrs),
             Outcome::Dropped(DropReason::Unauthenticated)
         );
         // The watcher's own role's query (its own refresh, reflected to it): not accepted.
         let own = LocateKeys::derive(&PairSecret::from_bytes([1; 32]), Role::High);
         assert_eq!(
-            r.handle(now, &encode_query(&own, &[2; 16]), &addrs()),
+            r.handle(now, &encode_query(&own, &[2; 16]), addrs),
             Outcome::Dropped(DropReason::Unauthenticated)
         );
         let q = encode_query(&seeker_keys(1), &[3; 16]);
-        assert!(matches!(
-            r.handle(now, &q, &addrs()),
-            Outcome::Answer { .. }
-        ));
+        assert!(matches!(r.handle(now, &q, addrs), Outcome::Answer { .. }));
         let hmacs = r.stats().hmacs;
         assert_eq!(
-            r.handle(now, &q, &addrs()),
+            r.handle(now, &q, addrs),
             Outcome::Dropped(DropReason::Replayed)
         );
         assert_eq!(
@@ -348,12 +356,12 @@ mod tests {
         );
         // An answer sent back at the watcher is not a query.
         let Outcome::Answer { datagram, .. } =
-            r.handle(now, &encode_query(&seeker_keys(1), &[4; 16]), &addrs())
+            r.handle(now, &encode_query(&seeker_keys(1), &[4; 16]), addrs)
         else {
             panic!("no answer");
         };
         assert_eq!(
-            r.handle(now, &datagram, &addrs()),
+            r.handle(now, &datagram, addrs),
             Outcome::Dropped(DropReason::Malformed)
         );
     }
@@ -364,7 +372,7 @@ mod tests {
         let mut r = Responder::new(now);
         let q = encode_query(&seeker_keys(1), &[3; 16]);
         assert_eq!(
-            r.handle(now, &q, &[]),
+            r.handle(now, &q, Vec::new),
             Outcome::Dropped(DropReason::NoPairings)
         );
         assert_eq!(r.stats().hmacs, 0);
@@ -385,7 +393,7 @@ mod tests {
         // 100 000 forged queries within one second.
         for i in 0..100_000u32 {
             let now = start + Duration::from_micros(u64::from(i) * 10);
-            let _ = r.handle(now, &forged(i), &addrs());
+            let _ = r.handle(now, &forged(i), addrs);
         }
         let s = r.stats();
         let budget = u64::from(BUCKET_CAPACITY) + u64::from(BUCKET_RATE) + u64::from(n);
@@ -396,10 +404,7 @@ mod tests {
         // Once the flood stops, the bucket refills and a real query is answered.
         let later = start + Duration::from_secs(2);
         let q = encode_query(&seeker_keys(3), &[9; 16]);
-        assert!(matches!(
-            r.handle(later, &q, &addrs()),
-            Outcome::Answer { .. }
-        ));
+        assert!(matches!(r.handle(later, &q, addrs), Outcome::Answer { .. }));
     }
 
     #[test]
