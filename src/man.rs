@@ -316,7 +316,10 @@ fn extra() -> Roff {
          sync --content, get, copy and whereis then work over the paired remote at once. When git-annex-shell \
          is missing on the peer, git pair says so and how to install it; git annex needs it on both \
          machines. git-annex-shell records changes in git on the machine that serves, so that machine \
-         needs a git identity (git config --global user.email) as for any commit.",
+         needs a git identity (git config --global user.email) as for any commit. The peer reaches \
+         git-annex-shell only in a repository that already is a git-annex repository: a plain \
+         repository stays plain whatever the peer pushes (run git annex init in it first to use \
+         git-annex over the pairing).",
     );
     section(&mut r, "LIST JSON");
     para(
@@ -421,12 +424,19 @@ fn extra() -> Roff {
         &mut r,
         &format!(
             "The peer's key runs only git pair serve, which allows git-upload-pack, git-receive-pack, \
-             git-upload-archive and, for git-annex, git-annex-shell's repository commands ({}) on the \
-             paired repository, never through a shell and always with git-pair's canonical path; \
+             git-upload-archive and, in a git-annex repository (one that has annex.uuid in its own \
+             config when the request arrives), git-annex-shell's content commands ({}) on the paired \
+             repository, never through a shell and always with git-pair's canonical path. \
              git-annex-shell also runs under GIT_ANNEX_SHELL_DIRECTORY and GIT_ANNEX_SHELL_LIMITED, \
-             and its options and fields are checked against the ones git-annex sends. The command \
-             \"true\", which git-annex sends to warm its ssh connection cache, succeeds without \
-             running anything. Everything else is refused.",
+             and its options and fields are checked against the ones git-annex sends; gcryptsetup, \
+             which rewrites the repository's config, is refused, and so is every git-annex-shell \
+             command in a plain repository, which git-annex-shell would otherwise make a git-annex \
+             repository, with hooks and settings from a branch the peer pushed. git and \
+             git-annex-shell start with an empty environment plus HOME, PATH, USER, LOGNAME, SHELL, \
+             LANG, LC_*, TZ and GIT_PROTOCOL (only as version=N), so that no variable an sshd's \
+             AcceptEnv lets through (XDG_CONFIG_HOME, LD_PRELOAD, GIT_DIR, ...) changes what they \
+             read or run. The command \"true\", which git-annex sends to warm its ssh connection \
+             cache, succeeds without running anything. Everything else is refused.",
             crate::commands::serve::allowed_annex_commands().join(", ")
         ),
     );

@@ -28,15 +28,21 @@
 //! remote's path with `~` written as `/~/`; it goes through the same resolver and the same
 //! canonical comparison as a git path, and git-annex-shell is given our canonical path instead.
 //!
-//! The commands are an allow-list, [`AnnexCommand`]: exactly the commands git-annex-shell
-//! itself implements (its man page and `--help`): `configlist`, `p2pstdio`, `notifychanges`,
-//! `gcryptsetup`, `inannex`, `recvkey`, `sendkey`, `dropkey`. Every one works on the given
-//! directory only. Anything else git-annex-shell would hand to git-shell (`git-upload-pack`
-//! spelled its way, or whatever git-shell allows), so it is refused here rather than trusted to
-//! git-annex-shell. Parameters are checked too: words that do not start with `-` (keys, UUIDs),
-//! the few options git-annex sends (`--uuid`, `--debug`, `--quiet`, `--force`, ...), and the
-//! `-- field=value --` block with git-annex-shell's known field names. Anything else, notably
-//! `-c name=value` (git configuration, which can name commands to run), is refused.
+//! The commands are an allow-list, [`AnnexCommand`]: the commands git-annex-shell implements
+//! itself (its man page and `--help`) that work on the repository's content: `configlist`,
+//! `p2pstdio`, `notifychanges`, `inannex`, `recvkey`, `sendkey`, `dropkey`. Not `gcryptsetup`,
+//! which rewrites the repository's config (git pair never sets up gcrypt). Anything else
+//! git-annex-shell would hand to git-shell (`git-upload-pack` spelled its way, or whatever
+//! git-shell allows), so it is refused here rather than trusted to git-annex-shell. Parameters
+//! are checked too: words that do not start with `-` (keys, UUIDs), the few options git-annex
+//! sends (`--uuid`, `--debug`, `--quiet`, `--force`, ...), and the `-- field=value --` block
+//! with git-annex-shell's known field names. Anything else, notably `-c name=value` (git
+//! configuration, which can name commands to run), is refused.
+//!
+//! Every git-annex-shell command is refused unless the served repository already has an
+//! `annex.uuid` when the request arrives (read from its own config file only): git-annex-shell
+//! would otherwise make a plain repository a git-annex repository on the peer's request, with
+//! hooks, `filter.annex.*` and settings from a branch the peer pushed.
 //!
 //! The login-shell form `git-annex-shell -c "COMMAND ..."` is refused: sshd puts the client's
 //! own command line in `SSH_ORIGINAL_COMMAND`, and git-annex never writes `-c` there.
@@ -49,6 +55,21 @@
 //! then refuses any other directory itself: defence in depth) and `GIT_ANNEX_SHELL_LIMITED=1`
 //! (it never falls back to git-shell). When git-annex-shell is not installed here the peer is
 //! told so, and what to install; [`annex_shell_path`] lets pairing tell it in advance.
+//!
+//! # The environment
+//!
+//! git and git-annex-shell start from an empty environment plus an allowlist of ours
+//! (`environment`): a peer whose variables sshd's `AcceptEnv` lets through must not choose
+//! git's configuration (`XDG_CONFIG_HOME`, `GIT_CONFIG_*`), repository (`GIT_DIR`) or loader
+//! (`LD_PRELOAD`).
+//!
+//! # Layout
+//!
+//! - `request`: `SSH_ORIGINAL_COMMAND` to a [`Request`] (pure);
+//! - `path`: where a requested path leads, compared with the served repository;
+//! - `annex`: where git-annex-shell is, and whether the repository is a git-annex one;
+//! - `environment`: the allowlist;
+//! - here: the errors and [`run`], which puts them together and execs.
 
 mod annex;
 mod environment;
@@ -70,7 +91,6 @@ use std::process::Command;
 
 use crate::sanitize::for_terminal_within;
 
-use environment::is_scrubbed_env;
 use path::{allowed_targets, matches_targets};
 
 /// Errors of `git pair serve`. Every variant means "exit with status 1"; each displays as one
@@ -198,9 +218,10 @@ fn host_name() -> String {
 /// fetch, push or archive of that repository, replaces this process with
 /// `git <service> <canonical repo>`; when it is an allowed git-annex-shell command on that
 /// repository, with `git-annex-shell <command> <canonical repo> <params...>` under
-/// `GIT_ANNEX_SHELL_DIRECTORY=<canonical repo>` and `GIT_ANNEX_SHELL_LIMITED=1`. stdin/stdout
-/// stay connected to the peer; the environment is kept except for `GIT_*` variables other than
-/// `GIT_PROTOCOL`. git-annex's connection probe `true` exits 0 at once.
+/// `GIT_ANNEX_SHELL_DIRECTORY=<canonical repo>` and `GIT_ANNEX_SHELL_LIMITED=1`, but only when
+/// that repository has an `annex.uuid` at this moment. stdin/stdout stay connected to the peer;
+/// the environment is cleared down to an allowlist (see the module documentation). git-annex's
+/// connection probe `true` exits 0 at once.
 ///
 /// Only returns on refusal or failure; the caller prints `git pair serve: {error}` on stderr and
 /// exits with status 1.
@@ -250,25 +271,26 @@ pub fn run(repo: &Path) -> Result<Infallible, ServeError> {
         });
     }
 
-    let scrub = |command: &mut Command| {
-        for (name, _) in std::env::vars_os() {
-            if is_scrubbed_env(&name) {
-                command.env_remove(name);
-            }
-        }
-    };
+    let env = environment::allowed(std::env::vars_os());
     match (request.service, request.service.subcommand()) {
         (Service::AnnexShell(command), _) => {
             let Some(program) = annex_shell_path() else {
                 return Err(ServeError::AnnexShellMissing { host: host_name() });
             };
+            if annex::annex_uuid(&canonical, &env).is_none() {
+                return Err(ServeError::Refused {
+                    refusal: Refusal::NotAnnexRepository,
+                    request: original,
+                    repo: Some(canonical),
+                });
+            }
             let mut annex = Command::new(&program);
             annex
                 .arg(command.name())
                 .arg(&canonical)
-                .args(&request.args);
-            scrub(&mut annex);
-            annex
+                .args(&request.args)
+                .env_clear()
+                .envs(env)
                 .env("GIT_ANNEX_SHELL_DIRECTORY", &canonical)
                 .env("GIT_ANNEX_SHELL_LIMITED", "1");
             let source = annex.exec();
@@ -283,8 +305,7 @@ pub fn run(repo: &Path) -> Result<Infallible, ServeError> {
         }
         (_, Some(subcommand)) => {
             let mut git = Command::new("git");
-            git.arg(subcommand).arg(&canonical);
-            scrub(&mut git);
+            git.arg(subcommand).arg(&canonical).env_clear().envs(env);
             Err(ServeError::Exec { source: git.exec() })
         }
         // Every service but git-annex-shell is a git subcommand; refuse rather than panic
@@ -352,7 +373,7 @@ mod tests {
                 .to_string(),
             "refused: only git fetch/push and git-annex on /home/bob/notes are allowed with \
              this key (git-annex-shell commit is not one of configlist, p2pstdio, \
-             notifychanges, gcryptsetup, inannex, recvkey, sendkey, dropkey); the request \
+             notifychanges, inannex, recvkey, sendkey, dropkey); the request \
              was: git-annex-shell 'commit' '/p'"
         );
         assert_eq!(

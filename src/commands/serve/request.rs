@@ -84,25 +84,22 @@ pub enum AnnexCommand {
     P2pStdio,
     /// `notifychanges DIR`: tells `git annex remotedaemon` when refs change.
     NotifyChanges,
-    /// `gcryptsetup DIR GCRYPTID`: sets up a gcrypt repository.
-    GcryptSetup,
-    /// `inannex DIR KEY...`: whether keys are present (gcrypt special remote).
+    /// `inannex DIR KEY...`: whether keys are present (older git-annex).
     InAnnex,
-    /// `recvkey DIR KEY`: receives content by rsync (gcrypt, old git-annex).
+    /// `recvkey DIR KEY`: receives content by rsync (older git-annex).
     RecvKey,
-    /// `sendkey DIR KEY`: sends content by rsync (gcrypt, old git-annex).
+    /// `sendkey DIR KEY`: sends content by rsync (older git-annex).
     SendKey,
-    /// `dropkey DIR KEY...`: drops content (gcrypt, old git-annex).
+    /// `dropkey DIR KEY...`: drops content (older git-annex).
     DropKey,
 }
 
 impl AnnexCommand {
     /// Every command, in the order of [`allowed_annex_commands`].
-    pub const ALL: [AnnexCommand; 8] = [
+    pub const ALL: [AnnexCommand; 7] = [
         AnnexCommand::ConfigList,
         AnnexCommand::P2pStdio,
         AnnexCommand::NotifyChanges,
-        AnnexCommand::GcryptSetup,
         AnnexCommand::InAnnex,
         AnnexCommand::RecvKey,
         AnnexCommand::SendKey,
@@ -115,7 +112,6 @@ impl AnnexCommand {
             AnnexCommand::ConfigList => "configlist",
             AnnexCommand::P2pStdio => "p2pstdio",
             AnnexCommand::NotifyChanges => "notifychanges",
-            AnnexCommand::GcryptSetup => "gcryptsetup",
             AnnexCommand::InAnnex => "inannex",
             AnnexCommand::RecvKey => "recvkey",
             AnnexCommand::SendKey => "sendkey",
@@ -142,11 +138,10 @@ const ALLOWED_SERVICES: [&str; 4] = [
     ANNEX_SHELL,
 ];
 
-const ALLOWED_ANNEX_COMMANDS: [&str; 8] = [
+const ALLOWED_ANNEX_COMMANDS: [&str; 7] = [
     "configlist",
     "p2pstdio",
     "notifychanges",
-    "gcryptsetup",
     "inannex",
     "recvkey",
     "sendkey",
@@ -239,6 +234,9 @@ pub enum Refusal {
     AnnexField(String),
     /// Words after the closing `--` of the field block.
     AnnexAfterFields,
+    /// git-annex-shell on a repository that has no `annex.uuid`: its owner has not made it a
+    /// git-annex repository, and git-annex-shell would do that itself on request.
+    NotAnnexRepository,
 }
 
 impl fmt::Display for Refusal {
@@ -290,6 +288,11 @@ impl fmt::Display for Refusal {
             Refusal::AnnexAfterFields => {
                 f.write_str("git-annex sends nothing after the closing -- of its fields")
             }
+            Refusal::NotAnnexRepository => write!(
+                f,
+                "{ANNEX_SHELL} runs only in a git-annex repository, and this one has no \
+                 annex.uuid; its owner can make it one with `git annex init`"
+            ),
         }
     }
 }
@@ -512,7 +515,7 @@ fn check_annex_fields(fields: &[String]) -> Result<(), Refusal> {
 }
 
 /// git-annex writes a remote's `~/x` as `/~/x` (and `~user/x` as `/~user/x`), and
-/// git-annex-shell expands a leading `/~`. This maps that form to git's, for [`resolve`].
+/// git-annex-shell expands a leading `/~`. This maps that form to git's, for [`resolve`](super::resolve).
 pub fn annex_to_git_path(dir: &str) -> &str {
     if dir.starts_with("/~") {
         &dir[1..]
@@ -814,7 +817,7 @@ mod tests {
             )),
             annex(P2pStdio, "/~/repo", &[uuid, "--uuid", server])
         );
-        // Older clients' and gcrypt's commands, with the options and fields they use.
+        // Older clients' commands, with the options and fields they use.
         let key =
             "SHA256E-s6--5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03.txt";
         assert_eq!(
@@ -851,7 +854,6 @@ mod tests {
         );
         for (line, command) in [
             ("git-annex-shell notifychanges repo", NotifyChanges),
-            ("git-annex-shell 'gcryptsetup' '/~/repo' 'id'", GcryptSetup),
             ("git-annex-shell 'inannex' '/~/repo' 'K1' 'K2'", InAnnex),
             ("git-annex-shell 'recvkey' '/~/repo' 'K1'", RecvKey),
         ] {
@@ -878,6 +880,11 @@ mod tests {
                 "git-upload-pack",
             ),
             ("git-annex-shell 'CONFIGLIST' '/~/repo'", "CONFIGLIST"),
+            // git pair never sets up gcrypt, and gcryptsetup changes the repository's config.
+            (
+                "git-annex-shell 'gcryptsetup' '/~/repo' 'id'",
+                "gcryptsetup",
+            ),
             ("git-annex-shell '--help'", "--help"),
             ("git-annex-shell '' '/p'", ""),
         ] {
@@ -993,7 +1000,7 @@ mod tests {
         }
 
         #[test]
-        fn annex_quoting_round_trips(dir in r"/[^\x00-\x1f\x7f-\x9f]{0,60}", cmd in 0usize..8, key in "[A-Z0-9]{1,8}-s[0-9]{1,4}--[a-f0-9]{8}") {
+        fn annex_quoting_round_trips(dir in r"/[^\x00-\x1f\x7f-\x9f]{0,60}", cmd in 0usize..7, key in "[A-Z0-9]{1,8}-s[0-9]{1,4}--[a-f0-9]{8}") {
             prop_assume!(!is_other_users_home(annex_to_git_path(&dir)));
             let command = AnnexCommand::ALL[cmd];
             let line = format!("git-annex-shell {} {} {} --uuid u1", sq_quote(command.name()), sq_quote(&dir), sq_quote(&key));
