@@ -269,6 +269,14 @@ fn extra() -> Roff {
     );
     item(
         &mut r,
+        vec![bold("~/.ssh/git-pair/secret_<alias>")],
+        "The pairing's pair secret (mode 0600): 32 bytes both sides derived from the SPAKE2 key, with this \
+         side's role in the pairing and its sshd port. git pair refresh and git pair watch prove the pairing \
+         with it when a peer has to be found again. It is never written into a repository or shown; git pair \
+         remove deletes it. Pairings made by a git pair that did not store it have none.",
+    );
+    item(
+        &mut r,
         vec![bold("remote.<name>.*")],
         "In the repository's config: url (<alias>:<peer path>), fetch, and the pairing's records \
          pair-alias, pair-peer (user@host:path), pair-key (the peer key's SHA256 fingerprint), \
@@ -289,7 +297,8 @@ fn extra() -> Roff {
         &mut r,
         "Pairing the same two repositories again replaces the old pairing: the remote keeps its name, its \
          fetch settings and its remote-tracking branches and gets the new address and keys; the old ssh \
-         alias, pinned host keys, key files and authorized_keys line are replaced in the same transaction, so \
+         alias, pinned host keys, pair secret, key files and authorized_keys line are replaced in the same \
+         transaction, so \
          no duplicate is left. One repository may be paired with several peers, and several repositories on \
          one machine with the same peer: each pairing has its own key, alias and authorized_keys line. A \
          login key can open only one repository (sshd uses the first matching authorized_keys line), so a \
@@ -299,7 +308,8 @@ fn extra() -> Roff {
     para(
         &mut r,
         "git pair remove NAME undoes one pairing on this machine: the peer's authorized_keys line, the ssh \
-         alias and its pinned host keys, the pairing's own key files (unless another pairing uses them) and \
+         alias and its pinned host keys, the pair secret, the pairing's own key files (unless another \
+         pairing uses them) and \
          the remote. Run it on both machines. A pairing whose remote was deleted by hand is listed by git \
          pair list as orphaned and removed the same way; removing what is already gone is not an error.",
     );
