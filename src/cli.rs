@@ -81,9 +81,9 @@ pub enum Command {
     /// Undo a pairing on this machine.
     ///
     /// Removes the peer's line from ~/.ssh/authorized_keys (so its key no
-    /// longer gets in), the ssh alias and its pinned host keys, the key
-    /// generated for the pairing unless another pairing uses it, and the
-    /// remote with its records. Nothing else is touched. Removing a pairing
+    /// longer gets in), the ssh alias and its pinned host keys, the pair
+    /// secret, the key generated for the pairing unless another pairing uses
+    /// it, and the remote with its records. Nothing else is touched. Removing a pairing
     /// that is half gone, or gone, is not an error. Run it on both machines
     /// to undo both sides.
     Remove {

@@ -359,6 +359,14 @@ fn extra() -> Roff {
     );
     item(
         &mut r,
+        vec![bold("~/.ssh/git-pair/secret_<alias>")],
+        "The pairing's pair secret (mode 0600): 32 bytes both sides derived from the SPAKE2 key, with this \
+         side's role in the pairing and its sshd port. git pair refresh and git pair watch prove the pairing \
+         with it when a peer has to be found again. It is never written into a repository or shown; git pair \
+         remove deletes it. Pairings made by a git pair that did not store it have none.",
+    );
+    item(
+        &mut r,
         vec![bold("remote.<name>.*")],
         "In the repository's config: url (<alias>:<peer path>), fetch, and the pairing's records \
          pair-alias, pair-peer (user@host:path), pair-key (the peer key's SHA256 fingerprint), \
@@ -379,7 +387,8 @@ fn extra() -> Roff {
         &mut r,
         "Pairing the same two repositories again replaces the old pairing: the remote keeps its name, its \
          fetch settings and its remote-tracking branches and gets the new address and keys; the old ssh \
-         alias, pinned host keys, key files and authorized_keys line are replaced in the same transaction, so \
+         alias, pinned host keys, pair secret, key files and authorized_keys line are replaced in the same \
+         transaction, so \
          no duplicate is left. One repository may be paired with several peers, and several repositories on \
          one machine with the same peer: each pairing has its own key, alias and authorized_keys line. A \
          login key can open only one repository (sshd uses the first matching authorized_keys line), so a \
@@ -389,7 +398,8 @@ fn extra() -> Roff {
     para(
         &mut r,
         "git pair remove NAME undoes one pairing on this machine: the peer's authorized_keys line, the ssh \
-         alias and its pinned host keys, the pairing's own key files (unless another pairing uses them) and \
+         alias and its pinned host keys, the pair secret, the pairing's own key files (unless another \
+         pairing uses them) and \
          the remote. Run it on both machines. A pairing whose remote was deleted by hand is listed by git \
          pair list as orphaned and removed the same way; removing what is already gone is not an error.",
     );
@@ -406,7 +416,10 @@ fn extra() -> Roff {
          sync --content, get, copy and whereis then work over the paired remote at once. When git-annex-shell \
          is missing on the peer, git pair says so and how to install it; git annex needs it on both \
          machines. git-annex-shell records changes in git on the machine that serves, so that machine \
-         needs a git identity (git config --global user.email) as for any commit.",
+         needs a git identity (git config --global user.email) as for any commit. The peer reaches \
+         git-annex-shell only in a repository that already is a git-annex repository: a plain \
+         repository stays plain whatever the peer pushes (run git annex init in it first to use \
+         git-annex over the pairing).",
     );
     section(&mut r, "LIST JSON");
     para(
@@ -511,12 +524,19 @@ fn extra() -> Roff {
         &mut r,
         &format!(
             "The peer's key runs only git pair serve, which allows git-upload-pack, git-receive-pack, \
-             git-upload-archive and, for git-annex, git-annex-shell's repository commands ({}) on the \
-             paired repository, never through a shell and always with git-pair's canonical path; \
+             git-upload-archive and, in a git-annex repository (one that has annex.uuid in its own \
+             config when the request arrives), git-annex-shell's content commands ({}) on the paired \
+             repository, never through a shell and always with git-pair's canonical path. \
              git-annex-shell also runs under GIT_ANNEX_SHELL_DIRECTORY and GIT_ANNEX_SHELL_LIMITED, \
-             and its options and fields are checked against the ones git-annex sends. The command \
-             \"true\", which git-annex sends to warm its ssh connection cache, succeeds without \
-             running anything. Everything else is refused.",
+             and its options and fields are checked against the ones git-annex sends; gcryptsetup, \
+             which rewrites the repository's config, is refused, and so is every git-annex-shell \
+             command in a plain repository, which git-annex-shell would otherwise make a git-annex \
+             repository, with hooks and settings from a branch the peer pushed. git and \
+             git-annex-shell start with an empty environment plus HOME, PATH, USER, LOGNAME, SHELL, \
+             LANG, LC_*, TZ and GIT_PROTOCOL (only as version=N), so that no variable an sshd's \
+             AcceptEnv lets through (XDG_CONFIG_HOME, LD_PRELOAD, GIT_DIR, ...) changes what they \
+             read or run. The command \"true\", which git-annex sends to warm its ssh connection \
+             cache, succeeds without running anything. Everything else is refused.",
             crate::commands::serve::allowed_annex_commands().join(", ")
         ),
     );
