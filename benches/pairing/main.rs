@@ -10,15 +10,18 @@
 //! it says why and exits with status 2. It never touches a real interface.
 //!
 //! `cargo bench --bench pairing -- [--out FILE] [--runs N] [--compare-runs N]
-//! [--wormhole-venv DIR] [--sim-runs N] [--crowds 1,4,16,64] [--crowd-repeats N]
-//! [--sim-crowds N] [--criterion DIR] [--command TEXT] [--trace DIR] [--sim-only]`
+//! [--conditions clean,udp-tcp,all-frames] [--wormhole-venv DIR] [--binary FILE] [--sim-runs N] [--crowds 1,4,16,64] [--crowd-repeats N]
+//! [--sim-crowds N] [--criterion DIR] [--command TEXT] [--trace DIR [--trace-only SYSCALLS]]
+//! [--sim-only]`
 //!
-//! `--wormhole-venv DIR` is a virtualenv with magic-wormhole, its mailbox
+//! `--binary FILE` measures another build of git-pair (e.g. the one before a
+//! change) instead of the one cargo built. `--wormhole-venv DIR` is a virtualenv with magic-wormhole, its mailbox
 //! server and its transit relay (`scripts/bench` makes it); without it the
 //! comparison is left out of the report, which says so.
 //!
 //! `--trace DIR` only runs one pairing with both sides under strace, for
-//! profiling, and writes no report. `--sim-only` only runs the simulated
+//! profiling, and writes no report; `--trace-only fsync,rename,...` stops
+//! only at those syscalls, so that the timings stay near an untraced run. `--sim-only` only runs the simulated
 //! network (no root needed) and prints its figures.
 
 // The end-to-end tests' harness, shared rather than copied; the benchmark
@@ -48,6 +51,8 @@ pub struct Options {
     pub runs: usize,
     /// Of those, how many are interleaved with magic-wormhole runs.
     pub compare_runs: usize,
+    /// The namespace LAN's conditions to run (all three by default).
+    pub conditions: Vec<Loss>,
     pub wormhole_venv: Option<PathBuf>,
     pub sim_runs: usize,
     pub crowds: Vec<usize>,
@@ -59,6 +64,8 @@ pub struct Options {
     pub command: String,
     /// Only trace one pairing with strace into this directory.
     pub trace: Option<PathBuf>,
+    /// ...stopping only at these syscalls (`--trace-only fsync,rename`).
+    pub trace_only: Option<String>,
     /// Only run the simulated network (no root needed) and print its table.
     pub sim_only: bool,
 }
@@ -68,6 +75,7 @@ fn parse_args() -> Result<Options, String> {
         out: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md"),
         runs: 100,
         compare_runs: 20,
+        conditions: vec![Loss::None, Loss::UdpTcp(300), Loss::AllFrames(300)],
         wormhole_venv: None,
         sim_runs: 10_000,
         crowds: vec![1, 4, 16, 64],
@@ -76,6 +84,7 @@ fn parse_args() -> Result<Options, String> {
         criterion: None,
         command: "scripts/bench".to_owned(),
         trace: None,
+        trace_only: None,
         sim_only: false,
     };
     let mut args = std::env::args().skip(1);
@@ -92,12 +101,29 @@ fn parse_args() -> Result<Options, String> {
                     .map_err(|e| format!("--compare-runs: {e}"))?
             }
             "--wormhole-venv" => o.wormhole_venv = Some(PathBuf::from(value()?)),
+            // Read by the lab harness when it installs the binary into each lab.
+            "--binary" => std::env::set_var("GIT_PAIR_LAB_BINARY", value()?),
+            "--conditions" => {
+                o.conditions = value()?
+                    .split(',')
+                    .filter(|c| !c.is_empty())
+                    .map(|c| match c.trim() {
+                        "clean" => Ok(Loss::None),
+                        "udp-tcp" => Ok(Loss::UdpTcp(300)),
+                        "all-frames" => Ok(Loss::AllFrames(300)),
+                        other => Err(format!(
+                            "--conditions: {other:?} is not clean, udp-tcp or all-frames"
+                        )),
+                    })
+                    .collect::<Result<_, _>>()?
+            }
             "--sim-runs" => {
                 o.sim_runs = value()?.parse().map_err(|e| format!("--sim-runs: {e}"))?
             }
             "--crowds" => {
                 o.crowds = value()?
                     .split(',')
+                    .filter(|k| !k.is_empty() && *k != "none")
                     .map(|k| k.trim().parse::<usize>())
                     .collect::<Result<_, _>>()
                     .map_err(|e| format!("--crowds: {e}"))?
@@ -113,6 +139,7 @@ fn parse_args() -> Result<Options, String> {
             "--criterion" => o.criterion = Some(PathBuf::from(value()?)),
             "--command" => o.command = value()?,
             "--trace" => o.trace = Some(PathBuf::from(value()?)),
+            "--trace-only" => o.trace_only = Some(value()?),
             "--sim-only" => o.sim_only = true,
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -187,11 +214,11 @@ fn section(name: &str) {
 fn run(o: &Options) {
     if let Some(dir) = &o.trace {
         section("one pairing under strace");
-        namespaces::trace(&Lab::new(Network::DualStack), dir);
+        namespaces::trace(&Lab::new(Network::Bridged), dir, o.trace_only.as_deref());
         return;
     }
     let mut r = report::Report::default();
-    let binary = PathBuf::from(env!("CARGO_BIN_EXE_git-pair"));
+    let binary = lab::binary_under_test();
 
     section("cost of a guess (git-annex's HMAC-SHA1, one core)");
     r.guess = Some(guess::rate(Duration::from_secs(3)));
@@ -226,7 +253,7 @@ fn run(o: &Options) {
         r.binary_size = std::fs::metadata(&binary).map(|m| m.len()).ok();
         r.peak_rss_kib = namespaces::peak_rss_kib(&lab, 3);
 
-        for loss in [Loss::None, Loss::UdpTcp(300), Loss::AllFrames(300)] {
+        for &loss in &o.conditions {
             section(&format!(
                 "time to pair, namespace LAN, {}{}",
                 loss.describe(),

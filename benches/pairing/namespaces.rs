@@ -469,7 +469,10 @@ fn wrapped(h: &Host, wrapper: &[&str], code: Option<&str>) -> Cmd {
 
 /// One pairing with both sides under `strace -f -tt -T`, the traces written
 /// to `dir/a.strace` and `dir/b.strace`: where the time of a pairing goes.
-pub fn trace(lab: &Lab, dir: &Path) {
+/// With `only` (a syscall list such as `fsync,rename,connect`), strace stops
+/// the process only at those (`--seccomp-bpf`), so that the timings stay
+/// close to an untraced run.
+pub fn trace(lab: &Lab, dir: &Path, only: Option<&str>) {
     fs::create_dir_all(dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
     host_writable(dir);
     reset(&lab.a, std::slice::from_ref(&lab.a.repo));
@@ -480,15 +483,25 @@ pub fn trace(lab: &Lab, dir: &Path) {
             .into_owned()
     };
     let (fa, fb) = (file("a"), file("b"));
-    let mut a = wrapped(&lab.a, &["strace", "-f", "-tt", "-T", "-o", &fa], None).spawn();
+    let filter = only.map(|list| format!("trace={list}"));
+    let strace = |out: &str| {
+        let mut args = vec!["strace", "-f", "-tt", "-T"];
+        if let Some(f) = &filter {
+            args.extend(["--seccomp-bpf", "-e"]);
+            args.push(f);
+        }
+        args.extend(["-o", out]);
+        args.into_iter().map(str::to_owned).collect::<Vec<String>>()
+    };
+    let (sa, sb) = (strace(&fa), strace(&fb));
+    fn as_strs(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    let mut a = wrapped(&lab.a, &as_strs(&sa), None).spawn();
     let code = read_code(&mut a);
-    let b = wrapped(
-        &lab.b,
-        &["strace", "-f", "-tt", "-T", "-o", &fb],
-        Some(&code),
-    )
-    .spawn()
-    .wait(Duration::from_secs(40));
+    let b = wrapped(&lab.b, &as_strs(&sb), Some(&code))
+        .spawn()
+        .wait(Duration::from_secs(40));
     let a = a.wait(Duration::from_secs(40));
     assert!(
         a.success() && b.success(),

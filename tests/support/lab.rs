@@ -311,10 +311,19 @@ fn install_binary(dir: &Path) -> PathBuf {
     fs::create_dir(&bin_dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", bin_dir.display()));
     host::set_mode(&bin_dir, 0o755);
     let bin = bin_dir.join("git-pair");
-    fs::copy(env!("CARGO_BIN_EXE_git-pair"), &bin)
+    fs::copy(binary_under_test(), &bin)
         .unwrap_or_else(|e| panic!("copy git-pair into {}: {e}", bin_dir.display()));
     host::set_mode(&bin, 0o755);
     bin
+}
+
+/// The git-pair binary the lab runs: the one cargo built for this test or benchmark, or
+/// `$GIT_PAIR_LAB_BINARY` (the benchmark's `--binary`, to measure another build the same way).
+pub fn binary_under_test() -> PathBuf {
+    std::env::var_os("GIT_PAIR_LAB_BINARY").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_git-pair")),
+        PathBuf::from,
+    )
 }
 
 /// A's repository gets one commit; B's is a copy of it (same history, no `origin` remote).
