@@ -221,7 +221,18 @@ impl Applied {
             bytes: Zeroizing::new(bytes.to_vec()),
             mode,
         };
-        self.stage(path.to_path_buf(), Op::Create(temp), Some(now), path);
+        // Deleted earlier in this transaction: the file is there until the flush, so the new
+        // one replaces it (and a rollback puts the old one back).
+        let deleted_here = self
+            .staged
+            .iter()
+            .any(|s| s.path == path && matches!(s.op, Op::Delete));
+        let op = if deleted_here {
+            Op::Replace(temp)
+        } else {
+            Op::Create(temp)
+        };
+        self.stage(path.to_path_buf(), op, Some(now), path);
         Ok(())
     }
 

@@ -96,6 +96,11 @@ pub(super) fn setup(
             marker,
         }),
         replaces: earlier.aliases.clone(),
+        secret: Some(ssh_files::SecretRecord {
+            role: v.role,
+            ssh_port: args.ssh_port,
+            secret: v.secret.clone(),
+        }),
     };
 
     let applied = ssh_files::apply(&p.ssh, &ssh_setup, &mut || interrupts.check().is_some())
