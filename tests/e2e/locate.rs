@@ -606,6 +606,10 @@ pub fn a_pairing_without_a_pair_secret_says_to_pair_again() {
     std::fs::remove_file(only_secret(&lab.a)).unwrap();
     let out = refresh(&lab.a, &[]);
     assert!(out.success(), "still found at its address\n{out}");
+    assert!(
+        out.stderr_str().contains("pair again to make it locatable"),
+        "{out}"
+    );
     assert_eq!(
         event(&events(&out), "refreshed").unwrap()["method"],
         "address"
