@@ -60,6 +60,42 @@ pub enum Command {
         #[arg(value_name = "NAME")]
         name: String,
     },
+    /// Sync this repository with its paired peers, without ever merging.
+    ///
+    /// For the checked-out branch B: fetches every peer's branches; fast-forwards B to the
+    /// newest of a peer's B and synced/B that contains it, when the work tree has no
+    /// uncommitted changes; then pushes B to synced/B on each peer (never forced, never to the
+    /// peer's checked-out branch: the peer's own sync fast-forwards it). Histories that have
+    /// diverged are reported and left alone. In a git-annex repository it runs `git annex sync`
+    /// with the paired remotes instead, with --content when annex.synccontent asks for it. A
+    /// peer that cannot be reached is reported as unreachable and the others are synced. One
+    /// line per peer says what happened (see SYNC in the man page).
+    Sync {
+        /// Sync only with this pairing (the remote's name, as `git pair list` shows it).
+        #[arg(value_name = "NAME")]
+        name: Option<String>,
+
+        /// Print JSON events on standard output, one per line (see JSON EVENTS in the man
+        /// page).
+        #[arg(long, conflicts_with = "hook")]
+        json: bool,
+
+        /// What git pair's hooks run, in the background: print nothing, run one sync at a
+        /// time, let commits made in quick succession coalesce into one sync, and log to
+        /// .git/git-pair/sync.log. Does nothing in a repository without pairings.
+        #[arg(long)]
+        hook: bool,
+    },
+    /// Install or uninstall the hooks that run `git pair sync` after each commit.
+    ///
+    /// The hooks (post-commit, post-merge, and post-checkout on a branch switch) start
+    /// `git pair sync --hook` in the background: git never waits for it. They go where git
+    /// looks for hooks (core.hooksPath, else .git/hooks). A hook you already have is kept as
+    /// <hook>.git-pair-user and runs first; its exit status stays the hook's exit status.
+    Hooks {
+        #[command(subcommand)]
+        action: HooksAction,
+    },
     /// The forced command in authorized_keys; sshd runs it, people do not.
     ///
     /// It reads SSH_ORIGINAL_COMMAND and runs git-upload-pack,
@@ -71,6 +107,21 @@ pub enum Command {
         #[arg(long, value_name = "PATH")]
         repo: PathBuf,
     },
+}
+
+/// `git pair hooks ACTION`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum HooksAction {
+    /// Install the hooks; installing again changes nothing.
+    ///
+    /// A hook you already have is renamed to <hook>.git-pair-user (bytes, mode and symlinks
+    /// kept), and git pair's hook runs it first. Refuses, changing nothing, when that name is
+    /// taken or git pair's own hook was edited.
+    Install,
+    /// Uninstall the hooks and put back, byte for byte, the hooks that were there before.
+    ///
+    /// A git pair hook that was edited since it was installed is left alone, with a message.
+    Uninstall,
 }
 
 /// Options of `git pair [CODE]`.
@@ -186,6 +237,38 @@ mod tests {
         assert!(matches!(cli.command, Some(Command::List { json: true })));
         let cli = Cli::try_parse_from(["git-pair", "remove", "desk"]).unwrap();
         assert!(matches!(cli.command, Some(Command::Remove { name }) if name == "desk"));
+    }
+
+    #[test]
+    fn sync_and_hooks_are_subcommands() {
+        let cli = Cli::try_parse_from(["git-pair", "sync"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Sync {
+                name: None,
+                json: false,
+                hook: false
+            })
+        ));
+        let cli = Cli::try_parse_from(["git-pair", "sync", "desk", "--json"]).unwrap();
+        assert!(
+            matches!(cli.command, Some(Command::Sync { name: Some(n), json: true, .. }) if n == "desk")
+        );
+        let cli = Cli::try_parse_from(["git-pair", "hooks", "install"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Hooks {
+                action: HooksAction::Install
+            })
+        ));
+        for args in [
+            &["git-pair", "hooks"][..],
+            &["git-pair", "hooks", "frob"],
+            &["git-pair", "sync", "--json", "--hook"],
+            &["git-pair", "sync", "a", "b"],
+        ] {
+            assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
+        }
     }
 
     #[test]

@@ -65,6 +65,21 @@ pub enum Event {
     /// Failure, with a machine-readable reason. Always the last line of a
     /// failure.
     Failed { reason: Reason, message: String },
+    /// `git pair sync`: one peer's outcome.
+    SyncPeer {
+        remote: String,
+        outcome: crate::sync::plan::Outcome,
+        pushed: bool,
+        fast_forwarded: bool,
+        message: String,
+    },
+    /// `git pair sync`: the run is over; the last line unless `failed` is.
+    SyncDone {
+        branch: String,
+        commit: Option<String>,
+        annex: bool,
+        status: u8,
+    },
 }
 
 /// Why a pairing failed, for programs.

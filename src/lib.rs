@@ -13,8 +13,11 @@
 //! - [`ssh_files`]: authorized_keys, ssh client config and known_hosts:
 //!   pure plans and atomic, lockable, reversible writes.
 //! - [`repo`]: the git remote and its recorded config.
-//! - [`commands`]: `git pair`, `git pair list`, `git pair remove` and
-//!   `git pair serve`, the edge.
+//! - [`sync`]: `git pair sync` without its edge: pure planners (fast-forward,
+//!   outcomes, hook installation), the git commands, the background queue the
+//!   hooks start, and the hooks themselves (built from `git-hooks/`).
+//! - [`commands`]: `git pair`, `git pair list`, `git pair remove`,
+//!   `git pair sync`, `git pair hooks` and `git pair serve`, the edge.
 //! - [`cli`], [`man`], [`events`], [`term`], [`exit`], [`interrupt`]: the
 //!   interfaces to people and programs.
 //!
@@ -73,6 +76,7 @@ pub mod man;
 pub mod protocol;
 pub mod repo;
 pub mod ssh_files;
+pub mod sync;
 pub mod term;
 pub mod transport;
 
@@ -84,6 +88,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Serve { repo }) => match commands::serve::run(&repo)? {},
         Some(Command::List { json }) => commands::list::run(json),
         Some(Command::Remove { name }) => commands::remove::run(&name),
+        Some(Command::Sync { name, json, hook }) => {
+            commands::sync::run(name.as_deref(), json, hook)
+        }
+        Some(Command::Hooks { action }) => commands::hooks::run(action),
         None => commands::pair::run(&cli.pair),
     }
 }
@@ -93,6 +101,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 pub fn error_prefix(cli: &Cli) -> &'static str {
     match cli.command {
         Some(Command::Serve { .. }) => "git pair serve",
-        Some(Command::List { .. }) | Some(Command::Remove { .. }) | None => "git pair: error",
+        Some(Command::List { .. })
+        | Some(Command::Remove { .. })
+        | Some(Command::Sync { .. })
+        | Some(Command::Hooks { .. })
+        | None => "git pair: error",
     }
 }

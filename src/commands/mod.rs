@@ -1,7 +1,9 @@
 //! The commands: the edge of the program, where errors become messages
 //! and exit statuses and the library modules meet the user.
 
+pub mod hooks;
 pub mod list;
 pub mod pair;
 pub mod remove;
 pub mod serve;
+pub mod sync;

@@ -122,6 +122,9 @@ pub fn run(name: &str) -> anyhow::Result<()> {
     changed.sort();
     changed.dedup();
     say(&report(&shown, &removal, &changed));
+    if repo::paired_remotes(&repository).is_ok_and(|left| left.is_empty()) {
+        super::hooks::after_last_pairing(&cwd);
+    }
     Ok(())
 }
 
