@@ -11,6 +11,8 @@ mod support;
 mod annex;
 #[path = "e2e/lifecycle.rs"]
 mod lifecycle;
+#[path = "e2e/sync.rs"]
+mod sync;
 
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -22,6 +24,7 @@ use serde_json::Value;
 
 use annex::*;
 use lifecycle::*;
+use sync::*;
 use support::gitpair::{self, exit, pair, pair_with, PairOpts, Paired};
 use support::host::{self, Host};
 use support::lab::{self, Lab, Network, SetupState, Stage};
@@ -67,6 +70,12 @@ fn main() -> ExitCode {
         Base: a_bare_repository_pairs_and_takes_a_push,
         Base: an_unwritable_ssh_dir_is_refused_before_anything_happens,
         Annex: git_annex_sync_content_over_a_pairing,
+        Base: a_commit_reaches_the_peer_by_itself,
+        Base: a_users_hook_keeps_running_and_comes_back_byte_for_byte,
+        Base: diverged_histories_are_reported_and_left_alone,
+        Base: ten_quick_commits_make_few_syncs_and_the_last_arrives,
+        Base: a_peer_switched_off_does_not_slow_a_commit,
+        Annex: annex_content_travels_through_git_annex_sync,
     ];
     let conclusion = libtest_mimic::run(&args, trials);
     if manage {
