@@ -3,6 +3,8 @@
 //! Every command runs in the repository with the same environment:
 //! - what git sets for a hook and must not outlive it is removed (`GIT_INDEX_FILE` may name a
 //!   temporary index, `GIT_PREFIX` a subdirectory, the `*_DATE`s the commit just made);
+//! - `GIT_OPTIONAL_LOCKS=0`, so that a background `git status` never holds `index.lock` while
+//!   the user runs git;
 //! - `GIT_PAIR_SYNC=1`, which tells git-pair's own hooks not to start another sync for what
 //!   this one does (a fast-forward runs post-merge, `git annex sync` commits);
 //! - ssh in batch mode with a connect timeout, so that a peer that is off costs seconds and a
@@ -103,6 +105,9 @@ impl Git {
             cmd.env(var, value);
         }
         cmd.env(SYNC_ENV, "1");
+        // A sync runs behind the user's back: `git status` must not take index.lock, or the
+        // user's own git command could fail on it.
+        cmd.env("GIT_OPTIONAL_LOCKS", "0");
         if let Some(ssh) = &self.ssh_command {
             cmd.env("GIT_SSH_COMMAND", ssh);
         }
