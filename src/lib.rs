@@ -9,7 +9,8 @@
 //! - [`protocol`]: the pairing protocol without I/O: the code, the wire
 //!   codec, the key schedule, the payload and the state machine.
 //! - [`transport`]: sockets and interfaces; drives the protocol machine.
-//! - [`keys`]: ssh login and host keys.
+//! - [`keys`]: ssh login and host keys; [`local`]: this user and machine
+//!   (login name, host name, home, `~/.ssh`).
 //! - [`ssh_files`]: authorized_keys, ssh client config and known_hosts:
 //!   pure plans and atomic, lockable, reversible writes.
 //! - [`repo`]: the git remote and its recorded config.
@@ -18,8 +19,9 @@
 //!   hooks start, and the hooks themselves (built from `git-hooks/`).
 //! - [`commands`]: `git pair`, `git pair list`, `git pair remove`,
 //!   `git pair sync`, `git pair hooks` and `git pair serve`, the edge.
-//! - [`cli`], [`man`], [`events`], [`term`], [`exit`], [`interrupt`]: the
-//!   interfaces to people and programs.
+//! - [`cli`], [`man`], [`events`], [`term`], [`prompt`], [`exit`], [`interrupt`]: the
+//!   interfaces to people and programs; [`sanitize`]: untrusted text made
+//!   inert before it reaches a terminal or a file.
 //!
 //! # Threat model
 //! The attacker is on the same LAN. They see every datagram, can send any
@@ -72,9 +74,12 @@ pub mod events;
 pub mod exit;
 pub mod interrupt;
 pub mod keys;
+pub mod local;
 pub mod man;
+pub mod prompt;
 pub mod protocol;
 pub mod repo;
+pub mod sanitize;
 pub mod ssh_files;
 pub mod sync;
 pub mod term;
@@ -84,6 +89,7 @@ use cli::{Cli, Command};
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    use commands::pair::CodeSource;
     match cli.command {
         Some(Command::Serve { repo }) => match commands::serve::run(&repo)? {},
         Some(Command::List { json }) => commands::list::run(json),
@@ -92,7 +98,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             commands::sync::run(name.as_deref(), json, hook)
         }
         Some(Command::Hooks { action }) => commands::hooks::run(action),
-        None => commands::pair::run(&cli.pair),
+        Some(Command::Join { pair }) => commands::pair::run(&pair, CodeSource::Prompt),
+        None => {
+            let source = match (cli.code, cli.code_file) {
+                (Some(code), _) => CodeSource::Argument(zeroize::Zeroizing::new(code)),
+                (None, Some(file)) => CodeSource::File(file),
+                (None, None) => CodeSource::EnvironmentOrNew,
+            };
+            commands::pair::run(&cli.pair, source)
+        }
     }
 }
 
@@ -101,10 +115,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 pub fn error_prefix(cli: &Cli) -> &'static str {
     match cli.command {
         Some(Command::Serve { .. }) => "git pair serve",
-        Some(Command::List { .. })
-        | Some(Command::Remove { .. })
-        | Some(Command::Sync { .. })
-        | Some(Command::Hooks { .. })
-        | None => "git pair: error",
+        _ => "git pair: error",
     }
 }

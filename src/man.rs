@@ -52,69 +52,148 @@ pub fn render() -> Vec<u8> {
         .manual("Git Manual");
     let mut out = Vec::new();
     type Render = fn(&clap_mangen::Man, &mut dyn std::io::Write) -> std::io::Result<()>;
-    let sections: [Render; 5] = [
+    let head: [Render; 2] = [
         clap_mangen::Man::render_title,
         clap_mangen::Man::render_name_section,
-        clap_mangen::Man::render_synopsis_section,
+    ];
+    let body: [Render; 2] = [
         clap_mangen::Man::render_description_section,
         clap_mangen::Man::render_options_section,
     ];
-    for render in sections {
+    for render in head {
+        render(&man, &mut out).expect("writing to a Vec cannot fail");
+    }
+    out.extend_from_slice(synopsis().render().as_bytes());
+    for render in body {
         render(&man, &mut out).expect("writing to a Vec cannot fail");
     }
     out.extend_from_slice(extra().render().as_bytes());
     out
 }
 
+/// One argument as the SYNOPSIS and COMMANDS show it: `--long VALUE`, optional in brackets,
+/// `...` when it may be repeated; a positional as its value name.
+fn usage_of(a: &clap::Arg) -> Vec<Inline> {
+    let value = a
+        .get_value_names()
+        .and_then(|v| v.first())
+        .map(|v| v.to_string())
+        .unwrap_or_else(|| a.get_id().to_string().to_uppercase());
+    let repeated = matches!(a.get_action(), clap::ArgAction::Append);
+    let mut out = Vec::new();
+    let optional = !a.is_required_set();
+    if optional {
+        out.push(roman("["));
+    }
+    match a.get_long() {
+        None => out.push(italic(value)),
+        Some(long) => {
+            out.push(bold(format!("--{long}")));
+            if a.get_action().takes_values() {
+                out.push(roman(" "));
+                out.push(italic(value));
+            }
+        }
+    }
+    if optional {
+        out.push(roman("]"));
+    }
+    if repeated {
+        out.push(roman("..."));
+    }
+    out
+}
+
+/// The pairing options shared by `git pair` and `git pair join`, in SYNOPSIS form.
+fn pairing_options() -> Vec<Inline> {
+    let mut out = Vec::new();
+    for a in Cli::command().get_arguments() {
+        let id = a.get_id().as_str();
+        if a.is_positional() || matches!(id, "help" | "version" | "code_file") {
+            continue;
+        }
+        out.push(roman(" "));
+        out.extend(usage_of(a));
+    }
+    out
+}
+
+/// SYNOPSIS: each way to run git pair on its own line, with the values options take (clap's
+/// own synopsis shows neither, and lists the commands as `[subcommands]`).
+fn synopsis() -> Roff {
+    let mut r = Roff::new();
+    section(&mut r, "SYNOPSIS");
+    let line = |r: &mut Roff, words: Vec<Inline>| {
+        r.control("br", []).text(words);
+    };
+    let options = || vec![roman(" ["), italic("options"), roman("]")];
+    let mut first = vec![bold("git pair")];
+    first.extend(pairing_options());
+    line(&mut r, first);
+    let mut join = vec![bold("git pair join")];
+    join.extend(options());
+    line(&mut r, join);
+    let mut with_code = vec![bold("git pair")];
+    with_code.extend(options());
+    with_code.extend([roman(" "), italic("CODE")]);
+    line(&mut r, with_code);
+    let mut with_file = vec![bold("git pair")];
+    with_file.extend(options());
+    with_file.extend([roman(" "), bold("--code-file"), roman(" "), italic("FILE")]);
+    line(&mut r, with_file);
+    for (name, sub) in listed_commands() {
+        if name == "join" {
+            continue;
+        }
+        let mut w = vec![bold(format!("git pair {name}"))];
+        for a in sub.get_arguments().filter(|a| a.get_id() != "help") {
+            w.push(roman(" "));
+            w.extend(usage_of(a));
+        }
+        line(&mut r, w);
+    }
+    r
+}
+
+/// The commands with their names; one with commands of its own (`git pair hooks`) is listed
+/// as each of them (`hooks install`, `hooks uninstall`).
+fn listed_commands() -> Vec<(String, clap::Command)> {
+    let mut out = Vec::new();
+    for sub in Cli::command().get_subcommands() {
+        let nested: Vec<_> = sub
+            .get_subcommands()
+            .map(|n| (format!("{} {}", sub.get_name(), n.get_name()), n.clone()))
+            .collect();
+        if nested.is_empty() {
+            out.push((sub.get_name().to_string(), sub.clone()));
+        } else {
+            out.extend(nested);
+        }
+    }
+    out
+}
+
 /// The subcommands, described here rather than as separate pages.
 fn commands(r: &mut Roff) {
     section(r, "COMMANDS");
-    let top = Cli::command();
-    // A command with subcommands of its own (git pair hooks) is listed as each of them.
-    let subs = top.get_subcommands().flat_map(|sub| {
-        let nested: Vec<_> = sub
-            .get_subcommands()
-            .map(|n| (format!("{} {}", sub.get_name(), n.get_name()), n))
-            .collect();
-        if nested.is_empty() {
-            vec![(sub.get_name().to_string(), sub)]
+    for (name, sub) in listed_commands() {
+        let mut tag = vec![bold(format!("git pair {name}"))];
+        if name == "join" {
+            tag.push(roman(" ["));
+            tag.push(italic("options"));
+            tag.push(roman("]"));
         } else {
-            nested
+            for a in sub.get_arguments().filter(|a| a.get_id() != "help") {
+                tag.push(roman(" "));
+                tag.extend(usage_of(a));
+            }
         }
-    });
-    for (name, sub) in subs {
-        let args: Vec<String> = sub
-            .get_arguments()
-            .filter(|a| a.get_id() != "help")
-            .map(|a| {
-                let value = a
-                    .get_value_names()
-                    .and_then(|v| v.first())
-                    .map(|v| v.to_string())
-                    .unwrap_or_else(|| a.get_id().to_string().to_uppercase());
-                match a.get_long() {
-                    None if a.is_required_set() => value,
-                    None => format!("[{value}]"),
-                    Some(long) if !a.get_action().takes_values() => format!("[--{long}]"),
-                    Some(long) if a.is_required_set() => format!("--{long} {value}"),
-                    Some(long) => format!("[--{long} {value}]"),
-                }
-            })
-            .collect();
         let about = sub
             .get_long_about()
             .or(sub.get_about())
             .map(|s| s.to_string())
             .unwrap_or_default();
-        item(
-            r,
-            vec![bold(
-                format!("git pair {name} {}", args.join(" "))
-                    .trim_end()
-                    .to_string(),
-            )],
-            &about,
-        );
+        item(r, tag, &about);
     }
 }
 
@@ -126,13 +205,22 @@ fn extra() -> Roff {
     para(&mut r, "On the first machine, in the repository:");
     code(
         &mut r,
-        &["$ git pair", "  pairing code:  7 - guitar - orbit - velvet"],
+        &[
+            "$ git pair",
+            "  pairing code:  535 - bulb - fog - baby",
+            "  On the other machine, run:  git pair join",
+        ],
     );
-    para(&mut r, "On the second machine, in its repository:");
+    para(
+        &mut r,
+        "On the second machine, in its repository, type the code at the prompt (Tab completes each \
+         word after three letters):",
+    );
     code(
         &mut r,
         &[
-            "$ git pair 7-guitar-orbit-velvet",
+            "$ git pair join",
+            "Code from the other machine (Tab completes words): 535-bulb-fog-baby",
             "Paired. Try: git fetch laptop",
         ],
     );
@@ -140,10 +228,7 @@ fn extra() -> Roff {
         &mut r,
         "On a network that drops multicast, one side names the other:",
     );
-    code(
-        &mut r,
-        &["$ git pair 7-guitar-orbit-velvet --peer server.lan"],
-    );
+    code(&mut r, &["$ git pair join --peer server.lan"]);
     para(
         &mut r,
         "A program driving git-pair, with the code kept out of the process list:",
@@ -152,11 +237,20 @@ fn extra() -> Roff {
         &mut r,
         &["$ printf '%s' \"$code\" | git pair --code-file - --json"],
     );
+    para(
+        &mut r,
+        "git pair CODE also works, for scripts, but the code is then in the process list of this \
+         machine (ps, /proc/PID/cmdline) for as long as git pair runs, and in the shell's history: \
+         any other user of the machine can read it, and race to join the other side first. Prefer \
+         git pair join, --code-file or GIT_PAIR_CODE. A CODE on the command line must have the shape \
+         of a code (its number, then its words); any other word is refused with the nearest command, \
+         so that a mistyped command never starts a pairing.",
+    );
 
     section(&mut r, "HOW IT WORKS");
     para(
         &mut r,
-        "A pairing code is a public channel number and secret words, e.g. 7-guitar-orbit-velvet: \
+        "A pairing code is a public channel number and secret words, e.g. 535-bulb-fog-baby: \
          the words of a generated code are three of 1024, 30 bits. Only machines announcing the same \
          channel number try to verify each other. Any other phrase both sides type works too; its \
          leading number, if any, is the channel.",
@@ -283,6 +377,14 @@ fn extra() -> Roff {
     );
     item(
         &mut r,
+        vec![bold("~/.ssh/git-pair/secret_<alias>")],
+        "The pairing's pair secret (mode 0600): 32 bytes both sides derived from the SPAKE2 key, with this \
+         side's role in the pairing and its sshd port. git pair refresh and git pair watch prove the pairing \
+         with it when a peer has to be found again. It is never written into a repository or shown; git pair \
+         remove deletes it. Pairings made by a git pair that did not store it have none.",
+    );
+    item(
+        &mut r,
         vec![bold("remote.<name>.*")],
         "In the repository's config: url (<alias>:<peer path>), fetch, and the pairing's records \
          pair-alias, pair-peer (user@host:path), pair-key (the peer key's SHA256 fingerprint), \
@@ -303,7 +405,8 @@ fn extra() -> Roff {
         &mut r,
         "Pairing the same two repositories again replaces the old pairing: the remote keeps its name, its \
          fetch settings and its remote-tracking branches and gets the new address and keys; the old ssh \
-         alias, pinned host keys, key files and authorized_keys line are replaced in the same transaction, so \
+         alias, pinned host keys, pair secret, key files and authorized_keys line are replaced in the same \
+         transaction, so \
          no duplicate is left. One repository may be paired with several peers, and several repositories on \
          one machine with the same peer: each pairing has its own key, alias and authorized_keys line. A \
          login key can open only one repository (sshd uses the first matching authorized_keys line), so a \
@@ -313,7 +416,8 @@ fn extra() -> Roff {
     para(
         &mut r,
         "git pair remove NAME undoes one pairing on this machine: the peer's authorized_keys line, the ssh \
-         alias and its pinned host keys, the pairing's own key files (unless another pairing uses them) and \
+         alias and its pinned host keys, the pair secret, the pairing's own key files (unless another \
+         pairing uses them) and \
          the remote. Run it on both machines. A pairing whose remote was deleted by hand is listed by git \
          pair list as orphaned and removed the same way; removing what is already gone is not an error.",
     );
@@ -330,7 +434,10 @@ fn extra() -> Roff {
          sync --content, get, copy and whereis then work over the paired remote at once. When git-annex-shell \
          is missing on the peer, git pair says so and how to install it; git annex needs it on both \
          machines. git-annex-shell records changes in git on the machine that serves, so that machine \
-         needs a git identity (git config --global user.email) as for any commit.",
+         needs a git identity (git config --global user.email) as for any commit. The peer reaches \
+         git-annex-shell only in a repository that already is a git-annex repository: a plain \
+         repository stays plain whatever the peer pushes (run git annex init in it first to use \
+         git-annex over the pairing).",
     );
     sync_sections(&mut r);
     section(&mut r, "LIST JSON");
@@ -458,12 +565,19 @@ fn extra() -> Roff {
         &mut r,
         &format!(
             "The peer's key runs only git pair serve, which allows git-upload-pack, git-receive-pack, \
-             git-upload-archive and, for git-annex, git-annex-shell's repository commands ({}) on the \
-             paired repository, never through a shell and always with git-pair's canonical path; \
+             git-upload-archive and, in a git-annex repository (one that has annex.uuid in its own \
+             config when the request arrives), git-annex-shell's content commands ({}) on the paired \
+             repository, never through a shell and always with git-pair's canonical path. \
              git-annex-shell also runs under GIT_ANNEX_SHELL_DIRECTORY and GIT_ANNEX_SHELL_LIMITED, \
-             and its options and fields are checked against the ones git-annex sends. The command \
-             \"true\", which git-annex sends to warm its ssh connection cache, succeeds without \
-             running anything. Everything else is refused.",
+             and its options and fields are checked against the ones git-annex sends; gcryptsetup, \
+             which rewrites the repository's config, is refused, and so is every git-annex-shell \
+             command in a plain repository, which git-annex-shell would otherwise make a git-annex \
+             repository, with hooks and settings from a branch the peer pushed. git and \
+             git-annex-shell start with an empty environment plus HOME, PATH, USER, LOGNAME, SHELL, \
+             LANG, LC_*, TZ and GIT_PROTOCOL (only as version=N), so that no variable an sshd's \
+             AcceptEnv lets through (XDG_CONFIG_HOME, LD_PRELOAD, GIT_DIR, ...) changes what they \
+             read or run. The command \"true\", which git-annex sends to warm its ssh connection \
+             cache, succeeds without running anything. Everything else is refused.",
             crate::commands::serve::allowed_annex_commands().join(", ")
         ),
     );

@@ -279,7 +279,7 @@ pub fn check_requested_name(
         return Err(RepoError::PairingExists {
             name: requested.to_string(),
             // From the peer at pairing time: it reaches a terminal.
-            peer: crate::term::sanitize(p.peer.as_deref().unwrap_or("?")).into_owned(),
+            peer: crate::sanitize::for_terminal(p.peer.as_deref().unwrap_or("?")).into_owned(),
         });
     }
     if existing.iter().any(|e| e == requested) {

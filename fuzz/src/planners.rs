@@ -294,14 +294,15 @@ pub fn client_config(data: &[u8]) {
     }
 }
 
-/// Bidi controls, which escape_for_terminal promises never to pass through.
+/// Bidi controls, which sanitize::for_terminal_within promises never to pass through.
 fn is_bidi(c: char) -> bool {
     matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// `serve::parse_request` never panics; an accepted request names a non-empty path that does
 /// not start with `-` and is not `~otheruser`, carries further words only for git-annex-shell
-/// and never a `-c` among them, and came from a request of at most
+/// and never a `-c` among them, names a git-annex-shell command of the documented list (never
+/// `gcryptsetup`, which rewrites the repository's config), and came from a request of at most
 /// `MAX_REQUEST_LEN` bytes without control characters; a refusal displays as one short line
 /// with no control or bidi character (the peer sees it on its terminal).
 pub fn serve_request(data: &[u8]) {
@@ -327,6 +328,10 @@ pub fn serve_request(data: &[u8]) {
                 "{:?}",
                 req.args
             );
+            if let serve::Service::AnnexShell(command) = req.service {
+                assert!(serve::allowed_annex_commands().contains(&command.name()));
+                assert_ne!(command.name(), "gcryptsetup");
+            }
         }
         Err(e) => {
             let message = e.to_string();

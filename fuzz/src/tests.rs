@@ -353,7 +353,7 @@ fn write_seeds() {
     }
 
     // serve_request: what git and people send.
-    let requests: [(&str, &str); 11] = [
+    let requests: [(&str, &str); 12] = [
         ("upload-pack", "git-upload-pack '/home/alice/notes'"),
         ("annex-configlist", "git-annex-shell 'configlist' '/~/notes' '--' 'autoinit=1' '--'"),
         (
@@ -362,6 +362,7 @@ fn write_seeds() {
         ),
         ("annex-option", "git-annex-shell 'configlist' '/~/notes' -c core.fsmonitor=x"),
         ("annex-login", "git-annex-shell -c 'configlist /~/notes'"),
+        ("annex-gcryptsetup", "git-annex-shell 'gcryptsetup' '/~/notes' ':id:x'"),
         ("receive-pack", "git-receive-pack 'notes.git'"),
         ("subcommand", "git upload-archive '~/my notes'"),
         ("quotes", "git-upload-pack '/home/o'\\''brien/r'"),

@@ -14,8 +14,8 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::repo::{self, PairedRemote};
+use crate::sanitize;
 use crate::ssh_files::FoundBlock;
-use crate::term;
 use crate::transport::probe;
 
 /// How long a peer's sshd has to accept a TCP connection before it is listed as not answering.
@@ -167,12 +167,14 @@ pub fn render_text(pairings: &[Pairing]) -> String {
         return "No pairings in this repository. Run `git pair` to make one.\n".to_string();
     }
     let clean = |s: &Option<String>| {
-        s.as_deref()
-            .map_or_else(|| "-".to_string(), |v| term::sanitize(v).into_owned())
+        s.as_deref().map_or_else(
+            || "-".to_string(),
+            |v| sanitize::for_terminal(v).into_owned(),
+        )
     };
     let mut out = String::new();
     for p in pairings {
-        let name = term::sanitize(&p.name);
+        let name = sanitize::for_terminal(&p.name);
         if p.orphaned {
             out.push_str(&format!(
                 "{name}  (orphaned: the remote is gone; `git pair remove {name}` removes the rest)\n"
@@ -191,7 +193,7 @@ pub fn render_text(pairings: &[Pairing]) -> String {
             let host_keys = if p.host_keys.is_empty() {
                 "-".to_string()
             } else {
-                term::sanitize(&p.host_keys.join(", ")).into_owned()
+                sanitize::for_terminal(&p.host_keys.join(", ")).into_owned()
             };
             out.push_str(&format!("    host keys  {host_keys}\n"));
             out.push_str(&format!("    paired     {}\n", clean(&p.paired_at)));
@@ -199,7 +201,10 @@ pub fn render_text(pairings: &[Pairing]) -> String {
         if p.annex_uuid.is_some() {
             out.push_str(&format!("    annex uuid {}\n", clean(&p.annex_uuid)));
         }
-        out.push_str(&format!("    ssh alias  {}\n", term::sanitize(&p.alias)));
+        out.push_str(&format!(
+            "    ssh alias  {}\n",
+            sanitize::for_terminal(&p.alias)
+        ));
     }
     out
 }
@@ -209,7 +214,7 @@ pub fn run(json: bool) -> anyhow::Result<()> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let (repository, info) = repo::open(&cwd).map_err(super::pair::usage)?;
     let remotes = repo::paired_remotes(&repository)?;
-    let ssh = super::pair::ssh_dir()?;
+    let ssh = crate::local::ssh_dir()?;
     let blocks = ssh.pair_blocks()?;
     let mut pairings = collect(&info.path.to_string_lossy(), &remotes, &blocks);
     probe_all(&mut pairings, PROBE_TIMEOUT);

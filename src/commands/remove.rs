@@ -2,7 +2,7 @@
 //!
 //! [`plan`] is pure: from the repository's paired remotes and git-pair's `Host` blocks it picks
 //! what belongs to the pairing called NAME: the peer's `authorized_keys` line (by marker and
-//! by the recorded key fingerprint), the ssh aliases with their pinned host keys and key files,
+//! by the recorded key fingerprint), the ssh aliases with their pinned host keys, pair secrets and key files,
 //! and the remote. [`run`] applies it: the ssh files first, in one locked transaction (so the
 //! peer loses access before anything else changes), then the remote. Every other line and file
 //! stays byte for byte; key files another pairing still uses stay. A pairing that is already
@@ -15,8 +15,8 @@ use std::path::Path;
 use anyhow::Context;
 
 use crate::repo::{self, PairedRemote};
+use crate::sanitize;
 use crate::ssh_files::{self, FoundBlock};
-use crate::term;
 
 /// What removing one pairing touches.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -80,10 +80,10 @@ pub fn run(name: &str) -> anyhow::Result<()> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let (repository, info) = repo::open(&cwd).map_err(super::pair::usage)?;
     let remotes = repo::paired_remotes(&repository)?;
-    let ssh = super::pair::ssh_dir()?;
+    let ssh = crate::local::ssh_dir()?;
     let blocks = ssh.pair_blocks()?;
     let removal = plan(&info.path, name, &remotes, &blocks);
-    let shown = term::sanitize(name);
+    let shown = sanitize::for_terminal(name);
     if removal.is_empty() {
         if info.remotes.iter().any(|r| r == name) {
             return Err(super::pair::PairError::Usage(format!(
@@ -134,12 +134,12 @@ fn report(shown: &str, removal: &Removal, changed: &[std::path::PathBuf]) -> Str
     if let Some(remote) = &removal.remote {
         out.push_str(&format!(
             "    remote {} and its remote-tracking branches\n",
-            term::sanitize(remote)
+            sanitize::for_terminal(remote)
         ));
     }
     for (alias, _) in &removal.aliases {
         out.push_str(&format!(
-            "    ssh alias {alias}, its pinned host keys, and its key files unless another pairing uses them\n"
+            "    ssh alias {alias}, its pinned host keys and pair secret, and its key files unless another pairing uses them\n"
         ));
     }
     for path in changed {

@@ -11,10 +11,10 @@ use std::io::{self, Write};
 
 use crate::events::{Event, EventWriter, Reason};
 use crate::exit::Exit;
+use crate::sanitize::for_terminal as sanitize;
 use crate::sync::plan::Outcome;
 use crate::sync::queue::{self, Queue};
 use crate::sync::{Context, PeerReport, Report, SyncError};
-use crate::term::sanitize;
 
 /// Runs `git pair sync`.
 pub fn run(name: Option<&str>, json: bool, hook: bool) -> anyhow::Result<()> {

@@ -48,7 +48,7 @@ pub fn render_line(entry: &AuthorizedEntry) -> Result<String, Error> {
     key.set_comment("");
     let key = key.to_openssh()?;
     let command = entry.command.replace('"', "\\\"");
-    let label = sanitize_label(&entry.label);
+    let label = crate::sanitize::for_comment(&entry.label);
     let separator = if label.is_empty() { "" } else { " " };
     Ok(format!(
         "restrict,command=\"{command}\" {key} {MARKER_PREFIX}{}{separator}{label}",
@@ -96,34 +96,6 @@ fn validate_command(command: &str) -> Result<(), Error> {
         ));
     }
     Ok(())
-}
-
-/// The label as written: control characters, and characters that are invisible or reorder text
-/// (bidi controls, zero-width characters, line separators), become `?`, so that the comment can
-/// neither break the line nor show a human something other than what it holds.
-pub fn sanitize_label(label: &str) -> String {
-    label
-        .chars()
-        .map(|c| {
-            if c.is_control() || is_invisible(c) {
-                '?'
-            } else {
-                c
-            }
-        })
-        .collect()
-}
-
-fn is_invisible(c: char) -> bool {
-    matches!(
-        c,
-        '\u{061C}'
-            | '\u{180E}'
-            | '\u{200B}'..='\u{200F}'
-            | '\u{2028}'..='\u{202E}'
-            | '\u{2060}'..='\u{2069}'
-            | '\u{FEFF}'
-    )
 }
 
 /// The new file: `existing` without the lines that carry `entry.key` (same key data, whatever

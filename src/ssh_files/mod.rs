@@ -9,6 +9,7 @@
 //! | `~/.ssh/git-pair/config` | git-pair | one `Host <alias>` block per pairing |
 //! | `~/.ssh/git-pair/known_hosts` | git-pair | the peer's sshd host keys, pinned under `HostKeyAlias <alias>` |
 //! | `~/.ssh/git-pair/id_<alias>{,.pub}` | git-pair | a key generated for one pairing |
+//! | `~/.ssh/git-pair/secret_<alias>` | git-pair | the pairing's pair secret ([`pair_secret`]) |
 //!
 //! The work is split in two. The planners ([`authorized_keys`], [`client_config`], [`known_hosts`])
 //! are pure functions from the old bytes of one file to its new bytes; every line they do not own
@@ -31,6 +32,7 @@ pub mod atomic;
 pub mod authorized_keys;
 pub mod client_config;
 pub mod known_hosts;
+pub mod pair_secret;
 mod transaction;
 
 #[cfg(test)]
@@ -39,6 +41,7 @@ mod io_tests;
 mod test_keys;
 
 pub use client_config::{BlockRecord, FoundBlock, HostBlock};
+pub use pair_secret::SecretRecord;
 pub use transaction::Applied;
 
 use transaction::FileMode;
@@ -109,6 +112,14 @@ pub enum Error {
     #[error("{} is a symlink loop: fix or remove the symlink and retry", .path.display())]
     SymlinkLoop { path: PathBuf },
 
+    /// A pair secret file is damaged or of an unknown format.
+    #[error("{} is not a usable pair secret ({source}): run `git pair remove` for this pairing and pair again", .path.display())]
+    BadSecret {
+        path: PathBuf,
+        #[source]
+        source: pair_secret::SecretError,
+    },
+
     /// An ssh key could not be encoded.
     #[error("cannot encode an ssh key")]
     Key(#[from] ssh_key::Error),
@@ -133,6 +144,9 @@ pub enum Error {
         rollback: Box<Error>,
     },
 }
+
+/// The start of a pair secret's file name, before the alias.
+pub const SECRET_PREFIX: &str = "secret_";
 
 fn display_paths(paths: &[PathBuf]) -> String {
     paths
@@ -222,6 +236,59 @@ impl SshDir {
     /// `with_extension`).
     pub fn identity_pub(&self, alias: &str) -> PathBuf {
         self.pair_dir().join(format!("id_{alias}.pub"))
+    }
+
+    /// `~/.ssh/git-pair/secret_<alias>`, the pairing's pair secret (mode 0600). The alias is not
+    /// checked here: see [`SshDir::identity`].
+    pub fn pair_secret(&self, alias: &str) -> PathBuf {
+        self.pair_dir().join(format!("{SECRET_PREFIX}{alias}"))
+    }
+
+    /// The pair secret stored for `alias`: `None` when there is none (a pairing made before
+    /// git pair stored them), an error when the file cannot be read or is not a pair secret.
+    pub fn read_pair_secret(&self, alias: &str) -> Result<Option<SecretRecord>, Error> {
+        validate_alias(alias)?;
+        let path = self.pair_secret(alias);
+        let Some(file) = atomic::read(&path)? else {
+            return Ok(None);
+        };
+        SecretRecord::parse(&file.bytes)
+            .map(Some)
+            .map_err(|source| Error::BadSecret { path, source })
+    }
+
+    /// Every pair secret in `~/.ssh/git-pair`, by alias, sorted; files that cannot be read are
+    /// returned as errors beside the others. None when the directory does not exist.
+    #[allow(clippy::type_complexity)]
+    pub fn pair_secrets(&self) -> Result<Vec<(String, Result<SecretRecord, Error>)>, Error> {
+        let dir = self.pair_dir();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(Error::Io {
+                    action: "list",
+                    path: dir,
+                    source,
+                })
+            }
+        };
+        let mut aliases: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter_map(|name| name.strip_prefix(SECRET_PREFIX).map(str::to_owned))
+            .filter(|alias| validate_alias(alias).is_ok())
+            .collect();
+        aliases.sort();
+        Ok(aliases
+            .into_iter()
+            .filter_map(|alias| match self.read_pair_secret(&alias) {
+                Ok(Some(record)) => Some((alias, Ok(record))),
+                // Removed between the listing and the read.
+                Ok(None) => None,
+                Err(e) => Some((alias, Err(e))),
+            })
+            .collect())
     }
 
     /// The `Host` blocks of git-pair's config, with their records; none if it does not exist.
@@ -358,9 +425,12 @@ pub struct PairSetup {
     /// Which repository and remote the `Host` block belongs to, recorded in it.
     pub record: Option<client_config::BlockRecord>,
     /// Aliases of an earlier pairing of the same two repositories: their `Host` blocks, pinned
-    /// keys and unshared key files go in the same transaction (the `authorized_keys` line is
-    /// replaced through the marker).
+    /// keys, pair secrets and unshared key files go in the same transaction (the
+    /// `authorized_keys` line is replaced through the marker).
     pub replaces: Vec<String>,
+    /// The pairing's pair secret, written to [`SshDir::pair_secret`] (0600). `None` writes
+    /// none (and leaves an existing one).
+    pub secret: Option<SecretRecord>,
 }
 
 /// Which private key a pairing's `Host` block uses.
@@ -523,7 +593,8 @@ fn prepare(dir: &SshDir, setup: &PairSetup) -> Result<Prepared, Error> {
 ///
 /// Creates `~/.ssh` and `~/.ssh/git-pair` (0700) if missing, takes the lock (held until the
 /// returned [`Applied`] is committed, rolled back or dropped), then writes, each atomically:
-/// the identity files (if generated), git-pair's known_hosts, git-pair's config (the `Host`
+/// the identity files (if generated), the pair secret (if given), git-pair's known_hosts,
+/// git-pair's config (the `Host`
 /// block), `~/.ssh/config` (the `Include` line), `~/.ssh/authorized_keys`. A file whose planned
 /// bytes equal its current bytes is not rewritten.
 ///
@@ -570,6 +641,14 @@ fn apply_steps(
         tx.create(&dir.identity(alias), private.as_bytes(), 0o600)?;
         poll(interrupted)?;
         tx.create(&dir.identity_pub(alias), public.as_bytes(), 0o644)?;
+    }
+    if let Some(secret) = &setup.secret {
+        poll(interrupted)?;
+        // A stale file under this alias (the alias is new to every pairing) is replaced, and
+        // put back by a rollback.
+        let path = dir.pair_secret(alias);
+        tx.delete(&path)?;
+        tx.create(&path, secret.render(alias).as_bytes(), 0o600)?;
     }
     poll(interrupted)?;
     tx.update(&dir.pair_known_hosts(), FileMode::Fixed(0o600), |old| {
@@ -623,7 +702,8 @@ fn undo_after(tx: Applied, cause: Error) -> Error {
 ///   `marker` or whose key has `authorized_fingerprint` (either suffices). Lines git-pair did not
 ///   write are never removed. Skipped when both are `None`.
 /// - git-pair's config: the `Host <alias>` block; git-pair's known_hosts: the lines for `alias`;
-///   the identity files `id_<alias>{,.pub}`.
+///   the identity files `id_<alias>{,.pub}` (unless another block uses them); the pair secret
+///   `secret_<alias>`.
 ///
 /// The `Include` line in `~/.ssh/config` goes with the last pairing (exactly as git-pair wrote
 /// it; a line the user moved or edited stays). Idempotent: a second call changes nothing and returns `[]`.
@@ -704,8 +784,8 @@ fn remove_steps(
     Ok(())
 }
 
-/// Drops `alias`'s `Host` block and pinned keys, and its generated key files unless another
-/// block still names them as its `IdentityFile`.
+/// Drops `alias`'s `Host` block, pinned keys and pair secret, and its generated key files unless
+/// another block still names them as its `IdentityFile`.
 fn remove_alias_steps(tx: &mut Applied, dir: &SshDir, alias: &str) -> Result<(), Error> {
     let config = atomic::read(&atomic::resolve(&dir.pair_config())?)?
         .map(|f| f.bytes)
@@ -724,6 +804,7 @@ fn remove_alias_steps(tx: &mut Applied, dir: &SshDir, alias: &str) -> Result<(),
         tx.delete(&dir.identity(alias))?;
         tx.delete(&dir.identity_pub(alias))?;
     }
+    tx.delete(&dir.pair_secret(alias))?;
     Ok(())
 }
 

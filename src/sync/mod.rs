@@ -143,7 +143,7 @@ impl Context {
             peers.retain(|p| p.name == name);
             if peers.is_empty() {
                 return Err(SyncError::UnknownPairing(
-                    crate::term::sanitize(name).into_owned(),
+                    crate::sanitize::for_terminal(name).into_owned(),
                 ));
             }
         }
@@ -433,14 +433,14 @@ fn current_branch(repo: &Repository) -> Result<String, SyncError> {
     };
     if repo.refname_to_id(target).is_err() {
         return Err(SyncError::Unborn(
-            crate::term::sanitize(branch).into_owned(),
+            crate::sanitize::for_terminal(branch).into_owned(),
         ));
     }
     if !plan::syncable_branch(branch) {
         let mirrored = branch.strip_prefix("synced/").unwrap_or(branch);
         return Err(SyncError::SyncedBranch(
-            crate::term::sanitize(branch).into_owned(),
-            crate::term::sanitize(mirrored).into_owned(),
+            crate::sanitize::for_terminal(branch).into_owned(),
+            crate::sanitize::for_terminal(mirrored).into_owned(),
         ));
     }
     Ok(branch.to_string())

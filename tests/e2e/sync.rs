@@ -84,7 +84,12 @@ fn timed_commit(host: &Host, file: &str, content: &str) -> (String, Duration) {
     let started = Instant::now();
     let out = host
         .cmd("git")
-        .args(["commit", "-q", "-m", &format!("{} writes {file}", host.hostname)])
+        .args([
+            "commit",
+            "-q",
+            "-m",
+            &format!("{} writes {file}", host.hostname),
+        ])
         .run();
     let took = started.elapsed();
     assert!(out.success(), "{out}");
@@ -133,7 +138,11 @@ pub fn a_commit_reaches_the_peer_by_itself() {
     });
     let arrived = committed.elapsed();
     eprintln!("  git commit returned in {took:?}; synced/main on B {arrived:?} after the commit");
-    assert_eq!(lab.b.rev_parse("main"), b_main, "B's checked-out main is not touched");
+    assert_eq!(
+        lab.b.rev_parse("main"),
+        b_main,
+        "B's checked-out main is not touched"
+    );
     wait_for_syncs(&lab.a.repo, 1);
     let log = sync_log(&lab.a.repo);
     assert!(
@@ -143,7 +152,10 @@ pub fn a_commit_reaches_the_peer_by_itself() {
 
     let started = Instant::now();
     let (code, events, out) = sync_json(&lab.b, &lab.b.repo);
-    eprintln!("  git pair sync on B (fetch, fast-forward, push) took {:?}", started.elapsed());
+    eprintln!(
+        "  git pair sync on B (fetch, fast-forward, push) took {:?}",
+        started.elapsed()
+    );
     assert_eq!(code, Some(0), "{out}\n{}", lab.sshd_logs());
     assert_eq!(
         peer_outcomes(&events),
@@ -168,7 +180,11 @@ pub fn a_users_hook_keeps_running_and_comes_back_byte_for_byte() {
     );
     lab.a.write_user_file(&hook, mine.as_bytes(), 0o751);
     install_hooks(&lab, &lab.a, &lab.a.repo);
-    assert!(lab.a.repo.join(".git/hooks/post-commit.git-pair-user").exists());
+    assert!(lab
+        .a
+        .repo
+        .join(".git/hooks/post-commit.git-pair-user")
+        .exists());
 
     let (commit, _) = timed_commit(&lab.a, "a.txt", "a\n");
     wait_for(ARRIVAL_LIMIT, "synced/main on B", &lab.a.repo, || {
@@ -212,7 +228,11 @@ pub fn diverged_histories_are_reported_and_left_alone() {
     assert_eq!(lab.b.rev_parse("main"), b);
     for host in [&lab.a, &lab.b] {
         let merges = host.git(&["rev-list", "--merges", "--all"]);
-        assert!(merges.trim().is_empty(), "a merge on {}: {merges}", host.hostname);
+        assert!(
+            merges.trim().is_empty(),
+            "a merge on {}: {merges}",
+            host.hostname
+        );
     }
     // Each side's commit waits on the other as synced/main, for a person to merge.
     assert_eq!(lab.b.rev_parse("refs/heads/synced/main"), a);
@@ -240,8 +260,14 @@ pub fn ten_quick_commits_make_few_syncs_and_the_last_arrives() {
     eprintln!(
         "  10 commits in {burst:?}: {runs} sync run(s); the last commit on B {arrived:?} after the burst"
     );
-    assert!(burst < Duration::from_secs(5), "the burst itself took {burst:?}");
-    assert!((1..=3).contains(&runs), "{runs} sync runs for 10 commits:\n{log}");
+    assert!(
+        burst < Duration::from_secs(5),
+        "the burst itself took {burst:?}"
+    );
+    assert!(
+        (1..=3).contains(&runs),
+        "{runs} sync runs for 10 commits:\n{log}"
+    );
 }
 
 /// B is switched off (its end of the LAN link down): a commit on A returns at once, before its
@@ -278,9 +304,12 @@ pub fn a_peer_switched_off_does_not_slow_a_commit() {
 
     set_link(&lab.b, "up");
     let (commit, _) = timed_commit(&lab.a, "on.txt", "beta is back\n");
-    wait_for(ARRIVAL_LIMIT, "synced/main on B once it is back", &lab.a.repo, || {
-        try_rev(&lab.b, &lab.b.repo, "refs/heads/synced/main").as_deref() == Some(&commit)
-    });
+    wait_for(
+        ARRIVAL_LIMIT,
+        "synced/main on B once it is back",
+        &lab.a.repo,
+        || try_rev(&lab.b, &lab.b.repo, "refs/heads/synced/main").as_deref() == Some(&commit),
+    );
     wait_for_syncs(&lab.a.repo, 2);
 }
 
@@ -304,7 +333,11 @@ pub fn annex_content_travels_through_git_annex_sync() {
     .expect_paired();
     expect_ok(
         &lab,
-        git_in(&lab.a, &lab.a.repo, &["config", "annex.synccontent", "true"]),
+        git_in(
+            &lab.a,
+            &lab.a.repo,
+            &["config", "annex.synccontent", "true"],
+        ),
     );
     install_hooks(&lab, &lab.a, &lab.a.repo);
 
@@ -335,7 +368,10 @@ pub fn annex_content_travels_through_git_annex_sync() {
     wait_for_syncs(&lab.a.repo, 1);
     let log = sync_log(&lab.a.repo);
     assert!(log.contains("synced with git annex sync"), "{log}");
-    assert!(log.contains("copy big.txt"), "git annex sync --content copied it:\n{log}");
+    assert!(
+        log.contains("copy big.txt"),
+        "git annex sync --content copied it:\n{log}"
+    );
 
     let (code, events, out) = sync_json(&lab.b, &b_repo);
     assert_eq!(code, Some(0), "{out}\n{}", lab.sshd_logs());

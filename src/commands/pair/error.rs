@@ -1,0 +1,125 @@
+//! Why a pairing failed: one typed error, each variant with its documented exit status and
+//! JSON reason.
+
+use crate::events::Reason;
+use crate::exit::Exit;
+/// Why a pairing failed; each maps to a documented exit status and JSON
+/// reason.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PairError {
+    #[error("{0}")]
+    Usage(String),
+    #[error(
+        "no peer answered on {interfaces} within {seconds} s: is `git pair` running on the other \
+         machine with the same code? Are both on the same network? Is UDP port {port} allowed? \
+         If the network drops multicast, give one side --peer HOST"
+    )]
+    NoPeer {
+        interfaces: String,
+        seconds: u64,
+        port: u16,
+    },
+    #[error(
+        "verification failed: {failures} peer(s) answered with a different code. Check the code \
+         on both machines and start again; nothing was written"
+    )]
+    WrongCode { failures: u32 },
+    #[error(
+        "verification failed {0} times: someone may be guessing your code. Start again with a \
+         new code; nothing was written"
+    )]
+    Guessing(u32),
+    #[error(
+        "the peer {peer} is verified, but its sshd does not answer at {tried}: is sshd running \
+         on the peer? Is TCP port {port} open? Nothing was written"
+    )]
+    SshdUnreachable {
+        peer: String,
+        tried: String,
+        port: u16,
+    },
+    #[error("the peer refused this pairing: {0}. Nothing was written")]
+    PeerRejected(String),
+    #[error("the peer sent details this machine cannot use: {0}")]
+    BadPeer(String),
+    #[error("{0}; nothing was written")]
+    KeyInUse(String),
+    #[error("setting up this machine failed; nothing was left behind")]
+    Setup,
+    #[error("interrupted; nothing was written")]
+    Interrupted,
+}
+
+/// A usage error from a typed error, keeping its whole chain in the message.
+pub(crate) fn usage(e: impl std::error::Error + Send + Sync + 'static) -> PairError {
+    PairError::Usage(format!("{:#}", anyhow::Error::new(e)))
+}
+
+/// The [`PairError`] an error carries, as the error itself, as context
+/// (which `chain` does not expose as that type) or as a cause.
+pub fn find(err: &anyhow::Error) -> Option<&PairError> {
+    err.downcast_ref::<PairError>()
+        .or_else(|| err.chain().find_map(|c| c.downcast_ref::<PairError>()))
+}
+
+impl PairError {
+    pub fn exit(&self) -> Exit {
+        match self {
+            PairError::Usage(_) => Exit::Usage,
+            PairError::NoPeer { .. } => Exit::NoPeer,
+            PairError::WrongCode { .. } | PairError::Guessing(_) => Exit::Verification,
+            PairError::SshdUnreachable { .. }
+            | PairError::PeerRejected(_)
+            | PairError::BadPeer(_)
+            | PairError::KeyInUse(_)
+            | PairError::Setup => Exit::Setup,
+            PairError::Interrupted => Exit::Interrupted,
+        }
+    }
+
+    pub(super) fn reason(&self) -> Reason {
+        match self {
+            PairError::Usage(_) => Reason::Usage,
+            PairError::NoPeer { .. } => Reason::NoPeer,
+            PairError::WrongCode { .. } => Reason::WrongCode,
+            PairError::Guessing(_) => Reason::Guessing,
+            PairError::SshdUnreachable { .. } => Reason::SshdUnreachable,
+            PairError::PeerRejected(_) => Reason::PeerRejected,
+            PairError::BadPeer(_) | PairError::KeyInUse(_) | PairError::Setup => Reason::Setup,
+            PairError::Interrupted => Reason::Interrupted,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_has_an_exit_status_and_a_reason() {
+        let errors = [
+            PairError::Usage("x".into()),
+            PairError::NoPeer {
+                interfaces: "va".into(),
+                seconds: 1,
+                port: 1,
+            },
+            PairError::WrongCode { failures: 1 },
+            PairError::Guessing(3),
+            PairError::SshdUnreachable {
+                peer: "p".into(),
+                tried: "t".into(),
+                port: 22,
+            },
+            PairError::PeerRejected("x".into()),
+            PairError::Setup,
+            PairError::Interrupted,
+        ];
+        for e in errors {
+            assert_ne!(e.exit(), Exit::Success);
+            assert_ne!(e.reason(), Reason::Error);
+            assert!(!e.to_string().is_empty());
+        }
+    }
+}
