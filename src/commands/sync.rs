@@ -19,7 +19,7 @@ use crate::sync::{Context, PeerReport, Report, SyncError};
 /// Runs `git pair sync`.
 pub fn run(name: Option<&str>, json: bool, hook: bool) -> anyhow::Result<()> {
     if hook {
-        run_hook();
+        run_hook(name);
         return Ok(());
     }
     let mut events = json.then(|| EventWriter::new(io::stdout()));
@@ -93,11 +93,11 @@ fn foreground(
 }
 
 /// What hooks run: quiet, queued, logged. Never fails: there is nobody to tell but the log.
-fn run_hook() {
+fn run_hook(name: Option<&str>) {
     // Out of the terminal's session: closing the terminal or a Ctrl-C there does not stop it.
     let _ = nix::unistd::setsid();
     // Outside a repository or without pairings there is nothing to do, and nowhere to log.
-    let Ok(ctx) = Context::open(None) else {
+    let Ok(ctx) = Context::open(name) else {
         return;
     };
     let Ok(q) = Queue::open(ctx.git_dir(), ctx.common_dir()) else {
