@@ -123,7 +123,7 @@ pub enum Command {
     /// The hooks (post-commit, post-merge, and post-checkout on a branch switch) start
     /// `git pair sync --hook` in the background: git never waits for it. They go where git
     /// looks for hooks (core.hooksPath, else .git/hooks). A hook you already have is kept as
-    /// <hook>.git-pair-user and runs first; its exit status stays the hook's exit status.
+    /// HOOK.git-pair-user and runs first; its exit status stays the hook's exit status.
     Hooks {
         #[command(subcommand)]
         action: HooksAction,
@@ -146,7 +146,7 @@ pub enum Command {
 pub enum HooksAction {
     /// Install the hooks; installing again changes nothing.
     ///
-    /// A hook you already have is renamed to <hook>.git-pair-user (bytes, mode and symlinks
+    /// A hook you already have is renamed to HOOK.git-pair-user (bytes, mode and symlinks
     /// kept), and git pair's hook runs it first. Refuses, changing nothing, when that name is
     /// taken or git pair's own hook was edited.
     Install,
