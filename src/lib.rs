@@ -7,7 +7,8 @@
 //!
 //! # Layout
 //! - [`protocol`]: the pairing protocol without I/O: the code, the wire
-//!   codec, the key schedule, the payload and the state machine.
+//!   codec, the key schedule, the payload and the state machine; and the
+//!   locate protocol that finds a paired peer again.
 //! - [`transport`]: sockets and interfaces; drives the protocol machine.
 //! - [`keys`]: ssh login and host keys; [`local`]: this user and machine
 //!   (login name, host name, home, `~/.ssh`).
@@ -18,7 +19,8 @@
 //!   outcomes, hook installation), the git commands, the background queue the
 //!   hooks start, and the hooks themselves (built from `git-hooks/`).
 //! - [`commands`]: `git pair`, `git pair list`, `git pair remove`,
-//!   `git pair sync`, `git pair hooks` and `git pair serve`, the edge.
+//!   `git pair refresh`, `git pair watch`, `git pair sync`, `git pair hooks`
+//!   and `git pair serve`, the edge.
 //! - [`cli`], [`man`], [`events`], [`term`], [`prompt`], [`exit`], [`interrupt`]: the
 //!   interfaces to people and programs; [`sanitize`]: untrusted text made
 //!   inert before it reaches a terminal or a file.
@@ -59,6 +61,14 @@
 //!    repository is refused, since sshd would use the first matching line.
 //! 7. **Undo.** `git pair remove` revokes the peer's key and removes every
 //!    other trace of the pairing on this machine, and nothing else.
+//! 8. **A new address never changes trust.** `git pair refresh` points an
+//!    alias at a new address only after ssh verified, there, the host key
+//!    pinned at pairing time. Locate queries and answers are authenticated
+//!    with the pair secret (HMAC-SHA256, constant-time checks), answers bind
+//!    the query's fresh nonce, and queries do not name the pairing.
+//!    `git pair watch` answers only authenticated queries and bounds the work
+//!    and memory a flood can cost it (a global token bucket, no state per
+//!    sender); a flood can delay a refresh, never misdirect one.
 //!
 //! Not in scope: an attacker on the LAN can always stop a pairing (drop
 //! packets, or make it fail three times), but never complete one. A
@@ -98,6 +108,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             commands::sync::run(name.as_deref(), json, hook)
         }
         Some(Command::Hooks { action }) => commands::hooks::run(action),
+        Some(Command::Refresh(args)) => commands::refresh::run(&args),
+        Some(Command::Watch(args)) => commands::watch::run(&args),
         Some(Command::Join { pair }) => commands::pair::run(&pair, CodeSource::Prompt),
         None => {
             let source = match (cli.code, cli.code_file) {

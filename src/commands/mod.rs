@@ -4,6 +4,8 @@
 pub mod hooks;
 pub mod list;
 pub mod pair;
+pub mod refresh;
 pub mod remove;
 pub mod serve;
 pub mod sync;
+pub mod watch;

@@ -9,12 +9,20 @@
 
 use std::io::{self, Write};
 
+use std::time::Duration;
+
+use nix::sys::signal::{SigSet, Signal};
+
+use crate::commands::pair::Reporter;
+use crate::commands::refresh;
 use crate::events::{Event, EventWriter, Reason};
 use crate::exit::Exit;
+use crate::interrupt::Interrupts;
+use crate::repo::PairedRemote;
 use crate::sanitize::for_terminal as sanitize;
 use crate::sync::plan::Outcome;
 use crate::sync::queue::{self, Queue};
-use crate::sync::{Context, PeerReport, Report, SyncError};
+use crate::sync::{Context, PeerReport, Refresh, Report, SyncError};
 
 /// Runs `git pair sync`.
 pub fn run(name: Option<&str>, json: bool, hook: bool) -> anyhow::Result<()> {
@@ -55,7 +63,10 @@ fn foreground(
         }
         Err(_) => None,
     };
-    let report = ctx.sync(&mut |line| say(&format!("  {}\n", sanitize(line))))?;
+    let report = ctx.sync(
+        &mut |line| say(&format!("  {}\n", sanitize(line))),
+        &mut refresh_unreachable,
+    )?;
     for peer in &report.peers {
         let text = describe(&report, peer);
         match events {
@@ -106,7 +117,17 @@ fn run_hook(name: Option<&str>) {
     let result = queue::run(&q, &mut || {
         q.rotate_log();
         q.log("sync started");
-        match ctx.sync(&mut |line| q.log(&format!("  {}", sanitize(line)))) {
+        let mut refresh = |peer: &PairedRemote| {
+            q.log(&format!(
+                "{}: unreachable; trying git pair refresh",
+                sanitize(&peer.name)
+            ));
+            refresh_unreachable(peer)
+        };
+        match ctx.sync(
+            &mut |line| q.log(&format!("  {}", sanitize(line))),
+            &mut refresh,
+        ) {
             Ok(report) => {
                 for peer in &report.peers {
                     q.log(&describe(&report, peer));
@@ -123,6 +144,55 @@ fn run_hook(name: Option<&str>) {
     });
     if let Err(e) = result {
         q.log(&format!("cannot queue a sync: {e}"));
+    }
+}
+
+/// How long sync's refresh of one peer may send locate queries.
+pub const REFRESH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The one place where a peer that could not be reached gets its second chance: `git pair
+/// refresh` for that pairing, in-process and bounded ([`REFRESH_TIMEOUT`], no subnet sweep: this
+/// may run in the background after every commit while a peer is away). It tries the peer's
+/// `.local` name, the alias's address, then authenticated locate queries by multicast, and
+/// changes the alias only for a host that proves it holds the pinned host key. Human progress
+/// goes to stderr (nowhere, in the background); nothing to stdout, which may carry JSON events.
+fn refresh_unreachable(peer: &PairedRemote) -> Refresh {
+    let not_found = |why: &str| Refresh::NotFound(Some(why.to_string()));
+    let Ok(cwd) = std::env::current_dir() else {
+        return not_found("cannot refresh it: no current directory");
+    };
+    // Refresh reads Ctrl-C from a signalfd; the signals are blocked only while it runs, so that
+    // the git commands sync runs afterwards can still be interrupted.
+    let Ok(mut interrupts) = Interrupts::install() else {
+        return not_found("cannot refresh it: cannot watch for Ctrl-C");
+    };
+    let mut out = Reporter::new(false);
+    let opts = refresh::Options {
+        interfaces: Vec::new(),
+        peers: Vec::new(),
+        port: crate::protocol::locate::PORT,
+        timeout: REFRESH_TIMEOUT,
+        scan: false,
+    };
+    let result = refresh::refresh_in(&cwd, Some(&peer.name), &opts, &mut out, &mut interrupts);
+    out.progress.finish();
+    let interrupted = interrupts.check();
+    let mut set = SigSet::empty();
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        set.add(s);
+    }
+    let _ = set.thread_unblock();
+    if let Some(signal) = interrupted {
+        // What the signal would have done had it not been blocked: end the run.
+        let _ = nix::sys::signal::raise(signal);
+    }
+    match result {
+        Ok(outcomes) if outcomes.iter().any(|o| o.result.is_ok()) => Refresh::Found,
+        Ok(_) => not_found("git pair refresh did not find it either"),
+        Err(e) => Refresh::NotFound(Some(format!(
+            "git pair refresh failed: {}",
+            sanitize(&format!("{e:#}"))
+        ))),
     }
 }
 

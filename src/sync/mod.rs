@@ -10,6 +10,9 @@
 //! 4. report one outcome per peer ([`plan::peer_outcome`]): up to date, synced, diverged (nothing
 //!    merged), held back by local changes, unreachable, host key changed, refused, failed.
 //!
+//! A peer that cannot be reached is refreshed once (`git pair refresh` for its pairing: the
+//! [`Refresher`] the edge gives) and, when found, tried once more.
+//!
 //! In a git-annex repository (one with `annex.uuid`) it runs `git annex sync` with the paired
 //! remotes instead (with `--content` when `annex.synccontent` asks for it), after checking which
 //! peers answer, so that a peer that is off is reported as unreachable rather than failing the
@@ -181,39 +184,52 @@ impl Context {
     }
 
     /// Syncs the checked-out branch with every peer. `progress` gets `git annex sync`'s output
-    /// lines, unsanitized.
-    pub fn sync(&self, progress: &mut dyn FnMut(&str)) -> Result<Report, SyncError> {
+    /// lines, unsanitized; `refresh` is asked, once per run, to find a peer that could not be
+    /// reached (see [`Refresh`]).
+    pub fn sync(
+        &self,
+        progress: &mut dyn FnMut(&str),
+        refresh: Refresher,
+    ) -> Result<Report, SyncError> {
         let repo = Repository::open(&self.git_dir)?;
         let branch = current_branch(&repo)?;
         if self.annex {
-            self.sync_annex(&branch, progress)
+            self.sync_annex(&branch, progress, refresh)
         } else {
-            self.sync_plain(&branch)
+            self.sync_plain(&branch, refresh)
         }
     }
 
-    /// Fetches from (or, for git-annex, probes) every peer at once; an unreachable peer gets
-    /// one [`refresh_unreachable`] and one more try.
+    /// Fetches from (or, for git-annex, probes) every peer at once; a peer that could not be
+    /// reached is refreshed once and, if found, tried once more.
     fn reach_all(
         &self,
         attempt: impl Fn(&str) -> Result<(), (Failure, String)> + Sync,
+        refresh: Refresher,
     ) -> Vec<Result<(), (Failure, String)>> {
         let first: Vec<_> = parallel(&self.peers, |p| attempt(&p.name));
         first
             .into_iter()
             .zip(&self.peers)
             .map(|(result, peer)| match result {
-                Err((Failure::Unreachable, _)) if refresh_unreachable(peer) == Refresh::Updated => {
-                    attempt(&peer.name)
-                }
+                Err((Failure::Unreachable, why)) => match refresh(peer) {
+                    Refresh::Found => attempt(&peer.name),
+                    Refresh::NotFound(more) => Err((
+                        Failure::Unreachable,
+                        match more {
+                            Some(more) => format!("{why}; {more}"),
+                            None => why,
+                        },
+                    )),
+                },
                 other => other,
             })
             .collect()
     }
 
-    fn sync_plain(&self, branch: &str) -> Result<Report, SyncError> {
+    fn sync_plain(&self, branch: &str, refresh: Refresher) -> Result<Report, SyncError> {
         let git = &self.git;
-        let fetched = self.reach_all(|remote| checked(git.fetch(remote)));
+        let fetched = self.reach_all(|remote| checked(git.fetch(remote)), refresh);
         // A fresh handle: the fetch wrote objects and refs behind the back of any earlier one.
         let repo = Repository::open(&self.git_dir)?;
         let head = repo.refname_to_id(&format!("refs/heads/{branch}"))?;
@@ -327,6 +343,7 @@ impl Context {
         &self,
         branch: &str,
         progress: &mut dyn FnMut(&str),
+        refresh: Refresher,
     ) -> Result<Report, SyncError> {
         let git = &self.git;
         let version = git
@@ -335,7 +352,7 @@ impl Context {
         if !version.success {
             return Err(SyncError::NoAnnex);
         }
-        let probed = self.reach_all(|remote| checked(git.probe(remote)));
+        let probed = self.reach_all(|remote| checked(git.probe(remote)), refresh);
         let reachable: Vec<String> = self
             .peers
             .iter()
@@ -405,22 +422,18 @@ impl Context {
     }
 }
 
-/// What [`refresh_unreachable`] achieved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What refreshing a peer that could not be reached found.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refresh {
-    /// The pairing's address was updated: try the peer once more.
-    Updated,
-    /// Nothing could be refreshed.
-    NotAvailable,
+    /// The peer was found (its alias may point elsewhere now): try it once more.
+    Found,
+    /// Not found; what to add to the unreachable peer's message, if anything.
+    NotFound(Option<String>),
 }
 
-/// The one place where a peer that could not be reached gets its second chance: `git pair
-/// refresh` for that pairing (finding the peer on the LAN again and updating its address), then
-/// one more try. `git pair refresh` does not exist yet (issue 11), so nothing is refreshed and
-/// the peer is reported as unreachable. See /work/coord/NOTES.md for how to wire it in.
-pub fn refresh_unreachable(_peer: &PairedRemote) -> Refresh {
-    Refresh::NotAvailable
-}
+/// Finds a peer that could not be reached (`git pair refresh` for that pairing, given by the
+/// edge, `commands::sync`); asked once per peer and run.
+pub type Refresher<'a> = &'a mut dyn FnMut(&PairedRemote) -> Refresh;
 
 /// The checked-out branch's short name; detached, unborn and `synced/` branches are refused.
 fn current_branch(repo: &Repository) -> Result<String, SyncError> {

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::annex::two_annex_repositories;
+use super::locate::{move_host, start_watch, stop_watch};
 use super::support::gitpair::{pair, PairOpts, Paired};
 use super::support::host::Host;
 use super::support::lab::{Lab, Network};
@@ -290,13 +291,18 @@ pub fn a_peer_switched_off_does_not_slow_a_commit() {
         took < Duration::from_secs(5),
         "git commit took {took:?} with the peer off (ssh's connect timeout is 5 s)"
     );
-    let unreachable = format!("{}: unreachable", p.remote_on_a);
+    let trying = format!("{}: unreachable; trying git pair refresh", p.remote_on_a);
+    wait_for(ARRIVAL_LIMIT, "the refresh of B", &lab.a.repo, || {
+        sync_log(&lab.a.repo).contains(&trying)
+    });
+    let tried = returned.elapsed();
+    let unreachable = format!("{}: unreachable (", p.remote_on_a);
     wait_for(ARRIVAL_LIMIT, "the unreachable report", &lab.a.repo, || {
         sync_log(&lab.a.repo).contains(&unreachable)
     });
     eprintln!(
-        "  with beta off: git commit returned in {took:?}; the background sync reported beta \
-         unreachable {:?} after that",
+        "  with beta off: git commit returned in {took:?}; the background sync found beta \
+         unreachable {tried:?} after that, and reported it, after one refresh, {:?} after that",
         returned.elapsed()
     );
     wait_for_syncs(&lab.a.repo, 1);
@@ -311,6 +317,45 @@ pub fn a_peer_switched_off_does_not_slow_a_commit() {
         || try_rev(&lab.b, &lab.b.repo, "refs/heads/synced/main").as_deref() == Some(&commit),
     );
     wait_for_syncs(&lab.a.repo, 2);
+}
+
+/// B moves to a new address (a new DHCP lease) while its `git pair watch` runs: A's next
+/// commit finds B unreachable at the old address, its sync refreshes the pairing once (B's
+/// watch answers the locate query, B's sshd proves the pinned host key), tries again, and the
+/// commit arrives all the same.
+pub fn a_moved_peer_is_refreshed_once_and_synced() {
+    let lab = Lab::new(Network::DualStack);
+    let p = pair_default(&lab);
+    install_hooks(&lab, &lab.a, &lab.a.repo);
+    let (watch, _) = start_watch(&lab.b);
+    let new = move_host(&lab.b, 2, 77);
+
+    let (commit, took) = timed_commit(&lab.a, "moved.txt", "beta has moved\n");
+    let arrived = wait_for(
+        ARRIVAL_LIMIT,
+        "synced/main on the moved B",
+        &lab.a.repo,
+        || try_rev(&lab.b, &lab.b.repo, "refs/heads/synced/main").as_deref() == Some(&commit),
+    );
+    wait_for_syncs(&lab.a.repo, 1);
+    let watched = stop_watch(watch);
+    let log = sync_log(&lab.a.repo);
+    eprintln!(
+        "  beta moved to {new}: git commit returned in {took:?}; synced/main on B {arrived:?} \
+         later, after one refresh"
+    );
+    assert!(
+        log.contains(&format!(
+            "{}: unreachable; trying git pair refresh",
+            p.remote_on_a
+        )),
+        "{log}\n{watched}"
+    );
+    assert!(
+        log.contains(&format!("{}: pushed main", p.remote_on_a)),
+        "{log}\n{watched}"
+    );
+    assert!(log.contains("exit status 0"), "{log}");
 }
 
 fn set_link(host: &Host, state: &str) {
