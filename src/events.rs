@@ -76,6 +76,7 @@ pub enum Reason {
     WrongCode,
     Guessing,
     SshdUnreachable,
+    NoSshd,
     PeerRejected,
     Setup,
     Interrupted,
@@ -84,7 +85,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason with its meaning, for the man page.
-    pub const ALL: [(Reason, &'static str, &'static str); 9] = [
+    pub const ALL: [(Reason, &'static str, &'static str); 10] = [
         (
             Reason::Usage,
             "usage",
@@ -109,6 +110,11 @@ impl Reason {
             Reason::SshdUnreachable,
             "sshd_unreachable",
             "the peer's sshd did not answer",
+        ),
+        (
+            Reason::NoSshd,
+            "no_sshd",
+            "this machine's sshd does not accept connections on --ssh-port: install or start it (checked before anything is sent)",
         ),
         (
             Reason::PeerRejected,

@@ -21,7 +21,7 @@ impl Exit {
         (Exit::Usage, "Usage error: bad arguments or code, not in a git repository, the requested remote name is taken, or git pair remove was given a remote git pair did not make."),
         (Exit::NoPeer, "No peer answered before the timeout."),
         (Exit::Verification, "Verification failed: a peer answered but the codes differ, or someone may be guessing the code. Nothing was written."),
-        (Exit::Setup, "The setup on this machine failed (~/.ssh not writable, no sshd host keys, the peer's sshd unreachable, a login key that already opens another repository, ...). Nothing was left behind."),
+        (Exit::Setup, "The setup on this machine failed (~/.ssh not writable, no sshd host keys, this machine's sshd not answering on --ssh-port, the peer's sshd unreachable, a login key that already opens another repository, ...). Nothing was left behind."),
         (Exit::Interrupted, "Interrupted by Ctrl-C or a termination signal. Nothing was written."),
     ];
 

@@ -12,6 +12,7 @@ mod harness {
     use std::collections::BTreeMap;
     use std::fs;
     use std::io::{BufRead, BufReader, Read};
+    use std::net::TcpListener;
     use std::os::unix::fs::MetadataExt;
     use std::path::{Path, PathBuf};
     use std::process::{Child, ChildStdout, Command, ExitStatus, Output, Stdio};
@@ -29,6 +30,9 @@ mod harness {
         pub repo: PathBuf,
         /// The UDP port of the exchange, unique to this test (`n`) and this run (the pid).
         pub port: u16,
+        /// Stands in for this machine's sshd, which git pair checks before the network: it
+        /// accepts TCP connections on 127.0.0.1 (the kernel completes them; nobody answers).
+        pub sshd: TcpListener,
     }
 
     /// Every path under HOME with its mode and contents, and the repository's config.
@@ -44,6 +48,7 @@ mod harness {
                 home: root.join("home"),
                 repo: root.join("repo"),
                 port: 40000 + (pid % 300) as u16 * 50 + n,
+                sshd: TcpListener::bind("127.0.0.1:0").unwrap(),
                 root,
             };
             fs::create_dir_all(&sb.home).unwrap();
@@ -115,6 +120,10 @@ mod harness {
             let key = self.host_key();
             if !extra.contains(&"--host-key") {
                 args.extend(["--host-key", &key]);
+            }
+            let sshd = self.sshd.local_addr().unwrap().port().to_string();
+            if !extra.contains(&"--ssh-port") {
+                args.extend(["--ssh-port", &sshd]);
             }
             args.iter().chain(extra).map(|s| s.to_string()).collect()
         }
@@ -458,6 +467,60 @@ fn a_word_that_is_not_a_code_names_a_command_and_opens_no_socket() {
             "strace saw no socket of a real run: {calls}"
         );
     }
+}
+
+#[test]
+fn a_missing_sshd_is_found_before_anything_is_sent() {
+    let sb = Sandbox::new("no-sshd", 31);
+    let before = sb.snapshot();
+    // In a network namespace of its own nothing listens on any port; lo is the interface.
+    let port = sb.port.to_string();
+    let key = sb.host_key();
+    let args = [
+        "--json",
+        "--interface",
+        "lo",
+        "--no-scan",
+        "--timeout",
+        "1",
+        "--port",
+        &port,
+        "--host-key",
+        &key,
+        "--ssh-port",
+        "2222",
+    ];
+    let Some((out, calls)) = run_isolated(&sb, &args) else {
+        return;
+    };
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    let ev = events(&text(&out.stdout));
+    assert_eq!(
+        names(&ev),
+        ["failed"],
+        "no code is shown for a pairing that cannot work"
+    );
+    assert_eq!(ev[0]["reason"], "no_sshd");
+    for needle in [
+        "sshd",
+        "TCP port 2222",
+        "apt install openssh-server",
+        "--ssh-port",
+    ] {
+        assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
+    }
+    // It tried TCP connections to itself, and opened no UDP socket: nothing was sent. (Netlink
+    // and unix sockets are the C library asking the kernel about interfaces and users.)
+    assert!(calls.contains("connect("), "{calls}");
+    for call in calls.lines().filter(|c| c.contains("AF_INET")) {
+        assert!(!call.contains("SOCK_DGRAM"), "a UDP socket: {call}");
+        assert!(
+            !call.contains("sendto(") && !call.contains("sendmsg("),
+            "{call}"
+        );
+    }
+    sb.assert_unchanged(&before, "no sshd");
 }
 
 #[test]

@@ -39,6 +39,13 @@ pub enum PairError {
         tried: String,
         port: u16,
     },
+    #[error(
+        "this machine's sshd does not accept connections on TCP port {port} ({tried}), so the \
+         peer could not log in here: install it (Debian, Ubuntu: sudo apt install \
+         openssh-server), start it (sudo systemctl enable --now ssh), or give --ssh-port with \
+         the port it listens on. Nothing was sent"
+    )]
+    NoLocalSshd { port: u16, tried: String },
     #[error("the peer refused this pairing: {0}. Nothing was written")]
     PeerRejected(String),
     #[error("the peer sent details this machine cannot use: {0}")]
@@ -70,6 +77,7 @@ impl PairError {
             PairError::NoPeer { .. } => Exit::NoPeer,
             PairError::WrongCode { .. } | PairError::Guessing(_) => Exit::Verification,
             PairError::SshdUnreachable { .. }
+            | PairError::NoLocalSshd { .. }
             | PairError::PeerRejected(_)
             | PairError::BadPeer(_)
             | PairError::KeyInUse(_)
@@ -85,6 +93,7 @@ impl PairError {
             PairError::WrongCode { .. } => Reason::WrongCode,
             PairError::Guessing(_) => Reason::Guessing,
             PairError::SshdUnreachable { .. } => Reason::SshdUnreachable,
+            PairError::NoLocalSshd { .. } => Reason::NoSshd,
             PairError::PeerRejected(_) => Reason::PeerRejected,
             PairError::BadPeer(_) | PairError::KeyInUse(_) | PairError::Setup => Reason::Setup,
             PairError::Interrupted => Reason::Interrupted,
@@ -111,6 +120,10 @@ mod tests {
                 peer: "p".into(),
                 tried: "t".into(),
                 port: 22,
+            },
+            PairError::NoLocalSshd {
+                port: 22,
+                tried: "t".into(),
             },
             PairError::PeerRejected("x".into()),
             PairError::Setup,
