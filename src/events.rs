@@ -77,6 +77,7 @@ pub enum Reason {
     Guessing,
     SshdUnreachable,
     NoSshd,
+    SameRepository,
     PeerRejected,
     Setup,
     Interrupted,
@@ -85,7 +86,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason with its meaning, for the man page.
-    pub const ALL: [(Reason, &'static str, &'static str); 10] = [
+    pub const ALL: [(Reason, &'static str, &'static str); 11] = [
         (
             Reason::Usage,
             "usage",
@@ -115,6 +116,11 @@ impl Reason {
             Reason::NoSshd,
             "no_sshd",
             "this machine's sshd does not accept connections on --ssh-port: install or start it (checked before anything is sent)",
+        ),
+        (
+            Reason::SameRepository,
+            "same_repository",
+            "the other side is this same repository on this same machine (git pair and git pair join in one repository); nothing was written",
         ),
         (
             Reason::PeerRejected,

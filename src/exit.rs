@@ -18,7 +18,7 @@ impl Exit {
     pub const ALL: [(Exit, &'static str); 7] = [
         (Exit::Success, "Paired: everything is set up on this machine (git pair); listed or removed (git pair list, git pair remove, also when there was nothing left to remove)."),
         (Exit::Error, "Any other error, including a refused `git pair serve` request."),
-        (Exit::Usage, "Usage error: bad arguments or code, not in a git repository, the requested remote name is taken, or git pair remove was given a remote git pair did not make."),
+        (Exit::Usage, "Usage error: bad arguments or code, a word that is neither a command nor a code, not in a git repository, a repository paired with itself, the requested remote name is taken, or git pair remove was given a remote git pair did not make."),
         (Exit::NoPeer, "No peer answered before the timeout."),
         (Exit::Verification, "Verification failed: a peer answered but the codes differ, or someone may be guessing the code. Nothing was written."),
         (Exit::Setup, "The setup on this machine failed (~/.ssh not writable, no sshd host keys, this machine's sshd not answering on --ssh-port, the peer's sshd unreachable, a login key that already opens another repository, ...). Nothing was left behind."),

@@ -135,8 +135,13 @@ mod harness {
 
         /// Starts git-pair with [`Sandbox::pair_args`] in the repository.
         pub fn spawn_pair(&self, extra: &[&str]) -> Proc {
+            self.spawn_pair_in(&self.repo, extra)
+        }
+
+        /// Starts git-pair with [`Sandbox::pair_args`] in `cwd`.
+        pub fn spawn_pair_in(&self, cwd: &Path, extra: &[&str]) -> Proc {
             let mut child = self
-                .command(BIN, &self.repo)
+                .command(BIN, cwd)
                 .args(self.pair_args(extra))
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
@@ -1196,6 +1201,70 @@ fn pairs_two_repositories_on_loopback_against_a_real_sshd() {
     assert!(
         fetched.lines().any(|r| r == head_b),
         "A fetched {fetched:?}"
+    );
+}
+
+#[test]
+fn a_repository_cannot_pair_with_itself() {
+    let sb = Sandbox::new("self", 32);
+    let before = sb.snapshot();
+    let common = ["--json", "--timeout", "5"];
+    let mut a = sb.spawn_pair(&common);
+    let code = a.until("code")["code"].as_str().unwrap().to_string();
+    let mut b = sb.spawn_pair(&[&common[..], &[&code]].concat());
+    let (status_b, out_b, err_b) = b.finish(Duration::from_secs(10));
+    let (status_a, out_a, err_a) = a.finish(Duration::from_secs(10));
+    for (side, status, out, err) in [("A", status_a, out_a, err_a), ("B", status_b, out_b, err_b)] {
+        let last = events(&out).pop().unwrap();
+        assert_eq!(last["event"], "failed", "{side}: {out}");
+        // Each side finds it itself (exit 2), unless the other's refusal came first (exit 5);
+        // either way the message says what happened.
+        match last["reason"].as_str().unwrap() {
+            "same_repository" => assert_eq!(status.code(), Some(2), "{side}: {err}"),
+            "peer_rejected" => assert_eq!(status.code(), Some(5), "{side}: {err}"),
+            other => panic!("{side}: reason {other}: {err}"),
+        }
+        assert!(err.contains("this same repository"), "{side}: {err}");
+    }
+    sb.assert_unchanged(&before, "a repository paired with itself");
+}
+
+#[test]
+fn two_repositories_of_one_user_on_one_machine_pair() {
+    if !Path::new(SSHD).exists() {
+        return skip(&format!("{SSHD} is not installed (openssh-server)"));
+    }
+    let sb = Sandbox::new("one-home", 33);
+    let other = sb.root.join("other");
+    fs::create_dir(&other).unwrap();
+    sb.git(&other, &["init", "-q"]);
+    // Same HOME, same sshd and host keys: only the paths differ.
+    let sshd = Sshd::start(&sb.root, &[sb.home.join(".ssh/authorized_keys")]);
+    let ssh_port = sshd.port.to_string();
+    let host_key = sb.root.join("sshd_host_key.pub").display().to_string();
+    let common = [
+        "--json",
+        "--timeout",
+        "5",
+        "--ssh-port",
+        &ssh_port,
+        "--host-key",
+        &host_key,
+    ];
+    let mut a = sb.spawn_pair(&common);
+    let code = a.until("code")["code"].as_str().unwrap().to_string();
+    let mut b = sb.spawn_pair_in(&other, &[&common[..], &[&code]].concat());
+    let (status_b, out_b, err_b) = b.finish(Duration::from_secs(15));
+    let (status_a, out_a, err_a) = a.finish(Duration::from_secs(15));
+    assert_eq!(status_a.code(), Some(0), "A: {err_a}");
+    assert_eq!(status_b.code(), Some(0), "B: {err_b}");
+    assert_eq!(events(&out_a).pop().unwrap()["event"], "paired");
+    assert_eq!(events(&out_b).pop().unwrap()["event"], "paired");
+    let keys = fs::read_to_string(sb.home.join(".ssh/authorized_keys")).unwrap();
+    assert_eq!(
+        keys.lines().filter(|l| l.contains("git-pair:")).count(),
+        2,
+        "{keys}"
     );
 }
 

@@ -46,6 +46,12 @@ pub enum PairError {
          the port it listens on. Nothing was sent"
     )]
     NoLocalSshd { port: u16, tried: String },
+    #[error(
+        "the other side is this same repository ({path}) on this same machine: git pair and git \
+         pair join were run in one repository. Run git pair join in the repository to pair with \
+         (on the other machine, or another repository here). Nothing was written"
+    )]
+    SameRepository { path: String },
     #[error("the peer refused this pairing: {0}. Nothing was written")]
     PeerRejected(String),
     #[error("the peer sent details this machine cannot use: {0}")]
@@ -73,7 +79,7 @@ pub fn find(err: &anyhow::Error) -> Option<&PairError> {
 impl PairError {
     pub fn exit(&self) -> Exit {
         match self {
-            PairError::Usage(_) => Exit::Usage,
+            PairError::Usage(_) | PairError::SameRepository { .. } => Exit::Usage,
             PairError::NoPeer { .. } => Exit::NoPeer,
             PairError::WrongCode { .. } | PairError::Guessing(_) => Exit::Verification,
             PairError::SshdUnreachable { .. }
@@ -89,6 +95,7 @@ impl PairError {
     pub(super) fn reason(&self) -> Reason {
         match self {
             PairError::Usage(_) => Reason::Usage,
+            PairError::SameRepository { .. } => Reason::SameRepository,
             PairError::NoPeer { .. } => Reason::NoPeer,
             PairError::WrongCode { .. } => Reason::WrongCode,
             PairError::Guessing(_) => Reason::Guessing,
@@ -125,6 +132,7 @@ mod tests {
                 port: 22,
                 tried: "t".into(),
             },
+            PairError::SameRepository { path: "/r".into() },
             PairError::PeerRejected("x".into()),
             PairError::Setup,
             PairError::Interrupted,

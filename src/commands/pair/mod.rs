@@ -85,6 +85,9 @@ struct Prepared {
     port: u16,
     /// Whether sshd will find git-annex-shell here (told to the peer, and warned about).
     annex_shell: bool,
+    /// This machine's sshd host keys, as advertised: with the path, they tell a peer that is
+    /// this very repository.
+    host_keys: Vec<ssh_key::PublicKey>,
 }
 
 fn pair(
@@ -176,6 +179,7 @@ fn pair(
         generated,
         port,
         annex_shell,
+        host_keys,
     };
     exchange(args, prepared, sockets, machine, out, interrupts)
 }
