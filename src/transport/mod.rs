@@ -14,6 +14,7 @@
 
 pub mod driver;
 pub mod iface;
+pub mod keyscan;
 pub mod probe;
 pub mod scan;
 

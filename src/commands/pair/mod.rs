@@ -17,7 +17,9 @@
 
 mod error;
 mod input;
+mod names;
 mod peer;
+mod replace;
 mod report;
 mod setup;
 
@@ -244,6 +246,8 @@ fn exchange(
             alias: done.alias.clone(),
             peer: verified.view.clone(),
             address: verified.address.to_string(),
+            replaced: done.replacement.replaced.clone(),
+            not_replaced: done.replacement.not_replaced.clone(),
         });
         out.line(&format!("Paired. Try: git fetch {}", done.remote));
         return Ok(());
