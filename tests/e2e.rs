@@ -67,6 +67,8 @@ fn main() -> ExitCode {
         Base: repairing_replaces_the_old_pairing,
         Base: several_peers_and_several_repositories_on_one_host,
         Base: a_key_already_paired_with_another_repository_is_refused,
+        Base: a_peer_whose_sshd_cannot_prove_an_earlier_pairing_gets_a_new_one,
+        Base: a_key_already_authorized_by_hand_is_refused_on_both_sides,
         Base: a_bare_repository_pairs_and_takes_a_push,
         Base: an_unwritable_ssh_dir_is_refused_before_anything_happens,
         Annex: git_annex_sync_content_over_a_pairing,
