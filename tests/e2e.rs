@@ -72,6 +72,7 @@ fn main() -> ExitCode {
         Base: a_bare_repository_pairs_and_takes_a_push,
         Base: an_unwritable_ssh_dir_is_refused_before_anything_happens,
         Annex: git_annex_sync_content_over_a_pairing,
+        Annex: git_annex_assistants_on_both_sides_sync_a_new_file,
         Base: pairing_stores_the_pair_secret_and_remove_deletes_it,
     ];
     let conclusion = libtest_mimic::run(&args, trials);
