@@ -211,15 +211,30 @@ pub fn git_annex_assistants_on_both_sides_sync_a_new_file() {
     let content = "from alpha's assistant\n".repeat(500);
     lab.a
         .write_user_file(&lab.a.repo.join("new.txt"), content.as_bytes(), 0o644);
-    let took = arrives(&lab.b, &b_repo, "new.txt", &content, Duration::from_secs(60));
+    let took = arrives(
+        &lab.b,
+        &b_repo,
+        "new.txt",
+        &content,
+        Duration::from_secs(60),
+    );
     eprintln!("  A -> B through the assistants in {took:?}");
     let content = "from beta's assistant\n".repeat(500);
     lab.b
         .write_user_file(&b_repo.join("back.txt"), content.as_bytes(), 0o644);
-    let took = arrives(&lab.a, &lab.a.repo, "back.txt", &content, Duration::from_secs(60));
+    let took = arrives(
+        &lab.a,
+        &lab.a.repo,
+        "back.txt",
+        &content,
+        Duration::from_secs(60),
+    );
     eprintln!("  B -> A through the assistants in {took:?}");
     // Annexed, not committed as plain git: the content is in the annex on the receiving side.
-    let out = expect_ok(&lab, git_in(&lab.b, &b_repo, &["annex", "find", "--in=here"]));
+    let out = expect_ok(
+        &lab,
+        git_in(&lab.b, &b_repo, &["annex", "find", "--in=here"]),
+    );
     assert!(out.stdout_str().contains("new.txt"), "{out}");
     drop(assistants);
 }
