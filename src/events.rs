@@ -197,7 +197,7 @@ pub fn report_usage_error(message: &str) {
     if std::env::args_os().skip(1).any(|a| a == "--json") {
         EventWriter::new(io::stdout()).emit(&Event::Failed {
             reason: Reason::Usage,
-            message: message.trim().to_string(),
+            message: message.trim().trim_start_matches("error: ").to_string(),
         });
     }
 }

@@ -16,7 +16,7 @@
 //! - [`repo`]: the git remote and its recorded config.
 //! - [`commands`]: `git pair`, `git pair list`, `git pair remove` and
 //!   `git pair serve`, the edge.
-//! - [`cli`], [`man`], [`events`], [`term`], [`exit`], [`interrupt`]: the
+//! - [`cli`], [`man`], [`events`], [`term`], [`prompt`], [`exit`], [`interrupt`]: the
 //!   interfaces to people and programs; [`sanitize`]: untrusted text made
 //!   inert before it reaches a terminal or a file.
 //!
@@ -95,6 +95,7 @@ pub mod interrupt;
 pub mod keys;
 pub mod local;
 pub mod man;
+pub mod prompt;
 pub mod protocol;
 pub mod repo;
 pub mod sanitize;
@@ -106,11 +107,20 @@ use cli::{Cli, Command};
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    use commands::pair::CodeSource;
     match cli.command {
         Some(Command::Serve { repo }) => match commands::serve::run(&repo)? {},
         Some(Command::List { json }) => commands::list::run(json),
         Some(Command::Remove { name }) => commands::remove::run(&name),
-        None => commands::pair::run(&cli.pair),
+        Some(Command::Join { pair }) => commands::pair::run(&pair, CodeSource::Prompt),
+        None => {
+            let source = match (cli.code, cli.code_file) {
+                (Some(code), _) => CodeSource::Argument(zeroize::Zeroizing::new(code)),
+                (None, Some(file)) => CodeSource::File(file),
+                (None, None) => CodeSource::EnvironmentOrNew,
+            };
+            commands::pair::run(&cli.pair, source)
+        }
     }
 }
 
@@ -119,6 +129,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 pub fn error_prefix(cli: &Cli) -> &'static str {
     match cli.command {
         Some(Command::Serve { .. }) => "git pair serve",
-        Some(Command::List { .. }) | Some(Command::Remove { .. }) | None => "git pair: error",
+        _ => "git pair: error",
     }
 }

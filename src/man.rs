@@ -52,55 +52,130 @@ pub fn render() -> Vec<u8> {
         .manual("Git Manual");
     let mut out = Vec::new();
     type Render = fn(&clap_mangen::Man, &mut dyn std::io::Write) -> std::io::Result<()>;
-    let sections: [Render; 5] = [
+    let head: [Render; 2] = [
         clap_mangen::Man::render_title,
         clap_mangen::Man::render_name_section,
-        clap_mangen::Man::render_synopsis_section,
+    ];
+    let body: [Render; 2] = [
         clap_mangen::Man::render_description_section,
         clap_mangen::Man::render_options_section,
     ];
-    for render in sections {
+    for render in head {
+        render(&man, &mut out).expect("writing to a Vec cannot fail");
+    }
+    out.extend_from_slice(synopsis().render().as_bytes());
+    for render in body {
         render(&man, &mut out).expect("writing to a Vec cannot fail");
     }
     out.extend_from_slice(extra().render().as_bytes());
     out
 }
 
+/// One argument as the SYNOPSIS and COMMANDS show it: `--long VALUE`, optional in brackets,
+/// `...` when it may be repeated; a positional as its value name.
+fn usage_of(a: &clap::Arg) -> Vec<Inline> {
+    let value = a
+        .get_value_names()
+        .and_then(|v| v.first())
+        .map(|v| v.to_string())
+        .unwrap_or_else(|| a.get_id().to_string().to_uppercase());
+    let repeated = matches!(a.get_action(), clap::ArgAction::Append);
+    let mut out = Vec::new();
+    let optional = !a.is_required_set();
+    if optional {
+        out.push(roman("["));
+    }
+    match a.get_long() {
+        None => out.push(italic(value)),
+        Some(long) => {
+            out.push(bold(format!("--{long}")));
+            if a.get_action().takes_values() {
+                out.push(roman(" "));
+                out.push(italic(value));
+            }
+        }
+    }
+    if optional {
+        out.push(roman("]"));
+    }
+    if repeated {
+        out.push(roman("..."));
+    }
+    out
+}
+
+/// The pairing options shared by `git pair` and `git pair join`, in SYNOPSIS form.
+fn pairing_options() -> Vec<Inline> {
+    let mut out = Vec::new();
+    for a in Cli::command().get_arguments() {
+        let id = a.get_id().as_str();
+        if a.is_positional() || matches!(id, "help" | "version" | "code_file") {
+            continue;
+        }
+        out.push(roman(" "));
+        out.extend(usage_of(a));
+    }
+    out
+}
+
+/// SYNOPSIS: each way to run git pair on its own line, with the values options take (clap's
+/// own synopsis shows neither, and lists the commands as `[subcommands]`).
+fn synopsis() -> Roff {
+    let mut r = Roff::new();
+    section(&mut r, "SYNOPSIS");
+    let line = |r: &mut Roff, words: Vec<Inline>| {
+        r.control("br", []).text(words);
+    };
+    let options = || vec![roman(" ["), italic("options"), roman("]")];
+    let mut first = vec![bold("git pair")];
+    first.extend(pairing_options());
+    line(&mut r, first);
+    let mut join = vec![bold("git pair join")];
+    join.extend(options());
+    line(&mut r, join);
+    let mut with_code = vec![bold("git pair")];
+    with_code.extend(options());
+    with_code.extend([roman(" "), italic("CODE")]);
+    line(&mut r, with_code);
+    let mut with_file = vec![bold("git pair")];
+    with_file.extend(options());
+    with_file.extend([roman(" "), bold("--code-file"), roman(" "), italic("FILE")]);
+    line(&mut r, with_file);
+    for sub in Cli::command().get_subcommands() {
+        if sub.get_name() == "join" {
+            continue;
+        }
+        let mut w = vec![bold(format!("git pair {}", sub.get_name()))];
+        for a in sub.get_arguments().filter(|a| a.get_id() != "help") {
+            w.push(roman(" "));
+            w.extend(usage_of(a));
+        }
+        line(&mut r, w);
+    }
+    r
+}
+
 /// The subcommands, described here rather than as separate pages.
 fn commands(r: &mut Roff) {
     section(r, "COMMANDS");
     for sub in Cli::command().get_subcommands() {
-        let args: Vec<String> = sub
-            .get_arguments()
-            .filter(|a| a.get_id() != "help")
-            .map(|a| {
-                let value = a
-                    .get_value_names()
-                    .and_then(|v| v.first())
-                    .map(|v| v.to_string())
-                    .unwrap_or_else(|| a.get_id().to_string().to_uppercase());
-                match a.get_long() {
-                    None => value,
-                    Some(long) if !a.get_action().takes_values() => format!("[--{long}]"),
-                    Some(long) if a.is_required_set() => format!("--{long} {value}"),
-                    Some(long) => format!("[--{long} {value}]"),
-                }
-            })
-            .collect();
+        let mut tag = vec![bold(format!("git pair {}", sub.get_name()))];
+        if sub.get_name() == "join" {
+            tag.push(roman(" ["));
+            tag.push(italic("options"));
+            tag.push(roman("]"));
+        } else {
+            for a in sub.get_arguments().filter(|a| a.get_id() != "help") {
+                tag.push(roman(" "));
+                tag.extend(usage_of(a));
+            }
+        }
         let about = sub
             .get_long_about()
             .or(sub.get_about())
             .map(|s| s.to_string())
             .unwrap_or_default();
-        item(
-            r,
-            vec![bold(format!(
-                "git pair {} {}",
-                sub.get_name(),
-                args.join(" ")
-            ))],
-            &about,
-        );
+        item(r, tag, &about);
     }
 }
 
@@ -112,13 +187,22 @@ fn extra() -> Roff {
     para(&mut r, "On the first machine, in the repository:");
     code(
         &mut r,
-        &["$ git pair", "  pairing code:  7 - guitar - orbit - velvet"],
+        &[
+            "$ git pair",
+            "  pairing code:  535 - bulb - fog - baby",
+            "  On the other machine, run:  git pair join",
+        ],
     );
-    para(&mut r, "On the second machine, in its repository:");
+    para(
+        &mut r,
+        "On the second machine, in its repository, type the code at the prompt (Tab completes each \
+         word after three letters):",
+    );
     code(
         &mut r,
         &[
-            "$ git pair 7-guitar-orbit-velvet",
+            "$ git pair join",
+            "Code from the other machine (Tab completes words): 535-bulb-fog-baby",
             "Paired. Try: git fetch laptop",
         ],
     );
@@ -126,10 +210,7 @@ fn extra() -> Roff {
         &mut r,
         "On a network that drops multicast, one side names the other:",
     );
-    code(
-        &mut r,
-        &["$ git pair 7-guitar-orbit-velvet --peer server.lan"],
-    );
+    code(&mut r, &["$ git pair join --peer server.lan"]);
     para(
         &mut r,
         "A program driving git-pair, with the code kept out of the process list:",
@@ -138,11 +219,20 @@ fn extra() -> Roff {
         &mut r,
         &["$ printf '%s' \"$code\" | git pair --code-file - --json"],
     );
+    para(
+        &mut r,
+        "git pair CODE also works, for scripts, but the code is then in the process list of this \
+         machine (ps, /proc/PID/cmdline) for as long as git pair runs, and in the shell's history: \
+         any other user of the machine can read it, and race to join the other side first. Prefer \
+         git pair join, --code-file or GIT_PAIR_CODE. A CODE on the command line must have the shape \
+         of a code (its number, then its words); any other word is refused with the nearest command, \
+         so that a mistyped command never starts a pairing.",
+    );
 
     section(&mut r, "HOW IT WORKS");
     para(
         &mut r,
-        "A pairing code is a public channel number and secret words, e.g. 7-guitar-orbit-velvet: \
+        "A pairing code is a public channel number and secret words, e.g. 535-bulb-fog-baby: \
          the words of a generated code are three of 1024, 30 bits. Only machines announcing the same \
          channel number try to verify each other. Any other phrase both sides type works too; its \
          leading number, if any, is the channel.",
