@@ -643,7 +643,7 @@ pub fn a_peer_whose_sshd_cannot_prove_an_earlier_pairing_gets_a_new_one() {
     );
     assert_eq!(
         paired_remotes(&lab.b, &lab.b.repo),
-        [first.remote_on_b.clone()]
+        std::slice::from_ref(&first.remote_on_b)
     );
     assert_eq!(
         git_pair_lines(&lab.b).len(),

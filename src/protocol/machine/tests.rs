@@ -837,7 +837,7 @@ fn a_payload_in_too_many_pieces_is_remembered_for_the_report() {
     let piece = |n: u8| {
         codec::encode(&Message::Data {
             sid: SessionId([7; 16]),
-            to: to.clone(),
+            to,
             i: 0,
             n,
             d: Bytes(vec![1; 16]),
