@@ -784,6 +784,59 @@ fn remove_authorized_drops_only_git_pair_lines_of_that_key() {
     assert_eq!(fs::read(dir.authorized_keys()).unwrap(), expected);
 }
 
+/// Staged changes reach no file before `flush`; later steps read them; a transaction dropped
+/// before its flush leaves every byte as it was and no temporary file behind.
+#[test]
+fn staged_changes_are_read_back_and_invisible_until_flushed() {
+    let home = lived_in_home();
+    let dir = SshDir::new(home.path());
+    atomic::ensure_dir(&dir.pair_dir(), 0o700).unwrap();
+    let before = snapshot(home.path());
+    let config = dir.pair_config();
+    {
+        let mut tx = Applied::begin(&dir.lock_file(), None).unwrap();
+        tx.update(&config, FileMode::Fixed(0o600), |_| {
+            Ok(Some(b"one\n".to_vec()))
+        })
+        .unwrap();
+        tx.update(&config, FileMode::Fixed(0o600), |old| {
+            assert_eq!(old, Some(&b"one\n"[..]), "the second step sees the first");
+            Ok(Some(b"one\ntwo\n".to_vec()))
+        })
+        .unwrap();
+        assert_eq!(
+            tx.read(&config).unwrap().map(|b| b.to_vec()),
+            Some(b"one\ntwo\n".to_vec())
+        );
+        tx.delete(&dir.authorized_keys()).unwrap();
+        assert_eq!(tx.read(&dir.authorized_keys()).unwrap(), None);
+        assert_eq!(
+            snapshot(home.path()).len(),
+            before.len() + 1,
+            "one temporary file"
+        );
+        assert_eq!(
+            snapshot(home.path())
+                .into_iter()
+                .filter(|(p, _)| !p.to_string_lossy().ends_with(".tmp"))
+                .collect::<Snapshot>(),
+            before,
+            "nothing is in place before the flush"
+        );
+    }
+    assert_eq!(snapshot(home.path()), before);
+
+    let mut tx = Applied::begin(&dir.lock_file(), None).unwrap();
+    tx.update(&config, FileMode::Fixed(0o600), |_| {
+        Ok(Some(b"kept\n".to_vec()))
+    })
+    .unwrap();
+    tx.flush().unwrap();
+    assert_eq!(fs::read(&config).unwrap(), b"kept\n");
+    tx.rollback().unwrap();
+    assert_eq!(snapshot(home.path()), before);
+}
+
 fn secret(role: crate::protocol::schedule::Role, byte: u8) -> SecretRecord {
     SecretRecord {
         role,

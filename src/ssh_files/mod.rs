@@ -665,9 +665,9 @@ fn prepare(dir: &SshDir, setup: &PairSetup) -> Result<Prepared, Error> {
 /// Applies a whole [`PairSetup`], all or nothing.
 ///
 /// Creates `~/.ssh` and `~/.ssh/git-pair` (0700) if missing, takes the lock (held until the
-/// returned [`Applied`] is committed, rolled back or dropped), then writes, each atomically:
-/// the identity files (if generated), the pair secret (if given), git-pair's known_hosts,
-/// git-pair's config (the `Host`
+/// returned [`Applied`] is committed, rolled back or dropped), then stages and writes, each
+/// atomically (all synced together, see [`atomic`]): the identity files (if generated), the pair
+/// secret (if given), git-pair's known_hosts, git-pair's config (the `Host`
 /// block), `~/.ssh/config` (the `Include` line), `~/.ssh/authorized_keys`. A file whose planned
 /// bytes equal its current bytes is not rewritten.
 ///
@@ -692,14 +692,22 @@ pub fn apply(
         }
     }
     poll(interrupted)?;
-    atomic::ensure_dir(dir.root(), 0o700)?;
-    atomic::ensure_dir(&dir.pair_dir(), 0o700)?;
+    // A new directory's name is made durable with the files, by the transaction's flush.
+    let mut created = Vec::new();
+    for d in [dir.root().to_path_buf(), dir.pair_dir()] {
+        if atomic::ensure_dir_unsynced(&d, 0o700)? {
+            created.push(d.parent().unwrap_or(Path::new("/")).to_path_buf());
+        }
+    }
     let mut tx = Applied::begin(&dir.lock_file(), Some(&mut *interrupted))?;
+    for d in &created {
+        tx.sync_later(d);
+    }
     // Under the lock, so that no other pairing can take a name between the check and the write.
     if let Err(cause) = check_free(dir, setup) {
         return Err(undo_after(tx, cause));
     }
-    match apply_steps(&mut tx, dir, setup, &prepared, interrupted) {
+    match apply_steps(&mut tx, dir, setup, &prepared, interrupted).and_then(|()| tx.flush()) {
         Ok(()) => Ok(tx),
         Err(cause) => Err(undo_after(tx, cause)),
     }
@@ -861,7 +869,7 @@ fn removal(
     dir.check_writable()?;
     atomic::ensure_dir(&dir.pair_dir(), 0o700)?;
     let mut tx = Applied::begin(&dir.lock_file(), None)?;
-    match steps(&mut tx) {
+    match steps(&mut tx).and_then(|()| tx.flush()) {
         Ok(()) => {
             let written = tx.written();
             tx.commit();
@@ -886,8 +894,8 @@ fn remove_steps(
     }
     remove_alias_steps(tx, dir, alias)?;
     // The last pairing gone: the Include line goes too, so that ~/.ssh/config is as it was.
-    let config = atomic::read(&atomic::resolve(&dir.pair_config())?)?;
-    let no_blocks_left = config.is_none_or(|c| client_config::pair_blocks(&c.bytes).is_empty());
+    let config = tx.read(&dir.pair_config())?;
+    let no_blocks_left = config.is_none_or(|c| client_config::pair_blocks(&c).is_empty());
     if no_blocks_left {
         tx.update(&dir.config(), FileMode::KeepOr(0o600), |old| match old {
             Some(old) => client_config::plan_remove_include(old, &dir.pair_config(), dir.tilde()),
@@ -900,9 +908,7 @@ fn remove_steps(
 /// Drops `alias`'s `Host` block, pinned keys and pair secret, and its generated key files unless
 /// another block still names them as its `IdentityFile`.
 fn remove_alias_steps(tx: &mut Applied, dir: &SshDir, alias: &str) -> Result<(), Error> {
-    let config = atomic::read(&atomic::resolve(&dir.pair_config())?)?
-        .map(|f| f.bytes)
-        .unwrap_or_default();
+    let config = tx.read(&dir.pair_config())?.unwrap_or_default();
     let own_identity = client_config::identity_file_text(dir, &dir.identity(alias))?;
     let shared = client_config::pair_blocks(&config).iter().any(|b| {
         !b.alias.eq_ignore_ascii_case(alias) && b.identity_file.as_deref() == Some(&own_identity)

@@ -474,6 +474,26 @@ mod tests {
         assert_eq!(got, want);
     }
 
+    /// Issue 8, item 6: a peer annex UUID equal to this repository's own is refused, naming the
+    /// field and the fix, on both sides.
+    #[test]
+    fn a_peer_annex_uuid_equal_to_ours_is_refused() {
+        let uuid = "0b1c2d3e-0000-4000-8000-000000000001";
+        let mut peer = info(&[]);
+        assert!(annex_uuid_conflict(Some(uuid), &peer).is_none());
+        peer.annex_uuid = Some("0b1c2d3e-0000-4000-8000-000000000002".into());
+        assert!(annex_uuid_conflict(Some(uuid), &peer).is_none());
+        assert!(annex_uuid_conflict(None, &peer).is_none());
+        peer.annex_uuid = Some(uuid.to_uppercase());
+        let c = annex_uuid_conflict(Some(uuid), &peer).unwrap();
+        assert!(
+            c.here.contains("annex_uuid") && c.here.contains("git annex init"),
+            "{}",
+            c.here
+        );
+        assert!(c.for_peer.contains("annex_uuid"));
+    }
+
     /// Addresses that are this machine to whoever connects never become candidates (the payload
     /// check refuses the unspecified ones already; this is the second line), in any spelling.
     #[test]
