@@ -79,6 +79,36 @@ impl Host {
             .cwd(&self.repo)
     }
 
+    /// Like [`Host::cmd`], with `hosts` bind-mounted over /etc/hosts in a mount namespace of
+    /// the command's own: a name resolves there as nss-mdns would resolve it, and nowhere else.
+    pub fn cmd_with_hosts(&self, program: impl AsRef<OsStr>, hosts: &Path) -> Cmd {
+        let mut prefix: Vec<std::ffi::OsString> = [
+            "ip",
+            "netns",
+            "exec",
+            &self.netns,
+            "unshare",
+            "--uts",
+            "--mount",
+            "sh",
+            "-c",
+            r#"hostname "$0" && mount --bind "$1" /etc/hosts && shift && exec "$@""#,
+            self.hostname.as_str(),
+        ]
+        .into_iter()
+        .map(Into::into)
+        .collect();
+        prefix.push(hosts.as_os_str().to_owned());
+        let user = self.cmd(program);
+        // The user part of `cmd`'s prefix (setpriv … env …) follows the host part.
+        Cmd::with_prefix(
+            prefix.into_iter().chain(user.prefix_after_host()).collect(),
+            user.program(),
+            format!("{} {} (own /etc/hosts)", self.hostname, self.user),
+        )
+        .cwd(&self.repo)
+    }
+
     /// `program` as root inside this host's namespace, with its host name.
     pub fn root_cmd(&self, program: impl AsRef<OsStr>) -> Cmd {
         let mut prefix = self.uts_prefix();
@@ -197,9 +227,25 @@ impl Host {
     /// Generates the host key, writes sshd_config, starts sshd in the namespace and waits until
     /// it answers with that host key from inside the namespace.
     pub(crate) fn start_sshd(&self) {
+        let target = match self.ipv4 {
+            Some(v4) => v4.to_string(),
+            None => format!("{}%{}", self.ipv6_ll, self.iface),
+        };
         let sshd = self.spawn_sshd("ssh_host_ed25519_key", 22);
         *lock_slot(&self.sshd) = Some(sshd);
-        self.wait_sshd_ready(&self.host_key_pub, 22);
+        self.wait_sshd_ready(&self.host_key_pub, &target, 22);
+    }
+
+    /// Stops this host's sshd and starts it again with a new host key (as if reinstalled):
+    /// what the peer pinned no longer matches. Returns the new public key file. (Checked ready
+    /// on 127.0.0.1: the host may have moved since the lab was built.)
+    pub fn replace_sshd_host_key(&self) -> PathBuf {
+        drop(lock_slot(&self.sshd).take());
+        let sshd = self.spawn_sshd("ssh_host_ed25519_key_new", 22);
+        *lock_slot(&self.sshd) = Some(sshd);
+        let key_pub = self.sshd_dir.join("ssh_host_ed25519_key_new.pub");
+        self.wait_sshd_ready(&key_pub, "127.0.0.1", 22);
+        key_pub
     }
 
     /// A second sshd of this host on `port`, with a host key of its own made now (named
@@ -212,10 +258,12 @@ impl Host {
             _running: running,
             host_key_pub,
         };
-        self.wait_sshd_ready(&extra.host_key_pub, port);
+        let target = self.addr_from(self);
+        self.wait_sshd_ready(&extra.host_key_pub, &target, port);
         extra
     }
 
+    /// Generates the host key `key_name` and starts an sshd with it on `port`.
     fn spawn_sshd(&self, key_name: &str, port: u16) -> Running {
         let key = self.sshd_dir.join(key_name);
         Cmd::root("ssh-keygen")
@@ -236,18 +284,15 @@ impl Host {
             .spawn()
     }
 
-    fn wait_sshd_ready(&self, host_key_pub: &Path, port: u16) {
-        let want = read_file(host_key_pub).unwrap_or_default();
+    /// Waits until the sshd on `port` answers at `target` with the key in `key_pub`.
+    fn wait_sshd_ready(&self, key_pub: &Path, target: &str, port: u16) {
+        let want = read_file(key_pub).unwrap_or_default();
         let want = String::from_utf8_lossy(&want);
         let want_b64 = want
             .split_whitespace()
             .nth(1)
             .unwrap_or("(no key)")
             .to_owned();
-        let target = match self.ipv4 {
-            Some(v4) => v4.to_string(),
-            None => format!("{}%{}", self.ipv6_ll, self.iface),
-        };
         let deadline = Instant::now() + SSHD_READY;
         loop {
             if let Some(sshd) = lock_slot(&self.sshd).as_mut().filter(|_| port == 22) {
@@ -261,7 +306,7 @@ impl Host {
             }
             let scan = self
                 .root_cmd("ssh-keyscan")
-                .args(["-T", "2", "-p", &port.to_string(), "-t", "ed25519", &target])
+                .args(["-T", "2", "-p", &port.to_string(), "-t", "ed25519", target])
                 .run();
             if scan.stdout_str().contains(&want_b64) {
                 return;
