@@ -305,6 +305,7 @@ fn decide(
             Ok(&proven)
         },
         offered: &info.host_keys,
+        secret_proven: &[],
     }))
 }
 
