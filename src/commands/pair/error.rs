@@ -21,8 +21,8 @@ pub enum PairError {
         port: u16,
     },
     #[error(
-        "verification failed: {failures} peer(s) answered with a different code. Check the code \
-         on both machines and start again; nothing was written"
+        "verification failed: the codes differ ({failures} machine(s) answered with another code, \
+         or someone guessed). Start again on both machines with a new code; nothing was written"
     )]
     WrongCode { failures: u32 },
     #[error(
@@ -41,6 +41,14 @@ pub enum PairError {
     },
     #[error("the peer refused this pairing: {0}. Nothing was written")]
     PeerRejected(String),
+    #[error(
+        "the person at the other machine did not confirm that the check codes match, so the \
+         pairing was called off; nothing was written. If the check codes differed, someone may be \
+         in the middle: start again with a new code"
+    )]
+    PeerDeclined,
+    #[error("setting up the other machine failed: {0}. The pairing was undone on both machines")]
+    PeerFailed(String),
     #[error("the peer sent details this machine cannot use: {0}")]
     BadPeer(String),
     #[error("{0}; nothing was written")]
@@ -68,9 +76,12 @@ impl PairError {
         match self {
             PairError::Usage(_) => Exit::Usage,
             PairError::NoPeer { .. } => Exit::NoPeer,
-            PairError::WrongCode { .. } | PairError::Guessing(_) => Exit::Verification,
+            PairError::WrongCode { .. } | PairError::Guessing(_) | PairError::PeerDeclined => {
+                Exit::Verification
+            }
             PairError::SshdUnreachable { .. }
             | PairError::PeerRejected(_)
+            | PairError::PeerFailed(_)
             | PairError::BadPeer(_)
             | PairError::KeyInUse(_)
             | PairError::Setup => Exit::Setup,
@@ -86,6 +97,8 @@ impl PairError {
             PairError::Guessing(_) => Reason::Guessing,
             PairError::SshdUnreachable { .. } => Reason::SshdUnreachable,
             PairError::PeerRejected(_) => Reason::PeerRejected,
+            PairError::PeerDeclined => Reason::PeerDeclined,
+            PairError::PeerFailed(_) => Reason::PeerFailed,
             PairError::BadPeer(_) | PairError::KeyInUse(_) | PairError::Setup => Reason::Setup,
             PairError::Interrupted => Reason::Interrupted,
         }
@@ -113,6 +126,8 @@ mod tests {
                 port: 22,
             },
             PairError::PeerRejected("x".into()),
+            PairError::PeerDeclined,
+            PairError::PeerFailed("x".into()),
             PairError::Setup,
             PairError::Interrupted,
         ];

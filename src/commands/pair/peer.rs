@@ -10,7 +10,7 @@ use rand_core::OsRng;
 
 use crate::commands::serve;
 use crate::events::{Event as JsonEvent, PeerView};
-use crate::protocol::codec::SessionId;
+use crate::protocol::codec::{End, SessionId};
 use crate::protocol::machine::MAX_FAILURES;
 use crate::protocol::payload::PeerInfo;
 use crate::protocol::{Event, Machine};
@@ -83,18 +83,18 @@ impl Session {
                 ));
                 Control::Continue
             }
-            Event::PeerRejected { detail, .. } => {
-                let mut detail = detail
-                    .as_deref()
-                    .map(sanitize::for_terminal)
-                    .unwrap_or_default()
-                    .into_owned();
-                if detail.contains("sshd") {
-                    detail.push_str(" (is sshd running here, on the port given with --ssh-port?)");
+            Event::PeerEnded { end, .. } => match peer_error(&end) {
+                Some(err) => {
+                    self.error = Some(err.into());
+                    Control::Stop
                 }
-                self.error = Some(PairError::PeerRejected(detail).into());
+                None => Control::Continue,
+            },
+            Event::CodesDiffer { failures } => {
+                self.error = Some(PairError::WrongCode { failures }.into());
                 Control::Stop
             }
+            Event::PeerSilent { .. } => Control::Continue,
             Event::TooManyFailures { failures } => {
                 self.error = Some(PairError::Guessing(failures).into());
                 Control::Stop
@@ -148,7 +148,7 @@ impl Session {
         let info = match PeerInfo::parse(payload) {
             Ok(info) => info,
             Err(e) => {
-                m.reject(peer, "your payload is invalid");
+                m.refuse(Instant::now(), peer, "your payload is invalid");
                 self.error = Some(
                     PairError::BadPeer(sanitize::for_terminal(&e.to_string()).into_owned()).into(),
                 );
@@ -156,7 +156,7 @@ impl Session {
             }
         };
         if let Some(conflict) = key_conflict(p, &info) {
-            m.reject(peer, &conflict.for_peer);
+            m.refuse(Instant::now(), peer, &conflict.for_peer);
             self.error = Some(PairError::KeyInUse(conflict.here).into());
             return Control::Stop;
         }
@@ -172,7 +172,8 @@ impl Session {
                 Control::Continue
             }
             Err(failures) => {
-                m.reject(
+                m.refuse(
+                    Instant::now(),
                     peer,
                     &format!("your sshd on TCP port {} does not answer", info.ssh_port),
                 );
@@ -192,6 +193,24 @@ impl Session {
                 Control::Stop
             }
         }
+    }
+}
+
+/// What the peer's authenticated end means for this side, when it ends the pairing: its words,
+/// sanitized, as the reason.
+pub(super) fn peer_error(end: &End) -> Option<PairError> {
+    let words = |detail: &str| sanitize::for_terminal(detail).into_owned();
+    match end {
+        End::Ready => None,
+        End::Refused { detail } => {
+            let mut detail = words(detail);
+            if detail.contains("sshd") {
+                detail.push_str(" (is sshd running here, on the port given with --ssh-port?)");
+            }
+            Some(PairError::PeerRejected(detail))
+        }
+        End::Declined => Some(PairError::PeerDeclined),
+        End::Failed { detail } => Some(PairError::PeerFailed(words(detail))),
     }
 }
 
