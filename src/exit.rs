@@ -20,8 +20,8 @@ impl Exit {
         (Exit::Error, "Any other error, including a refused `git pair serve` request."),
         (Exit::Usage, "Usage error: bad arguments or code, not in a git repository, the requested remote name is taken, or git pair remove was given a remote git pair did not make."),
         (Exit::NoPeer, "No peer answered before the timeout."),
-        (Exit::Verification, "Verification failed: a peer answered but the codes differ, or someone may be guessing the code. Nothing was written."),
-        (Exit::Setup, "The setup on this machine failed (~/.ssh not writable, no sshd host keys, the peer's sshd unreachable, a login key that already opens another repository, ...). Nothing was left behind."),
+        (Exit::Verification, "Verification failed: the codes differ (every machine that answered had another code and no other answered within a few seconds), or someone may be guessing the code. Nothing was written."),
+        (Exit::Setup, "The setup failed (~/.ssh not writable, no sshd host keys, the peer's sshd unreachable, a login key that already opens another repository, ...), here or, as the peer said in a sealed end message, on the other machine. Nothing was left behind here."),
         (Exit::Interrupted, "Interrupted by Ctrl-C or a termination signal. Nothing was written."),
     ];
 

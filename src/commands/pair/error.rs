@@ -47,7 +47,10 @@ pub enum PairError {
          in the middle: start again with a new code"
     )]
     PeerDeclined,
-    #[error("setting up the other machine failed: {0}. The pairing was undone on both machines")]
+    #[error(
+        "setting up the other machine failed ({0}), so the pairing is off on both machines; \
+         nothing was left behind here"
+    )]
     PeerFailed(String),
     #[error("the peer sent details this machine cannot use: {0}")]
     BadPeer(String),
