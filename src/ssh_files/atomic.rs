@@ -5,6 +5,11 @@
 //! by `rename` (or appear by `link`, for files that must never be overwritten); finally the
 //! directory is fsynced so that the rename itself survives a crash. A reader (sshd, ssh) sees the
 //! old file or the new one, never a mix.
+//!
+//! A transaction that writes several files stages them as [`Temp`]s first, then syncs them all at
+//! once ([`sync_all`]), renames them into place, and syncs each directory once ([`sync_dirs`]):
+//! the same guarantees, but the file system commits its journal twice in all instead of twice
+//! per file, which on a real disk is most of the time a pairing takes.
 
 use std::fs::{self, File, OpenOptions, Permissions};
 use std::io::{self, Read, Write};
@@ -64,6 +69,117 @@ pub fn remove(path: &Path) -> Result<(), Error> {
             path: path.to_path_buf(),
             source,
         }),
+    }
+}
+
+/// New bytes for a file, written to a temporary file next to it (created with `O_EXCL` and the
+/// final mode) but not yet synced nor in place. Dropping it removes the temporary file.
+pub struct Temp {
+    tmp: PathBuf,
+    file: File,
+    /// `false` once the temporary name is gone (renamed or removed).
+    present: bool,
+}
+
+impl Temp {
+    /// Stages `bytes` with mode exactly `mode` for `path` (nothing is synced yet).
+    pub fn stage(path: &Path, bytes: &[u8], mode: u32) -> Result<Temp, Error> {
+        let (tmp, file) = create_temp(path, mode)?;
+        // Built first, so that a failed write removes the temporary file.
+        let temp = Temp {
+            tmp,
+            file,
+            present: true,
+        };
+        (&temp.file).write_all(bytes).map_err(|source| Error::Io {
+            action: "write",
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(temp)
+    }
+
+    /// Moves the staged bytes over `path` (which is replaced if it exists).
+    pub fn rename_to(mut self, path: &Path) -> Result<(), Error> {
+        fs::rename(&self.tmp, path).map_err(|source| Error::Io {
+            action: "write",
+            path: path.to_path_buf(),
+            source,
+        })?;
+        self.present = false;
+        Ok(())
+    }
+
+    /// Makes the staged bytes appear as `path`, which must not exist (see [`create_new`]).
+    pub fn link_to(self, path: &Path) -> Result<(), Error> {
+        match fs::hard_link(&self.tmp, path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(Error::IdentityExists {
+                path: path.to_path_buf(),
+            }),
+            Err(source) => Err(Error::Io {
+                action: "create",
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
+        // Dropping `self` removes the temporary name; the file lives on under `path`.
+    }
+}
+
+impl Drop for Temp {
+    fn drop(&mut self) {
+        if self.present {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Syncs the bytes of every staged file, all at once: concurrent fsyncs share the file system's
+/// journal commits, where one after another each waits for its own.
+pub fn sync_all<'a>(temps: impl IntoIterator<Item = (&'a Temp, &'a Path)>) -> Result<(), Error> {
+    let temps: Vec<(&Temp, &Path)> = temps.into_iter().collect();
+    let results: Vec<Result<(), Error>> = std::thread::scope(|s| {
+        let handles: Vec<_> = temps
+            .iter()
+            .map(|(t, path)| {
+                s.spawn(move || {
+                    t.file.sync_all().map_err(|source| Error::Io {
+                        action: "write",
+                        path: path.to_path_buf(),
+                        source,
+                    })
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(sync_panicked())))
+            .collect()
+    });
+    results.into_iter().collect()
+}
+
+/// Makes the renames, links and unlinks in each of `dirs` durable, all at once.
+pub fn sync_dirs(dirs: &[PathBuf]) -> Result<(), Error> {
+    let results: Vec<Result<(), Error>> = std::thread::scope(|s| {
+        let handles: Vec<_> = dirs
+            .iter()
+            .map(|dir| s.spawn(move || sync_dir_itself(dir)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(sync_panicked())))
+            .collect()
+    });
+    results.into_iter().collect()
+}
+
+fn sync_panicked() -> Error {
+    Error::Io {
+        action: "sync",
+        path: PathBuf::new(),
+        source: io::Error::other("the syncing thread panicked"),
     }
 }
 
@@ -137,6 +253,16 @@ pub fn resolve(path: &Path) -> Result<PathBuf, Error> {
 /// Creates directory `path` with mode exactly `mode` unless it exists; an existing directory's
 /// mode is left alone. Returns whether it was created.
 pub fn ensure_dir(path: &Path, mode: u32) -> Result<bool, Error> {
+    let created = ensure_dir_unsynced(path, mode)?;
+    if created {
+        sync_dir(path)?;
+    }
+    Ok(created)
+}
+
+/// [`ensure_dir`] without making the new directory's name durable: the caller syncs its parent
+/// (`path.parent()`) later, e.g. with [`sync_dirs`] at the end of a transaction.
+pub fn ensure_dir_unsynced(path: &Path, mode: u32) -> Result<bool, Error> {
     match fs::DirBuilder::new().mode(mode).create(path) {
         Ok(()) => {
             // The umask may have cleared bits of `mode`; it can never have added any, so there
@@ -148,7 +274,6 @@ pub fn ensure_dir(path: &Path, mode: u32) -> Result<bool, Error> {
                     source,
                 }
             })?;
-            sync_dir(path)?;
             Ok(true)
         }
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
@@ -237,7 +362,10 @@ fn fill(mut file: File, bytes: &[u8]) -> io::Result<()> {
 
 /// Makes a rename, link or unlink in the directory of `path` durable.
 fn sync_dir(path: &Path) -> Result<(), Error> {
-    let dir = path.parent().unwrap_or(Path::new("/"));
+    sync_dir_itself(path.parent().unwrap_or(Path::new("/")))
+}
+
+fn sync_dir_itself(dir: &Path) -> Result<(), Error> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|source| Error::Io {

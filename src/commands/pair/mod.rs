@@ -9,6 +9,7 @@
 //!
 //! This file is the story of a pairing, in the order it happens; the parts live beside it:
 //! - `input`: the code and the `--peer` hosts from the command line;
+//! - `preflight`: what is checked about this machine before the network (its sshd answers);
 //! - `peer`: what is checked about a peer before it is confirmed (its payload, its login key,
 //!   its sshd);
 //! - `setup`: writing the pairing on this machine, all or nothing;
@@ -18,6 +19,7 @@
 mod error;
 mod input;
 mod peer;
+mod preflight;
 mod report;
 mod setup;
 
@@ -26,6 +28,10 @@ mod fixtures;
 
 pub(crate) use error::usage;
 pub use error::{find, PairError};
+pub(crate) use input::resolve_peers;
+pub use input::CodeSource;
+pub(crate) use report::Reporter;
+pub(crate) use setup::host_name_for;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -49,17 +55,16 @@ use crate::transport::driver::{self, Control, Outcome};
 use crate::transport::iface::{self, Interface};
 use crate::transport::{scan, Sockets, DEFAULT_PORT, GROUP_V4, GROUP_V6};
 
-use input::{read_code, resolve_peers};
+use input::{ask_code, read_code};
 use peer::{annex_shell_installed, Session};
-use report::Reporter;
 use setup::setup;
 
-/// Runs `git pair [CODE]`.
-pub fn run(args: &PairArgs) -> anyhow::Result<()> {
+/// Runs `git pair [CODE]` and `git pair join`.
+pub fn run(args: &PairArgs, code: CodeSource) -> anyhow::Result<()> {
     // Before any thread starts, so that every thread has the signals blocked.
     let mut interrupts = Interrupts::install().context("cannot watch for Ctrl-C")?;
     let mut out = Reporter::new(args.json);
-    let result = pair(args, &mut out, &mut interrupts);
+    let result = pair(args, &code, &mut out, &mut interrupts);
     out.progress.finish();
     if let Err(err) = &result {
         let reason = find(err).map_or(Reason::Error, PairError::reason);
@@ -83,10 +88,18 @@ struct Prepared {
     port: u16,
     /// Whether sshd will find git-annex-shell here (told to the peer, and warned about).
     annex_shell: bool,
+    /// This machine's sshd host keys, as advertised: with the path, they tell a peer that is
+    /// this very repository.
+    host_keys: Vec<ssh_key::PublicKey>,
 }
 
-fn pair(args: &PairArgs, out: &mut Reporter, interrupts: &mut Interrupts) -> anyhow::Result<()> {
-    let typed = read_code(args)?;
+fn pair(
+    args: &PairArgs,
+    source: &CodeSource,
+    out: &mut Reporter,
+    interrupts: &mut Interrupts,
+) -> anyhow::Result<()> {
+    let mut typed = read_code(source)?;
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let (repo, info) = repo::open(&cwd).map_err(usage)?;
     if let Some(name) = &args.name {
@@ -106,6 +119,12 @@ fn pair(args: &PairArgs, out: &mut Reporter, interrupts: &mut Interrupts) -> any
     let all = iface::list()?;
     let interfaces = iface::select(&all, &args.interfaces).map_err(usage)?;
     let peers = resolve_peers(&args.peers, port, &all)?;
+    preflight::check_local_sshd(args.ssh_port, &interfaces)?;
+    if let CodeSource::Prompt = source {
+        // Everything that can fail without the network has been checked: now the person types.
+        out.progress.finish();
+        typed = Some(ask_code(interrupts)?);
+    }
     let sockets = Sockets::open(
         interfaces.clone(),
         port,
@@ -163,6 +182,7 @@ fn pair(args: &PairArgs, out: &mut Reporter, interrupts: &mut Interrupts) -> any
         generated,
         port,
         annex_shell,
+        host_keys,
     };
     exchange(args, prepared, sockets, machine, out, interrupts)
 }

@@ -13,6 +13,7 @@ use crate::events::{Event as JsonEvent, PeerView};
 use crate::protocol::codec::{End, SessionId};
 use crate::protocol::machine::MAX_FAILURES;
 use crate::protocol::payload::PeerInfo;
+use crate::protocol::schedule::{PairSecret, Role};
 use crate::protocol::{Event, Machine};
 use crate::repo;
 use crate::sanitize;
@@ -33,6 +34,10 @@ pub(super) struct VerifiedPeer {
     pub(super) view: PeerView,
     pub(super) address: SocketAddr,
     pub(super) peer: SessionId,
+    /// The long-term secret of the pairing, stored with it.
+    pub(super) secret: PairSecret,
+    /// Which end of the session this side was.
+    pub(super) role: Role,
 }
 
 #[derive(Default)]
@@ -125,7 +130,9 @@ impl Session {
                     info,
                     view,
                     address,
+                    role: Role::of(&m.session_id(), &peer),
                     peer,
+                    secret: v.pair_secret.clone(),
                 });
                 Control::Stop
             }
@@ -155,6 +162,16 @@ impl Session {
                 return Control::Stop;
             }
         };
+        if is_this_repository(p, &info) {
+            m.refuse(Instant::now(), peer, SAME_REPOSITORY);
+            self.error = Some(
+                PairError::SameRepository {
+                    path: p.info.path.display().to_string(),
+                }
+                .into(),
+            );
+            return Control::Stop;
+        }
         if let Some(conflict) = key_conflict(p, &info) {
             m.refuse(Instant::now(), peer, &conflict.for_peer);
             self.error = Some(PairError::KeyInUse(conflict.here).into());
@@ -212,6 +229,23 @@ pub(super) fn peer_error(end: &End) -> Option<PairError> {
         End::Declined => Some(PairError::PeerDeclined),
         End::Failed { detail } => Some(PairError::PeerFailed(words(detail))),
     }
+}
+
+/// What a side that finds itself paired with itself tells the other (itself).
+pub(super) const SAME_REPOSITORY: &str =
+    "it is this same repository on this same machine (same path, same sshd host keys)";
+
+/// Whether the peer is this very repository: the same path behind the same sshd host keys.
+/// Both `git pair` and `git pair join` were run in one repository; pairing it would add a remote
+/// pointing at itself. Two repositories of one machine (different paths) still pair, and so do
+/// repositories at one path on two machines (different host keys).
+pub(super) fn is_this_repository(p: &Prepared, info: &PeerInfo) -> bool {
+    let same_path = std::path::Path::new(&info.path) == p.info.path;
+    let same_host = info
+        .host_keys
+        .iter()
+        .any(|k| p.host_keys.iter().any(|h| h.key_data() == k.key_data()));
+    same_path && same_host
 }
 
 /// Why a peer's login key cannot be let in, told to each side.

@@ -96,6 +96,11 @@ pub(super) fn setup(
             marker,
         }),
         replaces: earlier.aliases.clone(),
+        secret: Some(ssh_files::SecretRecord {
+            role: v.role,
+            ssh_port: args.ssh_port,
+            secret: v.secret.clone(),
+        }),
     };
 
     let applied = ssh_files::apply(&p.ssh, &ssh_setup, &mut || interrupts.check().is_some())
@@ -217,7 +222,7 @@ pub(super) fn earlier_pairings(
 
 /// `HostName` for the alias: a link-local IPv6 address needs the name of
 /// the local interface it is reached through.
-pub(super) fn host_name_for(address: SocketAddr, interfaces: &[Interface]) -> String {
+pub(crate) fn host_name_for(address: SocketAddr, interfaces: &[Interface]) -> String {
     match address {
         SocketAddr::V6(v6) if v6.scope_id() != 0 => {
             match interfaces.iter().find(|i| i.index == v6.scope_id()) {
