@@ -273,8 +273,8 @@ fn exchange(
                 }
             }
             None => out.line(&format!(
-                "warning: the other machine did not say whether it is set up; check with \
-                 `git pair list --check {}`",
+                "warning: the other machine did not say whether it is set up, so it may not be: \
+                 check with `git fetch {0}`; `git pair remove {0}` undoes this side",
                 done.remote
             )),
         }
