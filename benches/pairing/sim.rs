@@ -254,6 +254,7 @@ impl Sim {
             payload: self.nodes[i].payload.clone(),
             peers: Vec::new(),
             scan: Vec::new(),
+            proof_secrets: Vec::new(),
         };
         let rng = ChaCha20Rng::seed_from_u64(self.rng.next_u64());
         let machine = Machine::new(config, self.now, rng).expect("the payload fits");
