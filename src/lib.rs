@@ -17,7 +17,7 @@
 //! - [`repo`]: the git remote and its recorded config.
 //! - [`commands`]: `git pair`, `git pair list`, `git pair remove`,
 //!   `git pair refresh`, `git pair watch` and `git pair serve`, the edge.
-//! - [`cli`], [`man`], [`events`], [`term`], [`prompt`], [`exit`], [`interrupt`]: the
+//! - [`cli`], [`man`], [`completions`], [`events`], [`term`], [`prompt`], [`exit`], [`interrupt`]: the
 //!   interfaces to people and programs; [`sanitize`]: untrusted text made
 //!   inert before it reaches a terminal or a file.
 //!
@@ -76,6 +76,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod completions;
 pub mod events;
 pub mod exit;
 pub mod interrupt;
