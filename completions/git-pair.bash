@@ -56,7 +56,7 @@ _gitpair() {
 
     case "${cmd}" in
         gitpair)
-            opts="-h -V --code-file --interface --port --timeout --name --ssh-port --host-key --key --peer --no-scan --json --help --version join list remove refresh watch serve"
+            opts="-h -V --code-file --interface --port --timeout --name --ssh-port --host-key --key --peer --no-scan --no-ssh-config --json --help --version join list remove refresh watch serve"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -106,7 +106,7 @@ _gitpair() {
             return 0
             ;;
         gitpair__subcmd__join)
-            opts="-h --interface --port --timeout --name --ssh-port --host-key --key --peer --no-scan --json --help"
+            opts="-h --interface --port --timeout --name --ssh-port --host-key --key --peer --no-scan --no-ssh-config --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

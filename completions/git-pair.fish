@@ -13,7 +13,7 @@ end
 
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_git_pair_global_optspecs
-    string join \n code-file= interface= port= timeout= name= ssh-port= host-key= key= peer= no-scan json h/help V/version
+    string join \n code-file= interface= port= timeout= name= ssh-port= host-key= key= peer= no-scan no-ssh-config json h/help V/version
 end
 
 function __fish_git_pair_needs_command
@@ -47,6 +47,7 @@ complete -c git-pair -n "__fish_git_pair_needs_command" -l host-key -d 'This mac
 complete -c git-pair -n "__fish_git_pair_needs_command" -l key -d 'Log in to the peer with this existing private key (its .pub beside it), instead of a dedicated ed25519 key generated for this pairing' -r -F
 complete -c git-pair -n "__fish_git_pair_needs_command" -l peer -d 'Also greet this host by unicast (repeatable), for networks that drop multicast: Wi-Fi client isolation, multicast filtering, VLANs, VPNs. One side is enough' -r
 complete -c git-pair -n "__fish_git_pair_needs_command" -l no-scan -d 'Do not probe the local IPv4 subnet by unicast when no peer answers multicast. [default: probe after 3 s; git config pair.scan]'
+complete -c git-pair -n "__fish_git_pair_needs_command" -l no-ssh-config -d 'Do not add the Include line for git pair\'s ssh configuration to ~/.ssh/config (for a read-only one, e.g. made by home-manager); git pair\'s own files under ~/.ssh/git-pair/ are written as usual. ssh finds the new alias once the line git pair prints is in your ssh configuration. [default: git config pair.sshConfig, true]'
 complete -c git-pair -n "__fish_git_pair_needs_command" -l json -d 'Print machine-readable events on standard output, one JSON object per line (see JSON EVENTS in the man page). Nothing else goes to stdout'
 complete -c git-pair -n "__fish_git_pair_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c git-pair -n "__fish_git_pair_needs_command" -s V -l version -d 'Print version'
@@ -65,6 +66,7 @@ complete -c git-pair -n "__fish_git_pair_using_subcommand join" -l host-key -d '
 complete -c git-pair -n "__fish_git_pair_using_subcommand join" -l key -d 'Log in to the peer with this existing private key (its .pub beside it), instead of a dedicated ed25519 key generated for this pairing' -r -F
 complete -c git-pair -n "__fish_git_pair_using_subcommand join" -l peer -d 'Also greet this host by unicast (repeatable), for networks that drop multicast: Wi-Fi client isolation, multicast filtering, VLANs, VPNs. One side is enough' -r
 complete -c git-pair -n "__fish_git_pair_using_subcommand join" -l no-scan -d 'Do not probe the local IPv4 subnet by unicast when no peer answers multicast. [default: probe after 3 s; git config pair.scan]'
+complete -c git-pair -n "__fish_git_pair_using_subcommand join" -l no-ssh-config -d 'Do not add the Include line for git pair\'s ssh configuration to ~/.ssh/config (for a read-only one, e.g. made by home-manager); git pair\'s own files under ~/.ssh/git-pair/ are written as usual. ssh finds the new alias once the line git pair prints is in your ssh configuration. [default: git config pair.sshConfig, true]'
 complete -c git-pair -n "__fish_git_pair_using_subcommand join" -l json -d 'Print machine-readable events on standard output, one JSON object per line (see JSON EVENTS in the man page). Nothing else goes to stdout'
 complete -c git-pair -n "__fish_git_pair_using_subcommand join" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c git-pair -n "__fish_git_pair_using_subcommand list" -l json -d 'Print a JSON array, one object per pairing (see LIST JSON in the man page)'
