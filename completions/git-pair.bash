@@ -7,7 +7,7 @@ __git_pair_interfaces() {
     done
 }
 
-# The remotes git pair made in this repository, for remove and refresh.
+# The remotes git pair made in this repository, for remove, refresh and sync.
 __git_pair_remotes() {
     git config --get-regexp '^remote\..*\.pair-alias$' 2>/dev/null |
         sed -n 's/^remote\.\(.*\)\.pair-alias .*/\1/p'
@@ -31,6 +31,9 @@ _gitpair() {
             ",$1")
                 cmd="gitpair"
                 ;;
+            gitpair,hooks)
+                cmd="gitpair__subcmd__hooks"
+                ;;
             gitpair,join)
                 cmd="gitpair__subcmd__join"
                 ;;
@@ -46,8 +49,17 @@ _gitpair() {
             gitpair,serve)
                 cmd="gitpair__subcmd__serve"
                 ;;
+            gitpair,sync)
+                cmd="gitpair__subcmd__sync"
+                ;;
             gitpair,watch)
                 cmd="gitpair__subcmd__watch"
+                ;;
+            gitpair__subcmd__hooks,install)
+                cmd="gitpair__subcmd__hooks__subcmd__install"
+                ;;
+            gitpair__subcmd__hooks,uninstall)
+                cmd="gitpair__subcmd__hooks__subcmd__uninstall"
                 ;;
             *)
                 ;;
@@ -56,7 +68,7 @@ _gitpair() {
 
     case "${cmd}" in
         gitpair)
-            opts="-h -V --code-file --interface --port --timeout --name --ssh-port --host-key --key --peer --no-scan --no-ssh-config --json --help --version join list remove refresh watch serve"
+            opts="-h -V --code-file --interface --port --timeout --name --ssh-port --host-key --key --peer --no-scan --no-ssh-config --json --help --version join list remove refresh watch sync hooks serve"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -98,6 +110,48 @@ _gitpair() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gitpair__subcmd__hooks)
+            opts="-h --help install uninstall"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gitpair__subcmd__hooks__subcmd__install)
+            opts="-h --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gitpair__subcmd__hooks__subcmd__uninstall)
+            opts="-h --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;
@@ -220,6 +274,20 @@ _gitpair() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gitpair__subcmd__sync)
+            opts="-h --json --hook --help $(__git_pair_remotes)"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;

@@ -6,7 +6,7 @@ function __fish_git_pair_interfaces
     end
 end
 
-# The remotes git pair made in this repository, for remove and refresh.
+# The remotes git pair made in this repository, for remove, refresh and sync.
 function __fish_git_pair_remotes
     git config --get-regexp '^remote\..*\.pair-alias$' 2>/dev/null | string replace -rf '^remote\.(.*)\.pair-alias .*' '$1'
 end
@@ -56,6 +56,8 @@ complete -c git-pair -n "__fish_git_pair_needs_command" -a "list" -d 'List the p
 complete -c git-pair -n "__fish_git_pair_needs_command" -a "remove" -d 'Undo a pairing on this machine'
 complete -c git-pair -n "__fish_git_pair_needs_command" -a "refresh" -d 'Find paired peers again after an address changed, and point their ssh aliases there'
 complete -c git-pair -n "__fish_git_pair_needs_command" -a "watch" -d 'Answer locate queries, so that paired peers find this machine after its address changed'
+complete -c git-pair -n "__fish_git_pair_needs_command" -a "sync" -d 'Sync this repository with its paired peers, without ever merging'
+complete -c git-pair -n "__fish_git_pair_needs_command" -a "hooks" -d 'Install or uninstall the hooks that run `git pair sync` after each commit'
 complete -c git-pair -n "__fish_git_pair_needs_command" -a "serve" -d 'The forced command in authorized_keys; sshd runs it, people do not'
 complete -c git-pair -n "__fish_git_pair_using_subcommand join" -l interface -d 'Use only this network interface (repeatable). By default every interface that is up, multicast-capable and not loopback is used; lo is used only when named' -r -f -a "(__fish_git_pair_interfaces)"
 complete -c git-pair -n "__fish_git_pair_using_subcommand join" -l port -d 'UDP port of the exchange; both sides must use the same one. [default: 28620, or git config pair.port]' -r
@@ -83,8 +85,17 @@ complete -c git-pair -n "__fish_git_pair_using_subcommand watch" -l interface -d
 complete -c git-pair -n "__fish_git_pair_using_subcommand watch" -l port -d 'UDP port of the locate protocol' -r
 complete -c git-pair -n "__fish_git_pair_using_subcommand watch" -l json -d 'Print machine-readable events on standard output, one JSON object per line (see JSON EVENTS in the man page)'
 complete -c git-pair -n "__fish_git_pair_using_subcommand watch" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c git-pair -n "__fish_git_pair_using_subcommand sync" -l json -d 'Print JSON events on standard output, one per line (see JSON EVENTS in the man page)'
+complete -c git-pair -n "__fish_git_pair_using_subcommand sync" -l hook -d 'What git pair\'s hooks run, in the background: print nothing, run one sync at a time, let commits made in quick succession coalesce into one sync, and log to .git/git-pair/sync.log. Does nothing in a repository without pairings'
+complete -c git-pair -n "__fish_git_pair_using_subcommand sync" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c git-pair -n "__fish_git_pair_using_subcommand hooks; and not __fish_seen_subcommand_from install uninstall" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c git-pair -n "__fish_git_pair_using_subcommand hooks; and not __fish_seen_subcommand_from install uninstall" -f -a "install" -d 'Install the hooks; installing again changes nothing'
+complete -c git-pair -n "__fish_git_pair_using_subcommand hooks; and not __fish_seen_subcommand_from install uninstall" -f -a "uninstall" -d 'Uninstall the hooks and put back, byte for byte, the hooks that were there before'
+complete -c git-pair -n "__fish_git_pair_using_subcommand hooks; and __fish_seen_subcommand_from install" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c git-pair -n "__fish_git_pair_using_subcommand hooks; and __fish_seen_subcommand_from uninstall" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c git-pair -n "__fish_git_pair_using_subcommand serve" -l repo -d 'The one repository the peer may fetch from and push to' -r -F
 complete -c git-pair -n "__fish_git_pair_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c git-pair -n "not __fish_seen_subcommand_from join list remove refresh watch serve" -l interface -r -f -a "(__fish_git_pair_interfaces)"
+complete -c git-pair -n "not __fish_seen_subcommand_from join list remove refresh watch sync hooks serve" -l interface -r -f -a "(__fish_git_pair_interfaces)"
 complete -c git-pair -n "__fish_git_pair_using_subcommand remove" -f -a "(__fish_git_pair_remotes)"
 complete -c git-pair -n "__fish_git_pair_using_subcommand refresh" -f -a "(__fish_git_pair_remotes)"
+complete -c git-pair -n "__fish_git_pair_using_subcommand sync" -f -a "(__fish_git_pair_remotes)"

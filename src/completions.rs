@@ -1,6 +1,6 @@
 //! Shell completion for bash, zsh and fish, generated from the clap definition in
 //! [`crate::cli`] by clap_complete, with two dynamic parts clap cannot know: network interface
-//! names after `--interface`, and the remotes git pair made after `remove` and `refresh`.
+//! names after `--interface`, and the remotes git pair made after `remove`, `refresh` and `sync`.
 //!
 //! clap_complete writes static lists. So, for generation only, those arguments get a one-word
 //! list of possible values, a marker; clap_complete puts it exactly where each shell expects
@@ -38,7 +38,7 @@ pub const FILES: [(Shell, &str); 3] = [
 ];
 
 /// The commands whose NAME is a paired remote.
-const NAMED: [&str; 2] = ["remove", "refresh"];
+const NAMED: [&str; 3] = ["remove", "refresh", "sync"];
 
 /// Puts the markers on the arguments whose values are found at completion time.
 fn mark(cmd: clap::Command) -> clap::Command {
@@ -118,7 +118,7 @@ __git_pair_interfaces() {{
     done
 }}
 
-# The remotes git pair made in this repository, for remove and refresh.
+# The remotes git pair made in this repository, for remove, refresh and sync.
 __git_pair_remotes() {{
     git config --get-regexp '^remote\..*\.pair-alias$' 2>/dev/null |
         sed -n 's/^remote\.\(.*\)\.pair-alias .*/\1/p'
@@ -224,7 +224,7 @@ function __fish_git_pair_interfaces
     end
 end
 
-# The remotes git pair made in this repository, for remove and refresh.
+# The remotes git pair made in this repository, for remove, refresh and sync.
 function __fish_git_pair_remotes
     git config --get-regexp '^remote\..*\.pair-alias$' 2>/dev/null | string replace -rf '^remote\.(.*)\.pair-alias .*' '$1'
 end
