@@ -471,7 +471,7 @@ impl SshDir {
         Ok(IncludeState::Add)
     }
 
-    /// `~/.ssh/config` may be rewritten (see [`check_file`]); if not for lack of permission or a
+    /// `~/.ssh/config` may be rewritten (as the other files are checked); if not for lack of permission or a
     /// read-only file system, says why in terms of what the person sees (a symlink into a
     /// read-only store) and which line to add by hand.
     pub fn check_config_writable(&self) -> Result<(), Error> {
