@@ -228,6 +228,22 @@ fn extra() -> Roff {
     );
     para(
         &mut r,
+        "Asking the user to compare the check code before anything is written, and later checking that \
+         the peer still lets this side in:",
+    );
+    code(
+        &mut r,
+        &[
+            "$ git pair join --verify",
+            "Verified bob@desk:/home/bob/notes at 10.0.0.2 (check code on both machines: 123 456)",
+            "Do the check codes match on both machines? Type y and Enter if they do (anything else: stop, write nothing):",
+            "y",
+            "Paired. Try: git fetch desk",
+            "$ git pair list --check desk",
+        ],
+    );
+    para(
+        &mut r,
         "git pair CODE also works, for scripts, but the code is then in the process list of this \
          machine (ps, /proc/PID/cmdline) for as long as git pair runs, and in the shell's history: \
          any other user of the machine can read it, and race to join the other side first. Prefer \
@@ -260,11 +276,21 @@ fn extra() -> Roff {
     );
     para(
         &mut r,
-        "Then each side sets up and tells the other how that went in an end message sealed under the \
-         session's end keys: ready, or failed with the reason. A refusal before verification \
-         (the peer's sshd does not answer, its key already opens another repository here) is such a sealed \
-         end as well. Only the holder of the code can seal one: nothing an outsider sends ends a session, \
-         and the peer's words are shown only from a sealed end.",
+        &format!(
+            "Then the pairing ends in two phases. Each side (with --verify, once its user confirmed that the \
+             check strings match) takes the lock on ~/.ssh/git-pair, picks the remote's name from the \
+             remotes the repository has at that moment, writes everything without keeping it yet, and tells \
+             the other how that went in an end message sealed under the session's end keys: ready, declined \
+             (the user did not confirm), or failed with the reason. A side keeps its setup once the peer said \
+             ready; if the peer declined or failed, it undoes its own setup too, byte for byte, and says why. \
+             If the peer goes quiet for {} s (or {} s pass in all) without saying, the setup is kept and git \
+             pair says plainly that the other side may not be set up and how to check (git pair list --check \
+             NAME). A refusal before verification (the peer's sshd does not answer, its key already opens \
+             another repository here) is such a sealed end as well. Only the holder of the code can seal one: \
+             nothing an outsider sends ends a session, and the peer's words are shown only from a sealed end.",
+            OUTCOME_QUIET.as_secs(),
+            OUTCOME_MAX.as_secs()
+        ),
     );
     para(
         &mut r,
@@ -575,7 +601,7 @@ fn extra() -> Roff {
         ("listening", "{\"interfaces\", \"port\", \"groups\"}."),
         ("peer", "{\"address\"}: a machine on the same channel answered; not yet verified. Once per peer."),
         ("verified", "{\"peer\": {\"user\", \"host\", \"path\"}, \"address\"}: the peer holds the code; address is its sshd."),
-        ("sas", "{\"sas\"}: a six-digit check string, the same on both machines."),
+        ("sas", "{\"sas\", \"verify\"}: a six-digit check string, the same on both machines. With --verify, \"verify\" is true and git pair now reads the answer from standard input, one JSON line: {\"verify\": true} when the user confirmed that the strings match, {\"verify\": false} when not. Anything else, the end of the input, or no answer within 120 s counts as false: nothing is written on either machine (reason declined here, peer_declined there). With --code-file -, the code is the first line of standard input and the answer the next one."),
         ("remote", "{\"name\", \"url\", \"alias\"}: the remote was added."),
         ("paired", "{\"remote\", \"alias\", \"peer\", \"address\"}: the last line of a success."),
     ] {
@@ -667,7 +693,8 @@ fn extra() -> Roff {
          use, and the peer confined to the one repository. Nothing it forges ends a session or is shown as \
          the peer's words, forged payload pieces cost nothing, and it cannot make git pair send a spoofed \
          address more than three times what it sent. Such an attacker can stop a pairing, never complete \
-         one. Compare the check string (sas) on both machines for extra assurance.",
+         one. Compare the check string (sas) on both machines for extra assurance, or let --verify ask \
+         for it before anything is written.",
     );
     para(
         &mut r,

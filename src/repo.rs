@@ -155,6 +155,13 @@ pub struct PairedRemote {
     pub annex_uuid: Option<String>,
 }
 
+/// The names of the repository's remotes, as its config says now.
+pub fn remote_names(repo: &Repository) -> Result<Vec<String>, RepoError> {
+    let names = repo.remotes().map_err(RepoError::Config)?;
+    // Names that are not UTF-8 cannot collide with ours.
+    Ok(names.iter().flatten().flatten().map(str::to_string).collect())
+}
+
 /// Every remote with a `pair-alias`, in config order.
 pub fn paired_remotes(repo: &Repository) -> Result<Vec<PairedRemote>, RepoError> {
     let config = repo

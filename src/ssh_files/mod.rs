@@ -615,21 +615,9 @@ pub fn apply(
 ) -> Result<Applied, Error> {
     let prepared = prepare(dir, setup)?;
     dir.check_writable()?;
-    if prepared.identity.is_some() {
-        for path in [dir.identity(&setup.alias), dir.identity_pub(&setup.alias)] {
-            if std::fs::symlink_metadata(&path).is_ok() {
-                return Err(Error::IdentityExists { path });
-            }
-        }
-    }
+    check_identity_free(dir, setup, &prepared)?;
     poll(interrupted)?;
-    // A new directory's name is made durable with the files, by the transaction's flush.
-    let mut created = Vec::new();
-    for d in [dir.root().to_path_buf(), dir.pair_dir()] {
-        if atomic::ensure_dir_unsynced(&d, 0o700)? {
-            created.push(d.parent().unwrap_or(Path::new("/")).to_path_buf());
-        }
-    }
+    let created = ensure_dirs(dir)?;
     let mut tx = Applied::begin(&dir.lock_file(), Some(&mut *interrupted))?;
     for d in &created {
         tx.sync_later(d);
@@ -638,6 +626,65 @@ pub fn apply(
         Ok(()) => Ok(tx),
         Err(cause) => Err(undo_after(tx, cause)),
     }
+}
+
+/// Takes the lock of `dir` for a pairing without waiting: `None` while another git-pair holds
+/// it. A pairing polls this while its protocol keeps running, so that the peer keeps hearing
+/// from it, and then decides what to write (the remote's name among them) under the lock, with
+/// [`apply_locked`]. Creates `~/.ssh` and `~/.ssh/git-pair` (0700) if missing, for the lock file.
+pub fn try_lock(dir: &SshDir) -> Result<Option<Applied>, Error> {
+    dir.check_writable()?;
+    let created = ensure_dirs(dir)?;
+    let Some(mut tx) = Applied::try_begin(&dir.lock_file())? else {
+        return Ok(None);
+    };
+    for d in &created {
+        tx.sync_later(d);
+    }
+    Ok(Some(tx))
+}
+
+/// [`apply`] in a transaction taken with [`try_lock`]: all or nothing, and on failure the lock
+/// is released with everything undone.
+pub fn apply_locked(
+    mut tx: Applied,
+    dir: &SshDir,
+    setup: &PairSetup,
+    interrupted: &mut dyn FnMut() -> bool,
+) -> Result<Applied, Error> {
+    let steps = prepare(dir, setup).and_then(|prepared| {
+        check_identity_free(dir, setup, &prepared)?;
+        apply_steps(&mut tx, dir, setup, &prepared, interrupted)
+    });
+    match steps.and_then(|()| tx.flush()) {
+        Ok(()) => Ok(tx),
+        Err(cause) => Err(undo_after(tx, cause)),
+    }
+}
+
+/// A generated identity is never written over an existing file.
+fn check_identity_free(dir: &SshDir, setup: &PairSetup, prepared: &Prepared) -> Result<(), Error> {
+    if prepared.identity.is_some() {
+        for path in [dir.identity(&setup.alias), dir.identity_pub(&setup.alias)] {
+            if std::fs::symlink_metadata(&path).is_ok() {
+                return Err(Error::IdentityExists { path });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Creates `~/.ssh` and `~/.ssh/git-pair` (0700) if missing; returns the parents whose entries
+/// changed, for the transaction to sync (a new directory's name is made durable with the files,
+/// by the transaction's flush).
+fn ensure_dirs(dir: &SshDir) -> Result<Vec<PathBuf>, Error> {
+    let mut created = Vec::new();
+    for d in [dir.root().to_path_buf(), dir.pair_dir()] {
+        if atomic::ensure_dir_unsynced(&d, 0o700)? {
+            created.push(d.parent().unwrap_or(Path::new("/")).to_path_buf());
+        }
+    }
+    Ok(created)
 }
 
 fn apply_steps(

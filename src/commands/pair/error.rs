@@ -65,6 +65,17 @@ pub enum PairError {
          nothing was left behind here"
     )]
     PeerFailed(String),
+    #[error(
+        "the check codes were not confirmed here ({0}), so nothing was written. If they differed \
+         on the two machines, someone may be in the middle: start again with a new code"
+    )]
+    Declined(String),
+    #[error(
+        "the other machine went quiet after verification, before this side was set up, so \
+         nothing was written here. It may have set itself up: check there with `git pair list`, \
+         and undo it with `git pair remove`"
+    )]
+    PeerGone,
     #[error("the peer sent details this machine cannot use: {0}")]
     BadPeer(String),
     #[error("{0}; nothing was written")]
@@ -92,13 +103,15 @@ impl PairError {
         match self {
             PairError::Usage(_) | PairError::SameRepository { .. } => Exit::Usage,
             PairError::NoPeer { .. } => Exit::NoPeer,
-            PairError::WrongCode { .. } | PairError::Guessing(_) | PairError::PeerDeclined => {
-                Exit::Verification
-            }
+            PairError::WrongCode { .. }
+            | PairError::Guessing(_)
+            | PairError::PeerDeclined
+            | PairError::Declined(_) => Exit::Verification,
             PairError::SshdUnreachable { .. }
             | PairError::NoLocalSshd { .. }
             | PairError::PeerRejected(_)
             | PairError::PeerFailed(_)
+            | PairError::PeerGone
             | PairError::BadPeer(_)
             | PairError::KeyInUse(_)
             | PairError::Setup => Exit::Setup,
@@ -118,6 +131,8 @@ impl PairError {
             PairError::PeerRejected(_) => Reason::PeerRejected,
             PairError::PeerDeclined => Reason::PeerDeclined,
             PairError::PeerFailed(_) => Reason::PeerFailed,
+            PairError::Declined(_) => Reason::Declined,
+            PairError::PeerGone => Reason::PeerGone,
             PairError::BadPeer(_) | PairError::KeyInUse(_) | PairError::Setup => Reason::Setup,
             PairError::Interrupted => Reason::Interrupted,
         }
@@ -152,6 +167,8 @@ mod tests {
             PairError::PeerRejected("x".into()),
             PairError::PeerDeclined,
             PairError::PeerFailed("x".into()),
+            PairError::Declined("x".into()),
+            PairError::PeerGone,
             PairError::Setup,
             PairError::Interrupted,
         ];

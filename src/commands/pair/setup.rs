@@ -1,5 +1,6 @@
-//! Writing a verified pairing on this machine: ~/.ssh, then the remote, as one unit that is
-//! rolled back on any failure or interruption.
+//! Writing a verified pairing on this machine: ~/.ssh, then the remote, as one unit under the
+//! ssh lock, kept once the peer is set up too and rolled back otherwise, or on any failure or
+//! interruption.
 
 use std::fs;
 use std::net::SocketAddr;
@@ -9,6 +10,7 @@ use anyhow::Context;
 
 use crate::cli::PairArgs;
 use crate::events::Event as JsonEvent;
+use crate::protocol::payload::PeerInfo;
 use crate::interrupt::Interrupts;
 use crate::keys::{self, LoginKey};
 use crate::repo;
@@ -26,15 +28,32 @@ pub(super) struct Done {
     pub(super) alias: String,
 }
 
-/// Applies the pairing on this machine: ~/.ssh, then the remote, as one
-/// unit. Any failure or interruption undoes all of it.
-pub(super) fn setup(
+/// A pairing written on this machine and not yet kept: the ssh files in a transaction that
+/// still holds the lock, and the remote, both undoable. It is kept once the peer said that it
+/// is set up too ([`Pending::keep`]), and undone if the peer failed or declined
+/// ([`Pending::undo`]). Dropping it undoes the ssh files (the remote is then left: call
+/// `undo`).
+pub(super) struct Pending {
+    applied: ssh_files::Applied,
+    /// The repository opened again under the lock, so that it shows what other runs wrote.
+    repo: git2::Repository,
+    remote_undo: repo::RemoteUndo,
+    plan: repo::RemotePlan,
+    earlier: Earlier,
+    alias: String,
+}
+
+/// Writes the pairing on this machine under `lock` (taken with [`ssh_files::try_lock`]):
+/// ~/.ssh, then the remote, as one unit that is kept or undone later. The remote's name is
+/// chosen here, under the lock, from the remotes the repository has now, so that two runs in
+/// one repository never pick the same name. Any failure or interruption undoes all of it.
+pub(super) fn write(
     args: &PairArgs,
     p: &Prepared,
     v: &VerifiedPeer,
-    out: &mut Reporter,
+    lock: ssh_files::Applied,
     interrupts: &mut Interrupts,
-) -> anyhow::Result<Done> {
+) -> anyhow::Result<Pending> {
     let info = &v.info;
     let alias = format!(
         "git-pair-{}-{}",
@@ -48,7 +67,12 @@ pub(super) fn setup(
     let host_name = host_name_for(v.address, &p.interfaces);
     let peer_id = peer_id(info);
     let marker = repo::pair_marker(&p.info.path, &peer_id);
-    let earlier = earlier_pairings(p, &peer_id, &marker)?;
+    // Under the lock: what the repository holds now, not when this run started.
+    let repository = git2::Repository::open(p.repo.path())
+        .with_context(|| format!("cannot open {} again", p.info.path.display()))
+        .context(PairError::Setup)?;
+    let remotes = repo::remote_names(&repository).context(PairError::Setup)?;
+    let earlier = earlier_pairings(&repository, p, &peer_id, &marker)?;
     let exe = std::env::current_exe()
         .and_then(fs::canonicalize)
         .context("cannot find the git-pair executable for the forced command")?;
@@ -70,7 +94,7 @@ pub(super) fn setup(
         local_annex: p.info.annex_uuid.is_some(),
     };
     let plan = repo::plan_remote(
-        &p.info.remotes,
+        &remotes,
         args.name.as_deref(),
         &info.host,
         &record,
@@ -103,16 +127,18 @@ pub(super) fn setup(
         }),
     };
 
-    let applied = ssh_files::apply(&p.ssh, &ssh_setup, &mut || interrupts.check().is_some())
-        .map_err(|e| {
-            let interrupted = matches!(e, ssh_files::Error::Interrupted);
-            anyhow::Error::new(e).context(if interrupted {
-                PairError::Interrupted
-            } else {
-                PairError::Setup
-            })
-        })?;
-    let remote_undo = match repo::apply_remote(&p.repo, &plan) {
+    let applied = ssh_files::apply_locked(lock, &p.ssh, &ssh_setup, &mut || {
+        interrupts.check().is_some()
+    })
+    .map_err(|e| {
+        let interrupted = matches!(e, ssh_files::Error::Interrupted);
+        anyhow::Error::new(e).context(if interrupted {
+            PairError::Interrupted
+        } else {
+            PairError::Setup
+        })
+    })?;
+    let remote_undo = match repo::apply_remote(&repository, &plan) {
         Ok(undo) => undo,
         Err(e) => {
             let undo = applied.rollback();
@@ -123,57 +149,96 @@ pub(super) fn setup(
             });
         }
     };
+    let pending = Pending {
+        applied,
+        repo: repository,
+        remote_undo,
+        plan,
+        earlier,
+        alias,
+    };
     if interrupts.check().is_some() {
-        let _ = repo::undo_remote(&p.repo, &plan.name, remote_undo);
-        applied
-            .rollback()
-            .context("undoing the ssh changes after Ctrl-C failed")?;
+        pending
+            .undo()
+            .context("undoing the setup after Ctrl-C failed")?;
         return Err(PairError::Interrupted.into());
     }
-    drop(remote_undo);
-    let written = applied.written();
-    applied.commit();
+    Ok(pending)
+}
 
-    out.event(JsonEvent::Remote {
-        name: plan.name.clone(),
-        url: sanitize::for_terminal(&plan.url).into_owned(),
-        alias: alias.clone(),
-    });
-    out.line(&format!(
-        "Set up: remote {} -> {}",
-        plan.name,
-        sanitize::for_terminal(&plan.url)
-    ));
-    out.line(&format!(
-        "        ssh alias {alias} in {} (host key pinned)",
-        p.ssh.pair_config().display()
-    ));
-    out.line(&format!(
-        "        the peer may fetch and push {} only ({})",
-        p.info.path.display(),
-        p.ssh.authorized_keys().display()
-    ));
-    if written.is_empty() {
-        out.line("        (the ssh files already held this pairing)");
+impl Pending {
+    /// The remote's name.
+    pub(super) fn remote(&self) -> &str {
+        &self.plan.name
     }
-    if plan.replaces.is_some() || !earlier.aliases.is_empty() {
-        out.line("        (this replaces the earlier pairing of these two repositories)");
-    }
-    for extra in &earlier.extra_remotes {
-        if let Err(e) = repo::remove_remote(&p.repo, extra) {
-            out.line(&format!(
-                "warning: remote {extra} of the earlier pairing is left: {:#}",
-                anyhow::Error::new(e)
-            ));
+
+    /// Keeps the pairing (releasing the lock) and says what was set up.
+    pub(super) fn keep(self, p: &Prepared, info: &PeerInfo, out: &mut Reporter) -> Done {
+        let Pending {
+            applied,
+            repo: repository,
+            remote_undo,
+            plan,
+            earlier,
+            alias,
+        } = self;
+        drop(remote_undo);
+        let written = applied.written();
+        applied.commit();
+        out.event(JsonEvent::Remote {
+            name: plan.name.clone(),
+            url: sanitize::for_terminal(&plan.url).into_owned(),
+            alias: alias.clone(),
+        });
+        out.line(&format!(
+            "Set up: remote {} -> {}",
+            plan.name,
+            sanitize::for_terminal(&plan.url)
+        ));
+        out.line(&format!(
+            "        ssh alias {alias} in {} (host key pinned)",
+            p.ssh.pair_config().display()
+        ));
+        out.line(&format!(
+            "        the peer may fetch and push {} only ({})",
+            p.info.path.display(),
+            p.ssh.authorized_keys().display()
+        ));
+        if written.is_empty() {
+            out.line("        (the ssh files already held this pairing)");
+        }
+        if plan.replaces.is_some() || !earlier.aliases.is_empty() {
+            out.line("        (this replaces the earlier pairing of these two repositories)");
+        }
+        for extra in &earlier.extra_remotes {
+            if let Err(e) = repo::remove_remote(&repository, extra) {
+                out.line(&format!(
+                    "warning: remote {extra} of the earlier pairing is left: {:#}",
+                    anyhow::Error::new(e)
+                ));
+            }
+        }
+        for warning in annex_warnings(&plan, info, p.annex_shell) {
+            out.line(&format!("warning: {warning}"));
+        }
+        Done {
+            remote: plan.name,
+            alias,
         }
     }
-    for warning in annex_warnings(&plan, info, p.annex_shell) {
-        out.line(&format!("warning: {warning}"));
+
+    /// Undoes the remote, then the ssh files, and releases the lock.
+    pub(super) fn undo(self) -> anyhow::Result<()> {
+        let remote = repo::undo_remote(&self.repo, &self.plan.name, self.remote_undo);
+        let ssh = self.applied.rollback();
+        match (remote, ssh) {
+            (Ok(()), Ok(())) => Ok(()),
+            (Err(e), Ok(())) => Err(anyhow::Error::new(e).context("cannot undo the remote")),
+            (Ok(()), Err(e)) => Err(anyhow::Error::new(e).context("cannot undo the ssh changes")),
+            (Err(r), Err(e)) => Err(anyhow::Error::new(e)
+                .context(format!("cannot undo the ssh changes, nor the remote ({r})"))),
+        }
     }
-    Ok(Done {
-        remote: plan.name,
-        alias,
-    })
 }
 
 /// What an earlier pairing of the same two repositories left, for a re-pair to replace.
@@ -187,15 +252,16 @@ pub(super) struct Earlier {
     pub(super) aliases: Vec<String>,
 }
 
-/// Finds the remotes recorded for `peer_id`, and the `Host` blocks recorded for this repository
-/// with this pairing's marker.
+/// Finds the remotes of `repository` recorded for `peer_id`, and the `Host` blocks recorded for
+/// this repository with this pairing's marker.
 pub(super) fn earlier_pairings(
+    repository: &git2::Repository,
     p: &Prepared,
     peer_id: &str,
     marker: &str,
 ) -> anyhow::Result<Earlier> {
     let mut earlier = Earlier::default();
-    for r in repo::paired_remotes(&p.repo).context(PairError::Setup)? {
+    for r in repo::paired_remotes(repository).context(PairError::Setup)? {
         if r.peer.as_deref() != Some(peer_id) {
             continue;
         }
