@@ -161,8 +161,9 @@ fn remote_of(out: &Output) -> Option<String> {
 /// and, at the same time, with B's `second`; both peers are on host beta, so both remotes would
 /// be named after it. Before, both runs picked the same name at the start, one failed after
 /// verification with libgit2's "remote 'beta' already exists" and its peer was left paired on
-/// its own. Now the name is picked under the lock: each pairing ends with a remote of its own
-/// on both sides (or fails on both sides, never on one).
+/// its own. Now the name is picked under the lock, and each pairing ends the same way on both
+/// sides: with a remote of its own, or (when each run holds one machine's lock while its peer
+/// waits for the other's, and one gives up) called off on both sides with nothing left.
 pub fn two_runs_in_one_repository_each_get_their_own_remote() {
     let lab = Lab::new(Network::DualStack);
     let b2 = lab.b.home.join("second");
@@ -171,9 +172,17 @@ pub fn two_runs_in_one_repository_each_get_their_own_remote() {
     let (a1, code1) = start_generating(&lab.a, &opts);
     let (a2, code2) = start_generating(&lab.a, &opts);
     let b1 = lab.b.git_pair(Some(&code1), &opts).spawn();
-    let b2_run = lab.b.git_pair(Some(&code2), &opts.clone().in_repo(&b2)).spawn();
+    let b2_run = lab
+        .b
+        .git_pair(Some(&code2), &opts.clone().in_repo(&b2))
+        .spawn();
     let limit = Duration::from_secs(90);
-    let (a1, a2, b1, b2_out) = (a1.wait(limit), a2.wait(limit), b1.wait(limit), b2_run.wait(limit));
+    let (a1, a2, b1, b2_out) = (
+        a1.wait(limit),
+        a2.wait(limit),
+        b1.wait(limit),
+        b2_run.wait(limit),
+    );
     let show = format!(
         "=== A1 ===\n{a1}\n=== B1 ===\n{b1}\n=== A2 ===\n{a2}\n=== B2 ===\n{b2_out}\n{}",
         lab.sshd_logs()
@@ -184,17 +193,40 @@ pub fn two_runs_in_one_repository_each_get_their_own_remote() {
             b.success(),
             "the {which} pairing ended on one side only\n{show}"
         );
+        for out in [a, b] {
+            assert!(
+                !out.stderr_str().contains("already exists"),
+                "a run must never trip over the other's remote\n{show}"
+            );
+        }
     }
-    assert!(
-        a1.success() && a2.success(),
-        "both pairings must succeed\n{show}"
-    );
-    let (r1, r2) = (remote_of(&a1).unwrap(), remote_of(&a2).unwrap());
-    assert_ne!(r1, r2, "each run has its own remote\n{show}");
-    expect_ls_remote(&lab, &lab.a, &lab.a.repo, &r1);
-    expect_ls_remote(&lab, &lab.a, &lab.a.repo, &r2);
-    expect_ls_remote(&lab, &lab.b, &lab.b.repo, &remote_of(&b1).unwrap());
-    expect_ls_remote(&lab, &lab.b, &b2, &remote_of(&b2_out).unwrap());
+    let done: Vec<(&Output, &Output, &Path)> = [
+        (&a1, &b1, lab.b.repo.as_path()),
+        (&a2, &b2_out, b2.as_path()),
+    ]
+    .into_iter()
+    .filter(|(a, ..)| a.success())
+    .collect();
+    eprintln!("  {} of the two pairings succeeded", done.len());
+    assert!(!done.is_empty(), "at least one pairing must succeed\n{show}");
+    let names: Vec<String> = done.iter().map(|(a, ..)| remote_of(a).unwrap()).collect();
+    if names.len() == 2 {
+        assert_ne!(names[0], names[1], "each run has its own remote\n{show}");
+    }
+    for ((_, b, b_dir), name) in done.iter().zip(&names) {
+        expect_ls_remote(&lab, &lab.a, &lab.a.repo, name);
+        expect_ls_remote(&lab, &lab.b, b_dir, &remote_of(b).unwrap());
+    }
+    if done.len() == 1 {
+        // The pairing called off left nothing: its B repository has no remote, and A's config
+        // holds only the other pairing's remote.
+        let failed_b = if a1.success() { &b2 } else { &lab.b.repo };
+        let remotes = lab.b.cmd("git").args(["remote"]).cwd(failed_b).run_ok();
+        assert!(
+            remotes.stdout_str().trim().is_empty(),
+            "the called-off pairing left a remote\n{show}"
+        );
+    }
 }
 
 /// `git pair list --check [NAME]` logs in to the peer with the paired key: accepted while the

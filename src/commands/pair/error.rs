@@ -76,6 +76,12 @@ pub enum PairError {
          and undo it with `git pair remove`"
     )]
     PeerGone,
+    #[error(
+        "another git pair of this user held {lock} for {seconds} s while it finished its own \
+         pairing, so this one was called off on both machines; nothing was written. Pair again \
+         once it is done"
+    )]
+    Busy { lock: String, seconds: u64 },
     #[error("the peer sent details this machine cannot use: {0}")]
     BadPeer(String),
     #[error("{0}; nothing was written")]
@@ -112,6 +118,7 @@ impl PairError {
             | PairError::PeerRejected(_)
             | PairError::PeerFailed(_)
             | PairError::PeerGone
+            | PairError::Busy { .. }
             | PairError::BadPeer(_)
             | PairError::KeyInUse(_)
             | PairError::Setup => Exit::Setup,
@@ -133,6 +140,7 @@ impl PairError {
             PairError::PeerFailed(_) => Reason::PeerFailed,
             PairError::Declined(_) => Reason::Declined,
             PairError::PeerGone => Reason::PeerGone,
+            PairError::Busy { .. } => Reason::Setup,
             PairError::BadPeer(_) | PairError::KeyInUse(_) | PairError::Setup => Reason::Setup,
             PairError::Interrupted => Reason::Interrupted,
         }
@@ -169,6 +177,10 @@ mod tests {
             PairError::PeerFailed("x".into()),
             PairError::Declined("x".into()),
             PairError::PeerGone,
+            PairError::Busy {
+                lock: "l".into(),
+                seconds: 1,
+            },
             PairError::Setup,
             PairError::Interrupted,
         ];

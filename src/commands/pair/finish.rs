@@ -8,7 +8,7 @@
 //! The protocol machine keeps running through every wait (the answer, the lock, the peer), so
 //! that the peer keeps hearing from this side and waits for it rather than giving up.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rand_core::OsRng;
 
@@ -27,6 +27,9 @@ use super::peer::{peer_error, VerifiedPeer};
 use super::setup;
 use super::verify::{Answer, Question};
 use super::{Prepared, Reporter};
+
+/// How long a pairing waits for the ssh lock that another run of this user holds.
+pub(super) const LOCK_WITHIN: Duration = Duration::from_secs(10);
 
 /// Finishes a pairing with the verified peer `v`; `Ok` once it is kept on this machine.
 pub(super) fn finish(
@@ -129,7 +132,17 @@ enum Wait<T> {
 
 impl Run<'_> {
     /// Drives the machine until `poll` gives something, the peer ends the pairing, or Ctrl-C.
-    fn wait<T>(&mut self, status: &str, mut poll: impl FnMut() -> Option<T>) -> Wait<T> {
+    fn wait<T>(&mut self, status: &str, poll: impl FnMut() -> Option<T>) -> Wait<T> {
+        self.wait_for(status, false, poll)
+    }
+
+    /// [`Run::wait`]; with `any_end`, also stops when the peer says it is ready.
+    fn wait_for<T>(
+        &mut self,
+        status: &str,
+        any_end: bool,
+        mut poll: impl FnMut() -> Option<T>,
+    ) -> Wait<T> {
         if let Some(end) = self.peer_end.clone().filter(|e| *e != End::Ready) {
             return Wait::PeerEnded(end);
         }
@@ -149,6 +162,7 @@ impl Run<'_> {
             peer_end: &mut self.peer_end,
             silent: &mut self.silent,
             spinner: !status.is_empty(),
+            any_end,
         };
         // Bounded by what is polled (an answer's deadline, a lock) and by the machine.
         let until = Instant::now() + machine::OUTCOME_MAX + machine::LINGER_MAX;
@@ -193,26 +207,35 @@ impl Run<'_> {
     }
 
     /// The ssh lock, polled: another run of this user may hold it while it finishes its own
-    /// pairing.
+    /// pairing. It is given up after [`LOCK_WITHIN`]: two runs whose peers are on one machine
+    /// can each hold one lock and wait for the other (each waits for its peer, whose peer holds
+    /// the other lock); the one that gives up tells its peer, both undo, and the other pairing
+    /// goes on.
     fn lock(&mut self, p: &Prepared) -> anyhow::Result<ssh_files::Applied> {
-        let mut error = None;
+        let give_up = Instant::now() + LOCK_WITHIN;
         let got = self.wait(
             "waiting for another git pair of this user to finish writing…",
             || match ssh_files::try_lock(&p.ssh) {
-                Ok(lock) => lock,
-                Err(e) => {
-                    error = Some(e);
-                    None
-                }
+                Ok(Some(lock)) => Some(Ok(lock)),
+                Ok(None) if Instant::now() >= give_up => Some(Err(None)),
+                Ok(None) => None,
+                Err(e) => Some(Err(Some(e))),
             },
         );
-        if let Some(e) = error {
-            let err = anyhow::Error::new(e).context(PairError::Setup);
-            let detail = format!("{err:#}");
-            return Err(self.fail(End::Failed { detail }, err));
-        }
         match got {
-            Wait::Got(lock) => Ok(lock),
+            Wait::Got(Ok(lock)) => Ok(lock),
+            Wait::Got(Err(e)) => {
+                let err = match e {
+                    Some(e) => anyhow::Error::new(e).context(PairError::Setup),
+                    None => PairError::Busy {
+                        lock: p.ssh.lock_file().display().to_string(),
+                        seconds: LOCK_WITHIN.as_secs(),
+                    }
+                    .into(),
+                };
+                let detail = format!("{err:#}");
+                Err(self.fail(End::Failed { detail }, err))
+            }
             Wait::PeerEnded(end) => Err(self.ended_by_peer(&end)),
             Wait::Interrupted => Err(self.interrupted()),
             Wait::Over => Err(self.gone()),
@@ -224,8 +247,9 @@ impl Run<'_> {
     fn peer_outcome(&mut self) -> Option<End> {
         let silent = |run: &Run<'_>| run.silent;
         if self.peer_end.is_none() && !silent(self) {
-            let got = self.wait(
+            let got = self.wait_for(
                 "setting up here is done; waiting for the other machine to say it is set up…",
+                true,
                 || None::<()>,
             );
             if let Wait::Interrupted = got {
@@ -287,13 +311,15 @@ struct Waiting<'a, T, F: FnMut() -> Option<T>> {
     silent: &'a mut bool,
     /// Turn the spinner (not while the person is asked a question).
     spinner: bool,
+    /// Stop at the peer's end whatever it says.
+    any_end: bool,
 }
 
 impl<T, F: FnMut() -> Option<T>> driver::Handler<OsRng> for Waiting<'_, T, F> {
     fn event(&mut self, _: &mut Machine<OsRng>, event: Event) -> Control {
         match event {
             Event::PeerEnded { end, .. } => {
-                let stop = end != End::Ready;
+                let stop = self.any_end || end != End::Ready;
                 *self.peer_end = Some(end);
                 if stop {
                     return Control::Stop;
