@@ -1,6 +1,6 @@
-//! The machine interface: with `--json`, every step of a pairing is one JSON
-//! object on its own line of standard output, and nothing else is written
-//! there. Programs such as the git-annex assistant or a GUI drive git-pair
+//! The machine interface: with `--json`, every step of a pairing (and every
+//! peer's outcome of a `git pair sync`) is one JSON object on its own line of
+//! standard output, and nothing else is written there. Programs such as the git-annex assistant or a GUI drive git-pair
 //! through it. The format is versioned by the `v` field of every line and is
 //! documented in the man page; fields may be added, never changed.
 //!
@@ -20,6 +20,16 @@ pub struct PeerView {
     pub user: String,
     pub host: String,
     pub path: String,
+}
+
+/// Earlier pairings that claim the same peer as a new one and were left as they are, because
+/// the peer did not prove it is the one they were made with.
+#[derive(Debug, Clone, Serialize)]
+pub struct NotReplaced {
+    /// Their remotes (or ssh aliases, for a pairing whose remote is gone).
+    pub remotes: Vec<String>,
+    /// Why the peer's claim was not proven.
+    pub reason: String,
 }
 
 /// One event. The man page's JSON EVENTS section lists them in order.
@@ -53,11 +63,18 @@ pub enum Event {
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         verify: bool,
     },
-    /// The git remote was added.
+    /// The git remote was added (or, for a proven re-pair, updated in place).
     Remote {
         name: String,
         url: String,
         alias: String,
+        /// The remote of the earlier pairing this one replaced; only for a re-pair whose peer
+        /// proved it is the same.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        replaced: Option<String>,
+        /// Earlier pairings that claim the same peer and were kept; only when there are some.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        not_replaced: Option<NotReplaced>,
     },
     /// Success: everything is set up. Always the last line of a success.
     Paired {
@@ -65,6 +82,12 @@ pub enum Event {
         alias: String,
         peer: PeerView,
         address: String,
+        /// As in `Remote`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        replaced: Option<String>,
+        /// As in `Remote`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        not_replaced: Option<NotReplaced>,
     },
     /// No peer verified before the timeout.
     Timeout { seconds: u64 },
@@ -122,6 +145,21 @@ pub enum Event {
         alias: String,
         reason: Reason,
         message: String,
+    },
+    /// `git pair sync`: one peer's outcome.
+    SyncPeer {
+        remote: String,
+        outcome: crate::sync::plan::Outcome,
+        pushed: bool,
+        fast_forwarded: bool,
+        message: String,
+    },
+    /// `git pair sync`: the run is over; the last line unless `failed` is.
+    SyncDone {
+        branch: String,
+        commit: Option<String>,
+        annex: bool,
+        status: u8,
     },
 }
 

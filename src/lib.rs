@@ -15,8 +15,12 @@
 //! - [`ssh_files`]: authorized_keys, ssh client config and known_hosts:
 //!   pure plans and atomic, lockable, reversible writes.
 //! - [`repo`]: the git remote and its recorded config.
+//! - [`sync`]: `git pair sync` without its edge: pure planners (fast-forward,
+//!   outcomes, hook installation), the git commands, the background queue the
+//!   hooks start, and the hooks themselves (built from `git-hooks/`).
 //! - [`commands`]: `git pair`, `git pair list`, `git pair remove`,
-//!   `git pair refresh`, `git pair watch` and `git pair serve`, the edge.
+//!   `git pair refresh`, `git pair watch`, `git pair sync`, `git pair hooks`
+//!   and `git pair serve`, the edge.
 //! - [`cli`], [`man`], [`events`], [`term`], [`prompt`], [`exit`], [`interrupt`]: the
 //!   interfaces to people and programs; [`sanitize`]: untrusted text made
 //!   inert before it reaches a terminal or a file.
@@ -48,13 +52,35 @@
 //! 5. **No trust on first use.** The peer's sshd host keys come from the
 //!    verified payload and are pinned under a per-pair `HostKeyAlias` with
 //!    `StrictHostKeyChecking yes`.
-//! 6. **Least privilege.** The peer's key is let in with `restrict` and a
-//!    forced command (`git pair serve`) that runs only git-upload-pack,
-//!    git-receive-pack, git-upload-archive and git-annex-shell (its
-//!    repository commands, under `GIT_ANNEX_SHELL_DIRECTORY` and
-//!    `GIT_ANNEX_SHELL_LIMITED`) on the one paired repository. One key
-//!    opens one repository: a peer key already let in for another
-//!    repository is refused, since sshd would use the first matching line.
+//! 6. **A verified peer gets one repository and nothing else.** Whoever holds the code is
+//!    still a stranger. It can reach its one repository through git and git-annex, and nothing
+//!    else on this machine: no configuration, no hooks, no other pairing, no file of ours and
+//!    no terminal.
+//!    - Its key is let in with `restrict` and a forced command (`git pair serve`) that runs
+//!      only git-upload-pack, git-receive-pack, git-upload-archive and git-annex-shell's
+//!      content commands (under `GIT_ANNEX_SHELL_DIRECTORY` and `GIT_ANNEX_SHELL_LIMITED`) on
+//!      the one paired repository, never through a shell. git-annex-shell runs only where the
+//!      repository already is a git-annex repository (its own config has `annex.uuid` when the
+//!      request arrives), so a peer cannot make a plain repository a git-annex one (hooks,
+//!      `filter.annex.*`, settings from a branch it pushed); `gcryptsetup`, which rewrites the
+//!      config, is never served. git and git-annex-shell start from an empty environment plus
+//!      an allowlist, so no variable an sshd's `AcceptEnv` lets through (`XDG_CONFIG_HOME`,
+//!      `LD_PRELOAD`, `GIT_*`) chooses what they read or run.
+//!    - One key opens one repository: a peer key that another pairing's line, or a line git
+//!      pair did not write, already lets in is refused on both sides before anything is
+//!      written (sshd would use the first matching line); git pair never drops or edits a line
+//!      it did not write.
+//!    - Every name a pairing writes under (ssh alias, key files, pinned keys, pair secret,
+//!      `authorized_keys` marker) comes from this side's randomness, never from the peer, and
+//!      another pairing's `Host` block, pinned keys, key file, line or remote is never
+//!      overwritten: such a collision is refused, under the lock.
+//!    - An earlier pairing that claims the same `user@host:path` is replaced only when the
+//!      peer proves it is that pairing's peer: its sshd presents, in a real key exchange at its
+//!      address, a host key pinned for it. Otherwise the new pairing is made beside it, under
+//!      its own names, and the user is told.
+//!    - Every peer string is checked before use (control characters, addresses that are this
+//!      machine, an annex UUID equal to ours are refused, naming the field) and sanitized
+//!      before it reaches a terminal.
 //! 7. **Undo.** `git pair remove` revokes the peer's key and removes every
 //!    other trace of the pairing on this machine, and nothing else.
 //! 8. **Nothing forged counts.** The peer's session id is public, but every
@@ -98,6 +124,7 @@ pub mod protocol;
 pub mod repo;
 pub mod sanitize;
 pub mod ssh_files;
+pub mod sync;
 pub mod term;
 pub mod transport;
 
@@ -112,6 +139,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             commands::list::run(json, check, name.as_deref())
         }
         Some(Command::Remove { name }) => commands::remove::run(&name),
+        Some(Command::Sync { name, json, hook }) => {
+            commands::sync::run(name.as_deref(), json, hook)
+        }
+        Some(Command::Hooks { action }) => commands::hooks::run(action),
         Some(Command::Refresh(args)) => commands::refresh::run(&args),
         Some(Command::Watch(args)) => commands::watch::run(&args),
         Some(Command::Join { pair }) => commands::pair::run(&pair, CodeSource::Prompt),

@@ -159,7 +159,12 @@ pub struct PairedRemote {
 pub fn remote_names(repo: &Repository) -> Result<Vec<String>, RepoError> {
     let names = repo.remotes().map_err(RepoError::Config)?;
     // Names that are not UTF-8 cannot collide with ours.
-    Ok(names.iter().flatten().flatten().map(str::to_string).collect())
+    Ok(names
+        .iter()
+        .flatten()
+        .flatten()
+        .map(str::to_string)
+        .collect())
 }
 
 /// Every remote with a `pair-alias`, in config order.

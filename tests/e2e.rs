@@ -15,6 +15,8 @@ mod ending;
 mod lifecycle;
 #[path = "e2e/locate.rs"]
 mod locate;
+#[path = "e2e/sync.rs"]
+mod sync;
 
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -33,6 +35,7 @@ use support::host::{self, Host};
 use support::lab::{self, Lab, Network, SetupState, Stage};
 use support::process::Output;
 use support::{forge, mcast, net, preflight, Needs};
+use sync::*;
 
 /// `Needs: test_fn, ...` -> trials named after their functions.
 macro_rules! trials {
@@ -81,9 +84,12 @@ fn main() -> ExitCode {
         Base: repairing_replaces_the_old_pairing,
         Base: several_peers_and_several_repositories_on_one_host,
         Base: a_key_already_paired_with_another_repository_is_refused,
+        Base: a_peer_whose_sshd_cannot_prove_an_earlier_pairing_gets_a_new_one,
+        Base: a_key_already_authorized_by_hand_is_refused_on_both_sides,
         Base: a_bare_repository_pairs_and_takes_a_push,
         Base: an_unwritable_ssh_dir_is_refused_before_anything_happens,
         Annex: git_annex_sync_content_over_a_pairing,
+        Annex: git_annex_assistants_on_both_sides_sync_a_new_file,
         Base: pairing_stores_the_pair_secret_and_remove_deletes_it,
         Base: refresh_finds_a_peer_whose_address_changed_through_its_watch,
         Base: an_impostor_and_a_replayed_answer_are_ignored,
@@ -91,6 +97,13 @@ fn main() -> ExitCode {
         Base: watch_survives_a_flood_with_bounded_memory,
         Base: a_pairing_without_a_pair_secret_says_to_pair_again,
         Base: refresh_prefers_a_name_that_resolves,
+        Base: a_commit_reaches_the_peer_by_itself,
+        Base: a_users_hook_keeps_running_and_comes_back_byte_for_byte,
+        Base: diverged_histories_are_reported_and_left_alone,
+        Base: ten_quick_commits_make_few_syncs_and_the_last_arrives,
+        Base: a_peer_switched_off_does_not_slow_a_commit,
+        Annex: annex_content_travels_through_git_annex_sync,
+        Base: a_moved_peer_is_refreshed_once_and_synced,
     ];
     let conclusion = libtest_mimic::run(&args, trials);
     if manage {

@@ -380,11 +380,15 @@ pub fn render_text(pairings: &[Pairing]) -> String {
             sanitize::for_terminal(&p.alias)
         ));
         match (p.accepts, &p.check_error) {
-            (Some(true), _) => out.push_str("    login      accepted (the peer lets this side in)\n"),
+            (Some(true), _) => {
+                out.push_str("    login      accepted (the peer lets this side in)\n")
+            }
             (Some(false), why) => out.push_str(&format!(
                 "    login      FAILED: {}\n",
-                why.as_deref()
-                    .map_or_else(|| "-".to_string(), |w| sanitize::for_terminal(w).into_owned())
+                why.as_deref().map_or_else(
+                    || "-".to_string(),
+                    |w| sanitize::for_terminal(w).into_owned()
+                )
             )),
             (None, _) => {}
         }

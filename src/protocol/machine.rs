@@ -458,6 +458,9 @@ pub struct Machine<R> {
     scan_index: usize,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
+    /// The first sender of a payload in more pieces than the protocol carries (confine, issue
+    /// 8: reported by the driver when the run ends unverified, rather than "no peer").
+    oversized: Option<(SocketAddr, u8)>,
 }
 
 impl<R: RngCore + CryptoRng> Machine<R> {
@@ -485,6 +488,7 @@ impl<R: RngCore + CryptoRng> Machine<R> {
             last_opened: None,
             silent_told: false,
             budgets: HashMap::new(),
+            oversized: None,
             next_hello: now,
             hello_interval: HELLO_INITIAL,
             started: now,
@@ -504,6 +508,12 @@ impl<R: RngCore + CryptoRng> Machine<R> {
     /// Failed verifications so far.
     pub fn failures(&self) -> u32 {
         self.failures
+    }
+
+    /// Who sent a payload in more pieces than the protocol carries, and how many: such a
+    /// peer can never be verified, and a run that ends unverified should say why.
+    pub fn oversized_payload(&self) -> Option<(SocketAddr, u8)> {
+        self.oversized
     }
 
     /// Whether the machine has nothing more to do.
@@ -613,8 +623,15 @@ impl<R: RngCore + CryptoRng> Machine<R> {
     /// Handles one received datagram. Garbage, our own echoes, other
     /// channels, stale sessions and forgeries are ignored.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
-        let Ok(msg) = codec::decode(datagram) else {
-            return;
+        let msg = match codec::decode(datagram) {
+            Ok(msg) => msg,
+            // Remembered only to explain a run that ends unverified (see `oversized_payload`);
+            // unauthenticated, so it changes nothing else.
+            Err(codec::DecodeError::TooManyPieces(n)) => {
+                self.oversized.get_or_insert((from, n));
+                return;
+            }
+            Err(_) => return,
         };
         self.note_received(from, datagram.len(), now);
         if *msg.sender() == self.sid || self.failed.contains(msg.sender()) {

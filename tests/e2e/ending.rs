@@ -19,11 +19,7 @@ fn reasons(out: &Output) -> Vec<String> {
 }
 
 /// Asserts that neither host's repository config or ssh files changed.
-fn assert_unchanged(
-    run: &PairRun,
-    before: &[(std::path::PathBuf, Option<Vec<u8>>)],
-    host: &Host,
-) {
+fn assert_unchanged(run: &PairRun, before: &[(std::path::PathBuf, Option<Vec<u8>>)], host: &Host) {
     let after = snapshot(host);
     for ((path, was), (_, is)) in before.iter().zip(&after) {
         assert!(
@@ -48,11 +44,7 @@ pub fn a_setup_that_fails_on_one_side_is_undone_on_both() {
     // libgit2 writes .git/config through .git/config.lock: a .git that B's user cannot write
     // to makes adding the remote fail, after the ssh files were written.
     let git_dir = lab.b.repo.join(".git");
-    lab.b
-        .root_cmd("chmod")
-        .args(["a-w"])
-        .arg(&git_dir)
-        .run_ok();
+    lab.b.root_cmd("chmod").args(["a-w"]).arg(&git_dir).run_ok();
     let run = pair(&lab, &PairOpts::default(), &PairOpts::default());
     lab.b.root_cmd("chmod").args(["u+w"]).arg(&git_dir).run_ok();
     assert_eq!(run.b.code(), Some(exit::SETUP_FAILED), "B must fail\n{run}");
@@ -96,7 +88,10 @@ pub fn verify_answered_no_writes_nothing_on_either_side() {
         .into_iter()
         .find(|e| e["event"] == "sas")
         .unwrap_or_else(|| panic!("no sas event on A\n{run}"));
-    assert_eq!(sas["verify"], true, "the sas event asks for the answer\n{run}");
+    assert_eq!(
+        sas["verify"], true,
+        "the sas event asks for the answer\n{run}"
+    );
     assert_unchanged(&run, &before.0, &lab.a);
     assert_unchanged(&run, &before.1, &lab.b);
 }
@@ -208,7 +203,10 @@ pub fn two_runs_in_one_repository_each_get_their_own_remote() {
     .filter(|(a, ..)| a.success())
     .collect();
     eprintln!("  {} of the two pairings succeeded", done.len());
-    assert!(!done.is_empty(), "at least one pairing must succeed\n{show}");
+    assert!(
+        !done.is_empty(),
+        "at least one pairing must succeed\n{show}"
+    );
     let names: Vec<String> = done.iter().map(|(a, ..)| remote_of(a).unwrap()).collect();
     if names.len() == 2 {
         assert_ne!(names[0], names[1], "each run has its own remote\n{show}");
@@ -235,13 +233,7 @@ pub fn two_runs_in_one_repository_each_get_their_own_remote() {
 pub fn list_check_logs_in_to_the_peer() {
     let lab = Lab::new(Network::DualStack);
     let p = pair(&lab, &PairOpts::default(), &PairOpts::default()).expect_paired();
-    let list = |args: &[&str]| {
-        lab.a
-            .cmd(&lab.a.git_pair)
-            .args(args)
-            .cwd(&lab.a.repo)
-            .run()
-    };
+    let list = |args: &[&str]| lab.a.cmd(&lab.a.git_pair).args(args).cwd(&lab.a.repo).run();
     let ok = list(&["list", "--check", "--json", &p.remote_on_a]);
     assert!(ok.success(), "the peer must accept the paired key\n{ok}");
     let v: Value = serde_json::from_str(ok.stdout_str().trim()).expect("JSON");
@@ -260,7 +252,11 @@ pub fn list_check_logs_in_to_the_peer() {
         .run();
     assert!(removed.success(), "{removed}");
     let refused = list(&["list", "--check", "--json", &p.remote_on_a]);
-    assert_eq!(refused.code(), Some(1), "a refused login exits 1\n{refused}");
+    assert_eq!(
+        refused.code(),
+        Some(1),
+        "a refused login exits 1\n{refused}"
+    );
     let v: Value = serde_json::from_str(refused.stdout_str().trim())
         .unwrap_or_else(|e| panic!("stdout must stay one JSON array ({e})\n{refused}"));
     assert_eq!(v[0]["accepts"], false, "{refused}");

@@ -39,6 +39,10 @@ pub struct PairOpts {
     pub extra: Vec<String>,
     /// Standard input after the code (if `code_on_stdin`): a `--verify` answer.
     pub stdin: Option<String>,
+    /// `--ssh-port`.
+    pub ssh_port: u16,
+    /// `--host-key`, instead of the host's sshd key.
+    pub host_key: Option<PathBuf>,
 }
 
 impl Default for PairOpts {
@@ -50,6 +54,8 @@ impl Default for PairOpts {
             cwd: None,
             extra: Vec::new(),
             stdin: None,
+            ssh_port: 22,
+            host_key: None,
         }
     }
 }
@@ -77,6 +83,13 @@ impl PairOpts {
         self
     }
 
+    /// Advertise another sshd of the host: its port and its host key.
+    pub fn sshd(mut self, port: u16, host_key: impl Into<PathBuf>) -> PairOpts {
+        self.ssh_port = port;
+        self.host_key = Some(host_key.into());
+        self
+    }
+
     pub fn arg(mut self, arg: impl Into<String>) -> PairOpts {
         self.extra.push(arg.into());
         self
@@ -100,9 +113,10 @@ impl Host {
     pub fn git_pair(&self, code: Option<&str>, opts: &PairOpts) -> Cmd {
         let mut cmd = self
             .cmd(&self.git_pair)
-            .args(["--json", "--interface", &self.iface, "--ssh-port", "22"])
+            .args(["--json", "--interface", &self.iface, "--ssh-port"])
+            .arg(opts.ssh_port.to_string())
             .arg("--host-key")
-            .arg(&self.host_key_pub)
+            .arg(opts.host_key.as_ref().unwrap_or(&self.host_key_pub))
             .args(["--timeout", &opts.timeout_secs.to_string()]);
         for peer in &opts.peers {
             cmd = cmd.args(["--peer", peer]);
@@ -119,7 +133,10 @@ impl Host {
             Some(code) => cmd.arg(code),
             None => cmd,
         }
-        .stdin_if(opts.stdin.is_some() && !(code.is_some() && opts.code_on_stdin), more)
+        .stdin_if(
+            opts.stdin.is_some() && !(code.is_some() && opts.code_on_stdin),
+            more,
+        )
         .timeout(opts.wait_limit())
     }
 }

@@ -24,7 +24,7 @@ use crate::transport::Sockets;
 
 use super::error::PairError;
 use super::peer::{peer_error, VerifiedPeer};
-use super::setup;
+use super::setup::{self, Done};
 use super::verify::{Answer, Question};
 use super::{Prepared, Reporter};
 
@@ -66,10 +66,10 @@ pub(super) fn finish(
     run.machine.conclude(Instant::now(), End::Ready);
     match run.peer_outcome() {
         Some(End::Ready) => {
-            let done = pending.keep(p, &v.info, run.out);
+            let done = pending.keep(p, v, run.out);
             run.linger();
             run.out.progress.finish();
-            paired(run.out, v, &done.remote, &done.alias);
+            paired(run.out, v, &done);
             Ok(())
         }
         Some(end) => {
@@ -85,27 +85,29 @@ pub(super) fn finish(
         }
         None => {
             let name = pending.remote().to_string();
-            let done = pending.keep(p, &v.info, run.out);
+            let done = pending.keep(p, v, run.out);
             run.out.progress.finish();
             run.out.line(&format!(
                 "warning: the other machine did not say whether it is set up, so it may not be. \
                  Check with `git pair list --check {name}` (it logs in to the peer with the paired \
                  key); `git pair remove {name}` undoes this side"
             ));
-            paired(run.out, v, &done.remote, &done.alias);
+            paired(run.out, v, &done);
             Ok(())
         }
     }
 }
 
-fn paired(out: &mut Reporter, v: &VerifiedPeer, remote: &str, alias: &str) {
+fn paired(out: &mut Reporter, v: &VerifiedPeer, done: &Done) {
     out.event(JsonEvent::Paired {
-        remote: remote.to_string(),
-        alias: alias.to_string(),
+        remote: done.remote.clone(),
+        alias: done.alias.clone(),
         peer: v.view.clone(),
         address: v.address.to_string(),
+        replaced: done.replacement.replaced.clone(),
+        not_replaced: done.replacement.not_replaced.clone(),
     });
-    out.line(&format!("Paired. Try: git fetch {remote}"));
+    out.line(&format!("Paired. Try: git fetch {}", done.remote));
 }
 
 /// The machine and what drives it, with what the peer has said so far.
@@ -166,7 +168,13 @@ impl Run<'_> {
         };
         // Bounded by what is polled (an answer's deadline, a lock) and by the machine.
         let until = Instant::now() + machine::OUTCOME_MAX + machine::LINGER_MAX;
-        let outcome = driver::drive(self.machine, self.sockets, self.interrupts, until, &mut handler);
+        let outcome = driver::drive(
+            self.machine,
+            self.sockets,
+            self.interrupts,
+            until,
+            &mut handler,
+        );
         if let Some(got) = handler.got.take() {
             return Wait::Got(got);
         }
@@ -298,7 +306,9 @@ impl Run<'_> {
         if self.machine.is_done() {
             return;
         }
-        let _ = self.wait("telling the other machine how this side ended…", || None::<()>);
+        let _ = self.wait("telling the other machine how this side ended…", || {
+            None::<()>
+        });
     }
 }
 

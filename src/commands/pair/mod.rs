@@ -22,8 +22,10 @@
 mod error;
 mod finish;
 mod input;
+mod names;
 mod peer;
 mod preflight;
+mod replace;
 mod report;
 mod setup;
 mod verify;
@@ -269,6 +271,19 @@ fn exchange(
         }
         .into()),
         Outcome::Deadline => {
+            // A peer answered, but with a payload too large to carry: say so, not "no peer".
+            if let Some((from, pieces)) = machine.oversized_payload() {
+                return Err(PairError::BadPeer(format!(
+                    "the machine at {} sent its details in {pieces} pieces, more than the {} \
+                     ({} bytes) git pair accepts, so it could not be verified: fewer or smaller \
+                     host keys (--host-key) or a smaller --key on that machine; nothing was \
+                     written",
+                    from.ip(),
+                    crate::protocol::codec::MAX_PIECES,
+                    crate::protocol::payload::MAX_PAYLOAD
+                ))
+                .into());
+            }
             out.event(JsonEvent::Timeout {
                 seconds: args.timeout,
             });

@@ -7,25 +7,93 @@ use std::net::SocketAddr;
 use std::time::SystemTime;
 
 use anyhow::Context;
+use rand_core::OsRng;
 
 use crate::cli::PairArgs;
-use crate::events::Event as JsonEvent;
-use crate::protocol::payload::PeerInfo;
+use crate::events::{Event as JsonEvent, NotReplaced, PeerView};
 use crate::interrupt::Interrupts;
 use crate::keys::{self, LoginKey};
+use crate::protocol::payload::PeerInfo;
 use crate::repo;
 use crate::sanitize;
 use crate::ssh_files::{self, AuthorizedEntry, Identity, PairSetup};
 use crate::transport::iface::Interface;
 
 use super::error::{usage, PairError};
-use super::peer::{annex_warnings, peer_id, VerifiedPeer};
+use super::names;
+use super::peer::{annex_warnings, peer_id, view_of, VerifiedPeer};
+use super::replace::Decision;
 use super::{Prepared, Reporter};
 
 /// What setup made.
 pub(super) struct Done {
     pub(super) remote: String,
     pub(super) alias: String,
+    pub(super) replacement: Replacement,
+}
+
+/// What the new pairing did to earlier ones that claim the same peer, for people and programs.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Replacement {
+    /// The remote of the earlier pairing this one replaced in place (the peer proved it).
+    pub(super) replaced: Option<String>,
+    /// Earlier pairings that claim the same peer and were left as they are, and why.
+    pub(super) not_replaced: Option<NotReplaced>,
+    proof: Option<String>,
+}
+
+impl Replacement {
+    fn of(decision: &Decision, updated: Option<&str>) -> Self {
+        let kept: Vec<String> = decision
+            .kept()
+            .iter()
+            .map(|e| e.remote.clone().unwrap_or_else(|| e.alias.clone()))
+            .collect();
+        let (why, proof) = match decision {
+            Decision::First => (None, None),
+            Decision::Replace { proof, .. } => (
+                Some("the peer did not prove it is theirs".to_owned()),
+                Some(proof.clone()),
+            ),
+            Decision::New { why, .. } => (Some(why.clone()), None),
+        };
+        Replacement {
+            replaced: updated
+                .map(str::to_owned)
+                .or_else(|| decision.replaced().first().and_then(|e| e.remote.clone())),
+            not_replaced: (!kept.is_empty()).then(|| NotReplaced {
+                remotes: kept,
+                reason: why.unwrap_or_default(),
+            }),
+            proof,
+        }
+    }
+
+    /// What to tell the user, plainly.
+    fn lines(&self, remote: &str, peer: &PeerView) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(replaced) = &self.replaced {
+            out.push(format!(
+                "        (this replaces the earlier pairing {replaced} of these two repositories: {})",
+                self.proof.as_deref().unwrap_or("the peer proved it is the same")
+            ));
+        }
+        if let Some(kept) = &self.not_replaced {
+            let names = kept.remotes.join(", ");
+            out.push(format!(
+                "Note: {}@{}:{} claims to be the peer of {names} too, but did not prove it ({}): \
+                 so this is a new pairing, {remote}, and {names} stays as it was. If it is the same \
+                 machine (reinstalled, with new host keys), remove the old pairing with \
+                 `git pair remove {}`.",
+                peer.user,
+                peer.host,
+                peer.path,
+                kept.reason,
+                kept.remotes[0]
+            ));
+        }
+        out
+    }
 }
 
 /// A pairing written on this machine and not yet kept: the ssh files in a transaction that
@@ -39,14 +107,14 @@ pub(super) struct Pending {
     repo: git2::Repository,
     remote_undo: repo::RemoteUndo,
     plan: repo::RemotePlan,
-    earlier: Earlier,
+    extra_remotes: Vec<String>,
     alias: String,
 }
 
 /// Writes the pairing on this machine under `lock` (taken with [`ssh_files::try_lock`]):
-/// ~/.ssh, then the remote, as one unit that is kept or undone later. The remote's name is
-/// chosen here, under the lock, from the remotes the repository has now, so that two runs in
-/// one repository never pick the same name. Any failure or interruption undoes all of it.
+/// ~/.ssh, then the remote, as one unit that is kept or undone later. The names are chosen
+/// here, under the lock, from what the repository and ~/.ssh hold now, so that two runs in one
+/// repository never pick the same remote name. Any failure or interruption undoes all of it.
 pub(super) fn write(
     args: &PairArgs,
     p: &Prepared,
@@ -55,24 +123,25 @@ pub(super) fn write(
     interrupts: &mut Interrupts,
 ) -> anyhow::Result<Pending> {
     let info = &v.info;
-    let alias = format!(
-        "git-pair-{}-{}",
-        repo::name_from_host(&info.host),
-        v.peer.short()
-    );
+    let peer_id = peer_id(info);
+    // Under the lock: what the repository holds now, not when this run started.
+    let repository = git2::Repository::open(p.repo.path())
+        .with_context(|| format!("cannot open {} again", p.info.path.display()))
+        .context(PairError::Setup)?;
+    let remote_names = repo::remote_names(&repository).context(PairError::Setup)?;
+    // Names drawn here, never from the peer's values (see `names`).
+    let remotes = repo::paired_remotes(&repository).context(PairError::Setup)?;
+    let names = names::choose(&info.host, &mut OsRng, &mut |n| {
+        names::in_use(&p.ssh, &remotes, n)
+    })?;
+    let alias = names.alias.clone();
+    let marker = names.marker.clone();
     let (identity, identity_path) = match &p.login {
         LoginKey::Generated(key) => (Identity::Generated((**key).clone()), p.ssh.identity(&alias)),
         LoginKey::Existing { path, .. } => (Identity::Existing(path.clone()), path.clone()),
     };
     let host_name = host_name_for(v.address, &p.interfaces);
-    let peer_id = peer_id(info);
-    let marker = repo::pair_marker(&p.info.path, &peer_id);
-    // Under the lock: what the repository holds now, not when this run started.
-    let repository = git2::Repository::open(p.repo.path())
-        .with_context(|| format!("cannot open {} again", p.info.path.display()))
-        .context(PairError::Setup)?;
-    let remotes = repo::remote_names(&repository).context(PairError::Setup)?;
-    let earlier = earlier_pairings(&repository, p, &peer_id, &marker)?;
+    let (replaced_remote, extra_remotes) = v.decision.replaced_remotes();
     let exe = std::env::current_exe()
         .and_then(fs::canonicalize)
         .context("cannot find the git-pair executable for the forced command")?;
@@ -94,11 +163,11 @@ pub(super) fn write(
         local_annex: p.info.annex_uuid.is_some(),
     };
     let plan = repo::plan_remote(
-        &remotes,
+        &remote_names,
         args.name.as_deref(),
         &info.host,
         &record,
-        earlier.remote.as_deref(),
+        replaced_remote.as_deref(),
     )
     .map_err(usage)?;
     let ssh_setup = PairSetup {
@@ -119,7 +188,13 @@ pub(super) fn write(
             remote: plan.name.clone(),
             marker,
         }),
-        replaces: earlier.aliases.clone(),
+        replaces: v
+            .decision
+            .replaced()
+            .iter()
+            .map(|e| e.alias.clone())
+            .collect(),
+        replaces_markers: v.decision.replaced_markers(),
         secret: Some(ssh_files::SecretRecord {
             role: v.role,
             ssh_port: args.ssh_port,
@@ -154,7 +229,7 @@ pub(super) fn write(
         repo: repository,
         remote_undo,
         plan,
-        earlier,
+        extra_remotes,
         alias,
     };
     if interrupts.check().is_some() {
@@ -173,22 +248,27 @@ impl Pending {
     }
 
     /// Keeps the pairing (releasing the lock) and says what was set up.
-    pub(super) fn keep(self, p: &Prepared, info: &PeerInfo, out: &mut Reporter) -> Done {
+    pub(super) fn keep(self, p: &Prepared, v: &VerifiedPeer, out: &mut Reporter) -> Done {
+        let info: &PeerInfo = &v.info;
         let Pending {
             applied,
             repo: repository,
             remote_undo,
             plan,
-            earlier,
+            extra_remotes,
             alias,
         } = self;
         drop(remote_undo);
         let written = applied.written();
         applied.commit();
+
+        let replacement = Replacement::of(&v.decision, plan.replaces.as_deref());
         out.event(JsonEvent::Remote {
             name: plan.name.clone(),
             url: sanitize::for_terminal(&plan.url).into_owned(),
             alias: alias.clone(),
+            replaced: replacement.replaced.clone(),
+            not_replaced: replacement.not_replaced.clone(),
         });
         out.line(&format!(
             "Set up: remote {} -> {}",
@@ -207,10 +287,10 @@ impl Pending {
         if written.is_empty() {
             out.line("        (the ssh files already held this pairing)");
         }
-        if plan.replaces.is_some() || !earlier.aliases.is_empty() {
-            out.line("        (this replaces the earlier pairing of these two repositories)");
+        for line in replacement.lines(&plan.name, &view_of(info)) {
+            out.line(&line);
         }
-        for extra in &earlier.extra_remotes {
+        for extra in &extra_remotes {
             if let Err(e) = repo::remove_remote(&repository, extra) {
                 out.line(&format!(
                     "warning: remote {extra} of the earlier pairing is left: {:#}",
@@ -224,6 +304,7 @@ impl Pending {
         Done {
             remote: plan.name,
             alias,
+            replacement,
         }
     }
 
@@ -239,51 +320,6 @@ impl Pending {
                 .context(format!("cannot undo the ssh changes, nor the remote ({r})"))),
         }
     }
-}
-
-/// What an earlier pairing of the same two repositories left, for a re-pair to replace.
-#[derive(Debug, Default)]
-pub(super) struct Earlier {
-    /// The remote to update in place.
-    pub(super) remote: Option<String>,
-    /// Further remotes of the same peer repository (only from hand edits), removed after.
-    pub(super) extra_remotes: Vec<String>,
-    /// Their ssh aliases, and those of `Host` blocks whose remote is gone.
-    pub(super) aliases: Vec<String>,
-}
-
-/// Finds the remotes of `repository` recorded for `peer_id`, and the `Host` blocks recorded for
-/// this repository with this pairing's marker.
-pub(super) fn earlier_pairings(
-    repository: &git2::Repository,
-    p: &Prepared,
-    peer_id: &str,
-    marker: &str,
-) -> anyhow::Result<Earlier> {
-    let mut earlier = Earlier::default();
-    for r in repo::paired_remotes(repository).context(PairError::Setup)? {
-        if r.peer.as_deref() != Some(peer_id) {
-            continue;
-        }
-        if earlier.remote.is_none() {
-            earlier.remote = Some(r.name);
-        } else {
-            earlier.extra_remotes.push(r.name);
-        }
-        if ssh_files::validate_alias(&r.alias).is_ok() && !earlier.aliases.contains(&r.alias) {
-            earlier.aliases.push(r.alias);
-        }
-    }
-    let local = p.info.path.to_string_lossy();
-    for b in p.ssh.pair_blocks().context(PairError::Setup)? {
-        if b.repo.as_deref() == Some(&*local)
-            && b.marker.as_deref() == Some(marker)
-            && !earlier.aliases.contains(&b.alias)
-        {
-            earlier.aliases.push(b.alias);
-        }
-    }
-    Ok(earlier)
 }
 
 /// `HostName` for the alias: a link-local IPv6 address needs the name of
