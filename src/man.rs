@@ -505,10 +505,16 @@ fn extra() -> Roff {
     );
     para(
         &mut r,
-        "Files under ~/.ssh are written atomically (temporary file, fsync, rename) under a lock \
-         (~/.ssh/git-pair/.lock), with mode 0600 (0700 for directories git pair creates). Everything a \
-         pairing writes is written as one unit: if any step fails, or Ctrl-C arrives, every file is restored \
-         byte for byte. The code is never written anywhere.",
+        &format!(
+            "Files under ~/.ssh are written atomically (temporary file, fsync, rename) under a lock \
+             (~/.ssh/git-pair/.lock), with mode 0600 (0700 for directories git pair creates). Everything a \
+             pairing writes is written as one unit: if any step fails, Ctrl-C arrives, or the peer says that \
+             its side failed or was declined, every file is restored byte for byte and the remote removed. \
+             A pairing holds the lock from choosing its names until the peer has said how its side went; \
+             another pairing of the same user waits for it at most {} s, then is called off on both \
+             machines (nothing written). The code is never written anywhere.",
+            crate::commands::pair::LOCK_WITHIN.as_secs()
+        ),
     );
 
     section(&mut r, "PAIRS OVER TIME");

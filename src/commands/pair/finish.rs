@@ -29,7 +29,7 @@ use super::verify::{Answer, Question};
 use super::{Prepared, Reporter};
 
 /// How long a pairing waits for the ssh lock that another run of this user holds.
-pub(super) const LOCK_WITHIN: Duration = Duration::from_secs(10);
+pub const LOCK_WITHIN: Duration = Duration::from_secs(10);
 
 /// Finishes a pairing with the verified peer `v`; `Ok` once it is kept on this machine.
 pub(super) fn finish(

@@ -35,6 +35,8 @@ mod fixtures;
 
 pub(crate) use error::usage;
 pub use error::{find, PairError};
+pub use finish::LOCK_WITHIN;
+pub use verify::ANSWER_WITHIN;
 pub(crate) use input::resolve_peers;
 pub use input::CodeSource;
 pub(crate) use report::Reporter;

@@ -17,6 +17,8 @@ use serde::Deserialize;
 
 /// How long the person has to answer.
 pub const ANSWER_WITHIN: Duration = Duration::from_secs(120);
+// --help and the man page's JSON EVENTS say so in words.
+const _: () = assert!(ANSWER_WITHIN.as_secs() == 120);
 
 /// What the person said.
 #[derive(Debug, Clone, PartialEq, Eq)]
