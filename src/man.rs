@@ -297,10 +297,10 @@ fn extra() -> Roff {
         &format!(
             "Then the pairing ends in two phases. Each side (with --verify, once its user confirmed that the \
              check strings match) takes the lock on ~/.ssh/git-pair, picks the remote's name from the \
-             remotes the repository has at that moment, writes everything without keeping it yet, and tells \
-             the other how that went in an end message sealed under the session's end keys: ready, declined \
-             (the user did not confirm), or failed with the reason. A side keeps its setup once the peer said \
-             ready; if the peer declined or failed, it undoes its own setup too, byte for byte, and says why. \
+             remotes the repository has at that moment, writes everything, and tells the other how that went \
+             in an end message sealed under the session's end keys: ready, declined (the user did not \
+             confirm), or failed with the reason. A side keeps its setup once the peer said ready; if the \
+             peer declined or failed, it undoes its own setup too (see FILES) and says why. \
              If the peer goes quiet for {} s (or {} s pass in all) without saying, the setup is kept and git \
              pair says plainly that the other side may not be set up and how to check (git pair list --check \
              NAME). A refusal before verification (the peer's sshd does not answer, its key already opens \
@@ -508,11 +508,13 @@ fn extra() -> Roff {
         &format!(
             "Files under ~/.ssh are written atomically (temporary file, fsync, rename) under a lock \
              (~/.ssh/git-pair/.lock), with mode 0600 (0700 for directories git pair creates). Everything a \
-             pairing writes is written as one unit: if any step fails, Ctrl-C arrives, or the peer says that \
-             its side failed or was declined, every file is restored byte for byte and the remote removed. \
-             A pairing holds the lock from choosing its names until the peer has said how its side went; \
-             another pairing of the same user waits for it at most {} s, then is called off on both \
-             machines (nothing written). The code is never written anywhere.",
+             pairing writes is written as one unit: if any step fails, or Ctrl-C arrives, every file is \
+             restored byte for byte. The lock is held only while writing (the names, the remote's among \
+             them, are chosen under it), never while waiting for the peer; another git pair of the same \
+             user waits for it at most {} s. If the peer then says that its side failed or was declined, \
+             the pairing is undone under the lock again: a file that still holds what it wrote gets its \
+             exact bytes back (the repository's config too), and one that another pairing changed since \
+             loses only this pairing's lines. The code is never written anywhere.",
             crate::commands::pair::LOCK_WITHIN.as_secs()
         ),
     );

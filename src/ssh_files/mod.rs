@@ -42,7 +42,7 @@ pub(crate) mod test_keys;
 
 pub use client_config::{BlockRecord, FoundBlock, HostBlock, Refresh};
 pub use pair_secret::SecretRecord;
-pub use transaction::Applied;
+pub use transaction::{Applied, Committed};
 
 use transaction::FileMode;
 
@@ -735,6 +735,81 @@ pub fn apply_locked(
     });
     match steps.and_then(|()| tx.flush()) {
         Ok(()) => Ok(tx),
+        Err(cause) => Err(undo_after(tx, cause)),
+    }
+}
+
+/// Which pairing a [`Committed`] set up: what [`undo_committed`] removes from a file that
+/// changed since.
+#[derive(Debug, Clone)]
+pub struct Written<'a> {
+    pub alias: &'a str,
+    pub marker: &'a str,
+    pub fingerprint: &'a ssh_key::Fingerprint,
+}
+
+/// Undoes a committed pairing, under the lock, all or nothing: a file that still holds what the
+/// pairing wrote gets its earlier bytes and mode back (or goes, if the pairing created it); a
+/// file that another git pair changed since keeps that change and loses only this pairing's
+/// part (its `authorized_keys` line, its `Host` block, its pinned host keys). A file created by
+/// the pairing that changed since is left. Returns the paths changed.
+pub fn undo_committed(
+    dir: &SshDir,
+    committed: Committed,
+    written: &Written<'_>,
+) -> Result<Vec<PathBuf>, Error> {
+    let mut tx = Applied::begin(&dir.lock_file(), None)?;
+    let steps = (|| {
+        for change in committed.changes.iter().rev() {
+            let now = tx.read(&change.path)?;
+            let unchanged = match (&now, &change.after) {
+                (Some(now), Some(after)) => now.as_slice() == after.bytes.as_slice(),
+                (None, None) => true,
+                _ => false,
+            };
+            if unchanged {
+                match &change.before {
+                    Some(before) => {
+                        let bytes = before.bytes.to_vec();
+                        tx.update(&change.path, FileMode::Fixed(before.mode), |_| {
+                            Ok(Some(bytes))
+                        })?
+                    }
+                    None => tx.delete(&change.path)?,
+                }
+                continue;
+            }
+            let real = |p: PathBuf| atomic::resolve(&p).unwrap_or(p);
+            if change.path == real(dir.authorized_keys()) {
+                tx.update(&change.path, FileMode::KeepOr(0o600), |old| {
+                    Ok(old.map(|old| {
+                        authorized_keys::plan_remove(
+                            old,
+                            Some(written.fingerprint),
+                            Some(written.marker),
+                        )
+                    }))
+                })?;
+            } else if change.path == real(dir.pair_config()) {
+                tx.update(&change.path, FileMode::KeepOr(0o600), |old| {
+                    Ok(old.map(|old| client_config::plan_remove_host(old, written.alias)))
+                })?;
+            } else if change.path == real(dir.pair_known_hosts()) {
+                tx.update(&change.path, FileMode::KeepOr(0o600), |old| {
+                    Ok(old.map(|old| known_hosts::plan_remove(old, written.alias)))
+                })?;
+            }
+            // ~/.ssh/config (its Include line serves every pairing) and files the pairing created
+            // that changed since are left as they are.
+        }
+        tx.flush()
+    })();
+    match steps {
+        Ok(()) => {
+            let written = tx.written();
+            tx.commit();
+            Ok(written)
+        }
         Err(cause) => Err(undo_after(tx, cause)),
     }
 }

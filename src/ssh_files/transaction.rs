@@ -340,6 +340,25 @@ impl Applied {
         self.finished = true;
     }
 
+    /// Keeps the changes and releases the lock, like [`Applied::commit`], and returns what each
+    /// file held before and holds now, so that they can be undone later, under the lock again,
+    /// by [`undo_committed`](super::undo_committed): a pairing keeps its files while it waits
+    /// for the peer to say that it is set up too, without holding the lock that long.
+    pub fn commit_keeping_undo(mut self) -> Committed {
+        debug_assert!(self.staged.is_empty(), "commit before flush");
+        let mut changes = Vec::new();
+        for undo in std::mem::take(&mut self.undo) {
+            let after = self.view.get(&undo.path).and_then(|v| v.as_ref().map(copy));
+            changes.push(Change {
+                path: undo.path,
+                before: undo.before,
+                after,
+            });
+        }
+        self.finished = true;
+        Committed { changes }
+    }
+
     /// Puts every touched file back to its exact previous bytes and mode, removes the files that
     /// were created, then releases the lock. Keeps going past a failure and reports every file
     /// it could not restore.
@@ -374,6 +393,29 @@ impl Drop for Applied {
         if !self.finished {
             let _ = self.undo_all();
         }
+    }
+}
+
+/// What a committed transaction changed: each file's bytes and mode before and after (`None`:
+/// it did not exist), in the order the changes were made.
+pub struct Committed {
+    pub(crate) changes: Vec<Change>,
+}
+
+/// One file a committed transaction changed.
+pub(crate) struct Change {
+    /// The path written (symlinks resolved).
+    pub(crate) path: PathBuf,
+    pub(crate) before: Option<FileContents>,
+    pub(crate) after: Option<FileContents>,
+}
+
+// By hand: it may hold a private key.
+impl fmt::Debug for Committed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.changes.iter().map(|c| &c.path))
+            .finish()
     }
 }
 

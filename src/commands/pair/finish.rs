@@ -29,7 +29,7 @@ use super::verify::{Answer, Question};
 use super::{Prepared, Reporter};
 
 /// How long a pairing waits for the ssh lock that another run of this user holds.
-pub const LOCK_WITHIN: Duration = Duration::from_secs(10);
+pub const LOCK_WITHIN: Duration = Duration::from_secs(30);
 
 /// Finishes a pairing with the verified peer `v`; `Ok` once it is kept on this machine.
 pub(super) fn finish(
@@ -73,7 +73,7 @@ pub(super) fn finish(
             Ok(())
         }
         Some(end) => {
-            let undone = pending.undo();
+            let undone = pending.undo(p);
             run.linger();
             let err = peer_error(&end)
                 .map(anyhow::Error::new)
@@ -214,11 +214,9 @@ impl Run<'_> {
         }
     }
 
-    /// The ssh lock, polled: another run of this user may hold it while it finishes its own
-    /// pairing. It is given up after [`LOCK_WITHIN`]: two runs whose peers are on one machine
-    /// can each hold one lock and wait for the other (each waits for its peer, whose peer holds
-    /// the other lock); the one that gives up tells its peer, both undo, and the other pairing
-    /// goes on.
+    /// The ssh lock, polled: another run of this user may hold it while it writes its own
+    /// pairing (a moment: the lock is never held while waiting for a peer). A lock held for
+    /// [`LOCK_WITHIN`] is given up: this pairing is called off on both sides.
     fn lock(&mut self, p: &Prepared) -> anyhow::Result<ssh_files::Applied> {
         let give_up = Instant::now() + LOCK_WITHIN;
         let got = self.wait(

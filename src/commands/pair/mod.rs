@@ -36,11 +36,11 @@ mod fixtures;
 pub(crate) use error::usage;
 pub use error::{find, PairError};
 pub use finish::LOCK_WITHIN;
-pub use verify::ANSWER_WITHIN;
 pub(crate) use input::resolve_peers;
 pub use input::CodeSource;
 pub(crate) use report::Reporter;
 pub(crate) use setup::host_name_for;
+pub use verify::ANSWER_WITHIN;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -96,19 +96,22 @@ impl Replacement {
     }
 }
 
-/// A pairing written on this machine and not yet kept: the ssh files in a transaction that
-/// still holds the lock, and the remote, both undoable. It is kept once the peer said that it
-/// is set up too ([`Pending::keep`]), and undone if the peer failed or declined
-/// ([`Pending::undo`]). Dropping it undoes the ssh files (the remote is then left: call
-/// `undo`).
+/// A pairing written on this machine while the peer has not yet said that it is set up too:
+/// kept then ([`Pending::keep`]), undone if the peer failed or declined ([`Pending::undo`]).
+/// The ssh files are committed at once, so that the lock is not held while the peer decides
+/// (two pairings between the same two users, or of two repositories of one user, would wait
+/// for each other's lock); what they held before is kept for the undo.
 pub(super) struct Pending {
-    applied: ssh_files::Applied,
-    /// The repository opened again under the lock, so that it shows what other runs wrote.
+    committed: ssh_files::Committed,
+    written: Vec<std::path::PathBuf>,
+    /// The repository opened again under the lock, so that it showed what other runs wrote.
     repo: git2::Repository,
     remote_undo: repo::RemoteUndo,
     plan: repo::RemotePlan,
     extra_remotes: Vec<String>,
     alias: String,
+    marker: String,
+    fingerprint: ssh_key::Fingerprint,
 }
 
 /// Writes the pairing on this machine under `lock` (taken with [`ssh_files::try_lock`]):
@@ -224,17 +227,21 @@ pub(super) fn write(
             });
         }
     };
+    let written = applied.written();
     let pending = Pending {
-        applied,
+        committed: applied.commit_keeping_undo(),
+        written,
         repo: repository,
         remote_undo,
         plan,
         extra_remotes,
         alias,
+        marker: names.marker.clone(),
+        fingerprint: info.user_key.fingerprint(ssh_key::HashAlg::Sha256),
     };
     if interrupts.check().is_some() {
         pending
-            .undo()
+            .undo(p)
             .context("undoing the setup after Ctrl-C failed")?;
         return Err(PairError::Interrupted.into());
     }
@@ -251,16 +258,13 @@ impl Pending {
     pub(super) fn keep(self, p: &Prepared, v: &VerifiedPeer, out: &mut Reporter) -> Done {
         let info: &PeerInfo = &v.info;
         let Pending {
-            applied,
+            written,
             repo: repository,
-            remote_undo,
             plan,
             extra_remotes,
             alias,
+            ..
         } = self;
-        drop(remote_undo);
-        let written = applied.written();
-        applied.commit();
 
         let replacement = Replacement::of(&v.decision, plan.replaces.as_deref());
         out.event(JsonEvent::Remote {
@@ -308,13 +312,21 @@ impl Pending {
         }
     }
 
-    /// Undoes the remote, then the ssh files, and releases the lock.
-    pub(super) fn undo(self) -> anyhow::Result<()> {
+    /// Undoes the remote, then the ssh files (under the lock again).
+    pub(super) fn undo(self, p: &Prepared) -> anyhow::Result<()> {
         let remote = repo::undo_remote(&self.repo, &self.plan.name, self.remote_undo);
-        let ssh = self.applied.rollback();
+        let ssh = ssh_files::undo_committed(
+            &p.ssh,
+            self.committed,
+            &ssh_files::Written {
+                alias: &self.alias,
+                marker: &self.marker,
+                fingerprint: &self.fingerprint,
+            },
+        );
         match (remote, ssh) {
-            (Ok(()), Ok(())) => Ok(()),
-            (Err(e), Ok(())) => Err(anyhow::Error::new(e).context("cannot undo the remote")),
+            (Ok(()), Ok(_)) => Ok(()),
+            (Err(e), Ok(_)) => Err(anyhow::Error::new(e).context("cannot undo the remote")),
             (Ok(()), Err(e)) => Err(anyhow::Error::new(e).context("cannot undo the ssh changes")),
             (Err(r), Err(e)) => Err(anyhow::Error::new(e)
                 .context(format!("cannot undo the ssh changes, nor the remote ({r})"))),
