@@ -100,6 +100,9 @@ struct Prepared {
     host_keys: Vec<ssh_key::PublicKey>,
     /// `--verify`: the person confirms the check string before anything is written.
     verify: bool,
+    /// Whether ~/.ssh/config may get the Include line (not --no-ssh-config), and whether it has it.
+    edit_config: bool,
+    include: crate::ssh_files::IncludeState,
 }
 
 fn pair(
@@ -117,6 +120,8 @@ fn pair(
     }
     let ssh = local::ssh_dir().map_err(usage)?;
     ssh.check_writable().context(PairError::Setup)?;
+    let edit_config = !args.no_ssh_config && info.ssh_config.unwrap_or(true);
+    let include = ssh.include_state(edit_config).context(PairError::Setup)?;
     let me = local::whoami().map_err(usage)?;
     let login = match &args.key {
         Some(path) => LoginKey::load(path).map_err(usage)?,
@@ -193,6 +198,8 @@ fn pair(
         annex_shell,
         host_keys,
         verify: args.verify,
+        edit_config,
+        include,
     };
     exchange(args, prepared, sockets, machine, out, interrupts)
 }
