@@ -170,6 +170,7 @@ fn main() -> ExitCode {
             let runs = sim::time_to_pair(c.imp, options.sim_runs, c.seed);
             eprintln!("{}: {}", c.name, report::summary(&runs));
         }
+        eprintln!("{:?}", sim::neighbour_floor(0.3, 100_000, 5));
         let crowds = sim::crowds(SIM_CROWD, options.sim_crowds, 64);
         eprintln!(
             "{SIM_CROWD} pairings at once: {}",
@@ -234,6 +235,7 @@ fn run(o: &Options) {
         o.sim_crowds
     ));
     r.sim_crowds = sim::crowds(SIM_CROWD, o.sim_crowds, 64);
+    r.neighbour_floor = Some(sim::neighbour_floor(0.3, 100_000, 5));
 
     {
         let mut lab = Lab::new(Network::Bridged);
