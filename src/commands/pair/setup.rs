@@ -103,24 +103,48 @@ pub(super) fn setup(
         }),
     };
 
-    let applied = ssh_files::apply(&p.ssh, &ssh_setup, &mut || interrupts.check().is_some())
-        .map_err(|e| {
-            let interrupted = matches!(e, ssh_files::Error::Interrupted);
-            anyhow::Error::new(e).context(if interrupted {
-                PairError::Interrupted
-            } else {
-                PairError::Setup
-            })
-        })?;
-    let remote_undo = match repo::apply_remote(&p.repo, &plan) {
-        Ok(undo) => undo,
-        Err(e) => {
-            let undo = applied.rollback();
-            let err = anyhow::Error::new(e).context(PairError::Setup);
-            return Err(match undo {
+    // The ssh files and the git config are different files: written at once, the git config's
+    // lock-write-rename cycles hide behind the fsyncs of the ssh files.
+    let git_dir = p.repo.path().to_path_buf();
+    let (ssh_applied, remote_applied) = std::thread::scope(|s| {
+        let plan = &plan;
+        let remote = s.spawn(move || -> anyhow::Result<repo::RemoteUndo> {
+            // A handle of its own: a Repository may not be shared between threads.
+            let own = git2::Repository::open(&git_dir).context(PairError::Setup)?;
+            let undo = repo::apply_remote(&own, plan).context(PairError::Setup)?;
+            Ok(undo)
+        });
+        let ssh = ssh_files::apply(&p.ssh, &ssh_setup, &mut || interrupts.check().is_some());
+        let remote = remote
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("setting up the remote panicked")));
+        (ssh, remote)
+    });
+    let ssh_error = |e: ssh_files::Error| {
+        let interrupted = matches!(e, ssh_files::Error::Interrupted);
+        anyhow::Error::new(e).context(if interrupted {
+            PairError::Interrupted
+        } else {
+            PairError::Setup
+        })
+    };
+    // A half that failed undid itself; the other half is undone here.
+    let (applied, remote_undo) = match (ssh_applied, remote_applied) {
+        (Ok(applied), Ok(undo)) => (applied, undo),
+        (Ok(applied), Err(err)) => {
+            return Err(match applied.rollback() {
                 Ok(()) => err,
                 Err(u) => err.context(format!("undoing the ssh changes also failed: {u}")),
             });
+        }
+        (Err(e), remote) => {
+            let err = ssh_error(e);
+            return Err(
+                match remote.map(|undo| repo::undo_remote(&p.repo, &plan.name, undo)) {
+                    Ok(Err(u)) => err.context(format!("undoing the remote also failed: {u}")),
+                    Ok(Ok(())) | Err(_) => err,
+                },
+            );
         }
     };
     if interrupts.check().is_some() {
