@@ -92,6 +92,31 @@ pub enum Command {
         #[arg(value_name = "NAME")]
         name: String,
     },
+    /// Find paired peers again after an address changed, and point their ssh
+    /// aliases there.
+    ///
+    /// With no NAME, every pairing of this repository. For each, in this
+    /// order: the peer's host name under .local, if it resolves (mDNS, with
+    /// nss-mdns or avahi); the address the alias has now; a locate query
+    /// authenticated with the pairing's pair secret, by multicast, to --peer
+    /// hosts, then to every address of the local IPv4 subnets, answered by
+    /// `git pair watch` on the peer. Whatever is found must prove, in an ssh
+    /// key exchange, that it holds the pinned host key; only then is HostName
+    /// (and Port, if the peer's sshd moved) changed in the alias, and nothing
+    /// else. A host key other than the pinned one is refused: a changed
+    /// address never changes trust.
+    Refresh(RefreshArgs),
+    /// Answer locate queries, so that paired peers find this machine after its
+    /// address changed.
+    ///
+    /// Runs in the foreground until stopped (Ctrl-C, SIGTERM), for one user:
+    /// it answers `git pair refresh` on a peer, for every pairing in
+    /// ~/.ssh/git-pair, and notices pairings added or removed while it runs.
+    /// It answers only queries authenticated with a pair secret it holds,
+    /// with its current addresses, and bounds the work a flood of datagrams
+    /// can cause. A systemd user unit runs it at login (see FINDING A PEER
+    /// AGAIN in the man page).
+    Watch(WatchArgs),
     /// The forced command in authorized_keys; sshd runs it, people do not.
     ///
     /// It reads SSH_ORIGINAL_COMMAND and runs git-upload-pack,
@@ -103,6 +128,65 @@ pub enum Command {
         #[arg(long, value_name = "PATH")]
         repo: PathBuf,
     },
+}
+
+/// Options of `git pair refresh`.
+#[derive(Debug, Args)]
+pub struct RefreshArgs {
+    /// The remote's name, as `git pair list` shows it, or its ssh alias.
+    /// Without it, every pairing of this repository.
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Send locate queries only on this network interface (repeatable), as
+    /// for pairing.
+    #[arg(long = "interface", value_name = "IFACE")]
+    pub interfaces: Vec<String>,
+
+    /// Also send locate queries to this host by unicast (repeatable), for
+    /// networks that drop multicast.
+    #[arg(long = "peer", value_name = "HOST")]
+    pub peers: Vec<String>,
+
+    /// UDP port of the locate protocol; the peer's watch must use the same.
+    #[arg(long, value_name = "PORT", default_value_t = crate::protocol::locate::PORT,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: u16,
+
+    /// Give up on a peer after this many seconds of locate queries.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub timeout: u64,
+
+    /// Do not send locate queries to every address of the local IPv4
+    /// subnets when multicast gets no answer.
+    #[arg(long)]
+    pub no_scan: bool,
+
+    /// Print machine-readable events on standard output, one JSON object per
+    /// line (see JSON EVENTS in the man page).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `git pair watch`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Answer only on this network interface (repeatable). By default every
+    /// interface that is up, multicast-capable and not loopback, as for
+    /// pairing.
+    #[arg(long = "interface", value_name = "IFACE")]
+    pub interfaces: Vec<String>,
+
+    /// UDP port of the locate protocol.
+    #[arg(long, value_name = "PORT", default_value_t = crate::protocol::locate::PORT,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: u16,
+
+    /// Print machine-readable events on standard output, one JSON object per
+    /// line (see JSON EVENTS in the man page).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Options of a pairing: `git pair [CODE]` and `git pair join`.
@@ -554,6 +638,32 @@ mod tests {
     }
 
     #[test]
+    fn watch_and_refresh_are_subcommands() {
+        let cli = Cli::try_parse_from(["git-pair", "watch", "--interface", "lo"]).unwrap();
+        assert!(
+            matches!(cli.command, Some(Command::Watch(w)) if w.interfaces == ["lo"] && w.port == 28621)
+        );
+        let cli = Cli::try_parse_from([
+            "git-pair",
+            "refresh",
+            "desk",
+            "--json",
+            "--peer",
+            "10.0.0.2",
+            "--timeout",
+            "3",
+        ])
+        .unwrap();
+        let Some(Command::Refresh(r)) = cli.command else {
+            panic!("not refresh");
+        };
+        assert_eq!(r.name.as_deref(), Some("desk"));
+        assert_eq!((r.json, r.timeout, r.peers.len()), (true, 3, 1));
+        let cli = Cli::try_parse_from(["git-pair", "refresh"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Refresh(r)) if r.name.is_none()));
+    }
+
+    #[test]
     fn bad_usage_is_refused() {
         for args in [
             &["--timeout", "0"][..],
@@ -563,6 +673,10 @@ mod tests {
             &["serve"],
             &["remove"],
             &["list", "x"],
+            &["refresh", "a", "b"],
+            &["refresh", "--timeout", "0"],
+            &["watch", "x"],
+            &["watch", "--port", "0"],
         ] {
             assert!(parse(args).is_err(), "{args:?}");
         }

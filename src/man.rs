@@ -10,6 +10,9 @@ use crate::cli::Cli;
 use crate::events::{self, Reason};
 use crate::exit::Exit;
 use crate::protocol::codec::{MAX_DATAGRAM, PIECE_LEN, VERSION as WIRE_VERSION};
+use crate::protocol::locate::{
+    self, responder, seeker, MAX_ADDRESSES, MAX_ANSWER_LEN, MAX_PAIRINGS, QUERY_LEN,
+};
 use crate::protocol::machine::{
     FINAL_ACK_COPIES, HELLO_INITIAL, LINGER_MAX, LINGER_QUIET, MAX_FAILURES, MAX_SESSIONS,
     RTO_INITIAL, RTO_MAX, SCAN_AFTER, SCAN_PACE, VERIFY_WITHIN,
@@ -316,6 +319,45 @@ fn extra() -> Roff {
     );
     item(
         &mut r,
+        vec![bold("Locate")],
+        &format!(
+            "git pair refresh and git pair watch use UDP port {} (--port) and the same multicast groups. \
+             Binary datagrams: a query is \"GPL\" 0x01, type 0x01, a random 16-byte nonce and a tag \
+             ({QUERY_LEN} bytes in all); an answer is \"GPL\" 0x01, type 0x02, the nonce of the query it \
+             answers, the sshd port (2 bytes, big-endian), a count and up to {MAX_ADDRESSES} addresses (0x04 and \
+             4 bytes, or 0x06 and 16), and a tag (at most {MAX_ANSWER_LEN} bytes). The tag is HMAC-SHA256 over \
+             every byte before it, under a key that HKDF-SHA256 (salt \"git-pair/v1 locate\") derives from \
+             the pair secret, one per direction and per side of the pairing (\"git-pair/v1 locate query \
+             low\", \"… query high\", \"… answer low\", \"… answer high\"), and is checked in constant \
+             time. Nothing in a query names the pairing: the watcher tries each pair secret it holds (at \
+             most {MAX_PAIRINGS}). refresh sends a query with a fresh nonce for every pairing still missing \
+             at once and again after each of the pauses {}, by multicast on each chosen interface and to \
+             --peer hosts; \
+             after {} it also sends them to every address of the local IPv4 subnets, one every {}. It \
+             accepts an answer only under the pairing's key and only for one of the last {} nonces it \
+             sent, so a recorded answer replayed later is refused. watch answers from port {} to the \
+             query's source. It drops anything that is not exactly a query unchecked, pays for checking \
+             (one HMAC per pair secret held) from one token bucket ({} HMACs, refilled at {} per second; \
+             none left: dropped unchecked), keeps no state per sender, and remembers the nonces of the \
+             last {} queries it answered, to drop their replays.",
+            locate::PORT,
+            seeker::ROUNDS
+                .iter()
+                .map(|d| ms(*d))
+                .collect::<Vec<_>>()
+                .join(", ")
+                + &format!(" and then every {}", ms(seeker::ROUND_EVERY)),
+            ms(seeker::SCAN_AFTER),
+            ms(seeker::SCAN_PACE),
+            seeker::MAX_NONCES,
+            locate::PORT,
+            responder::BUCKET_CAPACITY,
+            responder::BUCKET_RATE,
+            responder::RECENT_NONCES,
+        ),
+    );
+    item(
+        &mut r,
         vec![bold("Payload")],
         "user, host, path (the absolute repository path), user_key (the OpenSSH public key the sender logs in \
          with), host_keys (its sshd host keys), ssh_port, addresses, and, when the repository is a git-annex \
@@ -345,7 +387,8 @@ fn extra() -> Roff {
          StrictHostKeyChecking yes. The first git fetch is therefore verified without a prompt. Comment \
          lines in the block (# git-pair-repo, # git-pair-remote, # git-pair-marker) record which \
          repository and remote it belongs to, so that git pair list and git pair remove find a pairing \
-         even after its remote was deleted by hand.",
+         even after its remote was deleted by hand. git pair refresh adds # git-pair-refreshed <time> \
+         <method>: when it last found the peer, and how (mdns, address or locate).",
     );
     item(
         &mut r,
@@ -407,6 +450,46 @@ fn extra() -> Roff {
         &mut r,
         "Bare repositories are supported: the peer's remote points at the bare repository itself, and the \
          forced command serves it like any other.",
+    );
+    section(&mut r, "FINDING A PEER AGAIN");
+    para(
+        &mut r,
+        "A pairing stores the peer's address once, as HostName in its ssh alias. When the peer gets \
+         another address (a new DHCP lease), git fetch fails until git pair refresh finds it again. It \
+         tries, in this order: the peer's host name under .local, which resolves where nss-mdns or avahi \
+         answers multicast DNS, and then keeps working wherever the peer goes; the HostName the alias has \
+         now; and locate queries, which git pair watch on the peer answers with its current addresses. \
+         Queries and answers are authenticated with the pair secret both machines derived when they \
+         paired, so no one else can answer for the peer. Whatever is found must then hold the pinned host \
+         key: git pair runs ssh with the pairing's known_hosts and StrictHostKeyChecking yes, and \
+         changes HostName (and Port, if the peer's sshd moved) only when ssh verified the key; nothing \
+         else in the alias changes. A peer that proves the pair secret but whose sshd shows another host \
+         key is refused (exit status 4): a changed address never changes trust. git pair list shows where \
+         each alias points and when and how it was last refreshed.",
+    );
+    para(
+        &mut r,
+        "git pair watch runs in the foreground for one user and answers for every pairing of that user \
+         (the pair secrets in ~/.ssh/git-pair), noticing pairings made or removed while it runs. To run \
+         it whenever you are logged in, enable the systemd user unit installed with git pair:",
+    );
+    code(
+        &mut r,
+        &[
+            "$ systemctl --user enable --now git-pair-watch.service",
+            "$ loginctl enable-linger \"$USER\"    # optional: also while you are not logged in",
+        ],
+    );
+    para(
+        &mut r,
+        "It listens on every interface that is up and multicast-capable; to choose, run systemctl --user \
+         edit git-pair-watch.service and add a line ExecStart= (which clears the unit's) and then \
+         ExecStart=/usr/local/bin/git-pair watch --interface IFACE (the path scripts/install used). On a host \
+         where several users run it, multicast queries reach each of them, but a unicast query (--peer, \
+         the subnet probe) reaches only one. An attacker on the LAN can flood it or drop its datagrams, \
+         and so delay a refresh, but cannot make it answer, use more memory, or do more than the rate \
+         limit's work. Pairings made by a git pair that did not store pair secrets cannot be located: pair \
+         them again.",
     );
     section(&mut r, "GIT-ANNEX");
     para(
@@ -476,6 +559,27 @@ fn extra() -> Roff {
         item(&mut r, vec![italic(name)], text);
     }
     r.control("RE", []);
+    para(
+        &mut r,
+        "git pair refresh --json prints, for each pairing: host_key_differs when an address answers with \
+         another host key (not used); listening when it starts sending locate queries; located when a \
+         peer's watch answered; then refreshed or not_refreshed. A failure ends with failed, as above.",
+    );
+    for (name, text) in [
+        ("host_key_differs", "{\"remote\", \"alias\", \"address\"}: an sshd there does not hold the pinned host key."),
+        ("located", "{\"remote\", \"alias\", \"address\", \"addresses\", \"ssh_port\"}: an authenticated answer, sent from address, listing the peer's addresses and sshd port."),
+        ("refreshed", "{\"remote\", \"alias\", \"host_name\", \"port\", \"method\", \"changed\"}: the alias reaches the peer at host_name; method is mdns, address or locate; changed says whether the alias was changed."),
+        ("not_refreshed", "{\"remote\", \"alias\", \"reason\", \"message\"}: the alias was left as it was; reason is no_peer, host_key_changed, no_pair_secret or error."),
+    ] {
+        item(&mut r, vec![bold(name)], text);
+    }
+    para(
+        &mut r,
+        "git pair watch --json prints watching {\"interfaces\", \"port\", \"groups\", \"pairings\"} when it \
+         starts, pairings {\"pairings\"} when the pairings it answers for change, answered {\"alias\", \
+         \"address\"} for each answer, and stopped {\"received\", \"answered\", \"dropped\", \
+         \"rate_limited\", \"unauthenticated\"} when a signal stops it.",
+    );
 
     section(&mut r, "EXIT STATUS");
     for (exit, text) in Exit::ALL {

@@ -138,6 +138,20 @@ mod harness {
             Proc { child, stdout }
         }
 
+        /// Starts git-pair with exactly `args` in the repository.
+        pub fn spawn(&self, args: &[&str]) -> Proc {
+            let mut child = self
+                .command(BIN, &self.repo)
+                .args(args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let stdout = BufReader::new(child.stdout.take().unwrap());
+            Proc { child, stdout }
+        }
+
         /// Puts odd but valid files into ~/.ssh, which git-pair must keep byte for byte.
         pub fn seed_ssh(&self) {
             let ssh = self.home.join(".ssh");
@@ -1180,4 +1194,41 @@ fn remove_refuses_a_remote_git_pair_did_not_make_and_ignores_unknown_names() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("nothing to remove"));
     sb.assert_unchanged(&before, "remove nosuch");
+}
+
+/// (No network: both end before any socket is opened.)
+#[test]
+fn refresh_without_pairings_or_of_an_unknown_name_sends_nothing() {
+    let sb = Sandbox::new("refresh-none", 19);
+    let before = sb.snapshot();
+    let out = sb.run(&["refresh"], &[], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("nothing to refresh"));
+    let out = sb.run(&["refresh", "nosuch", "--json"], &[], None);
+    assert_usage(&out, true, &["no pairing named nosuch", "git pair list"]);
+    let empty = sb.root.join("empty");
+    fs::create_dir(&empty).unwrap();
+    let out = sb.run_in(&empty, &["refresh".to_string()], &[], None);
+    assert_usage(&out, false, &["not in a git repository"]);
+    sb.assert_unchanged(&before, "refresh");
+}
+
+/// On loopback and this test's own port (number 22 is that of a test without network).
+#[test]
+fn watch_on_loopback_answers_for_no_one_and_stops_cleanly_on_sigterm() {
+    let sb = Sandbox::new("watch-lo", 22);
+    let out = sb.run(&["watch", "--interface", "nosuch0"], &[], None);
+    assert_usage(&out, false, &["nosuch0", "lo"]);
+    let port = sb.port.to_string();
+    let mut watch = sb.spawn(&["watch", "--json", "--interface", "lo", "--port", &port]);
+    let watching = watch.until("watching");
+    assert_eq!(watching["interfaces"], serde_json::json!(["lo"]));
+    assert_eq!(watching["pairings"], serde_json::json!([]));
+    kill(Pid::from_raw(watch.child.id() as i32), Signal::SIGTERM).unwrap();
+    let (status, stdout, stderr) = watch.finish(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let evs = events(&stdout);
+    // `until` took the `watching` line; `stopped` is the last one.
+    assert_eq!(names(&evs), ["stopped"], "{stdout}");
+    assert!(stderr.contains("stopped after"), "{stderr}");
 }

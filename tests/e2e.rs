@@ -71,6 +71,12 @@ fn main() -> ExitCode {
         Base: an_unwritable_ssh_dir_is_refused_before_anything_happens,
         Annex: git_annex_sync_content_over_a_pairing,
         Base: pairing_stores_the_pair_secret_and_remove_deletes_it,
+        Base: refresh_finds_a_peer_whose_address_changed_through_its_watch,
+        Base: an_impostor_and_a_replayed_answer_are_ignored,
+        Base: a_host_key_other_than_the_pinned_one_is_refused,
+        Base: watch_survives_a_flood_with_bounded_memory,
+        Base: a_pairing_without_a_pair_secret_says_to_pair_again,
+        Base: refresh_prefers_a_name_that_resolves,
     ];
     let conclusion = libtest_mimic::run(&args, trials);
     if manage {

@@ -33,6 +33,11 @@ fn man_page_documents_what_it_must() {
         "authorized_keys",
         "\\-\\-interface",
         "serve",
+        "28621",
+        "git\\-pair\\-watch.service",
+        "FINDING A PEER AGAIN",
+        "git pair refresh",
+        "git pair watch",
         "git pair join",
         "process list",
     ] {

@@ -3,5 +3,7 @@
 
 pub mod list;
 pub mod pair;
+pub mod refresh;
 pub mod remove;
 pub mod serve;
+pub mod watch;

@@ -835,3 +835,48 @@ fn a_repair_deletes_the_replaced_pairings_secret() {
     assert_eq!(secrets[0].0, "git-pair-desk-00000002");
     assert!(!dir.pair_secret("git-pair-desk-00000001").exists());
 }
+
+#[test]
+fn refresh_rewrites_only_the_pairings_address_under_the_lock() {
+    let home = lived_in_home();
+    let dir = SshDir::new(home.path());
+    let s = recorded(setup(generated()), "git-pair-desk-1", "desk");
+    apply(&dir, &s, &mut never()).unwrap().commit();
+    let before = snapshot(home.path());
+    let config_before = fs::read(dir.pair_config()).unwrap();
+    let r = Refresh {
+        host_name: "10.0.0.9",
+        port: 2222,
+        time: "2026-11-30T10:00:00Z",
+        method: "locate",
+    };
+    assert_eq!(
+        refresh(&dir, "git-pair-desk-1", &r).unwrap(),
+        vec![dir.pair_config()]
+    );
+    let after = snapshot(home.path());
+    let changed: Vec<&PathBuf> = after
+        .iter()
+        .filter(|(p, v)| before.get(*p) != Some(v))
+        .map(|(p, _)| p)
+        .collect();
+    assert_eq!(changed, [&PathBuf::from(".ssh/git-pair/config")]);
+    assert_eq!(mode(&dir.pair_config()), 0o600);
+    let block = &dir.pair_blocks().unwrap()[0];
+    assert_eq!(block.host_name.as_deref(), Some("10.0.0.9"));
+    assert_eq!(
+        fs::read(dir.pair_config()).unwrap(),
+        client_config::plan_refresh(&config_before, "git-pair-desk-1", &r).unwrap()
+    );
+    // Nothing new to say: nothing written.
+    assert!(refresh(&dir, "git-pair-desk-1", &r).unwrap().is_empty());
+    assert!(matches!(
+        refresh(&dir, "git-pair-gone", &r),
+        Err(Error::NoHostBlock { .. })
+    ));
+    let empty = TempHome::new();
+    assert!(matches!(
+        refresh(&SshDir::new(empty.path()), "git-pair-desk-1", &r),
+        Err(Error::NoHostBlock { .. })
+    ));
+}

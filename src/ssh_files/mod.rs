@@ -40,7 +40,7 @@ mod io_tests;
 #[cfg(test)]
 mod test_keys;
 
-pub use client_config::{BlockRecord, FoundBlock, HostBlock};
+pub use client_config::{BlockRecord, FoundBlock, HostBlock, Refresh};
 pub use pair_secret::SecretRecord;
 pub use transaction::Applied;
 
@@ -111,6 +111,10 @@ pub enum Error {
     /// A symlink chain under `~/.ssh` does not end.
     #[error("{} is a symlink loop: fix or remove the symlink and retry", .path.display())]
     SymlinkLoop { path: PathBuf },
+
+    /// The pairing's `Host` block is not in git-pair's config (removed meanwhile).
+    #[error("git pair's ssh config has no Host block {alias}: was the pairing removed? `git pair list` shows what is left")]
+    NoHostBlock { alias: String },
 
     /// A pair secret file is damaged or of an unknown format.
     #[error("{} is not a usable pair secret ({source}): run `git pair remove` for this pairing and pair again", .path.display())]
@@ -729,6 +733,35 @@ pub fn remove(
     })
 }
 
+/// Points `alias` at a new address (`HostName`, and `Port` if it moved) in git-pair's config and
+/// records when and how (see [`client_config::plan_refresh`]), under the lock, atomically; nothing
+/// else changes. Returns the paths written (none when the block already said all of it). Fails
+/// when the pairing's block is gone.
+pub fn refresh(
+    dir: &SshDir,
+    alias: &str,
+    refresh: &client_config::Refresh<'_>,
+) -> Result<Vec<PathBuf>, Error> {
+    validate_alias(alias)?;
+    if matches!(dir_state(dir.root())?, DirState::Missing) {
+        return Err(Error::NoHostBlock {
+            alias: alias.to_owned(),
+        });
+    }
+    removal(dir, |tx| {
+        tx.update(
+            &dir.pair_config(),
+            FileMode::KeepOr(0o600),
+            |old| match old {
+                Some(old) => client_config::plan_refresh(old, alias, refresh).map(Some),
+                None => Err(Error::NoHostBlock {
+                    alias: alias.to_owned(),
+                }),
+            },
+        )
+    })
+}
+
 /// Removes git-pair's `authorized_keys` lines for the key with `fingerprint`, under the lock:
 /// for a pairing whose ssh alias is already gone. Returns the paths changed.
 pub fn remove_authorized(
@@ -743,7 +776,7 @@ pub fn remove_authorized(
 }
 
 /// Runs `steps` in one locked transaction, all or nothing; returns the paths changed. Without
-/// `~/.ssh` there is nothing to remove; with it, `~/.ssh/git-pair` is created when missing, to
+/// `~/.ssh` there is nothing to do; with it, `~/.ssh/git-pair` is created when missing, to
 /// hold the lock file.
 fn removal(
     dir: &SshDir,

@@ -94,7 +94,7 @@ pub(super) fn ask_code(interrupts: &mut Interrupts) -> anyhow::Result<Code> {
 
 /// Resolves `--peer` hosts. A link-local IPv6 address may carry its
 /// interface as `fe80::1%eth0`.
-pub(super) fn resolve_peers(
+pub(crate) fn resolve_peers(
     hosts: &[String],
     port: u16,
     interfaces: &[Interface],

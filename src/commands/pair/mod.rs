@@ -26,7 +26,10 @@ mod fixtures;
 
 pub(crate) use error::usage;
 pub use error::{find, PairError};
+pub(crate) use input::resolve_peers;
 pub use input::CodeSource;
+pub(crate) use report::Reporter;
+pub(crate) use setup::host_name_for;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -49,9 +52,8 @@ use crate::transport::driver::{self, Control, Outcome};
 use crate::transport::iface::{self, Interface};
 use crate::transport::{scan, Sockets, DEFAULT_PORT, GROUP_V4, GROUP_V6};
 
-use input::{ask_code, read_code, resolve_peers};
+use input::{ask_code, read_code};
 use peer::{annex_shell_installed, Session};
-use report::Reporter;
 use setup::setup;
 
 /// Runs `git pair [CODE]` and `git pair join`.

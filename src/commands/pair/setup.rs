@@ -246,7 +246,7 @@ pub(super) fn earlier_pairings(
 
 /// `HostName` for the alias: a link-local IPv6 address needs the name of
 /// the local interface it is reached through.
-pub(super) fn host_name_for(address: SocketAddr, interfaces: &[Interface]) -> String {
+pub(crate) fn host_name_for(address: SocketAddr, interfaces: &[Interface]) -> String {
     match address {
         SocketAddr::V6(v6) if v6.scope_id() != 0 => {
             match interfaces.iter().find(|i| i.index == v6.scope_id()) {
