@@ -255,6 +255,11 @@ fn run(o: &Options) {
         r.binary_size = std::fs::metadata(&binary).map(|m| m.len()).ok();
         r.peak_rss_kib = namespaces::peak_rss_kib(&lab, 3);
 
+        section("where the time of a clean pairing goes (traced at a few syscalls)");
+        namespaces::set_rules(&lab, Loss::None);
+        let traces = lab.dir.join("phases");
+        r.phases = namespaces::phases(&lab, &traces, 15);
+
         for &loss in &o.conditions {
             section(&format!(
                 "time to pair, namespace LAN, {}{}",

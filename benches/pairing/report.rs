@@ -93,6 +93,7 @@ pub struct Report {
     pub crowds: Vec<Crowd>,
     pub sim_crowds: Vec<sim::Crowd>,
     pub neighbour_floor: Option<sim::NeighbourFloor>,
+    pub phases: Option<crate::namespaces::Phases>,
     pub criterion: Option<Vec<(String, f64)>>,
 }
 
@@ -112,7 +113,7 @@ fn stats(ok: impl IntoIterator<Item = Duration>, runs: usize) -> Stats {
     ok.sort();
     let failed = runs - ok.len();
     // Nearest rank over all runs, the failures sorted last.
-    let rank = |q: f64| ((q * runs as f64).ceil() as usize).clamp(1, runs) - 1;
+    let rank = |q: f64| ((q * runs as f64).ceil() as usize).clamp(1, runs.max(1)) - 1;
     let at = |i: usize| ok.get(i).copied();
     Stats {
         runs,
@@ -528,6 +529,56 @@ impl Report {
                 let _ = writeln!(s, "{}", tail.join("\n"));
             }
             let _ = writeln!(s, "```");
+        }
+        if let Some(p) = &self.phases {
+            let _ = writeln!(
+                s,
+                "\n**Where the time of a clean pairing goes** (median of 15 pairings on the \
+                 namespace LAN, each side traced by `strace --seccomp-bpf` at the few syscalls \
+                 that mark a phase, which costs each of those a few microseconds; the phases \
+                 follow B, the side that types the code, which is on the critical path):\n"
+            );
+            let _ = writeln!(s, "| phase | what happens | median |\n|---|---|---|");
+            let rows = [
+                (
+                    "starting through the namespace wrappers",
+                    "`ip netns exec`, `unshare`, `sh`, `setpriv`, `env`: the benchmark's, not git-pair's (measured apart by running `true` the same way)",
+                    self.wrapper,
+                ),
+                (
+                    "start",
+                    "from `execve` to the first hello: loading, the repository (libgit2), the user, a new ed25519 login key, the host keys, the interfaces, the sockets",
+                    Some(p.start),
+                ),
+                (
+                    "exchange",
+                    "from the first hello to the first connect to the peer's sshd: A answers, both SPAKE2 halves, the encrypted payloads",
+                    Some(p.exchange),
+                ),
+                (
+                    "sshd check and confirmation",
+                    "TCP connects to the peer's sshd, then the MACs both ways",
+                    Some(p.check),
+                ),
+                (
+                    "setup",
+                    "the ssh files (staged, fsynced together) and, at the same time, the git remote",
+                    Some(p.setup),
+                ),
+                (
+                    "finish",
+                    "the last acknowledgements, the exits of both sides (A's setup runs beside B's)",
+                    Some(p.finish),
+                ),
+                (
+                    "total from B's execve",
+                    "(the wrappers come on top)",
+                    Some(p.total),
+                ),
+            ];
+            for (phase, what, took) in rows {
+                let _ = writeln!(s, "| {phase} | {what} | {} |", ms(took));
+            }
         }
         if let Some(f) = &self.neighbour_floor {
             let pc = |x: f64| format!("{:.1}%", 100.0 * x);
