@@ -128,6 +128,8 @@ pub enum Reason {
     WrongCode,
     Guessing,
     SshdUnreachable,
+    NoSshd,
+    SameRepository,
     PeerRejected,
     Setup,
     Interrupted,
@@ -138,7 +140,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason with its meaning, for the man page.
-    pub const ALL: [(Reason, &'static str, &'static str); 11] = [
+    pub const ALL: [(Reason, &'static str, &'static str); 13] = [
         (
             Reason::Usage,
             "usage",
@@ -163,6 +165,16 @@ impl Reason {
             Reason::SshdUnreachable,
             "sshd_unreachable",
             "the peer's sshd did not answer",
+        ),
+        (
+            Reason::NoSshd,
+            "no_sshd",
+            "this machine's sshd does not accept connections on --ssh-port: install or start it (checked before anything is sent)",
+        ),
+        (
+            Reason::SameRepository,
+            "same_repository",
+            "the other side is this same repository on this same machine (git pair and git pair join in one repository); nothing was written",
         ),
         (
             Reason::PeerRejected,

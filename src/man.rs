@@ -508,7 +508,9 @@ fn extra() -> Roff {
     para(
         &mut r,
         "git pair list --json prints one JSON array, with one object per pairing, on one line. The fields are \
-         stable; new ones may be added:",
+         stable; new ones may be added. When it fails (not in a repository, an unreadable file), stdout \
+         instead holds one JSON object, the failed event of git pair --json: {\"v\":1, \"event\":\"failed\", \
+         \"reason\", \"message\"}. The fields of a pairing:",
     );
     for (name, text) in crate::commands::list::JSON_FIELDS {
         item(&mut r, vec![bold(name)], text);
