@@ -219,6 +219,12 @@ fn run(o: &Options) {
         return;
     }
     let mut r = report::Report::default();
+    let loadavg = || {
+        std::fs::read_to_string("/proc/loadavg")
+            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(", "))
+            .unwrap_or_default()
+    };
+    let load_at_start = loadavg();
     let binary = lab::binary_under_test();
 
     section("cost of a guess (git-annex's HMAC-SHA1, one core)");
@@ -335,6 +341,7 @@ fn run(o: &Options) {
     }
 
     r.criterion = o.criterion.as_deref().map(report::criterion_results);
+    r.load = (load_at_start, loadavg());
     let text = r.render(o, &conditions);
     std::fs::write(&o.out, text)
         .unwrap_or_else(|e| panic!("cannot write {}: {e}", o.out.display()));

@@ -94,6 +94,8 @@ pub struct Report {
     pub sim_crowds: Vec<sim::Crowd>,
     pub neighbour_floor: Option<sim::NeighbourFloor>,
     pub phases: Option<crate::namespaces::Phases>,
+    /// `/proc/loadavg` when the run started and when it ended.
+    pub load: (String, String),
     pub criterion: Option<Vec<(String, f64)>>,
 }
 
@@ -317,6 +319,26 @@ impl Report {
             o.command
         );
         let _ = writeln!(s, "## Machine\n\n{}", machine());
+        let quiet = |l: &str| {
+            l.split_whitespace()
+                .next()
+                .and_then(|x| x.parse::<f64>().ok())
+                .is_some_and(|x| x < 0.5)
+        };
+        let _ = writeln!(
+            s,
+            "How the run was taken: load average (1, 5, 15 min) {} at the start and {} at the \
+             end{}.\n",
+            self.load.0,
+            self.load.1,
+            if quiet(&self.load.0) && quiet(&self.load.1) {
+                " (a quiet machine)"
+            } else {
+                ": **the machine was not quiet** (other work ran beside the benchmark on its 2 \
+                 cores and one disk), so every wall-clock figure here is inflated by it, the \
+                 clean-link and fsync-bound ones most; the simulated figures are not affected"
+            }
+        );
 
         let _ = writeln!(s, "## Targets\n");
         let _ = writeln!(s, "| figure | target | measured | |\n|---|---|---|---|");
