@@ -1,6 +1,6 @@
-//! The machine interface: with `--json`, every step of a pairing is one JSON
-//! object on its own line of standard output, and nothing else is written
-//! there. Programs such as the git-annex assistant or a GUI drive git-pair
+//! The machine interface: with `--json`, every step of a pairing (and every
+//! peer's outcome of a `git pair sync`) is one JSON object on its own line of
+//! standard output, and nothing else is written there. Programs such as the git-annex assistant or a GUI drive git-pair
 //! through it. The format is versioned by the `v` field of every line and is
 //! documented in the man page; fields may be added, never changed.
 //!
@@ -116,6 +116,21 @@ pub enum Event {
         alias: String,
         reason: Reason,
         message: String,
+    },
+    /// `git pair sync`: one peer's outcome.
+    SyncPeer {
+        remote: String,
+        outcome: crate::sync::plan::Outcome,
+        pushed: bool,
+        fast_forwarded: bool,
+        message: String,
+    },
+    /// `git pair sync`: the run is over; the last line unless `failed` is.
+    SyncDone {
+        branch: String,
+        commit: Option<String>,
+        annex: bool,
+        status: u8,
     },
 }
 

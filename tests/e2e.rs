@@ -13,6 +13,8 @@ mod annex;
 mod lifecycle;
 #[path = "e2e/locate.rs"]
 mod locate;
+#[path = "e2e/sync.rs"]
+mod sync;
 
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -30,6 +32,7 @@ use support::host::{self, Host};
 use support::lab::{self, Lab, Network, SetupState, Stage};
 use support::process::Output;
 use support::{mcast, net, preflight, Needs};
+use sync::*;
 
 /// `Needs: test_fn, ...` -> trials named after their functions.
 macro_rules! trials {
@@ -77,6 +80,13 @@ fn main() -> ExitCode {
         Base: watch_survives_a_flood_with_bounded_memory,
         Base: a_pairing_without_a_pair_secret_says_to_pair_again,
         Base: refresh_prefers_a_name_that_resolves,
+        Base: a_commit_reaches_the_peer_by_itself,
+        Base: a_users_hook_keeps_running_and_comes_back_byte_for_byte,
+        Base: diverged_histories_are_reported_and_left_alone,
+        Base: ten_quick_commits_make_few_syncs_and_the_last_arrives,
+        Base: a_peer_switched_off_does_not_slow_a_commit,
+        Annex: annex_content_travels_through_git_annex_sync,
+        Base: a_moved_peer_is_refreshed_once_and_synced,
     ];
     let conclusion = libtest_mimic::run(&args, trials);
     if manage {

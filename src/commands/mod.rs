@@ -1,9 +1,11 @@
 //! The commands: the edge of the program, where errors become messages
 //! and exit statuses and the library modules meet the user.
 
+pub mod hooks;
 pub mod list;
 pub mod pair;
 pub mod refresh;
 pub mod remove;
 pub mod serve;
+pub mod sync;
 pub mod watch;

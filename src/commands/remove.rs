@@ -133,6 +133,9 @@ pub fn run(name: &str) -> anyhow::Result<()> {
         })
         .collect();
     say(&report(&shown, &removal, &changed));
+    if repo::paired_remotes(&repository).is_ok_and(|left| left.is_empty()) {
+        super::hooks::after_last_pairing(&cwd);
+    }
     Ok(())
 }
 
