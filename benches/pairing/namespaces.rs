@@ -573,7 +573,8 @@ pub fn help_startup(binary: &Path, runs: usize) -> Duration {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Phases {
     /// B's `execve` to its first hello: process start (dynamic loading), the repository, the
-    /// user, a new login key, the host keys, the interfaces, the sockets.
+    /// user, a new login key, the host keys, the interfaces, the check of this machine's own
+    /// sshd, the sockets.
     pub start: Duration,
     /// B's first hello to its first TCP connect to the peer's sshd: A's answer, both SPAKE2
     /// halves, the encrypted payloads.
@@ -617,7 +618,8 @@ fn marks(trace: &str) -> Marks {
             first(&mut m.exec);
         } else if rest.starts_with("sendto(") && rest.contains(r#"\"ch\":"#) {
             first(&mut m.hello);
-        } else if rest.starts_with("connect(") && rest.contains("htons(22)") {
+        } else if rest.starts_with("connect(") && rest.contains("htons(22)") && m.hello.is_some() {
+            // After the first hello: the connects before it check this machine's own sshd.
             first(&mut m.check);
         } else if rest.starts_with("write(1,") && rest.contains(r#"\"event\":\"verified\""#) {
             first(&mut m.verified);

@@ -31,19 +31,17 @@ pub const MAX_CANDIDATES: usize = 16;
 /// When a candidate that has not answered yet gets a fresh connection,
 /// counted from the start of the check. Each connection keeps the kernel's
 /// own SYN retransmissions until the check's timeout.
-pub const RETRY_AFTER: [Duration; 12] = [
-    Duration::from_millis(25),
+pub const RETRY_AFTER: [Duration; 10] = [
     Duration::from_millis(50),
     Duration::from_millis(100),
     Duration::from_millis(150),
-    Duration::from_millis(200),
-    Duration::from_millis(300),
-    Duration::from_millis(450),
-    Duration::from_millis(650),
-    Duration::from_millis(900),
-    Duration::from_millis(1200),
-    Duration::from_millis(1600),
-    Duration::from_millis(2100),
+    Duration::from_millis(250),
+    Duration::from_millis(400),
+    Duration::from_millis(600),
+    Duration::from_millis(850),
+    Duration::from_millis(1150),
+    Duration::from_millis(1500),
+    Duration::from_millis(2000),
 ];
 
 /// Once an address has connected, more preferred addresses that are still undecided get this
