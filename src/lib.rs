@@ -52,26 +52,59 @@
 //! 5. **No trust on first use.** The peer's sshd host keys come from the
 //!    verified payload and are pinned under a per-pair `HostKeyAlias` with
 //!    `StrictHostKeyChecking yes`.
-//! 6. **Least privilege.** The peer's key is let in with `restrict` and a
-//!    forced command (`git pair serve`) that runs only git-upload-pack,
-//!    git-receive-pack, git-upload-archive and git-annex-shell (its
-//!    repository commands, under `GIT_ANNEX_SHELL_DIRECTORY` and
-//!    `GIT_ANNEX_SHELL_LIMITED`) on the one paired repository. One key
-//!    opens one repository: a peer key already let in for another
-//!    repository is refused, since sshd would use the first matching line.
+//! 6. **A verified peer gets one repository and nothing else.** Whoever holds the code is
+//!    still a stranger. It can reach its one repository through git and git-annex, and nothing
+//!    else on this machine: no configuration, no hooks, no other pairing, no file of ours and
+//!    no terminal.
+//!    - Its key is let in with `restrict` and a forced command (`git pair serve`) that runs
+//!      only git-upload-pack, git-receive-pack, git-upload-archive and git-annex-shell's
+//!      content commands (under `GIT_ANNEX_SHELL_DIRECTORY` and `GIT_ANNEX_SHELL_LIMITED`) on
+//!      the one paired repository, never through a shell. git-annex-shell runs only where the
+//!      repository already is a git-annex repository (its own config has `annex.uuid` when the
+//!      request arrives), so a peer cannot make a plain repository a git-annex one (hooks,
+//!      `filter.annex.*`, settings from a branch it pushed); `gcryptsetup`, which rewrites the
+//!      config, is never served. git and git-annex-shell start from an empty environment plus
+//!      an allowlist, so no variable an sshd's `AcceptEnv` lets through (`XDG_CONFIG_HOME`,
+//!      `LD_PRELOAD`, `GIT_*`) chooses what they read or run.
+//!    - One key opens one repository: a peer key that another pairing's line, or a line git
+//!      pair did not write, already lets in is refused on both sides before anything is
+//!      written (sshd would use the first matching line); git pair never drops or edits a line
+//!      it did not write.
+//!    - Every name a pairing writes under (ssh alias, key files, pinned keys, pair secret,
+//!      `authorized_keys` marker) comes from this side's randomness, never from the peer, and
+//!      another pairing's `Host` block, pinned keys, key file, line or remote is never
+//!      overwritten: such a collision is refused, under the lock.
+//!    - An earlier pairing that claims the same `user@host:path` is replaced only when the
+//!      peer proves it is that pairing's peer: its sshd presents, in a real key exchange at its
+//!      address, a host key pinned for it. Otherwise the new pairing is made beside it, under
+//!      its own names, and the user is told.
+//!    - Every peer string is checked before use (control characters, addresses that are this
+//!      machine, an annex UUID equal to ours are refused, naming the field) and sanitized
+//!      before it reaches a terminal.
 //! 7. **Undo.** `git pair remove` revokes the peer's key and removes every
 //!    other trace of the pairing on this machine, and nothing else.
-//! 8. **A new address never changes trust.** `git pair refresh` points an
-//!    alias at a new address only after ssh verified, there, the host key
-//!    pinned at pairing time. Locate queries and answers are authenticated
-//!    with the pair secret (HMAC-SHA256, constant-time checks), answers bind
-//!    the query's fresh nonce, and queries do not name the pairing.
-//!    `git pair watch` answers only authenticated queries and bounds the work
-//!    and memory a flood can cost it (a global token bucket, no state per
-//!    sender); a flood can delay a refresh, never misdirect one.
+//! 8. **Nothing forged counts.** The peer's session id is public, but every
+//!    payload piece, MAC and end message is checked on its own under the
+//!    session keys: a forgery is dropped, costs no guess and is never shown
+//!    as the peer's words. Only an end message sealed under the session keys
+//!    ends a session (a refusal, a failed setup); there is no unauthenticated
+//!    abort.
+//! 9. **No amplification.** An address that has not shown that it receives
+//!    (by echoing this side's SPAKE2 message, or by sending something that
+//!    opens) gets at most three times the bytes received from it, so a
+//!    spoofed `hello` cannot turn git-pair against a third host.
+//! 10. **A new address never changes trust.** `git pair refresh` points an
+//!     alias at a new address only after ssh verified, there, the host key
+//!     pinned at pairing time. Locate queries and answers are authenticated
+//!     with the pair secret (HMAC-SHA256, constant-time checks), answers bind
+//!     the query's fresh nonce, and queries do not name the pairing.
+//!     `git pair watch` answers only authenticated queries and bounds the work
+//!     and memory a flood can cost it (a global token bucket, no state per
+//!     sender); a flood can delay a refresh, never misdirect one.
 //!
 //! Not in scope: an attacker on the LAN can always stop a pairing (drop
-//! packets, or make it fail three times), but never complete one. A
+//! packets, win the race with a PAKE message of its own, which spends one of
+//! its guesses, or make it fail three times), but never complete one. A
 //! machine that is compromised, or a person who tells the code to the
 //! attacker, is out of scope. Strings from the peer are sanitized before
 //! they reach a terminal; keys are zeroized and never printed.
