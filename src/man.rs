@@ -16,9 +16,9 @@ use crate::protocol::locate::{
     self, responder, seeker, MAX_ADDRESSES, MAX_ANSWER_LEN, MAX_PAIRINGS, QUERY_LEN,
 };
 use crate::protocol::machine::{
-    AMPLIFICATION, CODES_DIFFER_AFTER, FINAL_ACK_COPIES, HELLO_INITIAL, LINGER_MAX, LINGER_QUIET,
-    MAX_FAILURES, MAX_SESSIONS, OUTCOME_MAX, OUTCOME_QUIET, RTO_INITIAL, RTO_MAX, SCAN_AFTER,
-    SCAN_PACE, VERIFY_GRACE, VERIFY_WITHIN,
+    AMPLIFICATION, CODES_DIFFER_AFTER, FINAL_ACK_COPIES, HELLO_INITIAL, HELLO_MAX, LINGER_MAX,
+    LINGER_QUIET, MAX_FAILURES, MAX_SESSIONS, OUTCOME_MAX, OUTCOME_QUIET, RTO_INITIAL, RTO_MAX,
+    RTO_MIN, RTT_FACTOR, SCAN_AFTER, SCAN_PACE, VERIFY_GRACE, VERIFY_WITHIN,
 };
 use crate::protocol::schedule::PIECE_PLAIN;
 use crate::transport::{DEFAULT_PORT, GROUP_V4, GROUP_V6};
@@ -338,7 +338,7 @@ fn extra() -> Roff {
              unicast, one every {}, and again every 10 s (--no-scan, pair.scan=false turn this off). --peer \
              hosts are greeted by unicast from the start. Replies go by unicast to the source of what was heard.",
             ms(HELLO_INITIAL),
-            ms(RTO_MAX),
+            ms(HELLO_MAX),
             SCAN_AFTER.as_secs(),
             ms(SCAN_PACE)
         ),
@@ -379,25 +379,31 @@ fn extra() -> Roff {
         &mut r,
         vec![bold("Delivery")],
         &format!(
-            "What the peer has not acknowledged is resent after {}, doubling up to {}; a duplicate is answered \
-             at once. A side that has sent its confirmation but lacks the peer's keeps acknowledging on the same \
+            "What the peer has not acknowledged is resent after a timeout, doubling up to {}; a duplicate is \
+             answered at once. The timeout is {} until a round trip is measured: from the last copy of the \
+             SPAKE2 message, a payload piece, the confirmation or the end until the peer acknowledges it. Then \
+             it is {RTT_FACTOR} times the shortest round trip measured, at least {} (a slow Wi-Fi link) and at \
+             most {}. A side that answers the peer's SPAKE2 message with its own echoes the peer's in it. A side that has sent its confirmation but lacks the peer's keeps acknowledging on the same \
              timer, and a verified side answers that at once, so that the peer's confirmation is resent until \
              it arrives. A verified side keeps acknowledging until both end messages are exchanged, so each \
              knows the other is still deciding; if the peer goes quiet for {} s (or after {} s in all) without \
              its end, git pair keeps its own setup and says that the peer may not be set up. The side that \
              finishes first sends its last acknowledgement {FINAL_ACK_COPIES} times and the other lingers, \
              answering retransmissions, until told the peer finished, until the peer has been quiet for {}, or \
-             for at most {} s. The TCP check of the peer's sshd opens a fresh connection at {} after the first, \
-             instead of waiting for the kernel to resend a lost SYN after 1 s and 3 s.",
-            ms(RTO_INITIAL),
+             for at most {} s. The TCP check of the peer's sshd opens a fresh connection at {} times the \
+             peer's measured timeout after the first, instead of waiting for the kernel to resend a lost SYN \
+             after 1 s and 3 s.",
             ms(RTO_MAX),
+            ms(RTO_INITIAL),
+            ms(RTO_MIN),
+            ms(RTO_INITIAL),
             OUTCOME_QUIET.as_secs(),
             OUTCOME_MAX.as_secs(),
             ms(LINGER_QUIET),
             LINGER_MAX.as_secs(),
-            crate::transport::probe::RETRY_AFTER
+            crate::transport::probe::RETRY_STEPS
                 .iter()
-                .map(|d| ms(*d))
+                .map(u32::to_string)
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
