@@ -84,6 +84,11 @@ use cli::{Cli, Command};
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    // Before anything else, finish or undo what a killed run left (the forced command changes
+    // nothing, so it leaves that to the user's own runs).
+    if !matches!(cli.command, Some(Command::Serve { .. })) {
+        commands::recover::before_command();
+    }
     match cli.command {
         Some(Command::Serve { repo }) => match commands::serve::run(&repo)? {},
         Some(Command::List { json }) => commands::list::run(json),

@@ -9,6 +9,8 @@ mod support;
 
 #[path = "e2e/annex.rs"]
 mod annex;
+#[path = "e2e/crash.rs"]
+mod crash;
 #[path = "e2e/lifecycle.rs"]
 mod lifecycle;
 
@@ -21,6 +23,7 @@ use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use serde_json::Value;
 
 use annex::*;
+use crash::*;
 use lifecycle::*;
 use support::gitpair::{self, exit, pair, pair_with, PairOpts, Paired};
 use support::host::{self, Host};
@@ -67,6 +70,9 @@ fn main() -> ExitCode {
         Base: a_bare_repository_pairs_and_takes_a_push,
         Base: an_unwritable_ssh_dir_is_refused_before_anything_happens,
         Annex: git_annex_sync_content_over_a_pairing,
+        Strace: sigkill_during_setup_leaves_no_torn_pairing,
+        Strace: two_repositories_paired_at_once_both_succeed,
+        Strace: two_pairings_of_one_repository_at_once_get_their_own_remotes,
     ];
     let conclusion = libtest_mimic::run(&args, trials);
     if manage {

@@ -3,5 +3,6 @@
 
 pub mod list;
 pub mod pair;
+pub mod recover;
 pub mod remove;
 pub mod serve;

@@ -54,6 +54,93 @@ pub fn create_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
     }
 }
 
+/// Takes git's lock on `path`: creates `lock` (`<path>.lock`, git's convention) with `O_EXCL`
+/// and mode exactly `mode`. While it exists no git command writes `path`. Fails with
+/// [`Error::FileLocked`] if the lock file exists already (a git command is writing `path`, or
+/// one crashed).
+pub fn take_lock(path: &Path, lock: &Path, mode: u32) -> Result<File, Error> {
+    let file = match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(lock)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            return Err(Error::FileLocked {
+                path: path.to_path_buf(),
+                lock: lock.to_path_buf(),
+            })
+        }
+        Err(source) => return Err(temp_error(path, source)),
+    };
+    if let Err(source) = file.set_permissions(Permissions::from_mode(mode)) {
+        let _ = fs::remove_file(lock);
+        return Err(Error::Io {
+            action: "set the mode of",
+            path: lock.to_path_buf(),
+            source,
+        });
+    }
+    Ok(file)
+}
+
+/// Fills the lock file that [`take_lock`] created with `bytes`, fsyncs it and renames it over
+/// `path`: git's own way of replacing its config. On failure the lock file is removed.
+pub fn commit_lock(file: File, lock: &Path, path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    if let Err(source) = fill(file, bytes).and_then(|()| fs::rename(lock, path)) {
+        let _ = fs::remove_file(lock);
+        return Err(Error::Io {
+            action: "write",
+            path: path.to_path_buf(),
+            source,
+        });
+    }
+    sync_dir(path)
+}
+
+/// A private scratch directory, `.<base>.git-pair-<hex>.tmp` (mode 0700), removed with
+/// everything in it when dropped. Its name is a temporary file's name, so that the next run
+/// removes it if a crash leaves it behind.
+#[derive(Debug)]
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    /// Creates it in `parent`.
+    pub fn new(parent: &Path, base: &str) -> Result<TempDir, Error> {
+        let mut last_error = None;
+        for _ in 0..16 {
+            let path = parent.join(temp_name(base));
+            match fs::DirBuilder::new().mode(0o700).create(&path) {
+                Ok(()) => return Ok(TempDir { path }),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last_error = Some(e),
+                Err(source) => return Err(temp_error(&parent.join(base), source)),
+            }
+        }
+        Err(temp_error(
+            &parent.join(base),
+            last_error.unwrap_or_else(|| io::Error::other("no free temporary name")),
+        ))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+/// `.<base>.git-pair-<16 random hex digits>.tmp`; see [`super::journal::is_temp_name`].
+fn temp_name(base: &str) -> String {
+    format!(".{base}.git-pair-{:016x}.tmp", rand_core::OsRng.next_u64())
+}
+
 /// Removes `path` if it exists and fsyncs its directory. A missing file is not an error.
 pub fn remove(path: &Path) -> Result<(), Error> {
     match fs::remove_file(path) {
@@ -181,10 +268,7 @@ fn create_temp(path: &Path, mode: u32) -> Result<(PathBuf, File), Error> {
         .unwrap_or_default();
     let mut last_error = None;
     for _ in 0..16 {
-        let tmp = dir.join(format!(
-            ".{name}.git-pair-{:016x}.tmp",
-            rand_core::OsRng.next_u64()
-        ));
+        let tmp = dir.join(temp_name(&name));
         match OpenOptions::new()
             .write(true)
             .create_new(true)

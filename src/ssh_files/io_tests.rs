@@ -46,9 +46,9 @@ impl Drop for TempHome {
 }
 
 /// Every entry under `root` (but the lock file): path -> (kind, mode, bytes or link target).
-type Snapshot = BTreeMap<PathBuf, (char, u32, Vec<u8>)>;
+pub(super) type Snapshot = BTreeMap<PathBuf, (char, u32, Vec<u8>)>;
 
-fn snapshot(root: &Path) -> Snapshot {
+pub(super) fn snapshot(root: &Path) -> Snapshot {
     fn walk(root: &Path, dir: &Path, out: &mut Snapshot) {
         let Ok(entries) = fs::read_dir(dir) else {
             return;
@@ -80,16 +80,16 @@ fn snapshot(root: &Path) -> Snapshot {
 /// Directories created by apply stay (see its doc), so compare without `~/.ssh` and
 /// `~/.ssh/git-pair` themselves (their contents are still compared, and the mode of an existing
 /// `~/.ssh` is checked in `apply_keeps_existing_modes_where_documented`).
-fn without_created_dirs(mut snap: Snapshot) -> Snapshot {
+pub(super) fn without_created_dirs(mut snap: Snapshot) -> Snapshot {
     snap.retain(|p, _| p != Path::new(".ssh") && p != Path::new(".ssh/git-pair"));
     snap
 }
 
-fn mode(path: &Path) -> u32 {
+pub(super) fn mode(path: &Path) -> u32 {
     fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
 }
 
-fn setup(identity: Identity) -> PairSetup {
+pub(super) fn setup(identity: Identity) -> PairSetup {
     let peer_user_key = test_keys::ed25519_public();
     PairSetup {
         alias: "git-pair-laptop-3f9a1c2e".to_owned(),
@@ -116,16 +116,16 @@ fn setup(identity: Identity) -> PairSetup {
     }
 }
 
-fn generated() -> Identity {
+pub(super) fn generated() -> Identity {
     Identity::Generated(test_keys::ed25519_private())
 }
 
-fn never() -> impl FnMut() -> bool {
+pub(super) fn never() -> impl FnMut() -> bool {
     || false
 }
 
 /// A home with a lived-in ~/.ssh: odd bytes everywhere, config mode 0644.
-fn lived_in_home() -> TempHome {
+pub(super) fn lived_in_home() -> TempHome {
     let home = TempHome::new();
     let ssh = home.path().join(".ssh");
     fs::create_dir(&ssh).unwrap();
@@ -163,7 +163,7 @@ fn apply_creates_files_with_the_right_modes() {
             dir.authorized_keys(),
         ]
     );
-    applied.commit();
+    applied.commit().unwrap();
     assert_eq!(mode(dir.root()), 0o700);
     assert_eq!(mode(&dir.pair_dir()), 0o700);
     assert_eq!(mode(&dir.identity(alias)), 0o600);
@@ -214,7 +214,8 @@ fn apply_keeps_existing_modes_where_documented() {
     let dir = SshDir::new(home.path());
     apply(&dir, &setup(generated()), &mut never())
         .unwrap()
-        .commit();
+        .commit()
+        .unwrap();
     assert_eq!(mode(dir.root()), 0o755, "an existing ~/.ssh keeps its mode");
     assert_eq!(mode(&dir.config()), 0o644, "~/.ssh/config keeps its mode");
     assert_eq!(
@@ -319,7 +320,8 @@ fn interrupted_at_every_step_leaves_everything_byte_identical() {
     let dir = SshDir::new(home.path());
     apply(&dir, &setup(generated()), &mut interrupt_at(8))
         .unwrap()
-        .commit();
+        .commit()
+        .unwrap();
 }
 
 #[test]
@@ -417,18 +419,18 @@ fn re_pair_with_existing_key_replaces_and_skips_unchanged_files() {
     let home = lived_in_home();
     let dir = SshDir::new(home.path());
     let s = setup(Identity::Existing(home.path().join(".ssh/id_ed25519")));
-    apply(&dir, &s, &mut never()).unwrap().commit();
+    apply(&dir, &s, &mut never()).unwrap().commit().unwrap();
     let first = snapshot(home.path());
     let again = apply(&dir, &s, &mut never()).unwrap();
     assert!(again.written().is_empty(), "{:?}", again.written());
-    again.commit();
+    again.commit().unwrap();
     assert_eq!(snapshot(home.path()), first);
     // A new peer key for the same pairing (same marker) replaces the old line.
     let mut s2 = s.clone();
     s2.authorized.key = test_keys::ed25519_public();
     let applied = apply(&dir, &s2, &mut never()).unwrap();
     assert_eq!(applied.written(), vec![dir.authorized_keys()]);
-    applied.commit();
+    applied.commit().unwrap();
     let lines = authorized_keys::git_pair_lines(&fs::read(dir.authorized_keys()).unwrap());
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0].key.key_data(), s2.authorized.key.key_data());
@@ -469,12 +471,12 @@ fn remove_undoes_apply_and_is_idempotent() {
     let dir = SshDir::new(home.path());
     let s = setup(generated());
     let ak_before = fs::read(dir.authorized_keys()).unwrap();
-    apply(&dir, &s, &mut never()).unwrap().commit();
+    apply(&dir, &s, &mut never()).unwrap().commit().unwrap();
     // A second pairing must survive the removal of the first.
     let mut other = setup(Identity::Existing(PathBuf::from("/k")));
     other.alias = "git-pair-other".to_owned();
     other.authorized.marker = "other".to_owned();
-    apply(&dir, &other, &mut never()).unwrap().commit();
+    apply(&dir, &other, &mut never()).unwrap().commit().unwrap();
 
     let fp = s.authorized.key.fingerprint(ssh_key::HashAlg::Sha256);
     let changed = remove(&dir, &s.alias, Some(&fp), None).unwrap();
@@ -529,7 +531,7 @@ fn lock_is_held_until_commit() {
         Flock::lock(file, FlockArg::LockExclusiveNonblock).is_ok()
     };
     assert!(!try_lock(), "the lock must be held while Applied lives");
-    applied.commit();
+    applied.commit().unwrap();
     assert!(try_lock(), "commit must release the lock");
     assert_eq!(mode(&dir.lock_file()), 0o600);
 }
@@ -568,7 +570,7 @@ fn a_repair_replaces_the_old_alias_in_the_same_transaction() {
     let home = lived_in_home();
     let dir = SshDir::new(home.path());
     let first = recorded(setup(generated()), "git-pair-desk-00000001", "desk");
-    apply(&dir, &first, &mut never()).unwrap().commit();
+    apply(&dir, &first, &mut never()).unwrap().commit().unwrap();
     let old_key = dir.identity("git-pair-desk-00000001");
     assert!(old_key.exists());
 
@@ -616,7 +618,7 @@ fn remove_keeps_a_key_file_another_pairing_uses() {
     let home = TempHome::new();
     let dir = SshDir::new(home.path());
     let first = recorded(setup(generated()), "git-pair-a-1", "a");
-    apply(&dir, &first, &mut never()).unwrap().commit();
+    apply(&dir, &first, &mut never()).unwrap().commit().unwrap();
     let shared = dir.identity("git-pair-a-1");
     let mut second = recorded(
         setup(Identity::Existing(shared.clone())),
@@ -625,7 +627,10 @@ fn remove_keeps_a_key_file_another_pairing_uses() {
     );
     second.authorized.marker = "other-marker".to_owned();
     second.authorized.key = ssh_key::PublicKey::from_openssh(RSA_PUB).unwrap();
-    apply(&dir, &second, &mut never()).unwrap().commit();
+    apply(&dir, &second, &mut never())
+        .unwrap()
+        .commit()
+        .unwrap();
 
     remove(&dir, "git-pair-a-1", None, Some(&first.authorized.marker)).unwrap();
     assert!(shared.exists(), "still used by git-pair-b-2");
@@ -652,7 +657,7 @@ fn remove_authorized_drops_only_git_pair_lines_of_that_key() {
     let dir = SshDir::new(home.path());
     let before = fs::read(dir.authorized_keys()).unwrap();
     let s = setup(generated());
-    apply(&dir, &s, &mut never()).unwrap().commit();
+    apply(&dir, &s, &mut never()).unwrap().commit().unwrap();
     let fp = s.authorized.key.fingerprint(ssh_key::HashAlg::Sha256);
     let changed = remove_authorized(&dir, &fp).unwrap();
     assert_eq!(changed, vec![dir.authorized_keys()]);

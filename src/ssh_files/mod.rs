@@ -30,18 +30,21 @@ use zeroize::Zeroizing;
 pub mod atomic;
 pub mod authorized_keys;
 pub mod client_config;
+pub mod journal;
 pub mod known_hosts;
+pub mod recovery;
 mod transaction;
 
+#[cfg(test)]
+mod crash_tests;
 #[cfg(test)]
 mod io_tests;
 #[cfg(test)]
 mod test_keys;
 
 pub use client_config::{BlockRecord, FoundBlock, HostBlock};
-pub use transaction::Applied;
-
-use transaction::FileMode;
+pub use recovery::{recover, Recovery};
+pub use transaction::{Applied, FileMode};
 
 /// What can go wrong while planning or writing files under `~/.ssh`.
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +107,14 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+
+    /// Another program holds git's lock on a file git pair must change.
+    #[error("{} is being changed by another program ({} exists): retry when it has finished; if no git command is running, remove {} and retry", .path.display(), .lock.display(), .lock.display())]
+    FileLocked { path: PathBuf, lock: PathBuf },
+
+    /// Undoing found a file changed by someone else since git pair wrote it; it was left as is.
+    #[error("{} was changed by another program after git pair wrote it, so git pair left it as it is", .path.display())]
+    ChangedSince { path: PathBuf },
 
     /// A symlink chain under `~/.ssh` does not end.
     #[error("{} is a symlink loop: fix or remove the symlink and retry", .path.display())]
@@ -230,6 +241,12 @@ impl SshDir {
         Ok(bytes
             .map(|f| client_config::pair_blocks(&f.bytes))
             .unwrap_or_default())
+    }
+
+    /// `~/.ssh/git-pair/journal`: the undo journal of an uncommitted transaction (see
+    /// [`journal`]).
+    pub fn journal(&self) -> PathBuf {
+        self.pair_dir().join(journal::FILE_NAME)
     }
 
     /// `~/.ssh/git-pair/.lock`, flocked while a transaction runs.
@@ -519,27 +536,39 @@ fn prepare(dir: &SshDir, setup: &PairSetup) -> Result<Prepared, Error> {
     Ok(Prepared { block, identity })
 }
 
-/// Applies a whole [`PairSetup`], all or nothing.
+/// Starts a transaction on `dir`: creates `~/.ssh` and `~/.ssh/git-pair` (0700) if missing,
+/// takes the lock (waiting for another git-pair; held until the returned [`Applied`] is
+/// committed, rolled back or dropped) and undoes what a crashed run left (see
+/// [`Applied::recovered`]). `label` says what the transaction does, for the message of the run
+/// after a crash. Directories created here are left in place (the lock file lives in one of
+/// them, and removing a lock file others may be waiting on is unsafe).
+pub fn begin(
+    dir: &SshDir,
+    label: &str,
+    interrupted: &mut dyn FnMut() -> bool,
+) -> Result<Applied, Error> {
+    dir.check_writable()?;
+    poll(interrupted)?;
+    atomic::ensure_dir(dir.root(), 0o700)?;
+    atomic::ensure_dir(&dir.pair_dir(), 0o700)?;
+    Applied::begin(dir, label, Some(interrupted))
+}
+
+/// Applies a whole [`PairSetup`] inside `tx` (see [`begin`]): writes, each atomically and
+/// journaled, the identity files (if generated), git-pair's known_hosts, git-pair's config (the
+/// `Host` block), `~/.ssh/config` (the `Include` line), `~/.ssh/authorized_keys`, then removes
+/// what `replaces` names. A file whose planned bytes equal its current bytes is not rewritten.
 ///
-/// Creates `~/.ssh` and `~/.ssh/git-pair` (0700) if missing, takes the lock (held until the
-/// returned [`Applied`] is committed, rolled back or dropped), then writes, each atomically:
-/// the identity files (if generated), git-pair's known_hosts, git-pair's config (the `Host`
-/// block), `~/.ssh/config` (the `Include` line), `~/.ssh/authorized_keys`. A file whose planned
-/// bytes equal its current bytes is not rewritten.
-///
-/// `interrupted` is polled before each of those steps; if it returns true, everything done so far
-/// is undone and [`Error::Interrupted`] returned. Any other failure also undoes everything first.
-/// Directories created here are left in place (the lock file lives in one of them, and removing a
-/// lock file others may be waiting on is unsafe).
-///
-/// Dropping the returned [`Applied`] without calling [`Applied::commit`] rolls the changes back.
-pub fn apply(
+/// `interrupted` is polled before each of those steps; if it returns true,
+/// [`Error::Interrupted`] is returned. On any error the caller rolls `tx` back (dropping it
+/// does).
+pub fn apply_in(
+    tx: &mut Applied,
     dir: &SshDir,
     setup: &PairSetup,
     interrupted: &mut dyn FnMut() -> bool,
-) -> Result<Applied, Error> {
+) -> Result<(), Error> {
     let prepared = prepare(dir, setup)?;
-    dir.check_writable()?;
     if prepared.identity.is_some() {
         for path in [dir.identity(&setup.alias), dir.identity_pub(&setup.alias)] {
             if std::fs::symlink_metadata(&path).is_ok() {
@@ -547,11 +576,22 @@ pub fn apply(
             }
         }
     }
-    poll(interrupted)?;
-    atomic::ensure_dir(dir.root(), 0o700)?;
-    atomic::ensure_dir(&dir.pair_dir(), 0o700)?;
-    let mut tx = Applied::begin(&dir.lock_file(), Some(&mut *interrupted))?;
-    match apply_steps(&mut tx, dir, setup, &prepared, interrupted) {
+    apply_steps(tx, dir, setup, &prepared, interrupted)
+}
+
+/// [`begin`] and [`apply_in`]: a whole [`PairSetup`], all or nothing. Any failure undoes
+/// everything before it returns. Dropping the returned [`Applied`] without calling
+/// [`Applied::commit`] rolls the changes back.
+pub fn apply(
+    dir: &SshDir,
+    setup: &PairSetup,
+    interrupted: &mut dyn FnMut() -> bool,
+) -> Result<Applied, Error> {
+    // Checked before the lock and the directories, so that a bad setup changes nothing at all.
+    prepare(dir, setup)?;
+    let label = format!("pairing, ssh alias {}", setup.alias);
+    let mut tx = begin(dir, &label, interrupted)?;
+    match apply_in(&mut tx, dir, setup, interrupted) {
         Ok(()) => Ok(tx),
         Err(cause) => Err(undo_after(tx, cause)),
     }
@@ -636,7 +676,8 @@ pub fn remove(
     marker: Option<&str>,
 ) -> Result<Vec<PathBuf>, Error> {
     validate_alias(alias)?;
-    removal(dir, |tx| {
+    let label = format!("removing the pairing of ssh alias {alias}");
+    removal(dir, &label, |tx| {
         remove_steps(tx, dir, alias, authorized_fingerprint, marker)
     })
 }
@@ -647,7 +688,7 @@ pub fn remove_authorized(
     dir: &SshDir,
     fingerprint: &ssh_key::Fingerprint,
 ) -> Result<Vec<PathBuf>, Error> {
-    removal(dir, |tx| {
+    removal(dir, "revoking a paired key", |tx| {
         tx.update(&dir.authorized_keys(), FileMode::KeepOr(0o600), |old| {
             Ok(old.map(|old| authorized_keys::plan_remove(old, Some(fingerprint), None)))
         })
@@ -659,6 +700,7 @@ pub fn remove_authorized(
 /// hold the lock file.
 fn removal(
     dir: &SshDir,
+    label: &str,
     steps: impl FnOnce(&mut Applied) -> Result<(), Error>,
 ) -> Result<Vec<PathBuf>, Error> {
     match dir_state(dir.root())? {
@@ -667,11 +709,11 @@ fn removal(
     }
     dir.check_writable()?;
     atomic::ensure_dir(&dir.pair_dir(), 0o700)?;
-    let mut tx = Applied::begin(&dir.lock_file(), None)?;
+    let mut tx = Applied::begin(dir, label, None)?;
     match steps(&mut tx) {
         Ok(()) => {
             let written = tx.written();
-            tx.commit();
+            tx.commit()?;
             Ok(written)
         }
         Err(cause) => Err(undo_after(tx, cause)),

@@ -1,5 +1,6 @@
-//! Writing a verified pairing on this machine: ~/.ssh, then the remote, as one unit that is
-//! rolled back on any failure or interruption.
+//! Writing a verified pairing on this machine: ~/.ssh, then the remote, as one transaction that
+//! is rolled back on any failure or interruption, and by the next run of git pair after a crash
+//! (see `ssh_files::journal`).
 
 use std::fs;
 use std::net::SocketAddr;
@@ -27,7 +28,8 @@ pub(super) struct Done {
 }
 
 /// Applies the pairing on this machine: ~/.ssh, then the remote, as one
-/// unit. Any failure or interruption undoes all of it.
+/// transaction. Any failure or interruption undoes all of it; so does the next
+/// run of git pair if this one is killed before the commit.
 pub(super) fn setup(
     args: &PairArgs,
     p: &Prepared,
@@ -48,7 +50,6 @@ pub(super) fn setup(
     let host_name = host_name_for(v.address, &p.interfaces);
     let peer_id = peer_id(info);
     let marker = repo::pair_marker(&p.info.path, &peer_id);
-    let earlier = earlier_pairings(p, &peer_id, &marker)?;
     let exe = std::env::current_exe()
         .and_then(fs::canonicalize)
         .context("cannot find the git-pair executable for the forced command")?;
@@ -69,8 +70,18 @@ pub(super) fn setup(
         annex_uuid: info.annex_uuid.clone(),
         local_annex: p.info.annex_uuid.is_some(),
     };
+
+    let mut interrupted = || interrupts.check().is_some();
+    let label = format!("pairing {} (ssh alias {alias})", p.info.path.display());
+    let mut tx = ssh_files::begin(&p.ssh, &label, &mut interrupted).map_err(setup_error)?;
+    report_recovery(out, tx.recovered());
+    // Under the lock, what the repository and ~/.ssh hold now: another run of this user may
+    // have just paired, and must not lose its remote name to this one.
+    let repository = git2::Repository::open(p.repo.path()).context(PairError::Setup)?;
+    let remotes = repo::remote_names(&repository).context(PairError::Setup)?;
+    let earlier = earlier_pairings(&repository, p, &peer_id, &marker)?;
     let plan = repo::plan_remote(
-        &p.info.remotes,
+        &remotes,
         args.name.as_deref(),
         &info.host,
         &record,
@@ -98,36 +109,22 @@ pub(super) fn setup(
         replaces: earlier.aliases.clone(),
     };
 
-    let applied = ssh_files::apply(&p.ssh, &ssh_setup, &mut || interrupts.check().is_some())
-        .map_err(|e| {
-            let interrupted = matches!(e, ssh_files::Error::Interrupted);
-            anyhow::Error::new(e).context(if interrupted {
-                PairError::Interrupted
-            } else {
-                PairError::Setup
-            })
-        })?;
-    let remote_undo = match repo::apply_remote(&p.repo, &plan) {
-        Ok(undo) => undo,
-        Err(e) => {
-            let undo = applied.rollback();
-            let err = anyhow::Error::new(e).context(PairError::Setup);
-            return Err(match undo {
-                Ok(()) => err,
-                Err(u) => err.context(format!("undoing the ssh changes also failed: {u}")),
-            });
-        }
-    };
-    if interrupts.check().is_some() {
-        let _ = repo::undo_remote(&p.repo, &plan.name, remote_undo);
-        applied
-            .rollback()
-            .context("undoing the ssh changes after Ctrl-C failed")?;
-        return Err(PairError::Interrupted.into());
+    if let Err(e) = ssh_files::apply_in(&mut tx, &p.ssh, &ssh_setup, &mut interrupted) {
+        return Err(undo(tx, setup_error(e)));
     }
-    drop(remote_undo);
-    let written = applied.written();
-    applied.commit();
+    if let Err(e) = repo::write_remote(&mut tx, &repository, &plan) {
+        return Err(undo(tx, anyhow::Error::new(e).context(PairError::Setup)));
+    }
+    if interrupted() {
+        return Err(undo(tx, PairError::Interrupted.into()));
+    }
+    let written = tx.written();
+    tx.commit().context(PairError::Setup)?;
+    if let Some(old) = plan.replaces.as_deref().filter(|old| *old != plan.name) {
+        if let Err(e) = repo::rename_tracking_refs(&repository, old, &plan.name) {
+            out.line(&format!("warning: {:#}", anyhow::Error::new(e)));
+        }
+    }
 
     out.event(JsonEvent::Remote {
         name: plan.name.clone(),
@@ -155,7 +152,7 @@ pub(super) fn setup(
         out.line("        (this replaces the earlier pairing of these two repositories)");
     }
     for extra in &earlier.extra_remotes {
-        if let Err(e) = repo::remove_remote(&p.repo, extra) {
+        if let Err(e) = repo::remove_remote(&repository, extra) {
             out.line(&format!(
                 "warning: remote {extra} of the earlier pairing is left: {:#}",
                 anyhow::Error::new(e)
@@ -169,6 +166,31 @@ pub(super) fn setup(
         remote: plan.name,
         alias,
     })
+}
+
+/// `e` with the [`PairError`] that says how it failed.
+fn setup_error(e: ssh_files::Error) -> anyhow::Error {
+    let interrupted = matches!(e, ssh_files::Error::Interrupted);
+    anyhow::Error::new(e).context(if interrupted {
+        PairError::Interrupted
+    } else {
+        PairError::Setup
+    })
+}
+
+/// Rolls `tx` back after `cause`, adding to it if that fails too.
+fn undo(tx: ssh_files::Applied, cause: anyhow::Error) -> anyhow::Error {
+    match tx.rollback() {
+        Ok(()) => cause,
+        Err(u) => cause.context(format!("undoing the changes also failed: {u}")),
+    }
+}
+
+/// Tells what the transaction found and undid of a crashed run, if anything.
+fn report_recovery(out: &mut Reporter, recovered: &ssh_files::Recovery) {
+    for line in crate::commands::recover::describe(recovered) {
+        out.line(&line);
+    }
 }
 
 /// What an earlier pairing of the same two repositories left, for a re-pair to replace.
@@ -185,12 +207,13 @@ pub(super) struct Earlier {
 /// Finds the remotes recorded for `peer_id`, and the `Host` blocks recorded for this repository
 /// with this pairing's marker.
 pub(super) fn earlier_pairings(
+    repository: &git2::Repository,
     p: &Prepared,
     peer_id: &str,
     marker: &str,
 ) -> anyhow::Result<Earlier> {
     let mut earlier = Earlier::default();
-    for r in repo::paired_remotes(&p.repo).context(PairError::Setup)? {
+    for r in repo::paired_remotes(repository).context(PairError::Setup)? {
         if r.peer.as_deref() != Some(peer_id) {
             continue;
         }

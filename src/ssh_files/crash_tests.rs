@@ -1,0 +1,341 @@
+//! Crash tests of the journaled transaction in a temporary home: a transaction ended as a
+//! SIGKILL would end it ([`Applied::crash`]) after any step, then the next run's [`recover`].
+//! The end-to-end test `sigkill_during_setup_leaves_no_torn_pairing` kills the real binary.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use super::io_tests::{
+    generated, lived_in_home, mode, never, setup, snapshot, without_created_dirs, Snapshot,
+    TempHome,
+};
+use super::journal::{Journal, Written};
+use super::transaction::Lock;
+use super::*;
+
+/// Everything under the home but the lock file and the directories apply creates.
+fn state(home: &TempHome) -> Snapshot {
+    without_created_dirs(snapshot(home.path()))
+}
+
+/// Stops after `n` polls of `interrupted` (each poll comes before one step).
+fn stop_after(n: usize) -> impl FnMut() -> bool {
+    let mut calls = 0;
+    move || {
+        calls += 1;
+        calls > n
+    }
+}
+
+/// A repository config beside the ssh files, changed in the same transaction.
+fn repo_config(home: &TempHome) -> std::path::PathBuf {
+    let dir = home.path().join("repo/.git");
+    fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config");
+    fs::write(&config, b"[core]\n\tbare = false\n").unwrap();
+    fs::set_permissions(&config, fs::Permissions::from_mode(0o644)).unwrap();
+    config
+}
+
+fn add_remote(old: Option<&[u8]>) -> Result<Option<Vec<u8>>, Error> {
+    let mut new = old.unwrap_or_default().to_vec();
+    new.extend_from_slice(b"[remote \"laptop\"]\n\turl = x:/y\n");
+    Ok(Some(new))
+}
+
+#[test]
+fn a_crash_after_any_step_is_undone_by_the_next_run() {
+    // From after the first step to after the last one (and the repository config).
+    for steps in 1..=8 {
+        let home = lived_in_home();
+        let config = repo_config(&home);
+        let dir = SshDir::new(home.path());
+        let before = state(&home);
+        let mut tx = begin(&dir, "pairing for a test", &mut never()).unwrap();
+        let mut stop = stop_after(steps);
+        let done = apply_in(&mut tx, &dir, &setup(generated()), &mut stop);
+        if done.is_ok() && !stop() {
+            tx.update_git_file(&config, 0o644, add_remote).unwrap();
+        }
+        tx.crash();
+        assert!(dir.journal().exists(), "after {steps} steps");
+        assert_ne!(
+            state(&home),
+            before,
+            "the crash left changes ({steps} steps)"
+        );
+
+        let recovered = recover(&dir).unwrap();
+        let interrupted = recovered.interrupted.expect("the journal was found");
+        assert_eq!(interrupted.label, "pairing for a test");
+        assert_eq!(interrupted.pid, std::process::id());
+        assert!(interrupted.changed_since.is_empty());
+        assert!(recovered.unreadable.is_none());
+        assert_eq!(state(&home), before, "after {steps} steps");
+        assert!(!dir.journal().exists());
+        // A second run finds nothing to do.
+        assert!(recover(&dir).unwrap().is_empty());
+    }
+}
+
+#[test]
+fn a_crash_after_the_commit_keeps_everything() {
+    let home = lived_in_home();
+    let config = repo_config(&home);
+    let dir = SshDir::new(home.path());
+    let mut tx = apply(&dir, &setup(generated()), &mut never()).unwrap();
+    tx.update_git_file(&config, 0o644, add_remote).unwrap();
+    assert_eq!(mode(&dir.journal()), 0o600);
+    tx.commit().unwrap();
+    let after = state(&home);
+    assert!(!dir.journal().exists());
+    assert!(recover(&dir).unwrap().is_empty());
+    assert_eq!(state(&home), after);
+    assert!(fs::read(&config).unwrap().ends_with(b"url = x:/y\n"));
+    assert_eq!(mode(&config), 0o644);
+}
+
+#[test]
+fn the_journal_holds_the_previous_bytes_until_the_commit() {
+    let home = lived_in_home();
+    let dir = SshDir::new(home.path());
+    let old_keys = fs::read(dir.authorized_keys()).unwrap();
+    let tx = apply(&dir, &setup(generated()), &mut never()).unwrap();
+    let journal = Journal::decode(&fs::read(dir.journal()).unwrap()).unwrap();
+    let keys = journal
+        .entries
+        .iter()
+        .find(|e| e.path == dir.authorized_keys())
+        .unwrap();
+    let saved = keys.before.as_ref().unwrap();
+    assert_eq!((saved.bytes.as_slice(), saved.mode), (&old_keys[..], 0o644));
+    let identity = journal
+        .entries
+        .iter()
+        .find(|e| e.path == dir.identity("git-pair-laptop-3f9a1c2e"))
+        .unwrap();
+    assert!(
+        identity.before.is_none(),
+        "a new key's bytes are not copied"
+    );
+    assert_eq!(journal.entries.len(), tx.written().len());
+    tx.rollback().unwrap();
+    assert!(!dir.journal().exists());
+}
+
+#[test]
+fn a_file_changed_since_the_crash_is_left_as_it_is_and_reported() {
+    let home = lived_in_home();
+    let dir = SshDir::new(home.path());
+    let before = state(&home);
+    let tx = apply(&dir, &setup(generated()), &mut never()).unwrap();
+    tx.crash();
+    // The user adds a key after the crash.
+    let mut keys = fs::read(dir.authorized_keys()).unwrap();
+    keys.extend_from_slice(b"ssh-ed25519 AAAAadded-after-the-crash me\n");
+    fs::write(dir.authorized_keys(), &keys).unwrap();
+
+    let recovered = recover(&dir).unwrap();
+    let interrupted = recovered.interrupted.unwrap();
+    assert_eq!(interrupted.changed_since, [dir.authorized_keys()]);
+    assert_eq!(
+        fs::read(dir.authorized_keys()).unwrap(),
+        keys,
+        "their key stays"
+    );
+    let mut now = state(&home);
+    let mut expected = before.clone();
+    now.remove(Path::new(".ssh/authorized_keys"));
+    expected.remove(Path::new(".ssh/authorized_keys"));
+    assert_eq!(now, expected, "everything else is undone");
+    assert!(!dir.journal().exists(), "and the next run is not blocked");
+}
+
+#[test]
+fn a_damaged_journal_is_moved_aside_and_never_acted_upon() {
+    let home = lived_in_home();
+    let dir = SshDir::new(home.path());
+    let tx = apply(&dir, &setup(generated()), &mut never()).unwrap();
+    tx.crash();
+    let mut bytes = fs::read(dir.journal()).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    fs::write(dir.journal(), &bytes).unwrap();
+    let crashed = state(&home);
+
+    let recovered = recover(&dir).unwrap();
+    let (aside, why) = recovered.unreadable.unwrap();
+    assert_eq!(why, journal::JournalError::Checksum);
+    assert!(recovered.interrupted.is_none());
+    assert_eq!(fs::read(&aside).unwrap(), bytes);
+    assert!(!dir.journal().exists());
+    let mut now = state(&home);
+    now.retain(|p, _| !p.to_string_lossy().contains("journal"));
+    let mut then = crashed;
+    then.retain(|p, _| !p.to_string_lossy().contains("journal"));
+    assert_eq!(now, then, "no file was touched");
+}
+
+#[test]
+fn temporary_files_and_orphaned_keys_go_and_nothing_else() {
+    let home = lived_in_home();
+    let dir = SshDir::new(home.path());
+    // A pairing that uses its key, committed.
+    apply(&dir, &setup(generated()), &mut never())
+        .unwrap()
+        .commit()
+        .unwrap();
+    let keep = state(&home);
+    let pair = dir.pair_dir();
+    let litter = [
+        dir.root()
+            .join(".authorized_keys.git-pair-0123456789abcdef.tmp"),
+        pair.join(".journal.git-pair-fedcba9876543210.tmp"),
+        // A private key whose .pub never came, used by no Host block.
+        dir.identity("git-pair-desk-00000000"),
+    ];
+    for path in &litter {
+        fs::write(path, b"left by a killed run").unwrap();
+    }
+    let scratch = pair.join(".repo-config.git-pair-0000000000000001.tmp");
+    fs::create_dir(&scratch).unwrap();
+    fs::write(scratch.join("config"), b"x").unwrap();
+    // Look-alikes that are not git pair's litter: they stay.
+    let mine = [
+        dir.root().join(".authorized_keys.git-pair-XYZ.tmp"),
+        dir.root().join("id_mine"),
+        pair.join("id_git-pair-pub-only-00000000.pub"),
+    ];
+    for path in &mine {
+        fs::write(path, b"mine").unwrap();
+    }
+
+    let recovered = recover(&dir).unwrap();
+    assert!(recovered.interrupted.is_none());
+    let mut cleaned = recovered.cleaned.clone();
+    cleaned.sort();
+    let mut expected = litter.to_vec();
+    expected.push(scratch);
+    expected.sort();
+    assert_eq!(cleaned, expected);
+    for path in &mine {
+        assert!(path.exists(), "{}", path.display());
+        fs::remove_file(path).unwrap();
+    }
+    assert_eq!(
+        state(&home),
+        keep,
+        "the pairing's key and everything else stay"
+    );
+}
+
+#[test]
+fn recovery_leaves_a_live_transaction_alone() {
+    let home = lived_in_home();
+    let dir = SshDir::new(home.path());
+    let tx = apply(&dir, &setup(generated()), &mut never()).unwrap();
+    let live = state(&home);
+    // Another git pair, while this one holds the lock.
+    assert!(recover(&dir).unwrap().is_empty());
+    assert_eq!(state(&home), live);
+    tx.commit().unwrap();
+}
+
+#[test]
+fn git_s_lock_is_honoured_and_never_left_behind() {
+    let home = lived_in_home();
+    let config = repo_config(&home);
+    let lock = config.with_file_name("config.lock");
+    let dir = SshDir::new(home.path());
+
+    // git is writing the config: refused, its lock untouched, nothing journaled for it.
+    fs::write(&lock, b"git's").unwrap();
+    let mut tx = begin(&dir, "t", &mut never()).unwrap();
+    let err = tx.update_git_file(&config, 0o644, add_remote).unwrap_err();
+    assert!(matches!(err, Error::FileLocked { .. }), "{err}");
+    assert!(err.to_string().contains("config.lock"), "{err}");
+    tx.crash();
+    assert!(recover(&dir).unwrap().interrupted.is_some());
+    assert_eq!(fs::read(&lock).unwrap(), b"git's");
+    fs::remove_file(&lock).unwrap();
+
+    // A crash while our lock is held: the next run removes it and the config is as before.
+    let before = fs::read(&config).unwrap();
+    let mut tx = begin(&dir, "t", &mut never()).unwrap();
+    tx.update_git_file(&config, 0o644, |old| {
+        assert!(lock.exists(), "planned under git's lock");
+        let planned = add_remote(old);
+        // Simulate the crash halfway through filling the lock file.
+        fs::write(&lock, b"[core]\n\tba").unwrap();
+        planned
+    })
+    .unwrap();
+    assert!(!lock.exists());
+    assert_ne!(fs::read(&config).unwrap(), before);
+    tx.crash();
+    fs::write(&lock, b"[core]\n\tba").unwrap();
+    recover(&dir).unwrap();
+    assert!(!lock.exists());
+    assert_eq!(fs::read(&config).unwrap(), before);
+
+    // No change planned: no write, no lock left.
+    let mut tx = begin(&dir, "t", &mut never()).unwrap();
+    tx.update_git_file(&config, 0o644, |old| {
+        Ok::<_, Error>(old.map(<[u8]>::to_vec))
+    })
+    .unwrap();
+    assert!(tx.written().is_empty());
+    assert!(!lock.exists());
+    tx.commit().unwrap();
+    assert!(!dir.journal().exists());
+}
+
+#[test]
+fn a_killed_process_never_keeps_the_lock() {
+    if Command::new("flock").arg("--version").output().is_err() {
+        eprintln!("skipped: flock(1) is not installed (util-linux)");
+        return;
+    }
+    let home = TempHome::new();
+    let dir = SshDir::new(home.path());
+    atomic::ensure_dir(dir.root(), 0o700).unwrap();
+    atomic::ensure_dir(&dir.pair_dir(), 0o700).unwrap();
+    // One process that holds the lock: the shell execs sleep with the locked fd open.
+    let mut holder = Command::new("sh")
+        .args(["-c", r#"exec 9>>"$1" && flock -x 9 && exec sleep 60"#, "sh"])
+        .arg(dir.lock_file())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Lock::take(&dir.lock_file(), false, None).unwrap().is_some() {
+        assert!(Instant::now() < deadline, "flock(1) never took the lock");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    // SIGKILL: the kernel closes the fd, and the flock goes with it.
+    assert!(Lock::take(&dir.lock_file(), false, None).unwrap().is_some());
+    let tx = begin(&dir, "after a kill", &mut never()).unwrap();
+    tx.commit().unwrap();
+}
+
+#[test]
+fn a_create_that_finds_the_file_journals_nothing() {
+    let home = TempHome::new();
+    let dir = SshDir::new(home.path());
+    let mut tx = begin(&dir, "t", &mut never()).unwrap();
+    let path = dir.pair_dir().join("known_hosts");
+    fs::write(&path, b"someone else's").unwrap();
+    assert!(matches!(
+        tx.create(&path, b"ours", 0o600),
+        Err(Error::IdentityExists { .. })
+    ));
+    tx.crash();
+    // Nothing was journaled, so the next run does not touch it.
+    assert!(recover(&dir).unwrap().interrupted.is_none());
+    assert_eq!(fs::read(&path).unwrap(), b"someone else's");
+    let _ = Written::Removed;
+}
