@@ -65,6 +65,58 @@ pub enum Event {
     /// Failure, with a machine-readable reason. Always the last line of a
     /// failure.
     Failed { reason: Reason, message: String },
+    /// `git pair watch`: answering locate queries on these interfaces for these pairings.
+    Watching {
+        interfaces: Vec<String>,
+        port: u16,
+        groups: Vec<String>,
+        pairings: Vec<String>,
+    },
+    /// `git pair watch`: the pairings answered for changed (added or removed).
+    Pairings { pairings: Vec<String> },
+    /// `git pair watch`: answered an authenticated locate query for pairing `alias`.
+    Answered { alias: String, address: String },
+    /// `git pair watch`: stopped (by a signal), with what it did.
+    Stopped {
+        received: u64,
+        answered: u64,
+        dropped: u64,
+        rate_limited: u64,
+        unauthenticated: u64,
+    },
+    /// `git pair refresh`: the peer of a pairing answered a locate query, authenticated with the
+    /// pair secret; `address` sent it, `addresses` are the peer's own, `ssh_port` its sshd's.
+    Located {
+        remote: String,
+        alias: String,
+        address: String,
+        addresses: Vec<String>,
+        ssh_port: u16,
+    },
+    /// `git pair refresh`: an sshd at `address` presents a host key that is not the one
+    /// pinned for the pairing; that address is not used.
+    HostKeyDiffers {
+        remote: String,
+        alias: String,
+        address: String,
+    },
+    /// `git pair refresh`: the pairing's ssh alias reaches its peer at `host_name`, found by
+    /// `method` (`mdns`, `address` or `locate`); `changed` says whether the alias was changed.
+    Refreshed {
+        remote: String,
+        alias: String,
+        host_name: String,
+        port: u16,
+        method: String,
+        changed: bool,
+    },
+    /// `git pair refresh`: this pairing was not refreshed, and its alias is unchanged.
+    NotRefreshed {
+        remote: String,
+        alias: String,
+        reason: Reason,
+        message: String,
+    },
 }
 
 /// Why a pairing failed, for programs.
@@ -79,12 +131,14 @@ pub enum Reason {
     PeerRejected,
     Setup,
     Interrupted,
+    HostKeyChanged,
+    NoPairSecret,
     Error,
 }
 
 impl Reason {
     /// Every reason with its meaning, for the man page.
-    pub const ALL: [(Reason, &'static str, &'static str); 9] = [
+    pub const ALL: [(Reason, &'static str, &'static str); 11] = [
         (
             Reason::Usage,
             "usage",
@@ -124,6 +178,16 @@ impl Reason {
             Reason::Interrupted,
             "interrupted",
             "Ctrl-C or a termination signal; nothing was written",
+        ),
+        (
+            Reason::HostKeyChanged,
+            "host_key_changed",
+            "git pair refresh: the peer was found, but its sshd presents a host key other than the pinned one; nothing was changed",
+        ),
+        (
+            Reason::NoPairSecret,
+            "no_pair_secret",
+            "git pair refresh: the pairing has no pair secret (it was made before git pair stored one) and its peer was not found by name or at its address; pair again",
         ),
         (Reason::Error, "error", "any other error"),
     ];
@@ -174,7 +238,7 @@ pub fn report_usage_error(message: &str) {
     if std::env::args_os().skip(1).any(|a| a == "--json") {
         EventWriter::new(io::stdout()).emit(&Event::Failed {
             reason: Reason::Usage,
-            message: message.trim().to_string(),
+            message: message.trim().trim_start_matches("error: ").to_string(),
         });
     }
 }

@@ -16,13 +16,13 @@ pub enum Exit {
 impl Exit {
     /// Every status with its meaning, for the man page.
     pub const ALL: [(Exit, &'static str); 7] = [
-        (Exit::Success, "Paired: everything is set up on this machine (git pair); listed or removed (git pair list, git pair remove, also when there was nothing left to remove)."),
+        (Exit::Success, "Paired: everything is set up on this machine (git pair); listed or removed (git pair list, git pair remove, also when there was nothing left to remove); every pairing asked for reaches its peer (git pair refresh); stopped by a signal (git pair watch)."),
         (Exit::Error, "Any other error, including a refused `git pair serve` request."),
-        (Exit::Usage, "Usage error: bad arguments or code, not in a git repository, the requested remote name is taken, or git pair remove was given a remote git pair did not make."),
-        (Exit::NoPeer, "No peer answered before the timeout."),
-        (Exit::Verification, "Verification failed: a peer answered but the codes differ, or someone may be guessing the code. Nothing was written."),
+        (Exit::Usage, "Usage error: bad arguments or code, not in a git repository, the requested remote name is taken, or git pair remove was given a remote git pair did not make. git pair refresh: no pairing of that name, or a pairing without a pair secret (made before git pair stored one) that was not found by name or address: pair again."),
+        (Exit::NoPeer, "No peer answered before the timeout (git pair refresh: a peer was found neither by name, nor at its address, nor by a locate query)."),
+        (Exit::Verification, "Verification failed: a peer answered but the codes differ, or someone may be guessing the code. Nothing was written. git pair refresh: the peer was found, but its sshd presents a host key other than the pinned one; the alias was not changed."),
         (Exit::Setup, "The setup on this machine failed (~/.ssh not writable, no sshd host keys, the peer's sshd unreachable, a login key that already opens another repository, ...). Nothing was left behind."),
-        (Exit::Interrupted, "Interrupted by Ctrl-C or a termination signal. Nothing was written."),
+        (Exit::Interrupted, "Interrupted by Ctrl-C or a termination signal. Nothing was written (git pair refresh: no alias was changed)."),
     ];
 
     pub fn code(self) -> u8 {
@@ -32,6 +32,9 @@ impl Exit {
 
 /// The status for an error: the first part of its chain that knows one.
 pub fn of(err: &anyhow::Error) -> Exit {
+    if let Some(e) = crate::commands::refresh::find(err) {
+        return e.exit();
+    }
     if let Some(e) = crate::commands::pair::find(err) {
         return e.exit();
     }

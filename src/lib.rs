@@ -7,16 +7,17 @@
 //!
 //! # Layout
 //! - [`protocol`]: the pairing protocol without I/O: the code, the wire
-//!   codec, the key schedule, the payload and the state machine.
+//!   codec, the key schedule, the payload and the state machine; and the
+//!   locate protocol that finds a paired peer again.
 //! - [`transport`]: sockets and interfaces; drives the protocol machine.
 //! - [`keys`]: ssh login and host keys; [`local`]: this user and machine
 //!   (login name, host name, home, `~/.ssh`).
 //! - [`ssh_files`]: authorized_keys, ssh client config and known_hosts:
 //!   pure plans and atomic, lockable, reversible writes.
 //! - [`repo`]: the git remote and its recorded config.
-//! - [`commands`]: `git pair`, `git pair list`, `git pair remove` and
-//!   `git pair serve`, the edge.
-//! - [`cli`], [`man`], [`events`], [`term`], [`exit`], [`interrupt`]: the
+//! - [`commands`]: `git pair`, `git pair list`, `git pair remove`,
+//!   `git pair refresh`, `git pair watch` and `git pair serve`, the edge.
+//! - [`cli`], [`man`], [`events`], [`term`], [`prompt`], [`exit`], [`interrupt`]: the
 //!   interfaces to people and programs; [`sanitize`]: untrusted text made
 //!   inert before it reaches a terminal or a file.
 //!
@@ -56,6 +57,14 @@
 //!    repository is refused, since sshd would use the first matching line.
 //! 7. **Undo.** `git pair remove` revokes the peer's key and removes every
 //!    other trace of the pairing on this machine, and nothing else.
+//! 8. **A new address never changes trust.** `git pair refresh` points an
+//!    alias at a new address only after ssh verified, there, the host key
+//!    pinned at pairing time. Locate queries and answers are authenticated
+//!    with the pair secret (HMAC-SHA256, constant-time checks), answers bind
+//!    the query's fresh nonce, and queries do not name the pairing.
+//!    `git pair watch` answers only authenticated queries and bounds the work
+//!    and memory a flood can cost it (a global token bucket, no state per
+//!    sender); a flood can delay a refresh, never misdirect one.
 //!
 //! Not in scope: an attacker on the LAN can always stop a pairing (drop
 //! packets, or make it fail three times), but never complete one. A
@@ -73,6 +82,7 @@ pub mod interrupt;
 pub mod keys;
 pub mod local;
 pub mod man;
+pub mod prompt;
 pub mod protocol;
 pub mod repo;
 pub mod sanitize;
@@ -84,6 +94,7 @@ use cli::{Cli, Command};
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    use commands::pair::CodeSource;
     // Before anything else, finish or undo what a killed run left (the forced command changes
     // nothing, so it leaves that to the user's own runs).
     if !matches!(cli.command, Some(Command::Serve { .. })) {
@@ -93,7 +104,17 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Serve { repo }) => match commands::serve::run(&repo)? {},
         Some(Command::List { json }) => commands::list::run(json),
         Some(Command::Remove { name }) => commands::remove::run(&name),
-        None => commands::pair::run(&cli.pair),
+        Some(Command::Refresh(args)) => commands::refresh::run(&args),
+        Some(Command::Watch(args)) => commands::watch::run(&args),
+        Some(Command::Join { pair }) => commands::pair::run(&pair, CodeSource::Prompt),
+        None => {
+            let source = match (cli.code, cli.code_file) {
+                (Some(code), _) => CodeSource::Argument(zeroize::Zeroizing::new(code)),
+                (None, Some(file)) => CodeSource::File(file),
+                (None, None) => CodeSource::EnvironmentOrNew,
+            };
+            commands::pair::run(&cli.pair, source)
+        }
     }
 }
 
@@ -102,6 +123,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 pub fn error_prefix(cli: &Cli) -> &'static str {
     match cli.command {
         Some(Command::Serve { .. }) => "git pair serve",
-        Some(Command::List { .. }) | Some(Command::Remove { .. }) | None => "git pair: error",
+        _ => "git pair: error",
     }
 }

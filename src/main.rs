@@ -4,20 +4,21 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
-use git_pair::cli::Cli;
+use git_pair::cli::{self, ParseError};
 use git_pair::exit::{self, Exit};
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match cli::parse() {
         Ok(cli) => cli,
-        Err(e) => {
-            // --help and --version end up here too; they go to stdout.
+        Err(ParseError::Clap(e)) if !e.use_stderr() => {
+            // --help and --version: to stdout.
             let _ = e.print();
-            if !e.use_stderr() {
-                return ExitCode::SUCCESS;
-            }
-            git_pair::events::report_usage_error(&e.to_string());
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let message = e.message();
+            let _ = write!(std::io::stderr(), "git pair: {message}");
+            git_pair::events::report_usage_error(&message);
             return ExitCode::from(Exit::Usage.code());
         }
     };

@@ -10,6 +10,9 @@ use crate::cli::Cli;
 use crate::events::{self, Reason};
 use crate::exit::Exit;
 use crate::protocol::codec::{MAX_DATAGRAM, PIECE_LEN, VERSION as WIRE_VERSION};
+use crate::protocol::locate::{
+    self, responder, seeker, MAX_ADDRESSES, MAX_ANSWER_LEN, MAX_PAIRINGS, QUERY_LEN,
+};
 use crate::protocol::machine::{
     FINAL_ACK_COPIES, HELLO_INITIAL, LINGER_MAX, LINGER_QUIET, MAX_FAILURES, MAX_SESSIONS,
     RTO_INITIAL, RTO_MAX, SCAN_AFTER, SCAN_PACE, VERIFY_WITHIN,
@@ -52,55 +55,130 @@ pub fn render() -> Vec<u8> {
         .manual("Git Manual");
     let mut out = Vec::new();
     type Render = fn(&clap_mangen::Man, &mut dyn std::io::Write) -> std::io::Result<()>;
-    let sections: [Render; 5] = [
+    let head: [Render; 2] = [
         clap_mangen::Man::render_title,
         clap_mangen::Man::render_name_section,
-        clap_mangen::Man::render_synopsis_section,
+    ];
+    let body: [Render; 2] = [
         clap_mangen::Man::render_description_section,
         clap_mangen::Man::render_options_section,
     ];
-    for render in sections {
+    for render in head {
+        render(&man, &mut out).expect("writing to a Vec cannot fail");
+    }
+    out.extend_from_slice(synopsis().render().as_bytes());
+    for render in body {
         render(&man, &mut out).expect("writing to a Vec cannot fail");
     }
     out.extend_from_slice(extra().render().as_bytes());
     out
 }
 
+/// One argument as the SYNOPSIS and COMMANDS show it: `--long VALUE`, optional in brackets,
+/// `...` when it may be repeated; a positional as its value name.
+fn usage_of(a: &clap::Arg) -> Vec<Inline> {
+    let value = a
+        .get_value_names()
+        .and_then(|v| v.first())
+        .map(|v| v.to_string())
+        .unwrap_or_else(|| a.get_id().to_string().to_uppercase());
+    let repeated = matches!(a.get_action(), clap::ArgAction::Append);
+    let mut out = Vec::new();
+    let optional = !a.is_required_set();
+    if optional {
+        out.push(roman("["));
+    }
+    match a.get_long() {
+        None => out.push(italic(value)),
+        Some(long) => {
+            out.push(bold(format!("--{long}")));
+            if a.get_action().takes_values() {
+                out.push(roman(" "));
+                out.push(italic(value));
+            }
+        }
+    }
+    if optional {
+        out.push(roman("]"));
+    }
+    if repeated {
+        out.push(roman("..."));
+    }
+    out
+}
+
+/// The pairing options shared by `git pair` and `git pair join`, in SYNOPSIS form.
+fn pairing_options() -> Vec<Inline> {
+    let mut out = Vec::new();
+    for a in Cli::command().get_arguments() {
+        let id = a.get_id().as_str();
+        if a.is_positional() || matches!(id, "help" | "version" | "code_file") {
+            continue;
+        }
+        out.push(roman(" "));
+        out.extend(usage_of(a));
+    }
+    out
+}
+
+/// SYNOPSIS: each way to run git pair on its own line, with the values options take (clap's
+/// own synopsis shows neither, and lists the commands as `[subcommands]`).
+fn synopsis() -> Roff {
+    let mut r = Roff::new();
+    section(&mut r, "SYNOPSIS");
+    let line = |r: &mut Roff, words: Vec<Inline>| {
+        r.control("br", []).text(words);
+    };
+    let options = || vec![roman(" ["), italic("options"), roman("]")];
+    let mut first = vec![bold("git pair")];
+    first.extend(pairing_options());
+    line(&mut r, first);
+    let mut join = vec![bold("git pair join")];
+    join.extend(options());
+    line(&mut r, join);
+    let mut with_code = vec![bold("git pair")];
+    with_code.extend(options());
+    with_code.extend([roman(" "), italic("CODE")]);
+    line(&mut r, with_code);
+    let mut with_file = vec![bold("git pair")];
+    with_file.extend(options());
+    with_file.extend([roman(" "), bold("--code-file"), roman(" "), italic("FILE")]);
+    line(&mut r, with_file);
+    for sub in Cli::command().get_subcommands() {
+        if sub.get_name() == "join" {
+            continue;
+        }
+        let mut w = vec![bold(format!("git pair {}", sub.get_name()))];
+        for a in sub.get_arguments().filter(|a| a.get_id() != "help") {
+            w.push(roman(" "));
+            w.extend(usage_of(a));
+        }
+        line(&mut r, w);
+    }
+    r
+}
+
 /// The subcommands, described here rather than as separate pages.
 fn commands(r: &mut Roff) {
     section(r, "COMMANDS");
     for sub in Cli::command().get_subcommands() {
-        let args: Vec<String> = sub
-            .get_arguments()
-            .filter(|a| a.get_id() != "help")
-            .map(|a| {
-                let value = a
-                    .get_value_names()
-                    .and_then(|v| v.first())
-                    .map(|v| v.to_string())
-                    .unwrap_or_else(|| a.get_id().to_string().to_uppercase());
-                match a.get_long() {
-                    None => value,
-                    Some(long) if !a.get_action().takes_values() => format!("[--{long}]"),
-                    Some(long) if a.is_required_set() => format!("--{long} {value}"),
-                    Some(long) => format!("[--{long} {value}]"),
-                }
-            })
-            .collect();
+        let mut tag = vec![bold(format!("git pair {}", sub.get_name()))];
+        if sub.get_name() == "join" {
+            tag.push(roman(" ["));
+            tag.push(italic("options"));
+            tag.push(roman("]"));
+        } else {
+            for a in sub.get_arguments().filter(|a| a.get_id() != "help") {
+                tag.push(roman(" "));
+                tag.extend(usage_of(a));
+            }
+        }
         let about = sub
             .get_long_about()
             .or(sub.get_about())
             .map(|s| s.to_string())
             .unwrap_or_default();
-        item(
-            r,
-            vec![bold(format!(
-                "git pair {} {}",
-                sub.get_name(),
-                args.join(" ")
-            ))],
-            &about,
-        );
+        item(r, tag, &about);
     }
 }
 
@@ -112,13 +190,22 @@ fn extra() -> Roff {
     para(&mut r, "On the first machine, in the repository:");
     code(
         &mut r,
-        &["$ git pair", "  pairing code:  7 - guitar - orbit - velvet"],
+        &[
+            "$ git pair",
+            "  pairing code:  535 - bulb - fog - baby",
+            "  On the other machine, run:  git pair join",
+        ],
     );
-    para(&mut r, "On the second machine, in its repository:");
+    para(
+        &mut r,
+        "On the second machine, in its repository, type the code at the prompt (Tab completes each \
+         word after three letters):",
+    );
     code(
         &mut r,
         &[
-            "$ git pair 7-guitar-orbit-velvet",
+            "$ git pair join",
+            "Code from the other machine (Tab completes words): 535-bulb-fog-baby",
             "Paired. Try: git fetch laptop",
         ],
     );
@@ -126,10 +213,7 @@ fn extra() -> Roff {
         &mut r,
         "On a network that drops multicast, one side names the other:",
     );
-    code(
-        &mut r,
-        &["$ git pair 7-guitar-orbit-velvet --peer server.lan"],
-    );
+    code(&mut r, &["$ git pair join --peer server.lan"]);
     para(
         &mut r,
         "A program driving git-pair, with the code kept out of the process list:",
@@ -138,11 +222,20 @@ fn extra() -> Roff {
         &mut r,
         &["$ printf '%s' \"$code\" | git pair --code-file - --json"],
     );
+    para(
+        &mut r,
+        "git pair CODE also works, for scripts, but the code is then in the process list of this \
+         machine (ps, /proc/PID/cmdline) for as long as git pair runs, and in the shell's history: \
+         any other user of the machine can read it, and race to join the other side first. Prefer \
+         git pair join, --code-file or GIT_PAIR_CODE. A CODE on the command line must have the shape \
+         of a code (its number, then its words); any other word is refused with the nearest command, \
+         so that a mistyped command never starts a pairing.",
+    );
 
     section(&mut r, "HOW IT WORKS");
     para(
         &mut r,
-        "A pairing code is a public channel number and secret words, e.g. 7-guitar-orbit-velvet: \
+        "A pairing code is a public channel number and secret words, e.g. 535-bulb-fog-baby: \
          the words of a generated code are three of 1024, 30 bits. Only machines announcing the same \
          channel number try to verify each other. Any other phrase both sides type works too; its \
          leading number, if any, is the channel.",
@@ -226,6 +319,45 @@ fn extra() -> Roff {
     );
     item(
         &mut r,
+        vec![bold("Locate")],
+        &format!(
+            "git pair refresh and git pair watch use UDP port {} (--port) and the same multicast groups. \
+             Binary datagrams: a query is \"GPL\" 0x01, type 0x01, a random 16-byte nonce and a tag \
+             ({QUERY_LEN} bytes in all); an answer is \"GPL\" 0x01, type 0x02, the nonce of the query it \
+             answers, the sshd port (2 bytes, big-endian), a count and up to {MAX_ADDRESSES} addresses (0x04 and \
+             4 bytes, or 0x06 and 16), and a tag (at most {MAX_ANSWER_LEN} bytes). The tag is HMAC-SHA256 over \
+             every byte before it, under a key that HKDF-SHA256 (salt \"git-pair/v1 locate\") derives from \
+             the pair secret, one per direction and per side of the pairing (\"git-pair/v1 locate query \
+             low\", \"… query high\", \"… answer low\", \"… answer high\"), and is checked in constant \
+             time. Nothing in a query names the pairing: the watcher tries each pair secret it holds (at \
+             most {MAX_PAIRINGS}). refresh sends a query with a fresh nonce for every pairing still missing \
+             at once and again after each of the pauses {}, by multicast on each chosen interface and to \
+             --peer hosts; \
+             after {} it also sends them to every address of the local IPv4 subnets, one every {}. It \
+             accepts an answer only under the pairing's key and only for one of the last {} nonces it \
+             sent, so a recorded answer replayed later is refused. watch answers from port {} to the \
+             query's source. It drops anything that is not exactly a query unchecked, pays for checking \
+             (one HMAC per pair secret held) from one token bucket ({} HMACs, refilled at {} per second; \
+             none left: dropped unchecked), keeps no state per sender, and remembers the nonces of the \
+             last {} queries it answered, to drop their replays.",
+            locate::PORT,
+            seeker::ROUNDS
+                .iter()
+                .map(|d| ms(*d))
+                .collect::<Vec<_>>()
+                .join(", ")
+                + &format!(" and then every {}", ms(seeker::ROUND_EVERY)),
+            ms(seeker::SCAN_AFTER),
+            ms(seeker::SCAN_PACE),
+            seeker::MAX_NONCES,
+            locate::PORT,
+            responder::BUCKET_CAPACITY,
+            responder::BUCKET_RATE,
+            responder::RECENT_NONCES,
+        ),
+    );
+    item(
+        &mut r,
         vec![bold("Payload")],
         "user, host, path (the absolute repository path), user_key (the OpenSSH public key the sender logs in \
          with), host_keys (its sshd host keys), ssh_port, addresses, and, when the repository is a git-annex \
@@ -255,7 +387,8 @@ fn extra() -> Roff {
          StrictHostKeyChecking yes. The first git fetch is therefore verified without a prompt. Comment \
          lines in the block (# git-pair-repo, # git-pair-remote, # git-pair-marker) record which \
          repository and remote it belongs to, so that git pair list and git pair remove find a pairing \
-         even after its remote was deleted by hand.",
+         even after its remote was deleted by hand. git pair refresh adds # git-pair-refreshed <time> \
+         <method>: when it last found the peer, and how (mdns, address or locate).",
     );
     item(
         &mut r,
@@ -266,6 +399,14 @@ fn extra() -> Roff {
         &mut r,
         vec![bold("~/.ssh/git-pair/id_<alias>, id_<alias>.pub")],
         "The dedicated ed25519 key of a pairing (mode 0600), unless --key named another.",
+    );
+    item(
+        &mut r,
+        vec![bold("~/.ssh/git-pair/secret_<alias>")],
+        "The pairing's pair secret (mode 0600): 32 bytes both sides derived from the SPAKE2 key, with this \
+         side's role in the pairing and its sshd port. git pair refresh and git pair watch prove the pairing \
+         with it when a peer has to be found again. It is never written into a repository or shown; git pair \
+         remove deletes it. Pairings made by a git pair that did not store it have none.",
     );
     item(
         &mut r,
@@ -289,7 +430,8 @@ fn extra() -> Roff {
         &mut r,
         "Pairing the same two repositories again replaces the old pairing: the remote keeps its name, its \
          fetch settings and its remote-tracking branches and gets the new address and keys; the old ssh \
-         alias, pinned host keys, key files and authorized_keys line are replaced in the same transaction, so \
+         alias, pinned host keys, pair secret, key files and authorized_keys line are replaced in the same \
+         transaction, so \
          no duplicate is left. One repository may be paired with several peers, and several repositories on \
          one machine with the same peer: each pairing has its own key, alias and authorized_keys line. A \
          login key can open only one repository (sshd uses the first matching authorized_keys line), so a \
@@ -299,7 +441,8 @@ fn extra() -> Roff {
     para(
         &mut r,
         "git pair remove NAME undoes one pairing on this machine: the peer's authorized_keys line, the ssh \
-         alias and its pinned host keys, the pairing's own key files (unless another pairing uses them) and \
+         alias and its pinned host keys, the pair secret, the pairing's own key files (unless another \
+         pairing uses them) and \
          the remote. Run it on both machines. A pairing whose remote was deleted by hand is listed by git \
          pair list as orphaned and removed the same way; removing what is already gone is not an error.",
     );
@@ -307,6 +450,46 @@ fn extra() -> Roff {
         &mut r,
         "Bare repositories are supported: the peer's remote points at the bare repository itself, and the \
          forced command serves it like any other.",
+    );
+    section(&mut r, "FINDING A PEER AGAIN");
+    para(
+        &mut r,
+        "A pairing stores the peer's address once, as HostName in its ssh alias. When the peer gets \
+         another address (a new DHCP lease), git fetch fails until git pair refresh finds it again. It \
+         tries, in this order: the peer's host name under .local, which resolves where nss-mdns or avahi \
+         answers multicast DNS, and then keeps working wherever the peer goes; the HostName the alias has \
+         now; and locate queries, which git pair watch on the peer answers with its current addresses. \
+         Queries and answers are authenticated with the pair secret both machines derived when they \
+         paired, so no one else can answer for the peer. Whatever is found must then hold the pinned host \
+         key: git pair runs ssh with the pairing's known_hosts and StrictHostKeyChecking yes, and \
+         changes HostName (and Port, if the peer's sshd moved) only when ssh verified the key; nothing \
+         else in the alias changes. A peer that proves the pair secret but whose sshd shows another host \
+         key is refused (exit status 4): a changed address never changes trust. git pair list shows where \
+         each alias points and when and how it was last refreshed.",
+    );
+    para(
+        &mut r,
+        "git pair watch runs in the foreground for one user and answers for every pairing of that user \
+         (the pair secrets in ~/.ssh/git-pair), noticing pairings made or removed while it runs. To run \
+         it whenever you are logged in, enable the systemd user unit installed with git pair:",
+    );
+    code(
+        &mut r,
+        &[
+            "$ systemctl --user enable --now git-pair-watch.service",
+            "$ loginctl enable-linger \"$USER\"    # optional: also while you are not logged in",
+        ],
+    );
+    para(
+        &mut r,
+        "It listens on every interface that is up and multicast-capable; to choose, run systemctl --user \
+         edit git-pair-watch.service and add a line ExecStart= (which clears the unit's) and then \
+         ExecStart=/usr/local/bin/git-pair watch --interface IFACE (the path scripts/install used). On a host \
+         where several users run it, multicast queries reach each of them, but a unicast query (--peer, \
+         the subnet probe) reaches only one. An attacker on the LAN can flood it or drop its datagrams, \
+         and so delay a refresh, but cannot make it answer, use more memory, or do more than the rate \
+         limit's work. Pairings made by a git pair that did not store pair secrets cannot be located: pair \
+         them again.",
     );
     section(&mut r, "GIT-ANNEX");
     para(
@@ -316,7 +499,10 @@ fn extra() -> Roff {
          sync --content, get, copy and whereis then work over the paired remote at once. When git-annex-shell \
          is missing on the peer, git pair says so and how to install it; git annex needs it on both \
          machines. git-annex-shell records changes in git on the machine that serves, so that machine \
-         needs a git identity (git config --global user.email) as for any commit.",
+         needs a git identity (git config --global user.email) as for any commit. The peer reaches \
+         git-annex-shell only in a repository that already is a git-annex repository: a plain \
+         repository stays plain whatever the peer pushes (run git annex init in it first to use \
+         git-annex over the pairing).",
     );
     section(&mut r, "LIST JSON");
     para(
@@ -373,6 +559,27 @@ fn extra() -> Roff {
         item(&mut r, vec![italic(name)], text);
     }
     r.control("RE", []);
+    para(
+        &mut r,
+        "git pair refresh --json prints, for each pairing: host_key_differs when an address answers with \
+         another host key (not used); listening when it starts sending locate queries; located when a \
+         peer's watch answered; then refreshed or not_refreshed. A failure ends with failed, as above.",
+    );
+    for (name, text) in [
+        ("host_key_differs", "{\"remote\", \"alias\", \"address\"}: an sshd there does not hold the pinned host key."),
+        ("located", "{\"remote\", \"alias\", \"address\", \"addresses\", \"ssh_port\"}: an authenticated answer, sent from address, listing the peer's addresses and sshd port."),
+        ("refreshed", "{\"remote\", \"alias\", \"host_name\", \"port\", \"method\", \"changed\"}: the alias reaches the peer at host_name; method is mdns, address or locate; changed says whether the alias was changed."),
+        ("not_refreshed", "{\"remote\", \"alias\", \"reason\", \"message\"}: the alias was left as it was; reason is no_peer, host_key_changed, no_pair_secret or error."),
+    ] {
+        item(&mut r, vec![bold(name)], text);
+    }
+    para(
+        &mut r,
+        "git pair watch --json prints watching {\"interfaces\", \"port\", \"groups\", \"pairings\"} when it \
+         starts, pairings {\"pairings\"} when the pairings it answers for change, answered {\"alias\", \
+         \"address\"} for each answer, and stopped {\"received\", \"answered\", \"dropped\", \
+         \"rate_limited\", \"unauthenticated\"} when a signal stops it.",
+    );
 
     section(&mut r, "EXIT STATUS");
     for (exit, text) in Exit::ALL {
@@ -421,12 +628,19 @@ fn extra() -> Roff {
         &mut r,
         &format!(
             "The peer's key runs only git pair serve, which allows git-upload-pack, git-receive-pack, \
-             git-upload-archive and, for git-annex, git-annex-shell's repository commands ({}) on the \
-             paired repository, never through a shell and always with git-pair's canonical path; \
+             git-upload-archive and, in a git-annex repository (one that has annex.uuid in its own \
+             config when the request arrives), git-annex-shell's content commands ({}) on the paired \
+             repository, never through a shell and always with git-pair's canonical path. \
              git-annex-shell also runs under GIT_ANNEX_SHELL_DIRECTORY and GIT_ANNEX_SHELL_LIMITED, \
-             and its options and fields are checked against the ones git-annex sends. The command \
-             \"true\", which git-annex sends to warm its ssh connection cache, succeeds without \
-             running anything. Everything else is refused.",
+             and its options and fields are checked against the ones git-annex sends; gcryptsetup, \
+             which rewrites the repository's config, is refused, and so is every git-annex-shell \
+             command in a plain repository, which git-annex-shell would otherwise make a git-annex \
+             repository, with hooks and settings from a branch the peer pushed. git and \
+             git-annex-shell start with an empty environment plus HOME, PATH, USER, LOGNAME, SHELL, \
+             LANG, LC_*, TZ and GIT_PROTOCOL (only as version=N), so that no variable an sshd's \
+             AcceptEnv lets through (XDG_CONFIG_HOME, LD_PRELOAD, GIT_DIR, ...) changes what they \
+             read or run. The command \"true\", which git-annex sends to warm its ssh connection \
+             cache, succeeds without running anything. Everything else is refused.",
             crate::commands::serve::allowed_annex_commands().join(", ")
         ),
     );

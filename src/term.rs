@@ -15,9 +15,12 @@ const RESET: &str = "\x1b[0m";
 /// The banner is laid out for an 80-column terminal.
 const SCREEN_WIDTH: usize = 80;
 const MARGIN: &str = "  ";
+/// What the banner tells the other side to run.
+pub const JOIN: &str = "git pair join";
 
-/// Shows the pairing code large and easy to read: the words spaced out in a box, then the
-/// command to type on the other machine.
+/// Shows the pairing code large and easy to read: the words spaced out in a box, then what to
+/// do on the other machine: `git pair join`, which prompts for the code (so that it never lands
+/// in that machine's process list or shell history).
 ///
 /// With `color`, the code and the command are bold (ANSI); without it the text is plain. The
 /// code is sanitized first. Codes up to about 60 characters fit in 80 columns; longer ones
@@ -31,7 +34,8 @@ const MARGIN: &str = "  ";
 ///   │                                       │
 ///   ╰───────────────────────────────────────╯
 ///
-///   On the other machine, run:  git pair 7-guitar-orbit-velvet
+///   On the other machine, run:  git pair join
+///   and type this code there (Tab completes each word).
 /// ```
 pub fn code_banner(code: &str, color: bool) -> String {
     let code = for_terminal(code.trim());
@@ -66,14 +70,14 @@ pub fn code_banner(code: &str, color: bool) -> String {
     let _ = writeln!(out, "{MARGIN}│{blank}│");
     let _ = writeln!(out, "{MARGIN}╰{rule}╯");
     let _ = writeln!(out);
-    let lead = "On the other machine, run:";
-    let command = format!("git pair {code}");
-    if MARGIN.len() + lead.len() + 2 + command.chars().count() <= SCREEN_WIDTH {
-        let _ = writeln!(out, "{MARGIN}{lead}  {bold}{command}{reset}");
-    } else {
-        let _ = writeln!(out, "{MARGIN}{lead}");
-        let _ = writeln!(out, "{MARGIN}    {bold}{command}{reset}");
-    }
+    let _ = writeln!(
+        out,
+        "{MARGIN}On the other machine, run:  {bold}{JOIN}{reset}"
+    );
+    let _ = writeln!(
+        out,
+        "{MARGIN}and type this code there (Tab completes each word)."
+    );
     out
 }
 
@@ -296,11 +300,11 @@ mod tests {
 
     proptest! {
         #[test]
-        fn banner_never_panics_and_shows_the_whole_code(code in "[ -~]{0,120}") {
+        fn banner_never_panics_and_shows_the_whole_code(code in "[!-~]([ -~]{0,118}[!-~])?") {
             let banner = code_banner(&code, false);
-            let trimmed = code.trim();
-            let expected = format!("git pair {trimmed}");
-            prop_assert!(banner.contains(&expected));
+            let spaced = code.split('-').collect::<Vec<_>>().join(" - ");
+            prop_assert!(banner.contains(&code) || banner.contains(&spaced));
+            prop_assert!(banner.contains(JOIN));
         }
     }
 
@@ -313,7 +317,8 @@ mod tests {
             "  │                                       │\n",
             "  ╰───────────────────────────────────────╯\n",
             "\n",
-            "  On the other machine, run:  git pair 7-guitar-orbit-velvet\n",
+            "  On the other machine, run:  git pair join\n",
+            "  and type this code there (Tab completes each word).\n",
         );
         assert_eq!(code_banner("7-guitar-orbit-velvet", false), expected);
         assert_eq!(code_banner("  7-guitar-orbit-velvet\n", false), expected);
@@ -329,7 +334,7 @@ mod tests {
         );
         assert_eq!(
             lines[6],
-            "  On the other machine, run:  \x1b[1mgit pair 7-guitar-orbit-velvet\x1b[0m"
+            "  On the other machine, run:  \x1b[1mgit pair join\x1b[0m"
         );
     }
 
@@ -358,7 +363,7 @@ mod tests {
         let code = "x".repeat(100);
         let banner = code_banner(&code, false);
         assert!(banner.contains(&code));
-        assert!(banner.contains(&format!("    git pair {code}")));
+        assert!(banner.contains(&format!("│{code}│")), "{banner}");
     }
 
     #[test]

@@ -36,14 +36,14 @@ mod harness {
 
     impl Sandbox {
         pub fn new(name: &str, n: u16) -> Sandbox {
-            assert!(n < 25, "test numbers stay below 25 to keep ports apart");
+            assert!(n < 50, "test numbers stay below 50 to keep ports apart");
             let pid = std::process::id();
             let root = std::env::temp_dir().join(format!("git-pair-cli-{pid}-{name}"));
             let _ = fs::remove_dir_all(&root);
             let sb = Sandbox {
                 home: root.join("home"),
                 repo: root.join("repo"),
-                port: 40000 + (pid % 400) as u16 * 25 + n,
+                port: 40000 + (pid % 300) as u16 * 50 + n,
                 root,
             };
             fs::create_dir_all(&sb.home).unwrap();
@@ -129,6 +129,20 @@ mod harness {
             let mut child = self
                 .command(BIN, &self.repo)
                 .args(self.pair_args(extra))
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let stdout = BufReader::new(child.stdout.take().unwrap());
+            Proc { child, stdout }
+        }
+
+        /// Starts git-pair with exactly `args` in the repository.
+        pub fn spawn(&self, args: &[&str]) -> Proc {
+            let mut child = self
+                .command(BIN, &self.repo)
+                .args(args)
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
@@ -303,7 +317,7 @@ fn help_and_version_exit_0_and_print_to_stdout() {
     assert!(help.stderr.is_empty(), "{}", text(&help.stderr));
     let h = text(&help.stdout);
     let options = "[CODE] --interface --port --timeout --name --ssh-port --host-key --key \
-                   --peer --no-scan --code-file --json serve";
+                   --peer --no-scan --code-file --json join list remove serve";
     for option in options.split(' ') {
         assert!(h.contains(option), "--help lacks {option}: {h}");
     }
@@ -363,6 +377,138 @@ fn empty_and_number_only_codes_are_usage_errors() {
         assert_usage(&out, true, &[why]);
     }
     sb.assert_unchanged(&before, "bad codes");
+}
+
+/// A test that cannot run here says why, and fails unless skipping was allowed.
+fn skip(why: &str) {
+    eprintln!("SKIPPED: {why}");
+    assert_eq!(
+        std::env::var("GIT_PAIR_ALLOW_SKIP").as_deref(),
+        Ok("1"),
+        "{why}: set GIT_PAIR_ALLOW_SKIP=1 to skip"
+    );
+}
+
+/// Runs git-pair with exactly `args` (no `--interface`: what a person types) in a network
+/// namespace of its own, where nothing it might send could leave the machine, under strace.
+/// Returns its output and every network system call it made; None when namespaces (root) or
+/// strace are missing.
+fn run_isolated(sb: &Sandbox, args: &[&str]) -> Option<(Output, String)> {
+    if !nix::unistd::Uid::effective().is_root() || !Path::new("/usr/bin/strace").exists() {
+        skip("needs root (a network namespace) and strace to watch for sockets");
+        return None;
+    }
+    let trace = sb.root.join("strace.out");
+    let _ = fs::remove_file(&trace);
+    let script = format!(
+        "ip link set lo up && exec strace -f -qq -e trace=%network -o '{}' \"$0\" \"$@\"",
+        trace.display()
+    );
+    let out = sb
+        .command("unshare", &sb.repo)
+        .args(["--net", "--", "sh", "-c", &script, harness::BIN])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let calls = fs::read_to_string(&trace).unwrap_or_else(|e| {
+        panic!("no strace output ({e}): {}", text(&out.stderr));
+    });
+    Some((out, calls))
+}
+
+#[test]
+fn a_word_that_is_not_a_code_names_a_command_and_opens_no_socket() {
+    let sb = Sandbox::new("typo", 25);
+    let before = sb.snapshot();
+    for (args, needles) in [
+        (
+            &["lst"][..],
+            &["`lst`", "did you mean `git pair list`?"][..],
+        ),
+        (&["ls", "--json"], &["did you mean `git pair list --json`?"]),
+        (&["rm", "vm"], &["did you mean `git pair remove vm`?"]),
+        (&["joni"], &["did you mean `git pair join`?"]),
+        (
+            &["frobnicate"],
+            &["not a git pair command", "join, list, remove"],
+        ),
+        (&["535"], &["no words"]),
+        (&["535-bulb-fgo-baby"], &["word 2"]),
+        (&["535", "bulb", "fog", "baby"], &["one word, with dashes"]),
+        (&["--", "-1"], &["no words"]),
+    ] {
+        let Some((out, calls)) = run_isolated(&sb, args) else {
+            return;
+        };
+        let json = args.contains(&"--json");
+        assert_usage(&out, json, needles);
+        let err = text(&out.stderr);
+        assert!(err.starts_with("git pair: error: "), "{args:?}: {err}");
+        assert!(
+            calls.trim().is_empty(),
+            "{args:?} made network calls:\n{calls}"
+        );
+    }
+    sb.assert_unchanged(&before, "typos");
+    // The same harness does see the sockets of a real run (here, cut short by a bad --port
+    // only after the interfaces are known would be too late: so a real, tiny run on lo).
+    let port = sb.port.to_string();
+    let key = sb.host_key();
+    let args = [
+        "--interface",
+        "lo",
+        "--no-scan",
+        "--timeout",
+        "1",
+        "--port",
+        &port,
+        "--host-key",
+        &key,
+    ];
+    if let Some((_, calls)) = run_isolated(&sb, &args) {
+        assert!(
+            calls.contains("socket("),
+            "strace saw no socket of a real run: {calls}"
+        );
+    }
+}
+
+#[test]
+fn help_as_a_word_shows_the_help() {
+    let sb = Sandbox::new("help-word", 26);
+    for (args, needle) in [
+        (&["help"][..], "git pair join"),
+        (&["help", "remove"], "NAME"),
+    ] {
+        let out = sb.run(args, &[], None);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(text(&out.stdout).contains(needle), "{}", text(&out.stdout));
+    }
+}
+
+#[test]
+fn parser_errors_have_the_prefix_and_a_negative_number_is_a_bad_value() {
+    let sb = Sandbox::new("negative", 27);
+    for (args, needles) in [
+        (
+            &["--timeout", "-1"][..],
+            &["'-1'", "--timeout", "1 to 86400"][..],
+        ),
+        (&["--ssh-port", "-5"], &["'-5'", "--ssh-port", "1 to 65535"]),
+        (&["--frobnicate"], &["--frobnicate"]),
+    ] {
+        let out = sb.pair(args, &[], None);
+        assert_usage(&out, false, needles);
+        let err = text(&out.stderr);
+        assert!(err.starts_with("git pair: error: "), "{err}");
+        assert!(!err.contains("-- -"), "suggests making it the code: {err}");
+    }
 }
 
 #[test]
@@ -545,12 +691,20 @@ fn a_generated_code_is_shown_only_in_the_code_event_or_the_banner() {
         !err.contains('\x1b'),
         "escape codes off a terminal: {err:?}"
     );
-    let (_, after) = err
-        .split_once("On the other machine, run:  git pair ")
+    let (banner, after) = err
+        .split_once("On the other machine, run:  git pair join\n")
         .unwrap_or_else(|| panic!("no banner: {err}"));
-    let (shown, after) = after.split_once('\n').unwrap();
-    let words: Vec<&str> = shown.split('-').skip(1).collect();
-    assert!(words.len() >= 3, "{shown}");
+    // The code is in the box, spaced out: "│      535 - bulb - fog - baby      │".
+    let boxed = banner
+        .lines()
+        .find(|l| l.contains(" - "))
+        .unwrap_or_else(|| panic!("no code in the banner: {err}"));
+    let words: Vec<&str> = boxed
+        .trim_matches(|c: char| c == '│' || c.is_whitespace())
+        .split(" - ")
+        .skip(1)
+        .collect();
+    assert!(words.len() >= 3, "{boxed}");
     for w in words {
         assert!(!after.contains(w), "{w:?} printed after the banner: {err}");
     }
@@ -575,6 +729,240 @@ fn a_missing_code_file_is_a_usage_error() {
     let missing = sb.root.join("missing").display().to_string();
     let out = sb.pair(&["--json", "--code-file", &missing], &[], None);
     assert_usage(&out, true, &[&missing, "cannot read the code"]);
+}
+
+/// `git pair join` run on a pseudo-terminal by script(1), as a person at a terminal runs it:
+/// its stdout and stderr go to files, the prompt to the terminal.
+struct Prompted {
+    child: Child,
+    screen: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    pid_file: PathBuf,
+}
+
+impl Prompted {
+    fn start(sb: &Sandbox, extra: &[&str]) -> Prompted {
+        let pid_file = sb.root.join("join.pid");
+        let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+        let args: Vec<String> = sb.pair_args(extra).iter().map(|a| quote(a)).collect();
+        let script = sb.root.join("join.sh");
+        fs::write(
+            &script,
+            format!(
+                "sh -c 'echo $$ > \"$0\"; exec \"$@\"' {} {} join {} > {} 2> {}\n\
+                 status=$?\nstty -a > {}\nexit $status\n",
+                quote(&pid_file.display().to_string()),
+                quote(harness::BIN),
+                args.join(" "),
+                quote(&sb.root.join("join.stdout").display().to_string()),
+                quote(&sb.root.join("join.stderr").display().to_string()),
+                quote(&sb.root.join("join.stty").display().to_string()),
+            ),
+        )
+        .unwrap();
+        let mut child = sb
+            .command("script", &sb.repo)
+            .args([
+                "-q",
+                "-e",
+                "-c",
+                &format!("sh {}", quote(&script.display().to_string())),
+            ])
+            .arg("/dev/null")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("script(1) from util-linux must be installed");
+        let screen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut stdout = child.stdout.take().unwrap();
+        let shared = std::sync::Arc::clone(&screen);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = std::io::Read::read(&mut stdout, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                shared.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        Prompted {
+            child,
+            screen,
+            pid_file,
+        }
+    }
+
+    fn screen(&self) -> String {
+        text(&self.screen.lock().unwrap())
+    }
+
+    /// Waits until the terminal shows `needle` (at most 5 s).
+    fn wait_for(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !self.screen().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "the terminal never showed {needle:?}: {:?}",
+                self.screen()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn type_keys(&mut self, keys: &str) {
+        use std::io::Write;
+        let stdin = self.child.stdin.as_mut().unwrap();
+        stdin.write_all(keys.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    fn pid(&self) -> u32 {
+        fs::read_to_string(&self.pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    /// The exit status of git-pair (script -e passes it on), at most `limit` from now.
+    fn wait(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(Instant::now() < deadline, "still running after {limit:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Prompted {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Reads /proc/PID/cmdline and /proc/PID/environ until the process is gone; what it read.
+fn watch_process(pid: u32, limit: Duration) -> String {
+    let mut seen = String::new();
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        let cmdline = fs::read(format!("/proc/{pid}/cmdline"));
+        let environ = fs::read(format!("/proc/{pid}/environ"));
+        match (cmdline, environ) {
+            (Ok(c), Ok(e)) if !c.is_empty() => {
+                seen.push_str(&text(&c));
+                seen.push_str(&text(&e));
+            }
+            // Gone (or a zombie, whose cmdline is empty).
+            _ => return seen,
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    seen
+}
+
+#[test]
+fn join_prompts_for_the_code_with_tab_completion_and_keeps_it_out_of_argv_env_and_files() {
+    let sb = Sandbox::new("join-prompt", 28);
+    let mut p = Prompted::start(&sb, &["--json", "--timeout", "2"]);
+    p.wait_for("Code from the other machine");
+    // Three letters complete a word, and a dash follows it.
+    p.type_keys("535-bul\t");
+    p.wait_for("535-bulb-");
+    // Two Tabs on letters several words share list them.
+    p.type_keys("fo\t\t");
+    p.wait_for("foam");
+    p.wait_for("fossil");
+    p.type_keys("g\tBAB\t");
+    p.wait_for("535-bulb-fog-baby-");
+    let pid = p.pid();
+    // While it waits at the prompt and while it pairs, the code is not in its argv or its
+    // environment (readable by other users and root: ps, /proc).
+    let mut seen = watch_process(pid, Duration::from_millis(100));
+    p.type_keys("\r");
+    seen.push_str(&watch_process(pid, Duration::from_secs(10)));
+    assert!(
+        seen.contains("join"),
+        "did not watch the right process: {seen:?}"
+    );
+    let status = p.wait(Duration::from_secs(10));
+    let stdout = fs::read_to_string(sb.root.join("join.stdout")).unwrap();
+    let stderr = fs::read_to_string(sb.root.join("join.stderr")).unwrap();
+    assert_eq!(status, Some(3), "{stderr}");
+    let ev = events(&stdout);
+    assert_eq!(names(&ev), ["listening", "timeout", "failed"], "{stdout}");
+    // Not in stdout, stderr (files here, as a log would be), argv, the environment or HOME.
+    let mut files = String::new();
+    for (path, (_, content)) in sb.snapshot() {
+        if let Some(c) = content {
+            files.push_str(&format!("{}: {}\n", path.display(), text(&c)));
+        }
+    }
+    for word in ["bulb", "fog", "baby"] {
+        assert!(!stdout.contains(word), "{word} on stdout: {stdout}");
+        assert!(!stderr.contains(word), "{word} on stderr: {stderr}");
+        assert!(!seen.contains(word), "{word} in /proc/{pid}: {seen:?}");
+        assert!(!files.contains(word), "{word} in a file: {files}");
+    }
+}
+
+#[test]
+fn ctrl_c_and_ctrl_d_at_the_prompt_end_the_run_and_restore_the_terminal() {
+    let sb = Sandbox::new("join-abort", 29);
+    let before = sb.snapshot();
+    for (keys, status, needle) in [
+        ("53\x03", 130, "interrupted"),
+        ("\x04", 2, "no code was typed"),
+    ] {
+        let mut p = Prompted::start(&sb, &["--json"]);
+        p.wait_for("Code from the other machine");
+        p.type_keys(keys);
+        assert_eq!(p.wait(Duration::from_secs(5)), Some(status), "{keys:?}");
+        let stderr = fs::read_to_string(sb.root.join("join.stderr")).unwrap();
+        assert!(stderr.contains(needle), "{keys:?}: {stderr}");
+        let stdout = fs::read_to_string(sb.root.join("join.stdout")).unwrap();
+        let ev = events(&stdout);
+        assert_eq!(names(&ev), ["failed"], "{stdout}");
+        // The terminal is back in its normal mode: lines, echo, signals.
+        let stty = fs::read_to_string(sb.root.join("join.stty")).unwrap();
+        for mode in ["icanon", "echo", "isig"] {
+            let on = stty.split_whitespace().any(|w| w == mode);
+            assert!(on, "{mode} is off after the prompt: {stty}");
+        }
+    }
+    sb.assert_unchanged(&before, "aborted prompts");
+}
+
+#[test]
+fn join_without_a_terminal_reads_one_line_of_standard_input() {
+    let sb = Sandbox::new("join-stdin", 30);
+    let mut args = vec!["join".to_string()];
+    args.extend(sb.pair_args(&["--json"]));
+    // setsid: no controlling terminal, even when the tests run on one.
+    let out = sb
+        .command("setsid", &sb.repo)
+        .arg("-w")
+        .arg(harness::BIN)
+        .args(&args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(b"535-bulb-fog-baby\n")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let ev = events(&text(&out.stdout));
+    assert_eq!(names(&ev), ["listening", "timeout", "failed"]);
+    assert!(!text(&out.stderr).contains("bulb"));
 }
 
 /// Starts a generating run, waits for `listening`, sends `signal`, and checks exit 130 within
@@ -806,4 +1194,41 @@ fn remove_refuses_a_remote_git_pair_did_not_make_and_ignores_unknown_names() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("nothing to remove"));
     sb.assert_unchanged(&before, "remove nosuch");
+}
+
+/// (No network: both end before any socket is opened.)
+#[test]
+fn refresh_without_pairings_or_of_an_unknown_name_sends_nothing() {
+    let sb = Sandbox::new("refresh-none", 19);
+    let before = sb.snapshot();
+    let out = sb.run(&["refresh"], &[], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("nothing to refresh"));
+    let out = sb.run(&["refresh", "nosuch", "--json"], &[], None);
+    assert_usage(&out, true, &["no pairing named nosuch", "git pair list"]);
+    let empty = sb.root.join("empty");
+    fs::create_dir(&empty).unwrap();
+    let out = sb.run_in(&empty, &["refresh".to_string()], &[], None);
+    assert_usage(&out, false, &["not in a git repository"]);
+    sb.assert_unchanged(&before, "refresh");
+}
+
+/// On loopback and this test's own port (number 22 is that of a test without network).
+#[test]
+fn watch_on_loopback_answers_for_no_one_and_stops_cleanly_on_sigterm() {
+    let sb = Sandbox::new("watch-lo", 22);
+    let out = sb.run(&["watch", "--interface", "nosuch0"], &[], None);
+    assert_usage(&out, false, &["nosuch0", "lo"]);
+    let port = sb.port.to_string();
+    let mut watch = sb.spawn(&["watch", "--json", "--interface", "lo", "--port", &port]);
+    let watching = watch.until("watching");
+    assert_eq!(watching["interfaces"], serde_json::json!(["lo"]));
+    assert_eq!(watching["pairings"], serde_json::json!([]));
+    kill(Pid::from_raw(watch.child.id() as i32), Signal::SIGTERM).unwrap();
+    let (status, stdout, stderr) = watch.finish(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let evs = events(&stdout);
+    // `until` took the `watching` line; `stopped` is the last one.
+    assert_eq!(names(&evs), ["stopped"], "{stdout}");
+    assert!(stderr.contains("stopped after"), "{stderr}");
 }

@@ -33,7 +33,37 @@ fn man_page_documents_what_it_must() {
         "authorized_keys",
         "\\-\\-interface",
         "serve",
+        "28621",
+        "git\\-pair\\-watch.service",
+        "FINDING A PEER AGAIN",
+        "git pair refresh",
+        "git pair watch",
+        "git pair join",
+        "process list",
     ] {
         assert!(page.contains(needle), "the man page lacks {needle:?}");
+    }
+}
+
+#[test]
+fn the_synopsis_shows_option_values_and_every_command() {
+    let page = String::from_utf8(git_pair::man::render()).unwrap();
+    let start = page.find(".SH SYNOPSIS").unwrap();
+    let end = start + page[start..].find(".SH DESCRIPTION").unwrap();
+    let synopsis = &page[start..end];
+    assert!(!synopsis.contains("subcommands"), "{synopsis}");
+    for needle in [
+        "\\-\\-interface\\fR \\fIIFACE",
+        "\\-\\-timeout\\fR \\fISECONDS",
+        "git pair join",
+        "\\fICODE",
+        "\\-\\-code\\-file\\fR \\fIFILE",
+        "git pair list",
+        "git pair remove\\fR \\fINAME",
+    ] {
+        assert!(
+            synopsis.contains(needle),
+            "SYNOPSIS lacks {needle:?}: {synopsis}"
+        );
     }
 }

@@ -18,8 +18,9 @@ const BIN: &str = env!("CARGO_BIN_EXE_git-pair");
 
 /// Stands in for `ssh`: skips the options and the host git passes, then behaves like sshd with
 /// `command="git-pair serve --repo ..."` in authorized_keys. With FAKE_SSH_DIRECT it runs git
-/// without git-pair instead (the control case of the environment test). FAKE_SSH_GIT_CONFIG
-/// simulates an sshd `AcceptEnv GIT_*` letting the peer set GIT_CONFIG_PARAMETERS.
+/// without git-pair instead (the control case of the environment tests). FAKE_SSH_GIT_CONFIG
+/// simulates an sshd `AcceptEnv GIT_*` letting the peer set GIT_CONFIG_PARAMETERS, and
+/// FAKE_SSH_ENV (`NAME=VALUE` words) an `AcceptEnv *` letting it set anything.
 const FAKE_SSH: &str = r#"#!/bin/sh
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -33,6 +34,9 @@ cd "$SERVE_HOME" || exit 255
 if [ -n "$FAKE_SSH_GIT_CONFIG" ]; then
   GIT_CONFIG_PARAMETERS="$FAKE_SSH_GIT_CONFIG"
   export GIT_CONFIG_PARAMETERS
+fi
+if [ -n "$FAKE_SSH_ENV" ]; then
+  export $FAKE_SSH_ENV
 fi
 if [ -n "$FAKE_SSH_DIRECT" ]; then
   exec env HOME="$SERVE_HOME" git upload-pack "$SERVE_REPO"
@@ -134,6 +138,7 @@ impl World {
             .env_remove("SSH_ORIGINAL_COMMAND")
             .env_remove("FAKE_SSH_DIRECT")
             .env_remove("FAKE_SSH_GIT_CONFIG")
+            .env_remove("FAKE_SSH_ENV")
             .env_remove("GIT_DIR")
             .env_remove("GIT_WORK_TREE");
         cmd
@@ -425,11 +430,118 @@ fn git_config_from_the_peers_environment_does_not_reach_git() {
     );
 }
 
+/// The issue's case: an sshd that accepts `XDG_CONFIG_HOME` lets the peer name a global git
+/// config, and one that sets `uploadpack.packObjectsHook` makes `git upload-pack` run a command
+/// of the peer's choosing. serve passes an allowlist only.
+#[test]
+fn a_global_config_named_by_the_peers_environment_does_not_reach_git() {
+    let w = World::new();
+    let marker = w.client.join("hook-ran");
+    let xdg = w.client.join("peer-xdg");
+    std::fs::create_dir_all(xdg.join("git")).unwrap();
+    std::fs::write(
+        xdg.join("git/config"),
+        format!(
+            "[uploadpack]\n\tpackObjectsHook = \"touch {}; exec\"\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    let peer_env = format!("XDG_CONFIG_HOME={}", xdg.display());
+    let url = format!("fakehost:{}", w.notes.display());
+
+    // Control: plain git upload-pack with that environment runs the hook.
+    let out = w
+        .command("git", &w.client)
+        .args(["clone", "-q", &url, "direct"])
+        .env("FAKE_SSH_ENV", &peer_env)
+        .env("FAKE_SSH_DIRECT", "1")
+        .output()
+        .unwrap();
+    check(&out, "clone through plain git upload-pack");
+    assert!(marker.exists(), "control case: the hook did not run");
+    std::fs::remove_file(&marker).unwrap();
+
+    let out = w
+        .command("git", &w.client)
+        .args(["clone", "-q", &url, "through-git-pair"])
+        .env("FAKE_SSH_ENV", &peer_env)
+        .output()
+        .unwrap();
+    check(&out, "clone through git-pair serve");
+    assert!(!marker.exists(), "XDG_CONFIG_HOME reached git upload-pack");
+}
+
+/// What git itself gets: a `git` first on PATH records the names of its variables when it
+/// serves (`upload-pack`, `receive-pack`), then runs the real git. The peer's `LD_PRELOAD`,
+/// `XDG_CONFIG_HOME`, `GIT_DIR`, `GIT_EXEC_PATH`, `GIT_PROTOCOL` in another form and a locale
+/// that is a path never reach it; `GIT_PROTOCOL=version=2` does.
+#[test]
+fn git_gets_only_the_allowlisted_environment() {
+    let w = World::new();
+    let real_git = Command::new("sh")
+        .args(["-c", "command -v git"])
+        .output()
+        .unwrap();
+    let real_git = String::from_utf8(real_git.stdout)
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(real_git.starts_with('/'), "git not found: {real_git:?}");
+    let bin = w.client.join("git-wrapper-bin");
+    assert!(!std::env::var("PATH").unwrap_or_default().contains(' '));
+    let record = w.client.join("git-env");
+    write_executable(
+        &bin.join("git"),
+        &format!(
+            "#!/bin/sh\ncase \"$1\" in upload-pack|receive-pack) env | sed -n 's/^\\([A-Za-z_][A-Za-z0-9_]*\\)=.*/\\1/p' | sort > '{record}.env'; env | grep -q '^LANG=' && env | sed -n 's/^LANG=//p' > '{record}.lang' ;; esac\nexec '{real_git}' \"$@\"\n",
+            record = record.display()
+        ),
+    );
+    let url = format!("fakehost:{}", w.notes.display());
+    for (variable, value) in [
+        ("LD_PRELOAD", "/nonexistent/git-pair-test-preload.so"),
+        ("XDG_CONFIG_HOME", "/nonexistent/xdg"),
+        ("GIT_DIR", "/nonexistent/secret.git"),
+        ("GIT_EXEC_PATH", "/nonexistent/libexec"),
+        ("LANG", "/nonexistent/locale"),
+    ] {
+        let _ = std::fs::remove_file(format!("{}.env", record.display()));
+        let _ = std::fs::remove_file(format!("{}.lang", record.display()));
+        let out = w
+            .command("git", &w.client)
+            .args(["-c", "protocol.version=2", "ls-remote", &url])
+            // On the server's side of the fake ssh: git puts its exec-path first in the PATH of
+            // the ssh it runs, which would find the real git before the wrapper.
+            .env(
+                "FAKE_SSH_ENV",
+                format!(
+                    "PATH={} {variable}={value}",
+                    path_with(&bin).to_str().unwrap()
+                ),
+            )
+            .output()
+            .unwrap();
+        check(&out, variable);
+        let names = env_names(&record);
+        assert!(
+            !names.iter().any(|n| n == variable) || variable == "LANG",
+            "{variable}: {names:?}"
+        );
+        assert!(
+            std::fs::read_to_string(format!("{}.lang", record.display()))
+                .map_or(true, |lang| !lang.contains("nonexistent")),
+            "{variable}"
+        );
+        assert_allowed_env(&names, &["GIT_PROTOCOL"]);
+    }
+}
+
 // --- git-annex-shell ---
 
-/// Stands in for git-annex-shell: records its arguments, its working directory and the
-/// variables serve must set or scrub, in the file named by FAKE_ANNEX_RECORD (not a GIT_*
-/// variable, so that it survives serve's scrub).
+/// Stands in for git-annex-shell: records its arguments, then the variables serve must set or
+/// scrub, then the names of every variable it got, in RECORD (written into the script: serve
+/// passes no variable of the caller's on that could name it).
 const FAKE_ANNEX_SHELL: &str = r#"#!/bin/sh
 {
   for a in "$@"; do printf 'arg=%s\n' "$a"; done
@@ -438,7 +550,8 @@ const FAKE_ANNEX_SHELL: &str = r#"#!/bin/sh
   printf 'GIT_ANNEX_SHELL_READONLY=%s\n' "${GIT_ANNEX_SHELL_READONLY-unset}"
   printf 'GIT_DIR=%s\n' "${GIT_DIR-unset}"
   printf 'GIT_PROTOCOL=%s\n' "${GIT_PROTOCOL-unset}"
-} > "$FAKE_ANNEX_RECORD"
+} > 'RECORD'
+env | sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)=.*/\1/p' | sort > 'RECORD.env'
 echo fake-annex-shell-ran
 "#;
 
@@ -480,15 +593,31 @@ impl World {
     /// Runs `git pair serve --repo notes` as sshd would for `request`: in the server's home,
     /// with HOME set to it.
     fn serve(&self, request: &str) -> Command {
+        self.serve_repo(&self.notes, request)
+    }
+
+    /// [`World::serve`] for the forced command of a pairing of `repo`.
+    fn serve_repo(&self, repo: &Path, request: &str) -> Command {
         let mut cmd = self.command(BIN, &self.server_home);
-        cmd.args([
-            OsStr::new("serve"),
-            OsStr::new("--repo"),
-            self.notes.as_os_str(),
-        ])
-        .env("HOME", &self.server_home)
-        .env("SSH_ORIGINAL_COMMAND", request);
+        cmd.args([OsStr::new("serve"), OsStr::new("--repo"), repo.as_os_str()])
+            .env("HOME", &self.server_home)
+            .env("SSH_ORIGINAL_COMMAND", request);
         cmd
+    }
+
+    /// A bare repository `name` in the server's home, made with `git init --bare ARGS` and
+    /// holding notes' main.
+    fn bare_repo(&self, name: &str, args: &[&str]) -> PathBuf {
+        let bare = self.server_home.join(name);
+        let mut init = vec!["init", "-q", "--bare", "--initial-branch=main"];
+        init.extend_from_slice(args);
+        init.push(bare.to_str().unwrap());
+        check(&self.git(&self.server_home, &init), "git init --bare");
+        check(
+            &self.git(&self.notes, &["push", "-q", bare.to_str().unwrap(), "main"]),
+            "push main to the bare repository",
+        );
+        bare
     }
 
     /// `git ARGS` in `cwd` on the client, with ANNEX_SSH as the `ssh` on PATH, so that git and
@@ -514,8 +643,12 @@ impl World {
     /// A directory holding the recording git-annex-shell, and the record file it writes.
     fn fake_annex_shell(&self) -> (PathBuf, PathBuf) {
         let bin = self.client.join("fake-annex-bin");
-        write_executable(&bin.join("git-annex-shell"), FAKE_ANNEX_SHELL);
-        (bin, self.client.join("annex-record"))
+        let record = self.client.join("annex-record");
+        write_executable(
+            &bin.join("git-annex-shell"),
+            &FAKE_ANNEX_SHELL.replace("RECORD", record.to_str().unwrap()),
+        );
+        (bin, record)
     }
 
     /// Makes `dir` (a repository of `make_repo`) a git-annex repository; returns its UUID.
@@ -559,6 +692,48 @@ fn git_annex_installed(test: &str) -> bool {
     false
 }
 
+/// The names of the variables the fake git-annex-shell (or git wrapper) got, without those the
+/// shell running it adds itself.
+fn env_names(record: &Path) -> Vec<String> {
+    let mut file = record.as_os_str().to_owned();
+    file.push(".env");
+    std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("no environment was recorded ({e})"))
+        .lines()
+        .filter(|n| !["PWD", "OLDPWD", "SHLVL", "_"].contains(n))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Every name is one serve passes on (its allowlist, or one it sets itself), and `required`
+/// are among them.
+fn assert_allowed_env(names: &[String], required: &[&str]) {
+    const PASSED: [&str; 10] = [
+        "HOME",
+        "PATH",
+        "USER",
+        "LOGNAME",
+        "SHELL",
+        "LANG",
+        "TZ",
+        "GIT_PROTOCOL",
+        "GIT_ANNEX_SHELL_DIRECTORY",
+        "GIT_ANNEX_SHELL_LIMITED",
+    ];
+    for name in names {
+        assert!(
+            PASSED.contains(&name.as_str()) || name.starts_with("LC_"),
+            "{name} reached the child; all it got: {names:?}"
+        );
+    }
+    for name in ["HOME", "PATH"].iter().chain(required) {
+        assert!(
+            names.iter().any(|n| n == name),
+            "{name} is missing: {names:?}"
+        );
+    }
+}
+
 fn record(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("git-annex-shell did not run ({}: {e})", path.display()))
@@ -575,6 +750,11 @@ fn allowed_annex_commands_reach_git_annex_shell_with_our_canonical_path() {
     let canonical = std::fs::canonicalize(&w.notes).unwrap();
     let canonical = canonical.to_str().unwrap();
     let uuid = "4b73dc0e-59e2-4221-a977-ca3e845fc53a";
+    // A git-annex repository: only there does git-annex-shell run.
+    check(
+        &w.git(&w.notes, &["config", "annex.uuid", uuid]),
+        "annex.uuid",
+    );
     let abs = w.notes.display().to_string();
     for (request, args) in [
         (
@@ -602,16 +782,21 @@ fn allowed_annex_commands_reach_git_annex_shell_with_our_canonical_path() {
         let out = w
             .serve(&request)
             .env("PATH", path_with(&bin))
-            .env("FAKE_ANNEX_RECORD", &rec)
             // What an sshd with AcceptEnv could let the peer set: none may reach it.
             .env("GIT_DIR", &w.secret)
             .env("GIT_ANNEX_SHELL_DIRECTORY", &w.secret)
             .env("GIT_ANNEX_SHELL_READONLY", "1")
             .env("GIT_PROTOCOL", "version=2")
+            .env("XDG_CONFIG_HOME", &w.secret)
+            .env("LD_PRELOAD", "/nonexistent/git-pair-test-preload.so")
             .output()
             .unwrap();
         check(&out, &request);
         assert_eq!(out.stdout, b"fake-annex-shell-ran\n", "{request}");
+        assert_allowed_env(
+            &env_names(&rec),
+            &["GIT_ANNEX_SHELL_DIRECTORY", "GIT_PROTOCOL"],
+        );
         // The command, then our canonical path in place of the peer's, then the rest.
         let mut expected: Vec<String> = vec![format!("arg={}", args[0])];
         expected.push(format!("arg={canonical}"));
@@ -647,7 +832,6 @@ fn annex_requests_for_other_directories_are_refused() {
         let out = w
             .serve(&request)
             .env("PATH", path_with(&bin))
-            .env("FAKE_ANNEX_RECORD", &rec)
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(1), "{request}");
@@ -674,7 +858,7 @@ fn unknown_annex_commands_options_and_the_login_shell_form_are_refused() {
         (
             "git-annex-shell 'lockcontent' '/~/notes'",
             "(git-annex-shell lockcontent is not one of configlist, p2pstdio, notifychanges, \
-             gcryptsetup, inannex, recvkey, sendkey, dropkey)",
+             inannex, recvkey, sendkey, dropkey)",
         ),
         (
             "git-annex-shell 'git-upload-pack' '/~/notes'",
@@ -697,7 +881,6 @@ fn unknown_annex_commands_options_and_the_login_shell_form_are_refused() {
         let out = w
             .serve(request)
             .env("PATH", path_with(&bin))
-            .env("FAKE_ANNEX_RECORD", &rec)
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(1), "{request}");
@@ -716,7 +899,6 @@ fn the_connection_probe_succeeds_without_running_anything() {
     let out = w
         .serve("true")
         .env("PATH", path_with(&bin))
-        .env("FAKE_ANNEX_RECORD", &rec)
         .output()
         .unwrap();
     check(&out, "true");
@@ -755,6 +937,328 @@ fn a_missing_git_annex_shell_is_reported_with_the_fix() {
     assert!(stderr(&out).starts_with("git pair serve: refused: "));
 }
 
+/// The settings, hooks and annex markers a git-annex initialisation leaves in a repository.
+fn annex_traces(repo: &Path) -> Vec<String> {
+    let git_dir = if repo.join(".git").is_dir() {
+        repo.join(".git")
+    } else {
+        repo.to_path_buf()
+    };
+    let config = std::fs::read_to_string(git_dir.join("config")).unwrap();
+    let mut traces: Vec<String> = config
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            let l = l.to_ascii_lowercase();
+            l.starts_with("uuid")
+                || l.starts_with("version")
+                || l.contains("annex")
+                || l.contains("gcrypt")
+        })
+        .map(|l| format!("config: {l}"))
+        .collect();
+    for hook in std::fs::read_dir(git_dir.join("hooks"))
+        .into_iter()
+        .flatten()
+    {
+        let name = hook.unwrap().file_name().to_string_lossy().into_owned();
+        if !name.ends_with(".sample") {
+            traces.push(format!("hook: {name}"));
+        }
+    }
+    if git_dir.join("annex").exists() {
+        traces.push("the annex directory".to_owned());
+    }
+    traces
+}
+
+/// Issue 8, item 1: git-annex-shell runs only in a repository its owner made a git-annex
+/// repository, decided when the request arrives. Plain repositories, bare and not, refuse every
+/// command (the fake git-annex-shell never runs and nothing changes); annexed ones allow them.
+#[test]
+fn annex_commands_run_only_in_git_annex_repositories() {
+    let w = World::new();
+    let (bin, rec) = w.fake_annex_shell();
+    let uuid = "4b73dc0e-59e2-4221-a977-ca3e845fc53a";
+    let bare = w.bare_repo("store.git", &["--shared=group"]);
+    for repo in [w.notes.clone(), bare] {
+        let dir = repo.display().to_string();
+        let requests = [
+            format!("git-annex-shell 'configlist' '{dir}'"),
+            format!("git-annex-shell 'configlist' '{dir}' '--' 'autoinit=1' '--'"),
+            format!("git-annex-shell 'p2pstdio' '{dir}' '{uuid}' --uuid {uuid}"),
+            format!("git-annex-shell 'notifychanges' '{dir}'"),
+            format!("git-annex-shell 'inannex' '{dir}' 'K1'"),
+            format!("git-annex-shell 'recvkey' '{dir}' 'K1'"),
+            format!("git-annex-shell 'sendkey' '{dir}' 'K1'"),
+            format!("git-annex-shell 'dropkey' '{dir}' '--quiet' '--force' 'K1'"),
+        ];
+        let config = if repo.join(".git").is_dir() {
+            repo.join(".git/config")
+        } else {
+            repo.join("config")
+        };
+        let before = std::fs::read(&config).unwrap();
+        for request in &requests {
+            let _ = std::fs::remove_file(&rec);
+            let out = w
+                .serve_repo(&repo, request)
+                .env("PATH", path_with(&bin))
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(1), "{request}");
+            assert!(out.stdout.is_empty(), "{request}");
+            let err = stderr(&out);
+            assert!(
+                err.contains(
+                    "(git-annex-shell runs only in a git-annex repository, and this one has no \
+                     annex.uuid; its owner can make it one with `git annex init`)"
+                ),
+                "{request}: {err}"
+            );
+            assert_eq!(err.lines().count(), 1, "{request}: {err}");
+            assert!(
+                !rec.exists(),
+                "{request} ran git-annex-shell in a plain repository"
+            );
+        }
+        assert_eq!(
+            std::fs::read(&config).unwrap(),
+            before,
+            "{}",
+            config.display()
+        );
+
+        // Made a git-annex repository by its owner: the next request is served.
+        check(
+            &w.git(&repo, &["config", "annex.uuid", uuid]),
+            "git config annex.uuid",
+        );
+        for request in &requests {
+            let _ = std::fs::remove_file(&rec);
+            let out = w
+                .serve_repo(&repo, request)
+                .env("PATH", path_with(&bin))
+                .output()
+                .unwrap();
+            check(&out, request);
+            assert_eq!(out.stdout, b"fake-annex-shell-ran\n", "{request}");
+        }
+    }
+}
+
+/// Issue 8, item 1, the second repro with the real git-annex: a peer pushes a `git-annex`
+/// branch (carrying `annex.largefiles=anything`) into a plain repository and asks for
+/// `configlist`. Run directly, git-annex-shell initialises git-annex there (the control case);
+/// through serve it is refused, and no hook, `filter.annex.*`, `annex.uuid` or `annex.version`
+/// appears: the owner's next commit stores the file itself.
+#[test]
+fn real_configlist_cannot_make_a_plain_repository_a_git_annex_one() {
+    if !git_annex_installed("real_configlist_cannot_make_a_plain_repository_a_git_annex_one") {
+        return;
+    }
+    let w = World::new();
+    std::fs::write(
+        w.server_home.join(".gitconfig"),
+        "[user]\n\tname = Server\n\temail = server@example.invalid\n",
+    )
+    .unwrap();
+    let run = |cwd: &Path, args: &[&str]| w.git_via_fake_ssh(cwd, args);
+    check(
+        &run(&w.client, &["clone", "-q", "fakehost:~/notes", "copy"]),
+        "clone",
+    );
+    let copy = w.client.join("copy");
+    check(&run(&copy, &["annex", "init", "-q", "peer"]), "annex init");
+    check(
+        &run(
+            &copy,
+            &["annex", "config", "--set", "annex.largefiles", "anything"],
+        ),
+        "annex config",
+    );
+    check(
+        &run(&copy, &["push", "-q", "origin", "git-annex"]),
+        "push the git-annex branch",
+    );
+    assert!(
+        annex_traces(&w.notes).is_empty(),
+        "{:?}",
+        annex_traces(&w.notes)
+    );
+
+    // Control: the same repository, copied, is initialised by git-annex-shell run directly.
+    let control = w.server_home.join("control");
+    check(
+        &w.command("cp", &w.server_home)
+            .arg("-a")
+            .arg(&w.notes)
+            .arg(&control)
+            .output()
+            .unwrap(),
+        "cp",
+    );
+    let real = git_pair::commands::serve::annex_shell_path().unwrap();
+    let out = w
+        .command(real.to_str().unwrap(), &w.server_home)
+        .args([OsStr::new("configlist"), control.as_os_str()])
+        .env("HOME", &w.server_home)
+        .env("GIT_ANNEX_SHELL_DIRECTORY", &control)
+        .env("GIT_ANNEX_SHELL_LIMITED", "1")
+        .output()
+        .unwrap();
+    check(&out, "git-annex-shell configlist, directly");
+    let traces = annex_traces(&control);
+    assert!(
+        traces.iter().any(|t| t.starts_with("hook: "))
+            && traces.iter().any(|t| t.contains("filter"))
+            && traces.iter().any(|t| t.contains("uuid")),
+        "control case: git-annex-shell did not initialise the repository: {traces:?}"
+    );
+
+    for request in [
+        "git-annex-shell 'configlist' '/~/notes'",
+        "git-annex-shell 'configlist' '/~/notes' '--' 'autoinit=1' '--'",
+    ] {
+        let out = w.serve(request).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{request}: {}", stderr(&out));
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("annex.uuid"),
+            "{request}"
+        );
+    }
+    // The peer's own git-annex, which asks with autoinit=1, learns no UUID either.
+    let _ = run(&copy, &["annex", "sync", "--no-content"]);
+    let out = run(&copy, &["config", "remote.origin.annex-uuid"]);
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(annex_traces(&w.notes), Vec::<String>::new());
+
+    std::fs::write(w.notes.join("owner.txt"), "the owner's file\n").unwrap();
+    check(&w.git(&w.notes, &["add", "owner.txt"]), "add");
+    check(&w.git(&w.notes, &["commit", "-q", "-m", "owner"]), "commit");
+    let out = w.git(&w.notes, &["show", "HEAD:owner.txt"]);
+    check(&out, "show");
+    assert_eq!(
+        out.stdout, b"the owner's file\n",
+        "the commit stored a pointer"
+    );
+}
+
+/// Issue 8, item 1, the first repro with the real git-annex: `gcryptsetup` on a bare
+/// repository made with `git init --bare --shared=group` turned `receive.denyNonFastForwards`
+/// off (the control case, run directly). Through serve it is refused, plain or annexed, the
+/// config keeps every byte, and a force-push that rewrites history is still refused.
+#[test]
+fn real_gcryptsetup_is_refused_and_a_shared_bare_repository_keeps_refusing_force_pushes() {
+    if !git_annex_installed(
+        "real_gcryptsetup_is_refused_and_a_shared_bare_repository_keeps_refusing_force_pushes",
+    ) {
+        return;
+    }
+    let w = World::new();
+    let bare = w.bare_repo("store.git", &["--shared=group"]);
+    let control = w.bare_repo("control.git", &["--shared=group"]);
+    let real = git_pair::commands::serve::annex_shell_path().unwrap();
+    let out = w
+        .command(real.to_str().unwrap(), &w.server_home)
+        .args([
+            OsStr::new("gcryptsetup"),
+            control.as_os_str(),
+            OsStr::new(":id:x"),
+        ])
+        .env("HOME", &w.server_home)
+        .env("GIT_ANNEX_SHELL_DIRECTORY", &control)
+        .env("GIT_ANNEX_SHELL_LIMITED", "1")
+        .output()
+        .unwrap();
+    check(&out, "git-annex-shell gcryptsetup, directly");
+    let out = w.git(
+        &control,
+        &["config", "--bool", "receive.denyNonFastForwards"],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "false",
+        "control case: gcryptsetup did not turn receive.denyNonFastForwards off"
+    );
+
+    let config = bare.join("config");
+    let request = format!("git-annex-shell 'gcryptsetup' '{}' ':id:x'", bare.display());
+    for annexed in [false, true] {
+        if annexed {
+            w.annex_init(&bare, &w.server_home, "store");
+        }
+        let before = std::fs::read(&config).unwrap();
+        let out = w.serve_repo(&bare, &request).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("(git-annex-shell gcryptsetup is not one of configlist,"),
+            "{}",
+            stderr(&out)
+        );
+        assert_eq!(std::fs::read(&config).unwrap(), before);
+    }
+    let out = w.git(&bare, &["config", "--bool", "receive.denyNonFastForwards"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "true");
+
+    // A history rewrite pushed through serve is refused as before.
+    let url = format!("fakehost:{}", bare.display());
+    let out = w
+        .command("git", &w.client)
+        .args(["clone", "-q", &url, "copy"])
+        .env("SERVE_REPO", &bare)
+        .output()
+        .unwrap();
+    check(&out, "clone");
+    let copy = w.client.join("copy");
+    check(
+        &w.git(&copy, &["commit", "-q", "--amend", "-m", "rewritten"]),
+        "amend",
+    );
+    let out = w
+        .command("git", &copy)
+        .args(["push", "-q", "--force", "origin", "main"])
+        .env("SERVE_REPO", &bare)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the force-push was accepted");
+    assert!(
+        stderr(&out).contains("non-fast-forward"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// git-annex works on a bare git-annex repository through serve as on one with a work tree.
+#[test]
+fn real_git_annex_shell_answers_configlist_for_a_served_bare_annex_repository() {
+    if !git_annex_installed(
+        "real_git_annex_shell_answers_configlist_for_a_served_bare_annex_repository",
+    ) {
+        return;
+    }
+    let w = World::new();
+    let bare = w.bare_repo("store.git", &[]);
+    let uuid = w.annex_init(&bare, &w.server_home, "store");
+    let out = w
+        .serve_repo(
+            &bare,
+            &format!("git-annex-shell 'configlist' '{}'", bare.display()),
+        )
+        .output()
+        .unwrap();
+    check(&out, "configlist through serve");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines().any(|l| l == format!("annex.uuid={uuid}")),
+        "{text}"
+    );
+}
+
 #[test]
 fn real_git_annex_shell_answers_configlist_for_the_served_repository() {
     if !git_annex_installed("real_git_annex_shell_answers_configlist_for_the_served_repository") {
@@ -785,12 +1289,12 @@ fn real_git_annex_shell_refuses_other_directories_under_the_environment_serve_se
         return;
     }
     let w = World::new();
+    w.annex_init(&w.notes, &w.server_home, "served");
     w.annex_init(&w.secret, &w.server_home, "secret");
     let (bin, rec) = w.fake_annex_shell();
     let out = w
         .serve("git-annex-shell 'configlist' '/~/notes'")
         .env("PATH", path_with(&bin))
-        .env("FAKE_ANNEX_RECORD", &rec)
         .output()
         .unwrap();
     check(&out, "configlist through serve to the fake");

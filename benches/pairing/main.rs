@@ -1,18 +1,27 @@
-//! The whole git-pair benchmark, run by `scripts/bench`: time to pair (clean
-//! and 30% loss on the namespace LAN; 200 ms delay and loss with reordering
-//! and duplication in the state machine's simulated network), crowds of
-//! simultaneous pairings, footprint, and the cost of a guess against
-//! git-annex's design. It writes BENCHMARKS.md.
+//! The whole git-pair benchmark, run by `scripts/bench`: time to pair (clean,
+//! 30% loss of UDP and TCP, and 30% loss of all frames on the bridged
+//! namespace LAN, magic-wormhole timed beside it run by run; 200 ms delay and
+//! loss with reordering and duplication in the state machine's simulated
+//! network), crowds of simultaneous pairings, footprint, and the cost of a
+//! guess against git-annex's design. It writes BENCHMARKS.md.
 //!
 //! It needs root (network namespaces, users, sshd, nftables), like the
 //! end-to-end tests whose harness (`tests/support`) it reuses; without root
 //! it says why and exits with status 2. It never touches a real interface.
 //!
-//! `cargo bench --bench pairing -- [--out FILE] [--runs N] [--crowds 1,4,16,64]
-//! [--criterion DIR] [--command TEXT] [--trace DIR] [--sim-only]`
+//! `cargo bench --bench pairing -- [--out FILE] [--runs N] [--compare-runs N]
+//! [--conditions clean,udp-tcp,all-frames] [--wormhole-venv DIR] [--binary FILE] [--sim-runs N] [--crowds 1,4,16,64] [--crowd-repeats N]
+//! [--sim-crowds N] [--criterion DIR] [--command TEXT] [--trace DIR [--trace-only SYSCALLS]]
+//! [--sim-only]`
+//!
+//! `--binary FILE` measures another build of git-pair (e.g. the one before a
+//! change) instead of the one cargo built. `--wormhole-venv DIR` is a virtualenv with magic-wormhole, its mailbox
+//! server and its transit relay (`scripts/bench` makes it); without it the
+//! comparison is left out of the report, which says so.
 //!
 //! `--trace DIR` only runs one pairing with both sides under strace, for
-//! profiling, and writes no report. `--sim-only` only runs the simulated
+//! profiling, and writes no report; `--trace-only fsync,rename,...` stops
+//! only at those syscalls, so that the timings stay near an untraced run. `--sim-only` only runs the simulated
 //! network (no root needed) and prints its figures.
 
 // The end-to-end tests' harness, shared rather than copied; the benchmark
@@ -25,18 +34,26 @@ mod guess;
 mod namespaces;
 mod report;
 mod sim;
+mod wormhole;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use namespaces::Loss;
 use support::lab::{self, Lab, Network};
 use support::{preflight, Needs};
 
 /// Options from the command line.
 pub struct Options {
     pub out: PathBuf,
+    /// git pair runs per condition on the namespace LAN.
     pub runs: usize,
+    /// Of those, how many are interleaved with magic-wormhole runs.
+    pub compare_runs: usize,
+    /// The namespace LAN's conditions to run (all three by default).
+    pub conditions: Vec<Loss>,
+    pub wormhole_venv: Option<PathBuf>,
     pub sim_runs: usize,
     pub crowds: Vec<usize>,
     /// Trials of each crowd size on the namespace LAN.
@@ -47,6 +64,8 @@ pub struct Options {
     pub command: String,
     /// Only trace one pairing with strace into this directory.
     pub trace: Option<PathBuf>,
+    /// ...stopping only at these syscalls (`--trace-only fsync,rename`).
+    pub trace_only: Option<String>,
     /// Only run the simulated network (no root needed) and print its table.
     pub sim_only: bool,
 }
@@ -54,14 +73,18 @@ pub struct Options {
 fn parse_args() -> Result<Options, String> {
     let mut o = Options {
         out: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md"),
-        runs: 30,
-        sim_runs: 1000,
+        runs: 100,
+        compare_runs: 20,
+        conditions: vec![Loss::None, Loss::UdpTcp(300), Loss::AllFrames(300)],
+        wormhole_venv: None,
+        sim_runs: 10_000,
         crowds: vec![1, 4, 16, 64],
         crowd_repeats: 3,
-        sim_crowds: 200,
+        sim_crowds: 1000,
         criterion: None,
         command: "scripts/bench".to_owned(),
         trace: None,
+        trace_only: None,
         sim_only: false,
     };
     let mut args = std::env::args().skip(1);
@@ -72,12 +95,35 @@ fn parse_args() -> Result<Options, String> {
             "--bench" => {}
             "--out" => o.out = PathBuf::from(value()?),
             "--runs" => o.runs = value()?.parse().map_err(|e| format!("--runs: {e}"))?,
+            "--compare-runs" => {
+                o.compare_runs = value()?
+                    .parse()
+                    .map_err(|e| format!("--compare-runs: {e}"))?
+            }
+            "--wormhole-venv" => o.wormhole_venv = Some(PathBuf::from(value()?)),
+            // Read by the lab harness when it installs the binary into each lab.
+            "--binary" => std::env::set_var("GIT_PAIR_LAB_BINARY", value()?),
+            "--conditions" => {
+                o.conditions = value()?
+                    .split(',')
+                    .filter(|c| !c.is_empty())
+                    .map(|c| match c.trim() {
+                        "clean" => Ok(Loss::None),
+                        "udp-tcp" => Ok(Loss::UdpTcp(300)),
+                        "all-frames" => Ok(Loss::AllFrames(300)),
+                        other => Err(format!(
+                            "--conditions: {other:?} is not clean, udp-tcp or all-frames"
+                        )),
+                    })
+                    .collect::<Result<_, _>>()?
+            }
             "--sim-runs" => {
                 o.sim_runs = value()?.parse().map_err(|e| format!("--sim-runs: {e}"))?
             }
             "--crowds" => {
                 o.crowds = value()?
                     .split(',')
+                    .filter(|k| !k.is_empty() && *k != "none")
                     .map(|k| k.trim().parse::<usize>())
                     .collect::<Result<_, _>>()
                     .map_err(|e| format!("--crowds: {e}"))?
@@ -93,6 +139,7 @@ fn parse_args() -> Result<Options, String> {
             "--criterion" => o.criterion = Some(PathBuf::from(value()?)),
             "--command" => o.command = value()?,
             "--trace" => o.trace = Some(PathBuf::from(value()?)),
+            "--trace-only" => o.trace_only = Some(value()?),
             "--sim-only" => o.sim_only = true,
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -167,11 +214,11 @@ fn section(name: &str) {
 fn run(o: &Options) {
     if let Some(dir) = &o.trace {
         section("one pairing under strace");
-        namespaces::trace(&Lab::new(Network::DualStack), dir);
+        namespaces::trace(&Lab::new(Network::Bridged), dir, o.trace_only.as_deref());
         return;
     }
     let mut r = report::Report::default();
-    let binary = PathBuf::from(env!("CARGO_BIN_EXE_git-pair"));
+    let binary = lab::binary_under_test();
 
     section("cost of a guess (git-annex's HMAC-SHA1, one core)");
     r.guess = Some(guess::rate(Duration::from_secs(3)));
@@ -189,27 +236,76 @@ fn run(o: &Options) {
     r.sim_crowds = sim::crowds(SIM_CROWD, o.sim_crowds, 64);
 
     {
-        let lab = Lab::new(Network::DualStack);
+        let mut lab = Lab::new(Network::Bridged);
+        let station = o.wormhole_venv.as_ref().map(|_| lab.add_station());
+        let mut wormhole = match (&o.wormhole_venv, &station) {
+            (Some(venv), Some(station)) => {
+                section("magic-wormhole mailbox and transit relay on the third host");
+                Some(wormhole::Wormhole::start(&lab, station, venv))
+            }
+            _ => None,
+        };
+        let others: Vec<&str> = station.iter().map(|s| s.netns.as_str()).collect();
+
         section("start-up wrappers and footprint");
         r.wrapper = Some(namespaces::wrapper_overhead(&lab, 30));
         r.help_startup = Some(namespaces::help_startup(&binary, 50));
         r.binary_size = std::fs::metadata(&binary).map(|m| m.len()).ok();
         r.peak_rss_kib = namespaces::peak_rss_kib(&lab, 3);
 
-        section("time to pair, namespace LAN, no impairment");
-        namespaces::set_rules(&lab, 0);
-        r.clean = namespaces::time_to_pair(&lab, o.runs, 20);
-        r.clean_counters = Some(namespaces::counters(&lab));
-
-        section("time to pair, namespace LAN, 30% loss each way (nftables ingress)");
-        namespaces::set_rules(&lab, 300);
-        r.lossy = namespaces::time_to_pair(&lab, o.runs, 30);
-        r.lossy_counters = Some(namespaces::counters(&lab));
+        for &loss in &o.conditions {
+            section(&format!(
+                "time to pair, namespace LAN, {}{}",
+                loss.describe(),
+                if wormhole.is_some() {
+                    format!(
+                        ", the first {} runs interleaved with magic-wormhole",
+                        o.compare_runs
+                    )
+                } else {
+                    String::new()
+                }
+            ));
+            namespaces::set_rules(&lab, loss);
+            let mut c = report::LanCondition::new(loss);
+            let timeout = if loss == Loss::None { 20 } else { 30 };
+            for i in 0..o.runs {
+                let (t, seen) = namespaces::time_one(&lab, timeout, &others);
+                eprintln!(
+                    "  run {:>3}: git pair {:>8.1} ms {}",
+                    i + 1,
+                    t.took.as_secs_f64() * 1e3,
+                    if t.ok { "paired" } else { "FAILED" }
+                );
+                if !t.ok {
+                    eprintln!("{}", t.detail);
+                }
+                c.git_pair.push(t);
+                c.counters = c.counters.add(seen);
+                if let Some(w) = wormhole.as_mut().filter(|_| i < o.compare_runs) {
+                    namespaces::forget_neighbours(&lab, &others);
+                    let one = w.one_way(&lab);
+                    namespaces::forget_neighbours(&lab, &others);
+                    let both = w.both_ways(&lab);
+                    eprintln!(
+                        "           wormhole one way {:>8.1} ms {}, both ways {:>8.1} ms {}",
+                        one.took.as_secs_f64() * 1e3,
+                        if one.ok { "ok" } else { "FAILED" },
+                        both.took.as_secs_f64() * 1e3,
+                        if both.ok { "ok" } else { "FAILED" },
+                    );
+                    for t in [&one, &both].into_iter().filter(|t| !t.ok) {
+                        eprintln!("{}", t.detail);
+                    }
+                    c.one_way.push(one);
+                    c.both_ways.push(both);
+                }
+            }
+            r.lan.push(c);
+        }
         namespaces::remove_rules(&lab);
-    }
+        drop(wormhole);
 
-    {
-        let lab = Lab::new(Network::Bridged);
         for &k in &o.crowds {
             for trial in 1..=o.crowd_repeats {
                 section(&format!("{k} simultaneous pairings, trial {trial}"));

@@ -39,18 +39,44 @@ pub struct Timed {
     pub detail: String,
 }
 
-/// The ingress ruleset on `iface`: count every UDP datagram and every
-/// packet, and drop `loss_permille`/1000 of the IP packets at random. ARP,
-/// neighbour discovery and MLD (ICMPv6) are spared: on a real LAN the
-/// neighbour caches are warm, and losing them here would measure the
-/// kernel's neighbour timers rather than git-pair.
-fn ruleset(iface: &str, loss_permille: u32) -> String {
-    let drop = if loss_permille > 0 {
-        format!(
-            "meta protocol {{ ip, ip6 }} meta l4proto != ipv6-icmp numgen random mod 1000 < {loss_permille} counter drop comment \"lost\""
-        )
-    } else {
-        String::new()
+/// What the benchmark's ingress rules drop, on each host, of what arrives there (so each way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loss {
+    None,
+    /// This many per mille of the UDP and TCP packets; ARP, neighbour discovery (ICMPv6) and
+    /// everything else pass, as on a LAN whose neighbour caches are warm.
+    UdpTcp(u32),
+    /// This many per mille of every frame, ARP and neighbour discovery included.
+    AllFrames(u32),
+}
+
+impl Loss {
+    /// How the report names it.
+    pub fn describe(self) -> String {
+        match self {
+            Loss::None => "no impairment".to_owned(),
+            Loss::UdpTcp(p) => format!("{}% loss of UDP and TCP each way, ARP spared", p / 10),
+            Loss::AllFrames(p) => {
+                format!("{}% loss of all frames each way, ARP included", p / 10)
+            }
+        }
+    }
+}
+
+/// The ingress ruleset on `iface`: count every frame, every UDP datagram and every ARP frame,
+/// and drop what `loss` says at random (`numgen random`). A drop at ingress looks like a loss
+/// on the wire; a drop at output would hand the sender EPERM, which no real LAN does.
+fn ruleset(iface: &str, loss: Loss) -> String {
+    let drop = match loss {
+        Loss::None => String::new(),
+        Loss::UdpTcp(p) => format!(
+            "meta l4proto {{ udp, tcp }} numgen random mod 1000 < {p} counter drop comment \"lost\""
+        ),
+        // Two rules so that lost ARP frames are counted apart; a frame meets only one of them.
+        Loss::AllFrames(p) => format!(
+            "meta protocol arp numgen random mod 1000 < {p} counter drop comment \"lost arp\"\n        \
+             meta protocol != arp numgen random mod 1000 < {p} counter drop comment \"lost\""
+        ),
     };
     format!(
         r#"table netdev {TABLE} {{
@@ -58,6 +84,7 @@ fn ruleset(iface: &str, loss_permille: u32) -> String {
         type filter hook ingress device "{iface}" priority -10; policy accept;
         counter comment "all"
         meta l4proto udp counter comment "udp"
+        meta protocol arp counter comment "arp"
         {drop}
     }}
 }}
@@ -66,12 +93,25 @@ fn ruleset(iface: &str, loss_permille: u32) -> String {
 }
 
 /// Replaces the benchmark's ingress rules on both hosts (fresh counters).
-pub fn set_rules(lab: &Lab, loss_permille: u32) {
+pub fn set_rules(lab: &Lab, loss: Loss) {
     for h in [&lab.a, &lab.b] {
         clear_rules(h);
         in_netns(&h.netns, "nft")
             .args(["-f", "-"])
-            .stdin(ruleset(&h.iface, loss_permille))
+            .stdin(ruleset(&h.iface, loss))
+            .run_ok();
+    }
+}
+
+/// Empties the neighbour caches (ARP and IPv6 neighbours) of both hosts and of `others`: each
+/// run is then a first meeting, as when two machines pair that have not talked before.
+pub fn forget_neighbours(lab: &Lab, others: &[&str]) {
+    for ns in [lab.a.netns.as_str(), lab.b.netns.as_str()]
+        .into_iter()
+        .chain(others.iter().copied())
+    {
+        Cmd::root("ip")
+            .args(["-n", ns, "neigh", "flush", "all"])
             .run_ok();
     }
 }
@@ -83,12 +123,38 @@ fn clear_rules(h: &Host) {
         .run();
 }
 
-/// What the ingress counters of both hosts saw: (all packets, UDP, lost).
+/// What the ingress counters of both hosts saw.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Counters {
     pub packets: u64,
     pub udp: u64,
+    pub arp: u64,
+    /// Dropped frames other than ARP.
     pub lost: u64,
+    pub lost_arp: u64,
+}
+
+impl Counters {
+    /// What was counted between `earlier` and `self`.
+    pub fn since(self, earlier: Counters) -> Counters {
+        Counters {
+            packets: self.packets - earlier.packets,
+            udp: self.udp - earlier.udp,
+            arp: self.arp - earlier.arp,
+            lost: self.lost - earlier.lost,
+            lost_arp: self.lost_arp - earlier.lost_arp,
+        }
+    }
+
+    pub fn add(self, o: Counters) -> Counters {
+        Counters {
+            packets: self.packets + o.packets,
+            udp: self.udp + o.udp,
+            arp: self.arp + o.arp,
+            lost: self.lost + o.lost,
+            lost_arp: self.lost_arp + o.lost_arp,
+        }
+    }
 }
 
 pub fn counters(lab: &Lab) -> Counters {
@@ -114,7 +180,9 @@ pub fn counters(lab: &Lab) -> Counters {
             match rule["comment"].as_str() {
                 Some("all") => c.packets += packets,
                 Some("udp") => c.udp += packets,
+                Some("arp") => c.arp += packets,
                 Some("lost") => c.lost += packets,
+                Some("lost arp") => c.lost_arp += packets,
                 _ => {}
             }
         }
@@ -212,27 +280,16 @@ fn pair_once(lab: &Lab, timeout_secs: u64) -> Timed {
     }
 }
 
-/// `runs` timed pairings of the lab's two repositories.
-pub fn time_to_pair(lab: &Lab, runs: usize, timeout_secs: u64) -> Vec<Timed> {
-    let repos_a = [lab.a.repo.clone()];
-    let repos_b = [lab.b.repo.clone()];
-    (0..runs)
-        .map(|i| {
-            reset(&lab.a, &repos_a);
-            reset(&lab.b, &repos_b);
-            let t = pair_once(lab, timeout_secs);
-            eprintln!(
-                "  run {:>2}: {:>8.1} ms {}",
-                i + 1,
-                t.took.as_secs_f64() * 1e3,
-                if t.ok { "paired" } else { "FAILED" }
-            );
-            if !t.ok {
-                eprintln!("{}", t.detail);
-            }
-            t
-        })
-        .collect()
+/// One timed pairing of the lab's two repositories from a fresh start (no `~/.ssh`, no
+/// remote, empty neighbour caches, also on `others`), and what the ingress counters saw of it.
+pub fn time_one(lab: &Lab, timeout_secs: u64, others: &[&str]) -> (Timed, Counters) {
+    reset(&lab.a, std::slice::from_ref(&lab.a.repo));
+    reset(&lab.b, std::slice::from_ref(&lab.b.repo));
+    forget_neighbours(lab, others);
+    let before = counters(lab);
+    let t = pair_once(lab, timeout_secs);
+    let seen = counters(lab).since(before);
+    (t, seen)
 }
 
 /// What starting a command on a host costs before git-pair runs at all (the
@@ -317,7 +374,7 @@ pub fn crowd(lab: &Lab, k: usize, timeout_secs: u64) -> Crowd {
     let (ra, rb) = crowd_repos(lab, k);
     reset(&lab.a, &ra);
     reset(&lab.b, &rb);
-    set_rules(lab, 0);
+    set_rules(lab, Loss::None);
     let limit = Duration::from_secs(timeout_secs + 30);
     let mut firsts: Vec<Running> = ra
         .iter()
@@ -412,7 +469,10 @@ fn wrapped(h: &Host, wrapper: &[&str], code: Option<&str>) -> Cmd {
 
 /// One pairing with both sides under `strace -f -tt -T`, the traces written
 /// to `dir/a.strace` and `dir/b.strace`: where the time of a pairing goes.
-pub fn trace(lab: &Lab, dir: &Path) {
+/// With `only` (a syscall list such as `fsync,rename,connect`), strace stops
+/// the process only at those (`--seccomp-bpf`), so that the timings stay
+/// close to an untraced run.
+pub fn trace(lab: &Lab, dir: &Path, only: Option<&str>) {
     fs::create_dir_all(dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
     host_writable(dir);
     reset(&lab.a, std::slice::from_ref(&lab.a.repo));
@@ -423,15 +483,25 @@ pub fn trace(lab: &Lab, dir: &Path) {
             .into_owned()
     };
     let (fa, fb) = (file("a"), file("b"));
-    let mut a = wrapped(&lab.a, &["strace", "-f", "-tt", "-T", "-o", &fa], None).spawn();
+    let filter = only.map(|list| format!("trace={list}"));
+    let strace = |out: &str| {
+        let mut args = vec!["strace", "-f", "-tt", "-T"];
+        if let Some(f) = &filter {
+            args.extend(["--seccomp-bpf", "-e"]);
+            args.push(f);
+        }
+        args.extend(["-o", out]);
+        args.into_iter().map(str::to_owned).collect::<Vec<String>>()
+    };
+    let (sa, sb) = (strace(&fa), strace(&fb));
+    fn as_strs(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    let mut a = wrapped(&lab.a, &as_strs(&sa), None).spawn();
     let code = read_code(&mut a);
-    let b = wrapped(
-        &lab.b,
-        &["strace", "-f", "-tt", "-T", "-o", &fb],
-        Some(&code),
-    )
-    .spawn()
-    .wait(Duration::from_secs(40));
+    let b = wrapped(&lab.b, &as_strs(&sb), Some(&code))
+        .spawn()
+        .wait(Duration::from_secs(40));
     let a = a.wait(Duration::from_secs(40));
     assert!(
         a.success() && b.success(),

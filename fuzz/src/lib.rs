@@ -7,6 +7,7 @@
 //! violated; see `README.md` for the list.
 
 pub mod journal;
+pub mod locate;
 pub mod machine;
 pub mod planners;
 

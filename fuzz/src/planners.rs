@@ -9,8 +9,8 @@ use git_pair::ssh_files::authorized_keys::{
     git_pair_lines, plan_add, plan_remove, render_line, replaced_foreign_lines,
 };
 use git_pair::ssh_files::client_config::{
-    host_aliases, pair_blocks, plan_host, plan_include, plan_remove_host, plan_remove_include,
-    BlockRecord, HostBlock,
+    host_aliases, pair_blocks, plan_host, plan_include, plan_refresh, plan_remove_host,
+    plan_remove_include, BlockRecord, HostBlock, Refresh,
 };
 use git_pair::ssh_files::{forced_command, AuthorizedEntry};
 use ssh_key::PublicKey;
@@ -238,6 +238,32 @@ pub fn client_config(data: &[u8]) {
     assert!(host_aliases(&out).iter().any(|a| a == alias));
     assert!(pair_blocks(&out).iter().any(|b| b.alias == alias));
 
+    // A refresh changes the alias's address and nothing outside its blocks, and says it again
+    // without change.
+    let refresh = Refresh {
+        host_name: "10.0.0.9",
+        port: 2200,
+        time: "2026-11-30T10:00:00Z",
+        method: "locate",
+    };
+    let refreshed = plan_refresh(&out, alias, &refresh).expect("the block is there");
+    assert_eq!(
+        plan_remove_host(&refreshed, alias),
+        plan_remove_host(&out, alias),
+        "plan_refresh changed bytes outside the alias's blocks"
+    );
+    assert_eq!(plan_refresh(&refreshed, alias, &refresh).unwrap(), refreshed);
+    let ours = pair_blocks(&refreshed)
+        .into_iter()
+        .find(|b| b.alias.eq_ignore_ascii_case(alias))
+        .expect("the block is still there");
+    assert_eq!(ours.host_name.as_deref(), Some("10.0.0.9"));
+    assert_eq!(ours.port.as_deref(), Some("2200"));
+    assert_eq!(
+        ours.refreshed.as_deref(),
+        Some("2026-11-30T10:00:00Z locate")
+    );
+
     // A block's record reads back exactly, whatever surrounds it.
     let record = BlockRecord {
         repo: "/home/alice/my notes".to_owned(),
@@ -301,7 +327,8 @@ fn is_bidi(c: char) -> bool {
 
 /// `serve::parse_request` never panics; an accepted request names a non-empty path that does
 /// not start with `-` and is not `~otheruser`, carries further words only for git-annex-shell
-/// and never a `-c` among them, and came from a request of at most
+/// and never a `-c` among them, names a git-annex-shell command of the documented list (never
+/// `gcryptsetup`, which rewrites the repository's config), and came from a request of at most
 /// `MAX_REQUEST_LEN` bytes without control characters; a refusal displays as one short line
 /// with no control or bidi character (the peer sees it on its terminal).
 pub fn serve_request(data: &[u8]) {
@@ -327,6 +354,10 @@ pub fn serve_request(data: &[u8]) {
                 "{:?}",
                 req.args
             );
+            if let serve::Service::AnnexShell(command) = req.service {
+                assert!(serve::allowed_annex_commands().contains(&command.name()));
+                assert_ne!(command.name(), "gcryptsetup");
+            }
         }
         Err(e) => {
             let message = e.to_string();

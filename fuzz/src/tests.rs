@@ -64,6 +64,35 @@ fn seeds_pass_their_checks() {
         machine::machine(&data);
         machine::machine_guesses(&data);
     }
+    for (_, data) in seeds("locate") {
+        crate::locate::locate(&data);
+    }
+}
+
+/// The locate harness is not vacuous: the same datagrams made with the harness's secret are
+/// answered (so "never answers" means something).
+#[test]
+fn with_the_secret_the_locate_responder_answers() {
+    use git_pair::protocol::locate::responder::{Outcome, Responder};
+    use git_pair::protocol::locate::{encode_query, LocateKeys};
+    use git_pair::protocol::schedule::{PairSecret, Role};
+    let mut r = Responder::new(std::time::Instant::now());
+    r.set_pairings([(
+        "a".to_owned(),
+        git_pair::ssh_files::SecretRecord {
+            role: Role::High,
+            ssh_port: 22,
+            secret: PairSecret::from_bytes(crate::locate::SECRET),
+        },
+    )]);
+    let q = encode_query(
+        &LocateKeys::derive(&PairSecret::from_bytes(crate::locate::SECRET), Role::Low),
+        &[1; 16],
+    );
+    assert!(matches!(
+        r.handle(std::time::Instant::now(), &q, Vec::new),
+        Outcome::Answer { .. }
+    ));
 }
 
 /// The handshake an honest peer would do, as harness operations.
@@ -246,6 +275,35 @@ fn write_seeds() {
         br#"{"v":1,"t":"hello","sid":"0123456789abcdef0123456789abcdef","ch":"7"}"#,
     );
 
+    // locate: a query and an answer made with another secret, each framed as the harness reads
+    // its input, then both together with garbage.
+    {
+        use git_pair::protocol::locate::{encode_answer, encode_query, Answer, LocateKeys};
+        use git_pair::protocol::schedule::{PairSecret, Role};
+        let other = PairSecret::from_bytes([0x11; 32]);
+        let q = encode_query(&LocateKeys::derive(&other, Role::Low), &[0x42; 16]);
+        let a = encode_answer(
+            &LocateKeys::derive(&other, Role::High),
+            &Answer {
+                nonce: [0x42; 16],
+                ssh_port: 22,
+                addresses: vec!["10.0.0.2".parse().unwrap(), "fe80::2".parse().unwrap()],
+            },
+        );
+        let frame = |d: &[u8]| {
+            let mut f = vec![d.len() as u8];
+            f.extend_from_slice(d);
+            f
+        };
+        write("locate", "query", &frame(&q));
+        write("locate", "answer", &frame(&a));
+        let mut mixed = frame(&q);
+        mixed.extend(frame(b"GPL\x01\x01 not a query"));
+        mixed.extend(frame(&a));
+        mixed.extend(frame(&q));
+        write("locate", "mixed", &mixed);
+    }
+
     // payload
     let payload = Payload {
         user: "bob".into(),
@@ -347,7 +405,7 @@ fn write_seeds() {
     }
 
     // serve_request: what git and people send.
-    let requests: [(&str, &str); 11] = [
+    let requests: [(&str, &str); 12] = [
         ("upload-pack", "git-upload-pack '/home/alice/notes'"),
         ("annex-configlist", "git-annex-shell 'configlist' '/~/notes' '--' 'autoinit=1' '--'"),
         (
@@ -356,6 +414,7 @@ fn write_seeds() {
         ),
         ("annex-option", "git-annex-shell 'configlist' '/~/notes' -c core.fsmonitor=x"),
         ("annex-login", "git-annex-shell -c 'configlist /~/notes'"),
+        ("annex-gcryptsetup", "git-annex-shell 'gcryptsetup' '/~/notes' ':id:x'"),
         ("receive-pack", "git-receive-pack 'notes.git'"),
         ("subcommand", "git upload-archive '~/my notes'"),
         ("quotes", "git-upload-pack '/home/o'\\''brien/r'"),

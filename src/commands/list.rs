@@ -35,6 +35,12 @@ pub struct Pairing {
     pub alias: String,
     /// The peer's sshd address (`ip:port`) recorded at pairing time.
     pub address: Option<String>,
+    /// Where the ssh alias points now (`HostName:Port`): an address or a name.
+    pub current_address: Option<String>,
+    /// When `git pair refresh` last found the peer (RFC 3339, UTC).
+    pub refreshed_at: Option<String>,
+    /// How: `mdns`, `address` or `locate`.
+    pub refreshed_by: Option<String>,
     /// SHA256 fingerprint of the key the peer logs in here with.
     pub peer_key: Option<String>,
     /// SHA256 fingerprints of the peer's pinned sshd host keys.
@@ -51,23 +57,27 @@ pub struct Pairing {
 
 /// Every field of a [`Pairing`] in `--json`, with its meaning, for the man page (a test keeps
 /// this in step with the struct).
-pub const JSON_FIELDS: [(&str, &str); 11] = [
+pub const JSON_FIELDS: [(&str, &str); 14] = [
     ("name", "string: the remote's name; for an orphaned pairing, the name its remote had"),
     ("peer", "string or null: the peer repository, as user@host:path"),
     ("url", "string or null: the remote's URL, <alias>:<path>"),
     ("alias", "string: the ssh Host alias in ~/.ssh/git-pair/config"),
     ("address", "string or null: the peer's sshd, ip:port, as recorded when paired"),
+    ("current_address", "string or null: where the ssh alias points now, HostName:Port (an address, or a name such as desk.local); git pair refresh changes it"),
+    ("refreshed_at", "string or null: when git pair refresh last found the peer, RFC 3339 UTC"),
+    ("refreshed_by", "string or null: how: mdns (its .local name resolved), address (the alias's address still reached it) or locate (its git pair watch answered)"),
     ("peer_key", "string or null: SHA256 fingerprint of the key the peer logs in here with, as ssh-keygen -l prints it"),
     ("host_keys", "array of strings: SHA256 fingerprints of the peer's pinned sshd host keys"),
     ("paired_at", "string or null: when the pairing was made, RFC 3339 UTC"),
     ("annex_uuid", "string or null: the peer's git-annex UUID (between two git-annex repositories)"),
     ("orphaned", "boolean: the remote is gone (deleted by hand) but ssh files of the pairing remain"),
-    ("reachable", "boolean: whether the peer's sshd accepted a TCP connection within 1.5 s just now"),
+    ("reachable", "boolean: whether the peer's sshd (at current_address) accepted a TCP connection within 1.5 s just now"),
 ];
 
 /// The pairings of the repository at `local`, from its paired remotes and git-pair's `Host`
 /// blocks: remotes first, in config order, then orphaned blocks.
 pub fn collect(local: &str, remotes: &[PairedRemote], blocks: &[FoundBlock]) -> Vec<Pairing> {
+    let block_of = |alias: &str| blocks.iter().find(|b| b.alias.eq_ignore_ascii_case(alias));
     let mut out: Vec<Pairing> = remotes
         .iter()
         .map(|r| Pairing {
@@ -76,6 +86,9 @@ pub fn collect(local: &str, remotes: &[PairedRemote], blocks: &[FoundBlock]) -> 
             url: r.url.clone(),
             alias: r.alias.clone(),
             address: r.address.clone(),
+            current_address: block_of(&r.alias).and_then(block_address),
+            refreshed_at: block_of(&r.alias).and_then(|b| refresh_record(b).0),
+            refreshed_by: block_of(&r.alias).and_then(|b| refresh_record(b).1),
             peer_key: r.peer_key.clone(),
             host_keys: r.host_keys.clone(),
             paired_at: r.time.clone(),
@@ -91,6 +104,9 @@ pub fn collect(local: &str, remotes: &[PairedRemote], blocks: &[FoundBlock]) -> 
             url: None,
             alias: b.alias.clone(),
             address: block_address(b),
+            current_address: block_address(b),
+            refreshed_at: refresh_record(b).0,
+            refreshed_by: refresh_record(b).1,
             peer_key: None,
             host_keys: Vec::new(),
             paired_at: None,
@@ -115,6 +131,18 @@ pub fn orphaned_blocks<'a>(
     })
 }
 
+/// The time and method of a block's refresh record.
+fn refresh_record(b: &FoundBlock) -> (Option<String>, Option<String>) {
+    let Some(record) = b.refreshed.as_deref() else {
+        return (None, None);
+    };
+    let mut words = record.split_whitespace();
+    (
+        words.next().map(str::to_owned),
+        words.next().map(str::to_owned),
+    )
+}
+
 /// `HostName` and `Port` of a block as an address, undoing the `%%` of a scoped IPv6 address.
 fn block_address(b: &FoundBlock) -> Option<String> {
     let host = b.host_name.as_deref()?.replace("%%", "%");
@@ -126,23 +154,44 @@ fn block_address(b: &FoundBlock) -> Option<String> {
     })
 }
 
-/// Probes every pairing's sshd at once; `reachable` becomes `Some`.
+/// Probes every pairing's sshd at once, where its alias points now (the address recorded when
+/// paired if that is unknown); `reachable` becomes `Some`. A name (`desk.local`) is resolved
+/// within the same timeout.
 pub fn probe_all(pairings: &mut [Pairing], timeout: Duration) {
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = pairings
-            .iter()
-            .map(|p| {
-                let address = p.address.as_deref().and_then(parse_address);
-                scope.spawn(move || match address {
-                    Some(a) => probe::first_reachable(&[a], timeout).is_ok(),
-                    None => false,
-                })
-            })
-            .collect();
-        for (p, h) in pairings.iter_mut().zip(handles) {
-            p.reachable = Some(h.join().unwrap_or(false));
-        }
-    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    for (i, p) in pairings.iter().enumerate() {
+        let target = p.current_address.clone().or_else(|| p.address.clone());
+        let tx = tx.clone();
+        // Detached: a name that takes long to resolve must not hold the listing up.
+        std::thread::spawn(move || {
+            let reachable = target
+                .as_deref()
+                .map(resolve_address)
+                .is_some_and(|addrs| probe::first_reachable(&addrs, timeout).is_ok());
+            let _ = tx.send((i, reachable));
+        });
+    }
+    drop(tx);
+    for p in pairings.iter_mut() {
+        p.reachable = Some(false);
+    }
+    let deadline = std::time::Instant::now() + timeout + Duration::from_millis(500);
+    while let Ok((i, reachable)) =
+        rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+    {
+        pairings[i].reachable = Some(reachable);
+    }
+}
+
+/// The addresses of `host:port`: a literal address (see [`parse_address`]) or a name.
+fn resolve_address(text: &str) -> Vec<SocketAddr> {
+    if let Some(a) = parse_address(text) {
+        return vec![a];
+    }
+    use std::net::ToSocketAddrs;
+    text.to_socket_addrs()
+        .map(Iterator::collect)
+        .unwrap_or_default()
 }
 
 /// `10.0.0.2:22`, `[fe80::2%3]:22` or `[fe80::2%veth0]:22` (an interface name is resolved).
@@ -187,7 +236,23 @@ pub fn render_text(pairings: &[Pairing]) -> String {
             Some(false) => "  (sshd does not answer now)",
             None => "",
         };
-        out.push_str(&format!("    address    {}{reach}\n", clean(&p.address)));
+        let shown = p.current_address.as_ref().or(p.address.as_ref()).cloned();
+        out.push_str(&format!("    address    {}{reach}\n", clean(&shown)));
+        if p.current_address.is_some() && p.current_address != p.address && p.address.is_some() {
+            out.push_str(&format!("    paired at  {}\n", clean(&p.address)));
+        }
+        if let (Some(at), Some(by)) = (&p.refreshed_at, &p.refreshed_by) {
+            let how = match by.as_str() {
+                "mdns" => "its .local name",
+                "address" => "its address",
+                "locate" => "its git pair watch",
+                _ => "?",
+            };
+            out.push_str(&format!(
+                "    refreshed  {} (found by {how})\n",
+                sanitize::for_terminal(at)
+            ));
+        }
         if !p.orphaned {
             out.push_str(&format!("    peer key   {}\n", clean(&p.peer_key)));
             let host_keys = if p.host_keys.is_empty() {
@@ -265,6 +330,7 @@ mod tests {
             identity_file: None,
             host_name: Some("fe80::2%%veth0".into()),
             port: Some("2222".into()),
+            ..FoundBlock::default()
         }
     }
 
@@ -301,6 +367,9 @@ mod tests {
             "annex_uuid",
             "orphaned",
             "reachable",
+            "current_address",
+            "refreshed_at",
+            "refreshed_by",
         ] {
             assert!(obj.contains_key(field), "{field}");
         }
@@ -316,6 +385,30 @@ mod tests {
         assert!(!text.contains('\u{1b}'), "{text}");
         assert!(text.contains("git pair remove gone"), "{text}");
         assert!(render_text(&[]).contains("Run `git pair`"));
+    }
+
+    #[test]
+    fn the_address_in_use_and_the_last_refresh_come_from_the_block() {
+        let mut b = block("git-pair-desk-1", "/home/a/r", "desk");
+        b.host_name = Some("10.0.0.9".into());
+        b.port = Some("22".into());
+        b.refreshed = Some("2026-11-30T10:00:00Z locate".into());
+        let got = collect("/home/a/r", &[remote("desk", "git-pair-desk-1")], &[b]);
+        assert_eq!(got[0].address.as_deref(), Some("10.0.0.2:22"));
+        assert_eq!(got[0].current_address.as_deref(), Some("10.0.0.9:22"));
+        assert_eq!(got[0].refreshed_at.as_deref(), Some("2026-11-30T10:00:00Z"));
+        assert_eq!(got[0].refreshed_by.as_deref(), Some("locate"));
+        let text = render_text(&got);
+        assert!(text.contains("    address    10.0.0.9:22\n"), "{text}");
+        assert!(text.contains("    paired at  10.0.0.2:22\n"), "{text}");
+        assert!(
+            text.contains("    refreshed  2026-11-30T10:00:00Z (found by its git pair watch)\n"),
+            "{text}"
+        );
+        // Never refreshed: no such line, and the recorded address is shown.
+        let plain = collect("/home/a/r", &[remote("desk", "git-pair-none")], &[]);
+        assert_eq!(plain[0].current_address, None);
+        assert!(!render_text(&plain).contains("refreshed"));
     }
 
     #[test]

@@ -4,5 +4,7 @@
 pub mod list;
 pub mod pair;
 pub mod recover;
+pub mod refresh;
 pub mod remove;
 pub mod serve;
+pub mod watch;

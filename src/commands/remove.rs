@@ -2,7 +2,7 @@
 //!
 //! [`plan`] is pure: from the repository's paired remotes and git-pair's `Host` blocks it picks
 //! what belongs to the pairing called NAME: the peer's `authorized_keys` line (by marker and
-//! by the recorded key fingerprint), the ssh aliases with their pinned host keys and key files,
+//! by the recorded key fingerprint), the ssh aliases with their pinned host keys, pair secrets and key files,
 //! and the remote. [`run`] applies it: the ssh files first, in one locked transaction (so the
 //! peer loses access before anything else changes), then the remote. Every other line and file
 //! stays byte for byte; key files another pairing still uses stay. A pairing that is already
@@ -136,7 +136,7 @@ fn report(shown: &str, removal: &Removal, changed: &[std::path::PathBuf]) -> Str
     }
     for (alias, _) in &removal.aliases {
         out.push_str(&format!(
-            "    ssh alias {alias}, its pinned host keys, and its key files unless another pairing uses them\n"
+            "    ssh alias {alias}, its pinned host keys and pair secret, and its key files unless another pairing uses them\n"
         ));
     }
     for path in changed {

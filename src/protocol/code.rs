@@ -24,14 +24,66 @@ pub const CHANNEL_MAX: u32 = 999;
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CodeError {
-    #[error(
-        "the code is empty: type the code shown on the other machine, e.g. 7-guitar-orbit-velvet"
-    )]
+    #[error("the code is empty: type the code shown on the other machine, e.g. 535-bulb-fog-baby")]
     Empty,
-    #[error("the code has a number but no words after it: type the whole code, e.g. 7-guitar-orbit-velvet")]
+    #[error(
+        "the code has a number but no words after it: type the whole code, e.g. 535-bulb-fog-baby"
+    )]
     NoSecret,
     #[error("the code is too long ({0} bytes; at most 256)")]
     TooLong(usize),
+}
+
+/// Why a code given on the command line does not have the shape of a code that git pair
+/// generates: its channel number, then words from [`words::WORDS`]. The messages never repeat
+/// what was typed, which may be the secret.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ShapeError {
+    #[error("the code is empty: type the code shown on the other machine, e.g. 535-bulb-fog-baby")]
+    Empty,
+    #[error("a code starts with its number, e.g. 535-bulb-fog-baby")]
+    NoNumber,
+    #[error(
+        "the code has a number but no words after it: type the whole code, e.g. 535-bulb-fog-baby"
+    )]
+    NoWords,
+    #[error(
+        "word {position} of the code is not one that git pair puts in its codes: check the code \
+         shown on the other machine (for a phrase of your own, use `git pair join` or --code-file)"
+    )]
+    NotAWord { position: usize },
+    #[error("the code is too long ({0} bytes; at most 256)")]
+    TooLong(usize),
+}
+
+/// Checks that `typed` has the shape of a generated code: a number, then one or more words of
+/// the list, separated by dashes or spaces (in any case). Used for the code given on the command
+/// line, where any other word is far more likely a mistyped command than a code; free phrases
+/// stay possible at the prompt (`git pair join`) and with `--code-file` (see [`Code::parse`]).
+pub fn check_shape(typed: &str) -> Result<(), ShapeError> {
+    if typed.len() > 256 {
+        return Err(ShapeError::TooLong(typed.len()));
+    }
+    let lower = Zeroizing::new(typed.to_lowercase());
+    let mut parts = lower
+        .split(|c: char| c.is_whitespace() || c == '-')
+        .filter(|p| !p.is_empty());
+    let first = parts.next().ok_or(ShapeError::Empty)?;
+    if !first.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ShapeError::NoNumber);
+    }
+    let mut count = 0;
+    for (i, word) in parts.enumerate() {
+        if words::index_of(word).is_none() {
+            return Err(ShapeError::NotAWord { position: i + 1 });
+        }
+        count += 1;
+    }
+    if count == 0 {
+        return Err(ShapeError::NoWords);
+    }
+    Ok(())
 }
 
 /// A pairing code. Its secret part is zeroized on drop and never printed by
@@ -203,6 +255,52 @@ mod tests {
             Code::parse(&"a".repeat(300)).unwrap_err(),
             CodeError::TooLong(300)
         ));
+    }
+
+    #[test]
+    fn the_shape_of_a_code_is_a_number_then_listed_words() {
+        assert_eq!(check_shape("535-bulb-fog-baby"), Ok(()));
+        assert_eq!(check_shape(" 7 Guitar  orbit-VELVET "), Ok(()));
+        assert_eq!(check_shape("0012-abacus"), Ok(()));
+        assert_eq!(check_shape(""), Err(ShapeError::Empty));
+        assert_eq!(check_shape(" - "), Err(ShapeError::Empty));
+        for command_like in ["lst", "ls", "help", "rm", "guitar-orbit", "x7-bulb"] {
+            assert_eq!(
+                check_shape(command_like),
+                Err(ShapeError::NoNumber),
+                "{command_like}"
+            );
+        }
+        assert_eq!(check_shape("535"), Err(ShapeError::NoWords));
+        assert_eq!(check_shape("-1"), Err(ShapeError::NoWords));
+        assert_eq!(
+            check_shape("535-bulb-fgo-baby"),
+            Err(ShapeError::NotAWord { position: 2 })
+        );
+        assert_eq!(
+            check_shape("42 is the answer"),
+            Err(ShapeError::NotAWord { position: 1 })
+        );
+        assert!(matches!(
+            check_shape(&"1-".repeat(200)),
+            Err(ShapeError::TooLong(400))
+        ));
+        // Every generated code has the shape.
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(9);
+        for _ in 0..100 {
+            assert_eq!(check_shape(&Code::generate(&mut rng).reveal()), Ok(()));
+        }
+    }
+
+    #[test]
+    fn shape_errors_never_repeat_the_code() {
+        for typed in ["535-bulb-fgo-baby", "guitar-orbit", "535"] {
+            let message = check_shape(typed).unwrap_err().to_string();
+            assert!(
+                !message.contains("fgo") && !message.contains("guitar"),
+                "{message}"
+            );
+        }
     }
 
     #[test]

@@ -108,6 +108,12 @@ impl PairSecret {
     pub fn expose(&self) -> &[u8; 32] {
         &self.0
     }
+
+    /// A pair secret read back from where pairing stored it
+    /// (`ssh_files::pair_secret`).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        PairSecret(bytes)
+    }
 }
 
 /// Every key of one session, seen from one side.

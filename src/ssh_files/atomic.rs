@@ -5,6 +5,11 @@
 //! by `rename` (or appear by `link`, for files that must never be overwritten); finally the
 //! directory is fsynced so that the rename itself survives a crash. A reader (sshd, ssh) sees the
 //! old file or the new one, never a mix.
+//!
+//! A transaction that writes several files stages them as [`Temp`]s first, then syncs them all at
+//! once ([`sync_all`]), renames them into place, and syncs each directory once ([`sync_dirs`]):
+//! the same guarantees, but the file system commits its journal twice in all instead of twice
+//! per file, which on a real disk is most of the time a pairing takes.
 
 use std::fs::{self, File, OpenOptions, Permissions};
 use std::io::{self, Read, Write};
@@ -141,6 +146,12 @@ fn temp_name(base: &str) -> String {
     format!(".{base}.git-pair-{:016x}.tmp", rand_core::OsRng.next_u64())
 }
 
+/// Replaces `path` with `bytes` and mode `mode` through a temporary file, atomically but without
+/// fsync: the change survives the process being killed, not a power cut.
+pub fn write_unsynced(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
+    Temp::stage(path, bytes, mode)?.rename_to(path)
+}
+
 /// Removes `path` if it exists and fsyncs its directory. A missing file is not an error.
 pub fn remove(path: &Path) -> Result<(), Error> {
     match fs::remove_file(path) {
@@ -151,6 +162,137 @@ pub fn remove(path: &Path) -> Result<(), Error> {
             path: path.to_path_buf(),
             source,
         }),
+    }
+}
+
+/// New bytes for a file, written to a temporary file next to it (created with `O_EXCL` and the
+/// final mode) but not yet synced nor in place. Dropping it removes the temporary file.
+pub struct Temp {
+    tmp: PathBuf,
+    file: File,
+    /// `false` once the temporary name is gone (renamed or removed).
+    present: bool,
+}
+
+impl Temp {
+    /// Stages `bytes` with mode exactly `mode` for `path` (nothing is synced yet).
+    pub fn stage(path: &Path, bytes: &[u8], mode: u32) -> Result<Temp, Error> {
+        let (tmp, file) = create_temp(path, mode)?;
+        Temp::fill(tmp, file, path, bytes)
+    }
+
+    /// [`Temp::stage`] under the temporary name `tmp` chosen beforehand with [`temp_path`] (so
+    /// that it can be journaled before it exists).
+    pub fn stage_at(tmp: PathBuf, path: &Path, bytes: &[u8], mode: u32) -> Result<Temp, Error> {
+        let file = open_temp(&tmp, mode).map_err(|e| match e {
+            TempError::Io(source) => temp_error(path, source),
+            TempError::Other(e) => e,
+        })?;
+        Temp::fill(tmp, file, path, bytes)
+    }
+
+    fn fill(tmp: PathBuf, file: File, path: &Path, bytes: &[u8]) -> Result<Temp, Error> {
+        // Built first, so that a failed write removes the temporary file.
+        let temp = Temp {
+            tmp,
+            file,
+            present: true,
+        };
+        (&temp.file).write_all(bytes).map_err(|source| Error::Io {
+            action: "write",
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(temp)
+    }
+
+    /// Leaves the temporary file where it is, as a crash would.
+    #[cfg(test)]
+    pub(crate) fn leave(mut self) {
+        self.present = false;
+    }
+
+    /// Moves the staged bytes over `path` (which is replaced if it exists).
+    pub fn rename_to(mut self, path: &Path) -> Result<(), Error> {
+        fs::rename(&self.tmp, path).map_err(|source| Error::Io {
+            action: "write",
+            path: path.to_path_buf(),
+            source,
+        })?;
+        self.present = false;
+        Ok(())
+    }
+
+    /// Makes the staged bytes appear as `path`, which must not exist (see [`create_new`]).
+    pub fn link_to(self, path: &Path) -> Result<(), Error> {
+        match fs::hard_link(&self.tmp, path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(Error::IdentityExists {
+                path: path.to_path_buf(),
+            }),
+            Err(source) => Err(Error::Io {
+                action: "create",
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
+        // Dropping `self` removes the temporary name; the file lives on under `path`.
+    }
+}
+
+impl Drop for Temp {
+    fn drop(&mut self) {
+        if self.present {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Syncs the bytes of every staged file, all at once: concurrent fsyncs share the file system's
+/// journal commits, where one after another each waits for its own.
+pub fn sync_all<'a>(temps: impl IntoIterator<Item = (&'a Temp, &'a Path)>) -> Result<(), Error> {
+    let temps: Vec<(&Temp, &Path)> = temps.into_iter().collect();
+    let results: Vec<Result<(), Error>> = std::thread::scope(|s| {
+        let handles: Vec<_> = temps
+            .iter()
+            .map(|(t, path)| {
+                s.spawn(move || {
+                    t.file.sync_all().map_err(|source| Error::Io {
+                        action: "write",
+                        path: path.to_path_buf(),
+                        source,
+                    })
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(sync_panicked())))
+            .collect()
+    });
+    results.into_iter().collect()
+}
+
+/// Makes the renames, links and unlinks in each of `dirs` durable, all at once.
+pub fn sync_dirs(dirs: &[PathBuf]) -> Result<(), Error> {
+    let results: Vec<Result<(), Error>> = std::thread::scope(|s| {
+        let handles: Vec<_> = dirs
+            .iter()
+            .map(|dir| s.spawn(move || sync_dir_itself(dir)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(sync_panicked())))
+            .collect()
+    });
+    results.into_iter().collect()
+}
+
+fn sync_panicked() -> Error {
+    Error::Io {
+        action: "sync",
+        path: PathBuf::new(),
+        source: io::Error::other("the syncing thread panicked"),
     }
 }
 
@@ -224,6 +366,16 @@ pub fn resolve(path: &Path) -> Result<PathBuf, Error> {
 /// Creates directory `path` with mode exactly `mode` unless it exists; an existing directory's
 /// mode is left alone. Returns whether it was created.
 pub fn ensure_dir(path: &Path, mode: u32) -> Result<bool, Error> {
+    let created = ensure_dir_unsynced(path, mode)?;
+    if created {
+        sync_dir(path)?;
+    }
+    Ok(created)
+}
+
+/// [`ensure_dir`] without making the new directory's name durable: the caller syncs its parent
+/// (`path.parent()`) later, e.g. with [`sync_dirs`] at the end of a transaction.
+pub fn ensure_dir_unsynced(path: &Path, mode: u32) -> Result<bool, Error> {
     match fs::DirBuilder::new().mode(mode).create(path) {
         Ok(()) => {
             // The umask may have cleared bits of `mode`; it can never have added any, so there
@@ -235,7 +387,6 @@ pub fn ensure_dir(path: &Path, mode: u32) -> Result<bool, Error> {
                     source,
                 }
             })?;
-            sync_dir(path)?;
             Ok(true)
         }
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
@@ -261,39 +412,57 @@ pub fn ensure_dir(path: &Path, mode: u32) -> Result<bool, Error> {
 /// A new, empty file next to `path`, created with `O_EXCL` and `mode` (then set to exactly
 /// `mode`, before anything is written to it, in case the umask cleared bits).
 fn create_temp(path: &Path, mode: u32) -> Result<(PathBuf, File), Error> {
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
     let mut last_error = None;
     for _ in 0..16 {
-        let tmp = dir.join(temp_name(&name));
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)
-        {
-            Ok(file) => {
-                if let Err(source) = file.set_permissions(Permissions::from_mode(mode)) {
-                    let _ = fs::remove_file(&tmp);
-                    return Err(Error::Io {
-                        action: "set the mode of",
-                        path: tmp,
-                        source,
-                    });
-                }
-                return Ok((tmp, file));
+        let tmp = temp_path(path);
+        match open_temp(&tmp, mode) {
+            Ok(file) => return Ok((tmp, file)),
+            Err(TempError::Io(e)) if e.kind() == io::ErrorKind::AlreadyExists => {
+                last_error = Some(e)
             }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last_error = Some(e),
-            Err(source) => return Err(temp_error(path, source)),
+            Err(TempError::Io(source)) => return Err(temp_error(path, source)),
+            Err(TempError::Other(e)) => return Err(e),
         }
     }
     Err(temp_error(
         path,
         last_error.unwrap_or_else(|| io::Error::other("no free temporary name")),
     ))
+}
+
+/// A fresh temporary name next to `path` (see [`super::journal::is_temp_name`]).
+pub fn temp_path(path: &Path) -> PathBuf {
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dir.join(temp_name(&name))
+}
+
+enum TempError {
+    Io(io::Error),
+    Other(Error),
+}
+
+/// Creates `tmp` with `O_EXCL` and mode exactly `mode` (set again before anything is written,
+/// in case the umask cleared bits).
+fn open_temp(tmp: &Path, mode: u32) -> Result<File, TempError> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(tmp)
+        .map_err(TempError::Io)?;
+    if let Err(source) = file.set_permissions(Permissions::from_mode(mode)) {
+        let _ = fs::remove_file(tmp);
+        return Err(TempError::Other(Error::Io {
+            action: "set the mode of",
+            path: tmp.to_path_buf(),
+            source,
+        }));
+    }
+    Ok(file)
 }
 
 fn temp_error(path: &Path, source: io::Error) -> Error {
@@ -321,7 +490,10 @@ fn fill(mut file: File, bytes: &[u8]) -> io::Result<()> {
 
 /// Makes a rename, link or unlink in the directory of `path` durable.
 fn sync_dir(path: &Path) -> Result<(), Error> {
-    let dir = path.parent().unwrap_or(Path::new("/"));
+    sync_dir_itself(path.parent().unwrap_or(Path::new("/")))
+}
+
+fn sync_dir_itself(dir: &Path) -> Result<(), Error> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|source| Error::Io {

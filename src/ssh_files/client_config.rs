@@ -52,6 +52,9 @@ pub struct BlockRecord {
 pub const RECORD_REPO: &str = "# git-pair-repo";
 pub const RECORD_REMOTE: &str = "# git-pair-remote";
 pub const RECORD_MARKER: &str = "# git-pair-marker";
+/// The comment `git pair refresh` writes into a block: `<RFC 3339 time> <method>`, when and how
+/// it last found the peer.
+pub const RECORD_REFRESHED: &str = "# git-pair-refreshed";
 
 /// One single-alias `Host` block of git-pair's config, as read back by [`pair_blocks`].
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -64,6 +67,9 @@ pub struct FoundBlock {
     pub identity_file: Option<String>,
     pub host_name: Option<String>,
     pub port: Option<String>,
+    pub user: Option<String>,
+    /// The refresh record: `<RFC 3339 time> <method>`.
+    pub refreshed: Option<String>,
 }
 
 impl HostBlock {
@@ -356,6 +362,151 @@ pub fn plan_remove_host(existing: &[u8], alias: &str) -> Vec<u8> {
     out
 }
 
+/// Where `git pair refresh` found a pairing's peer, for [`plan_refresh`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refresh<'a> {
+    /// The new `HostName`: an address (`10.0.0.9`, `fe80::9%eth0`) or a name (`desk.local`).
+    pub host_name: &'a str,
+    pub port: u16,
+    /// When (RFC 3339, UTC).
+    pub time: &'a str,
+    /// How: `mdns`, `address` or `locate`.
+    pub method: &'a str,
+}
+
+/// git-pair's config with `alias`'s block pointed at `refresh.host_name` and `refresh.port`,
+/// and its [`RECORD_REFRESHED`] comment set; every other byte kept.
+///
+/// Only the first block for the alias (the one ssh reads) changes: its first `HostName` line
+/// is rewritten with the new value (keeping the line's indentation and line ending), its first
+/// `Port` line only when the port differs, and its refresh record replaced (or added after the
+/// other record comments). A block without such a line gets one. The values are checked as
+/// [`HostBlock::new`] checks them. Fails when there is no block for the alias.
+pub fn plan_refresh(existing: &[u8], alias: &str, refresh: &Refresh<'_>) -> Result<Vec<u8>, Error> {
+    validate_alias(alias)?;
+    check_word("HostName", refresh.host_name, 253, |b| {
+        b.is_ascii_alphanumeric() || matches!(b, b'.' | b':' | b'%' | b'_' | b'-')
+    })?;
+    if refresh.port == 0 {
+        return Err(Error::InvalidValue {
+            what: "Port",
+            value: "0".to_owned(),
+            reason: "it must be between 1 and 65535",
+        });
+    }
+    check_word("refresh time", refresh.time, 40, |b| {
+        b.is_ascii_digit() || matches!(b, b'T' | b'Z' | b':' | b'-')
+    })?;
+    check_word("refresh method", refresh.method, 16, |b| {
+        b.is_ascii_lowercase()
+    })?;
+    let Some(range) = host_block_ranges(existing, alias).into_iter().next() else {
+        return Err(Error::NoHostBlock {
+            alias: alias.to_owned(),
+        });
+    };
+    let block = &existing[range.clone()];
+    let host_name = refresh.host_name.replace('%', "%%");
+    let port = refresh.port.to_string();
+    let mut lines_in = lines(block);
+    let host_line = lines_in.next().unwrap_or_default();
+    let eol: &[u8] = if host_line.ends_with(b"\r\n") {
+        b"\r\n"
+    } else {
+        b"\n"
+    };
+    let record = [
+        b"    ",
+        RECORD_REFRESHED.as_bytes(),
+        b" ",
+        refresh.time.as_bytes(),
+        b" ",
+        refresh.method.as_bytes(),
+        eol,
+    ]
+    .concat();
+    let mut out = Vec::with_capacity(existing.len() + 128);
+    out.extend_from_slice(&existing[..range.start]);
+    out.extend_from_slice(host_line);
+    if !host_line.ends_with(b"\n") {
+        out.extend_from_slice(eol);
+    }
+    let mut rest: Vec<&[u8]> = lines_in.collect();
+    // The record goes after the last record comment at the top of the block, or first.
+    let records_end = rest
+        .iter()
+        .take_while(|l| trim_start(line_content(l)).starts_with(b"# git-pair-"))
+        .count();
+    let (mut saw_host_name, mut saw_port) = (false, false);
+    let mut body: Vec<u8> = Vec::new();
+    for (i, line) in rest.drain(..).enumerate() {
+        if i == records_end {
+            body.extend_from_slice(&record);
+        }
+        let content = line_content(line);
+        if trim_start(content).starts_with(RECORD_REFRESHED.as_bytes()) {
+            continue;
+        }
+        let ending = &line[content.len()..];
+        let indent = &content[..content.len() - trim_start(content).len()];
+        let rewrite = |keyword: &str, value: &str, body: &mut Vec<u8>| {
+            body.extend_from_slice(indent);
+            body.extend_from_slice(format!("{keyword} {value}").as_bytes());
+            body.extend_from_slice(if ending.is_empty() { eol } else { ending });
+        };
+        match parse_config_line(content) {
+            Some((keyword, _)) if !saw_host_name && keyword.eq_ignore_ascii_case(b"hostname") => {
+                saw_host_name = true;
+                rewrite("HostName", &host_name, &mut body);
+            }
+            Some((keyword, args)) if !saw_port && keyword.eq_ignore_ascii_case(b"port") => {
+                saw_port = true;
+                if args.first().map(Vec::as_slice) == Some(port.as_bytes()) {
+                    body.extend_from_slice(line);
+                } else {
+                    rewrite("Port", &port, &mut body);
+                }
+            }
+            _ => body.extend_from_slice(line),
+        }
+    }
+    if records_end >= body_lines(block) {
+        body.extend_from_slice(&record);
+    }
+    let mut missing = Vec::new();
+    if !saw_host_name {
+        missing.extend_from_slice(format!("    HostName {host_name}").as_bytes());
+        missing.extend_from_slice(eol);
+    }
+    if !saw_port {
+        missing.extend_from_slice(format!("    Port {port}").as_bytes());
+        missing.extend_from_slice(eol);
+    }
+    // Missing settings go right after the records, where the block's own settings start.
+    let insert_at = position_after_records(&body);
+    body.splice(insert_at..insert_at, missing);
+    out.extend_from_slice(&body);
+    out.extend_from_slice(&existing[range.end..]);
+    Ok(out)
+}
+
+/// Lines of a block after its `Host` line.
+fn body_lines(block: &[u8]) -> usize {
+    lines(block).count().saturating_sub(1)
+}
+
+/// The byte offset in `body` after its leading `# git-pair-` comment lines.
+fn position_after_records(body: &[u8]) -> usize {
+    let mut at = 0;
+    for line in lines(body) {
+        if !trim_start(line_content(line)).starts_with(b"# git-pair-") {
+            break;
+        }
+        at += line.len();
+    }
+    at
+}
+
 /// The aliases of the single-pattern `Host` blocks in a config, in order (for `git pair list`).
 pub fn host_aliases(existing: &[u8]) -> Vec<String> {
     lines(existing)
@@ -386,6 +537,7 @@ pub fn pair_blocks(existing: &[u8]) -> Vec<FoundBlock> {
                     (RECORD_REPO, &mut block.repo),
                     (RECORD_REMOTE, &mut block.remote),
                     (RECORD_MARKER, &mut block.marker),
+                    (RECORD_REFRESHED, &mut block.refreshed),
                 ] {
                     if let Some(value) = text.strip_prefix(prefix).and_then(|v| v.strip_prefix(' '))
                     {
@@ -422,6 +574,8 @@ pub fn pair_blocks(existing: &[u8]) -> Vec<FoundBlock> {
             &mut block.host_name
         } else if keyword.eq_ignore_ascii_case(b"port") {
             &mut block.port
+        } else if keyword.eq_ignore_ascii_case(b"user") {
+            &mut block.user
         } else {
             continue;
         };
@@ -626,6 +780,131 @@ mod tests {
             plan_remove_include(moved.as_bytes(), &target(), Path::new(HOME)).unwrap(),
             None
         );
+    }
+
+    fn refresh<'a>(host_name: &'a str, port: u16) -> Refresh<'a> {
+        Refresh {
+            host_name,
+            port,
+            time: "2026-11-30T10:00:00Z",
+            method: "locate",
+        }
+    }
+
+    fn recorded_block(alias: &str) -> HostBlock {
+        block(alias)
+            .with_record(BlockRecord {
+                repo: "/home/alice/notes".into(),
+                remote: "desk".into(),
+                marker: "0123abcd".into(),
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn plan_refresh_changes_only_host_name_and_the_record() {
+        let ours = recorded_block("git-pair-x");
+        let old = plan_host(b"Host a\n  HostName 10.9.9.9\n\n", &ours);
+        let old = plan_host(&old, &block("git-pair-y"));
+        let new = plan_refresh(&old, "git-pair-x", &refresh("10.0.0.9", 2222)).unwrap();
+        let expected = String::from_utf8(old.clone()).unwrap().replacen(
+            "    # git-pair-marker 0123abcd\n    HostName fe80::2%%veth0\n",
+            "    # git-pair-marker 0123abcd\n    # git-pair-refreshed 2026-11-30T10:00:00Z locate\n    HostName 10.0.0.9\n",
+            1,
+        );
+        assert_eq!(String::from_utf8(new.clone()).unwrap(), expected);
+        let found = pair_blocks(&new);
+        let x = found.iter().find(|b| b.alias == "git-pair-x").unwrap();
+        assert_eq!(x.host_name.as_deref(), Some("10.0.0.9"));
+        assert_eq!(x.port.as_deref(), Some("2222"));
+        assert_eq!(x.user.as_deref(), Some("bob"));
+        assert_eq!(x.refreshed.as_deref(), Some("2026-11-30T10:00:00Z locate"));
+        assert_eq!(x.remote.as_deref(), Some("desk"));
+        // Again, later, elsewhere: one record, the latest.
+        let again = plan_refresh(
+            &new,
+            "git-pair-x",
+            &Refresh {
+                host_name: "desk.local",
+                port: 2222,
+                time: "2026-12-01T08:00:00Z",
+                method: "mdns",
+            },
+        )
+        .unwrap();
+        let text = String::from_utf8(again).unwrap();
+        assert_eq!(text.matches(RECORD_REFRESHED).count(), 1, "{text}");
+        assert!(text
+            .contains("# git-pair-refreshed 2026-12-01T08:00:00Z mdns\n    HostName desk.local\n"));
+        // The same refresh twice changes nothing more.
+        assert_eq!(
+            plan_refresh(&new, "git-pair-x", &refresh("10.0.0.9", 2222)).unwrap(),
+            new
+        );
+    }
+
+    #[test]
+    fn plan_refresh_keeps_the_lines_style_and_writes_a_scope_escaped() {
+        let old = b"# mine\r\nHost git-pair-x\r\n\thostname=10.0.0.2\r\n\tPort 22\r\n\tUser bob\r\nHost other\r\n  HostName keep\r\n";
+        let new = plan_refresh(old, "GIT-PAIR-X", &refresh("fe80::9%eth0", 22)).unwrap();
+        assert_eq!(
+            String::from_utf8(new).unwrap(),
+            "# mine\r\nHost git-pair-x\r\n    # git-pair-refreshed 2026-11-30T10:00:00Z locate\r\n\tHostName fe80::9%%eth0\r\n\tPort 22\r\n\tUser bob\r\nHost other\r\n  HostName keep\r\n"
+        );
+    }
+
+    #[test]
+    fn plan_refresh_changes_the_port_only_when_it_moved_and_adds_missing_lines() {
+        let old = b"Host git-pair-x\n  Port 22\n  HostName a\n";
+        let new = plan_refresh(old, "git-pair-x", &refresh("b", 2200)).unwrap();
+        assert_eq!(
+            String::from_utf8(new).unwrap(),
+            "Host git-pair-x\n    # git-pair-refreshed 2026-11-30T10:00:00Z locate\n  Port 2200\n  HostName b\n"
+        );
+        let bare = b"Host git-pair-x";
+        let new = plan_refresh(bare, "git-pair-x", &refresh("b", 22)).unwrap();
+        assert_eq!(
+            String::from_utf8(new).unwrap(),
+            "Host git-pair-x\n    # git-pair-refreshed 2026-11-30T10:00:00Z locate\n    HostName b\n    Port 22\n"
+        );
+        // Only the first block of a duplicated alias (the one ssh reads) changes.
+        let dup = b"Host git-pair-x\n  HostName a\nHost git-pair-x\n  HostName old\n";
+        let new = plan_refresh(dup, "git-pair-x", &refresh("b", 22)).unwrap();
+        assert!(String::from_utf8(new)
+            .unwrap()
+            .ends_with("Host git-pair-x\n  HostName old\n"));
+    }
+
+    #[test]
+    fn plan_refresh_refuses_unsafe_values_and_a_missing_block() {
+        let old = plan_host(b"", &block("git-pair-x"));
+        for host in [
+            "",
+            "a b",
+            "a\nProxyCommand x",
+            "-oProxyCommand",
+            "a\"b",
+            "[::1]",
+        ] {
+            assert!(
+                matches!(
+                    plan_refresh(&old, "git-pair-x", &refresh(host, 22)),
+                    Err(Error::InvalidValue { .. })
+                ),
+                "{host:?}"
+            );
+        }
+        assert!(plan_refresh(&old, "git-pair-x", &refresh("a", 0)).is_err());
+        let bad_method = Refresh {
+            method: "x y",
+            ..refresh("a", 22)
+        };
+        assert!(plan_refresh(&old, "git-pair-x", &bad_method).is_err());
+        assert!(matches!(
+            plan_refresh(&old, "git-pair-gone", &refresh("a", 22)),
+            Err(Error::NoHostBlock { .. })
+        ));
+        assert!(plan_refresh(&old, "../x", &refresh("a", 22)).is_err());
     }
 
     #[test]
@@ -979,6 +1258,31 @@ mod tests {
             let b = block("git-pair-x");
             let added = plan_host(&old, &b);
             prop_assert_eq!(plan_remove_host(&added, "git-pair-x"), old);
+        }
+
+        /// A refresh changes nothing outside the alias's block, whatever surrounds it.
+        #[test]
+        fn refresh_changes_nothing_outside_the_block(
+            before in prop::collection::vec(prop::sample::select(vec![
+                "Host a\n", "host=b c\n", "Match user x\n", "  User me\r\n", "# Host git-pair-x\n",
+                "\n", "Host git-pair-xy\n", "HostName git-pair-x\n", "\u{e9}\n",
+            ]), 0..10),
+            after in prop::collection::vec(prop::sample::select(vec![
+                "  User me\r\n", "\n", "Host git-pair-xy\n", "  HostName 1.2.3.4\n", "Port 1\n",
+            ]), 0..10),
+        ) {
+            let prefix = before.concat();
+            let suffix = format!("Host zzz\n{}", after.concat());
+            let mut old = prefix.clone().into_bytes();
+            old.extend_from_slice(recorded_block("git-pair-x").render().as_bytes());
+            old.extend_from_slice(suffix.as_bytes());
+            let new = plan_refresh(&old, "git-pair-x", &refresh("10.0.0.9", 2222)).unwrap();
+            prop_assert!(new.starts_with(prefix.as_bytes()));
+            prop_assert!(new.ends_with(suffix.as_bytes()));
+            prop_assert_eq!(
+                plan_refresh(&new, "git-pair-x", &refresh("10.0.0.9", 2222)).unwrap(),
+                new
+            );
         }
 
         /// For any old file: the Include goes first, the old bytes follow unchanged, and a

@@ -47,26 +47,71 @@ fn add_remote(old: Option<&[u8]>) -> Result<Option<Vec<u8>>, Error> {
 }
 
 #[test]
-fn a_crash_after_any_step_is_undone_by_the_next_run() {
-    // From after the first step to after the last one (and the repository config).
-    for steps in 1..=8 {
+fn a_crash_while_staging_leaves_only_temporary_files_which_the_next_run_removes() {
+    for steps in 1..=7 {
         let home = lived_in_home();
         let config = repo_config(&home);
         let dir = SshDir::new(home.path());
         let before = state(&home);
         let mut tx = begin(&dir, "pairing for a test", &mut never()).unwrap();
         let mut stop = stop_after(steps);
-        let done = apply_in(&mut tx, &dir, &setup(generated()), &mut stop);
-        if done.is_ok() && !stop() {
+        if apply_in(&mut tx, &dir, &setup(generated()), &mut stop).is_ok() {
             tx.update_git_file(&config, 0o644, add_remote).unwrap();
         }
         tx.crash();
-        assert!(dir.journal().exists(), "after {steps} steps");
-        assert_ne!(
-            state(&home),
-            before,
-            "the crash left changes ({steps} steps)"
+        let litter: Vec<_> = state(&home)
+            .into_keys()
+            .filter(|p| !before.contains_key(p) && !p.ends_with("journal"))
+            .collect();
+        assert!(!litter.is_empty(), "staged files are temporary files");
+        let repo_temp = litter.iter().any(|p| p.starts_with("repo"));
+        assert_eq!(
+            dir.journal().exists(),
+            repo_temp,
+            "only a temporary file outside ~/.ssh is journaled before the flush"
         );
+
+        let recovered = recover(&dir).unwrap();
+        let swept = recovered.cleaned.len()
+            + recovered.interrupted.map_or(0, |i| {
+                assert!(i.changed_since.is_empty());
+                i.undone.len()
+            });
+        assert_eq!(swept, litter.len(), "{litter:?}");
+        assert_eq!(state(&home), before, "after {steps} steps");
+        assert!(!dir.journal().exists());
+    }
+}
+
+/// A crash after the flush with the first `in_place` changes in place and the others not yet
+/// (as a SIGKILL between two renames leaves it) is undone by the next run.
+#[test]
+fn a_crash_during_or_after_the_flush_is_undone_by_the_next_run() {
+    for in_place in 0..=8 {
+        let home = lived_in_home();
+        let config = repo_config(&home);
+        let dir = SshDir::new(home.path());
+        let before = state(&home);
+        let mut tx = begin(&dir, "pairing for a test", &mut never()).unwrap();
+        apply_in(&mut tx, &dir, &setup(generated()), &mut never()).unwrap();
+        tx.update_git_file(&config, 0o644, add_remote).unwrap();
+        tx.flush().unwrap();
+        let journal = Journal::decode(&fs::read(dir.journal()).unwrap()).unwrap();
+        tx.crash();
+        // Undo the renames after the first `in_place`, as if they never happened.
+        for entry in journal.entries.iter().skip(in_place) {
+            match &entry.before {
+                Some(saved) => {
+                    fs::write(&entry.path, &saved.bytes).unwrap();
+                    fs::set_permissions(&entry.path, fs::Permissions::from_mode(saved.mode))
+                        .unwrap();
+                }
+                None => {
+                    let _ = fs::remove_file(&entry.path);
+                }
+            }
+        }
+        assert_eq!(mode(&dir.journal()), 0o600);
 
         let recovered = recover(&dir).unwrap();
         let interrupted = recovered.interrupted.expect("the journal was found");
@@ -74,7 +119,7 @@ fn a_crash_after_any_step_is_undone_by_the_next_run() {
         assert_eq!(interrupted.pid, std::process::id());
         assert!(interrupted.changed_since.is_empty());
         assert!(recovered.unreadable.is_none());
-        assert_eq!(state(&home), before, "after {steps} steps");
+        assert_eq!(state(&home), before, "with {in_place} changes in place");
         assert!(!dir.journal().exists());
         // A second run finds nothing to do.
         assert!(recover(&dir).unwrap().is_empty());
@@ -250,46 +295,54 @@ fn git_s_lock_is_honoured_and_never_left_behind() {
     let config = repo_config(&home);
     let lock = config.with_file_name("config.lock");
     let dir = SshDir::new(home.path());
+    let before = fs::read(&config).unwrap();
 
-    // git is writing the config: refused, its lock untouched, nothing journaled for it.
-    fs::write(&lock, b"git's").unwrap();
+    // git is writing the config at the flush: refused, its lock untouched, all undone.
     let mut tx = begin(&dir, "t", &mut never()).unwrap();
-    let err = tx.update_git_file(&config, 0o644, add_remote).unwrap_err();
+    tx.update_git_file(&config, 0o644, add_remote).unwrap();
+    fs::write(&lock, b"git's").unwrap();
+    let err = tx.flush().unwrap_err();
     assert!(matches!(err, Error::FileLocked { .. }), "{err}");
     assert!(err.to_string().contains("config.lock"), "{err}");
-    tx.crash();
-    assert!(recover(&dir).unwrap().interrupted.is_some());
+    tx.rollback().unwrap();
     assert_eq!(fs::read(&lock).unwrap(), b"git's");
+    assert_eq!(fs::read(&config).unwrap(), before);
+    assert!(!dir.journal().exists());
     fs::remove_file(&lock).unwrap();
 
-    // A crash while our lock is held: the next run removes it and the config is as before.
-    let before = fs::read(&config).unwrap();
+    // git changed the config between the plan and the flush: refused, its change kept.
     let mut tx = begin(&dir, "t", &mut never()).unwrap();
-    tx.update_git_file(&config, 0o644, |old| {
-        assert!(lock.exists(), "planned under git's lock");
-        let planned = add_remote(old);
-        // Simulate the crash halfway through filling the lock file.
-        fs::write(&lock, b"[core]\n\tba").unwrap();
-        planned
-    })
-    .unwrap();
+    tx.update_git_file(&config, 0o644, add_remote).unwrap();
+    fs::write(&config, b"[core]\n\tbare = false\n[user]\n\tname = me\n").unwrap();
+    let err = tx.flush().unwrap_err();
+    assert!(matches!(err, Error::ChangedSince { .. }), "{err}");
+    tx.rollback().unwrap();
     assert!(!lock.exists());
-    assert_ne!(fs::read(&config).unwrap(), before);
+    assert!(fs::read(&config).unwrap().ends_with(b"name = me\n"));
+    fs::write(&config, &before).unwrap();
+
+    // A crash between taking git's lock and renaming it: the next run removes it.
+    let mut tx = begin(&dir, "t", &mut never()).unwrap();
+    tx.update_git_file(&config, 0o644, add_remote).unwrap();
+    tx.flush().unwrap();
+    let planned = fs::read(&config).unwrap();
     tx.crash();
-    fs::write(&lock, b"[core]\n\tba").unwrap();
-    recover(&dir).unwrap();
+    fs::write(&config, &before).unwrap();
+    fs::write(&lock, &planned).unwrap();
+    let recovered = recover(&dir).unwrap();
+    assert!(recovered.interrupted.unwrap().undone.contains(&lock));
     assert!(!lock.exists());
     assert_eq!(fs::read(&config).unwrap(), before);
 
-    // No change planned: no write, no lock left.
+    // No change planned: nothing staged, nothing written.
     let mut tx = begin(&dir, "t", &mut never()).unwrap();
     tx.update_git_file(&config, 0o644, |old| {
         Ok::<_, Error>(old.map(<[u8]>::to_vec))
     })
     .unwrap();
     assert!(tx.written().is_empty());
-    assert!(!lock.exists());
     tx.commit().unwrap();
+    assert!(!lock.exists());
     assert!(!dir.journal().exists());
 }
 

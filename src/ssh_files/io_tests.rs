@@ -113,6 +113,7 @@ pub(super) fn setup(identity: Identity) -> PairSetup {
         },
         record: None,
         replaces: Vec::new(),
+        secret: None,
     }
 }
 
@@ -665,4 +666,225 @@ fn remove_authorized_drops_only_git_pair_lines_of_that_key() {
     let mut expected = before.clone();
     expected.push(b'\n');
     assert_eq!(fs::read(dir.authorized_keys()).unwrap(), expected);
+}
+
+/// Staged changes reach no file before `flush`; later steps read them; a transaction dropped
+/// before its flush leaves every byte as it was and no temporary file behind.
+#[test]
+fn staged_changes_are_read_back_and_invisible_until_flushed() {
+    let home = lived_in_home();
+    let dir = SshDir::new(home.path());
+    atomic::ensure_dir(&dir.pair_dir(), 0o700).unwrap();
+    let before = snapshot(home.path());
+    let config = dir.pair_config();
+    {
+        let mut tx = Applied::begin(&dir, "test", None).unwrap();
+        tx.update(&config, FileMode::Fixed(0o600), |_| {
+            Ok(Some(b"one\n".to_vec()))
+        })
+        .unwrap();
+        tx.update(&config, FileMode::Fixed(0o600), |old| {
+            assert_eq!(old, Some(&b"one\n"[..]), "the second step sees the first");
+            Ok(Some(b"one\ntwo\n".to_vec()))
+        })
+        .unwrap();
+        assert_eq!(
+            tx.read(&config).unwrap().map(|b| b.to_vec()),
+            Some(b"one\ntwo\n".to_vec())
+        );
+        tx.delete(&dir.authorized_keys()).unwrap();
+        assert_eq!(tx.read(&dir.authorized_keys()).unwrap(), None);
+        assert_eq!(
+            snapshot(home.path()).len(),
+            before.len() + 1,
+            "one temporary file"
+        );
+        assert_eq!(
+            snapshot(home.path())
+                .into_iter()
+                .filter(|(p, _)| !p.to_string_lossy().ends_with(".tmp"))
+                .collect::<Snapshot>(),
+            before,
+            "nothing is in place before the flush"
+        );
+    }
+    assert_eq!(snapshot(home.path()), before);
+
+    let mut tx = Applied::begin(&dir, "test", None).unwrap();
+    tx.update(&config, FileMode::Fixed(0o600), |_| {
+        Ok(Some(b"kept\n".to_vec()))
+    })
+    .unwrap();
+    tx.flush().unwrap();
+    assert_eq!(fs::read(&config).unwrap(), b"kept\n");
+    tx.rollback().unwrap();
+    assert_eq!(snapshot(home.path()), before);
+}
+
+fn secret(role: crate::protocol::schedule::Role, byte: u8) -> SecretRecord {
+    SecretRecord {
+        role,
+        ssh_port: 2222,
+        secret: crate::protocol::schedule::PairSecret::from_bytes([byte; 32]),
+    }
+}
+
+#[test]
+fn the_pair_secret_is_written_0600_rolled_back_and_removed_with_its_pairing() {
+    use crate::protocol::schedule::Role;
+    let home = lived_in_home();
+    let dir = SshDir::new(home.path());
+    let before = snapshot(home.path());
+    let mut s = setup(generated());
+    s.secret = Some(secret(Role::High, 7));
+    let path = dir.pair_secret(&s.alias);
+
+    let applied = apply(&dir, &s, &mut never()).unwrap();
+    assert!(applied.written().contains(&path));
+    assert_eq!(mode(&path), 0o600);
+    let read = dir.read_pair_secret(&s.alias).unwrap().unwrap();
+    assert_eq!(
+        (read.role, read.ssh_port, *read.secret.expose()),
+        (Role::High, 2222, [7; 32])
+    );
+    applied.rollback().unwrap();
+    assert!(!path.exists());
+    assert_eq!(
+        without_created_dirs(snapshot(home.path())),
+        without_created_dirs(before.clone())
+    );
+
+    apply(&dir, &s, &mut never()).unwrap().commit().unwrap();
+    assert_eq!(dir.pair_secrets().unwrap().len(), 1);
+    let changed = remove(&dir, &s.alias, None, Some(&s.authorized.marker)).unwrap();
+    assert!(changed.contains(&path), "{changed:?}");
+    assert!(!path.exists());
+    assert!(dir.read_pair_secret(&s.alias).unwrap().is_none());
+    assert!(dir.pair_secrets().unwrap().is_empty());
+}
+
+#[test]
+fn interrupted_at_every_step_leaves_no_pair_secret_behind() {
+    use crate::protocol::schedule::Role;
+    let home = lived_in_home();
+    let dir = SshDir::new(home.path());
+    let before = without_created_dirs(snapshot(home.path()));
+    let mut s = setup(generated());
+    s.secret = Some(secret(Role::Low, 1));
+    for n in 0..12 {
+        match apply(&dir, &s, &mut interrupt_at(n)) {
+            Err(Error::Interrupted) => {
+                assert_eq!(
+                    without_created_dirs(snapshot(home.path())),
+                    before,
+                    "step {n}"
+                );
+            }
+            Ok(applied) => {
+                applied.rollback().unwrap();
+                break;
+            }
+            Err(e) => panic!("step {n}: {e}"),
+        }
+    }
+    assert!(!dir.pair_secret(&s.alias).exists());
+}
+
+#[test]
+fn a_stale_pair_secret_is_replaced_and_put_back_by_a_rollback() {
+    use crate::protocol::schedule::Role;
+    let home = TempHome::new();
+    let dir = SshDir::new(home.path());
+    let mut s = setup(generated());
+    fs::create_dir_all(dir.pair_dir()).unwrap();
+    let path = dir.pair_secret(&s.alias);
+    fs::write(&path, b"stale").unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+    s.secret = Some(secret(Role::Low, 9));
+    let applied = apply(&dir, &s, &mut never()).unwrap();
+    assert_eq!(mode(&path), 0o600);
+    assert_eq!(
+        *dir.read_pair_secret(&s.alias)
+            .unwrap()
+            .unwrap()
+            .secret
+            .expose(),
+        [9; 32]
+    );
+    applied.rollback().unwrap();
+    assert_eq!(fs::read(&path).unwrap(), b"stale");
+    assert_eq!(mode(&path), 0o644);
+    assert!(matches!(
+        dir.read_pair_secret(&s.alias),
+        Err(Error::BadSecret { .. })
+    ));
+    let listed = dir.pair_secrets().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].1.is_err());
+}
+
+#[test]
+fn a_repair_deletes_the_replaced_pairings_secret() {
+    use crate::protocol::schedule::Role;
+    let home = TempHome::new();
+    let dir = SshDir::new(home.path());
+    let mut first = recorded(setup(generated()), "git-pair-desk-00000001", "desk");
+    first.secret = Some(secret(Role::Low, 1));
+    apply(&dir, &first, &mut never()).unwrap().commit().unwrap();
+    let mut second = recorded(setup(generated()), "git-pair-desk-00000002", "desk");
+    second.secret = Some(secret(Role::High, 2));
+    second.replaces = vec!["git-pair-desk-00000001".to_owned()];
+    apply(&dir, &second, &mut never())
+        .unwrap()
+        .commit()
+        .unwrap();
+    let secrets = dir.pair_secrets().unwrap();
+    assert_eq!(secrets.len(), 1);
+    assert_eq!(secrets[0].0, "git-pair-desk-00000002");
+    assert!(!dir.pair_secret("git-pair-desk-00000001").exists());
+}
+
+#[test]
+fn refresh_rewrites_only_the_pairings_address_under_the_lock() {
+    let home = lived_in_home();
+    let dir = SshDir::new(home.path());
+    let s = recorded(setup(generated()), "git-pair-desk-1", "desk");
+    apply(&dir, &s, &mut never()).unwrap().commit().unwrap();
+    let before = snapshot(home.path());
+    let config_before = fs::read(dir.pair_config()).unwrap();
+    let r = Refresh {
+        host_name: "10.0.0.9",
+        port: 2222,
+        time: "2026-11-30T10:00:00Z",
+        method: "locate",
+    };
+    assert_eq!(
+        refresh(&dir, "git-pair-desk-1", &r).unwrap(),
+        vec![dir.pair_config()]
+    );
+    let after = snapshot(home.path());
+    let changed: Vec<&PathBuf> = after
+        .iter()
+        .filter(|(p, v)| before.get(*p) != Some(v))
+        .map(|(p, _)| p)
+        .collect();
+    assert_eq!(changed, [&PathBuf::from(".ssh/git-pair/config")]);
+    assert_eq!(mode(&dir.pair_config()), 0o600);
+    let block = &dir.pair_blocks().unwrap()[0];
+    assert_eq!(block.host_name.as_deref(), Some("10.0.0.9"));
+    assert_eq!(
+        fs::read(dir.pair_config()).unwrap(),
+        client_config::plan_refresh(&config_before, "git-pair-desk-1", &r).unwrap()
+    );
+    // Nothing new to say: nothing written.
+    assert!(refresh(&dir, "git-pair-desk-1", &r).unwrap().is_empty());
+    assert!(matches!(
+        refresh(&dir, "git-pair-gone", &r),
+        Err(Error::NoHostBlock { .. })
+    ));
+    let empty = TempHome::new();
+    assert!(matches!(
+        refresh(&SshDir::new(empty.path()), "git-pair-desk-1", &r),
+        Err(Error::NoHostBlock { .. })
+    ));
 }

@@ -141,6 +141,15 @@ impl Journal {
         }
     }
 
+    /// Takes back [`Journal::record`]`(path, _, state)`: the transaction did not write it after
+    /// all. An entry left without states goes.
+    pub fn unrecord(&mut self, path: &Path, state: Written) {
+        for entry in self.entries.iter_mut().filter(|e| e.path == path) {
+            entry.written.retain(|w| *w != state);
+        }
+        self.entries.retain(|e| !e.written.is_empty());
+    }
+
     /// Whether the journal names `path`.
     pub fn names(&self, path: &Path) -> bool {
         self.entries.iter().any(|e| e.path == path)
@@ -445,6 +454,17 @@ mod tests {
         assert_eq!(again, j);
         assert!(j.names(Path::new("/r/.git/config.lock")));
         assert!(!j.names(Path::new("/r/.git/config")));
+    }
+
+    #[test]
+    fn unrecord_takes_back_one_state() {
+        let mut j = sample();
+        let ak = j.entries[1].path.clone();
+        j.unrecord(&ak, Written::Bytes(digest(b"newer")));
+        assert_eq!(j.entries[1].written, [Written::Bytes(digest(b"new"))]);
+        j.unrecord(&ak, Written::Bytes(digest(b"new")));
+        assert!(!j.names(&ak));
+        assert_eq!(j.entries.len(), 3);
     }
 
     #[test]

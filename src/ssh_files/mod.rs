@@ -9,6 +9,7 @@
 //! | `~/.ssh/git-pair/config` | git-pair | one `Host <alias>` block per pairing |
 //! | `~/.ssh/git-pair/known_hosts` | git-pair | the peer's sshd host keys, pinned under `HostKeyAlias <alias>` |
 //! | `~/.ssh/git-pair/id_<alias>{,.pub}` | git-pair | a key generated for one pairing |
+//! | `~/.ssh/git-pair/secret_<alias>` | git-pair | the pairing's pair secret ([`pair_secret`]) |
 //!
 //! The work is split in two. The planners ([`authorized_keys`], [`client_config`], [`known_hosts`])
 //! are pure functions from the old bytes of one file to its new bytes; every line they do not own
@@ -32,6 +33,7 @@ pub mod authorized_keys;
 pub mod client_config;
 pub mod journal;
 pub mod known_hosts;
+pub mod pair_secret;
 pub mod recovery;
 mod transaction;
 
@@ -42,7 +44,8 @@ mod io_tests;
 #[cfg(test)]
 mod test_keys;
 
-pub use client_config::{BlockRecord, FoundBlock, HostBlock};
+pub use client_config::{BlockRecord, FoundBlock, HostBlock, Refresh};
+pub use pair_secret::SecretRecord;
 pub use recovery::{recover, Recovery};
 pub use transaction::{Applied, FileMode};
 
@@ -120,6 +123,18 @@ pub enum Error {
     #[error("{} is a symlink loop: fix or remove the symlink and retry", .path.display())]
     SymlinkLoop { path: PathBuf },
 
+    /// The pairing's `Host` block is not in git-pair's config (removed meanwhile).
+    #[error("git pair's ssh config has no Host block {alias}: was the pairing removed? `git pair list` shows what is left")]
+    NoHostBlock { alias: String },
+
+    /// A pair secret file is damaged or of an unknown format.
+    #[error("{} is not a usable pair secret ({source}): run `git pair remove` for this pairing and pair again", .path.display())]
+    BadSecret {
+        path: PathBuf,
+        #[source]
+        source: pair_secret::SecretError,
+    },
+
     /// An ssh key could not be encoded.
     #[error("cannot encode an ssh key")]
     Key(#[from] ssh_key::Error),
@@ -144,6 +159,9 @@ pub enum Error {
         rollback: Box<Error>,
     },
 }
+
+/// The start of a pair secret's file name, before the alias.
+pub const SECRET_PREFIX: &str = "secret_";
 
 fn display_paths(paths: &[PathBuf]) -> String {
     paths
@@ -233,6 +251,59 @@ impl SshDir {
     /// `with_extension`).
     pub fn identity_pub(&self, alias: &str) -> PathBuf {
         self.pair_dir().join(format!("id_{alias}.pub"))
+    }
+
+    /// `~/.ssh/git-pair/secret_<alias>`, the pairing's pair secret (mode 0600). The alias is not
+    /// checked here: see [`SshDir::identity`].
+    pub fn pair_secret(&self, alias: &str) -> PathBuf {
+        self.pair_dir().join(format!("{SECRET_PREFIX}{alias}"))
+    }
+
+    /// The pair secret stored for `alias`: `None` when there is none (a pairing made before
+    /// git pair stored them), an error when the file cannot be read or is not a pair secret.
+    pub fn read_pair_secret(&self, alias: &str) -> Result<Option<SecretRecord>, Error> {
+        validate_alias(alias)?;
+        let path = self.pair_secret(alias);
+        let Some(file) = atomic::read(&path)? else {
+            return Ok(None);
+        };
+        SecretRecord::parse(&file.bytes)
+            .map(Some)
+            .map_err(|source| Error::BadSecret { path, source })
+    }
+
+    /// Every pair secret in `~/.ssh/git-pair`, by alias, sorted; files that cannot be read are
+    /// returned as errors beside the others. None when the directory does not exist.
+    #[allow(clippy::type_complexity)]
+    pub fn pair_secrets(&self) -> Result<Vec<(String, Result<SecretRecord, Error>)>, Error> {
+        let dir = self.pair_dir();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(Error::Io {
+                    action: "list",
+                    path: dir,
+                    source,
+                })
+            }
+        };
+        let mut aliases: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter_map(|name| name.strip_prefix(SECRET_PREFIX).map(str::to_owned))
+            .filter(|alias| validate_alias(alias).is_ok())
+            .collect();
+        aliases.sort();
+        Ok(aliases
+            .into_iter()
+            .filter_map(|alias| match self.read_pair_secret(&alias) {
+                Ok(Some(record)) => Some((alias, Ok(record))),
+                // Removed between the listing and the read.
+                Ok(None) => None,
+                Err(e) => Some((alias, Err(e))),
+            })
+            .collect())
     }
 
     /// The `Host` blocks of git-pair's config, with their records; none if it does not exist.
@@ -375,9 +446,12 @@ pub struct PairSetup {
     /// Which repository and remote the `Host` block belongs to, recorded in it.
     pub record: Option<client_config::BlockRecord>,
     /// Aliases of an earlier pairing of the same two repositories: their `Host` blocks, pinned
-    /// keys and unshared key files go in the same transaction (the `authorized_keys` line is
-    /// replaced through the marker).
+    /// keys, pair secrets and unshared key files go in the same transaction (the
+    /// `authorized_keys` line is replaced through the marker).
     pub replaces: Vec<String>,
+    /// The pairing's pair secret, written to [`SshDir::pair_secret`] (0600). `None` writes
+    /// none (and leaves an existing one).
+    pub secret: Option<SecretRecord>,
 }
 
 /// Which private key a pairing's `Host` block uses.
@@ -549,19 +623,29 @@ pub fn begin(
 ) -> Result<Applied, Error> {
     dir.check_writable()?;
     poll(interrupted)?;
-    atomic::ensure_dir(dir.root(), 0o700)?;
-    atomic::ensure_dir(&dir.pair_dir(), 0o700)?;
-    Applied::begin(dir, label, Some(interrupted))
+    // A new directory's name is made durable with the files, by the transaction's flush.
+    let mut created = Vec::new();
+    for d in [dir.root().to_path_buf(), dir.pair_dir()] {
+        if atomic::ensure_dir_unsynced(&d, 0o700)? {
+            created.push(d.parent().unwrap_or(Path::new("/")).to_path_buf());
+        }
+    }
+    let mut tx = Applied::begin(dir, label, Some(interrupted))?;
+    for d in &created {
+        tx.sync_later(d);
+    }
+    Ok(tx)
 }
 
-/// Applies a whole [`PairSetup`] inside `tx` (see [`begin`]): writes, each atomically and
-/// journaled, the identity files (if generated), git-pair's known_hosts, git-pair's config (the
-/// `Host` block), `~/.ssh/config` (the `Include` line), `~/.ssh/authorized_keys`, then removes
+/// Applies a whole [`PairSetup`] inside `tx` (see [`begin`]): stages the identity files (if
+/// generated), the pair secret (if given), git-pair's known_hosts, git-pair's config (the `Host`
+/// block), `~/.ssh/config` (the `Include` line), `~/.ssh/authorized_keys`, then the removal of
 /// what `replaces` names. A file whose planned bytes equal its current bytes is not rewritten.
 ///
 /// `interrupted` is polled before each of those steps; if it returns true,
-/// [`Error::Interrupted`] is returned. On any error the caller rolls `tx` back (dropping it
-/// does).
+/// [`Error::Interrupted`] is returned. The changes are staged: [`Applied::flush`] puts them in
+/// place (with whatever else the transaction stages), [`Applied::commit`] keeps them. On any
+/// error the caller rolls `tx` back (dropping it does).
 pub fn apply_in(
     tx: &mut Applied,
     dir: &SshDir,
@@ -579,9 +663,9 @@ pub fn apply_in(
     apply_steps(tx, dir, setup, &prepared, interrupted)
 }
 
-/// [`begin`] and [`apply_in`]: a whole [`PairSetup`], all or nothing. Any failure undoes
-/// everything before it returns. Dropping the returned [`Applied`] without calling
-/// [`Applied::commit`] rolls the changes back.
+/// [`begin`], [`apply_in`] and [`Applied::flush`]: a whole [`PairSetup`] in place, all or
+/// nothing. Any failure undoes everything before it returns. Dropping the returned [`Applied`]
+/// without calling [`Applied::commit`] rolls the changes back.
 pub fn apply(
     dir: &SshDir,
     setup: &PairSetup,
@@ -591,7 +675,7 @@ pub fn apply(
     prepare(dir, setup)?;
     let label = format!("pairing, ssh alias {}", setup.alias);
     let mut tx = begin(dir, &label, interrupted)?;
-    match apply_in(&mut tx, dir, setup, interrupted) {
+    match apply_in(&mut tx, dir, setup, interrupted).and_then(|()| tx.flush()) {
         Ok(()) => Ok(tx),
         Err(cause) => Err(undo_after(tx, cause)),
     }
@@ -610,6 +694,14 @@ fn apply_steps(
         tx.create(&dir.identity(alias), private.as_bytes(), 0o600)?;
         poll(interrupted)?;
         tx.create(&dir.identity_pub(alias), public.as_bytes(), 0o644)?;
+    }
+    if let Some(secret) = &setup.secret {
+        poll(interrupted)?;
+        // A stale file under this alias (the alias is new to every pairing) is replaced, and
+        // put back by a rollback.
+        let path = dir.pair_secret(alias);
+        tx.delete(&path)?;
+        tx.create(&path, secret.render(alias).as_bytes(), 0o600)?;
     }
     poll(interrupted)?;
     tx.update(&dir.pair_known_hosts(), FileMode::Fixed(0o600), |old| {
@@ -663,7 +755,8 @@ fn undo_after(tx: Applied, cause: Error) -> Error {
 ///   `marker` or whose key has `authorized_fingerprint` (either suffices). Lines git-pair did not
 ///   write are never removed. Skipped when both are `None`.
 /// - git-pair's config: the `Host <alias>` block; git-pair's known_hosts: the lines for `alias`;
-///   the identity files `id_<alias>{,.pub}`.
+///   the identity files `id_<alias>{,.pub}` (unless another block uses them); the pair secret
+///   `secret_<alias>`.
 ///
 /// The `Include` line in `~/.ssh/config` goes with the last pairing (exactly as git-pair wrote
 /// it; a line the user moved or edited stays). Idempotent: a second call changes nothing and returns `[]`.
@@ -682,6 +775,36 @@ pub fn remove(
     })
 }
 
+/// Points `alias` at a new address (`HostName`, and `Port` if it moved) in git-pair's config and
+/// records when and how (see [`client_config::plan_refresh`]), under the lock, atomically; nothing
+/// else changes. Returns the paths written (none when the block already said all of it). Fails
+/// when the pairing's block is gone.
+pub fn refresh(
+    dir: &SshDir,
+    alias: &str,
+    refresh: &client_config::Refresh<'_>,
+) -> Result<Vec<PathBuf>, Error> {
+    validate_alias(alias)?;
+    if matches!(dir_state(dir.root())?, DirState::Missing) {
+        return Err(Error::NoHostBlock {
+            alias: alias.to_owned(),
+        });
+    }
+    let label = format!("refreshing the address of ssh alias {alias}");
+    removal(dir, &label, |tx| {
+        tx.update(
+            &dir.pair_config(),
+            FileMode::KeepOr(0o600),
+            |old| match old {
+                Some(old) => client_config::plan_refresh(old, alias, refresh).map(Some),
+                None => Err(Error::NoHostBlock {
+                    alias: alias.to_owned(),
+                }),
+            },
+        )
+    })
+}
+
 /// Removes git-pair's `authorized_keys` lines for the key with `fingerprint`, under the lock:
 /// for a pairing whose ssh alias is already gone. Returns the paths changed.
 pub fn remove_authorized(
@@ -696,7 +819,7 @@ pub fn remove_authorized(
 }
 
 /// Runs `steps` in one locked transaction, all or nothing; returns the paths changed. Without
-/// `~/.ssh` there is nothing to remove; with it, `~/.ssh/git-pair` is created when missing, to
+/// `~/.ssh` there is nothing to do; with it, `~/.ssh/git-pair` is created when missing, to
 /// hold the lock file.
 fn removal(
     dir: &SshDir,
@@ -710,7 +833,7 @@ fn removal(
     dir.check_writable()?;
     atomic::ensure_dir(&dir.pair_dir(), 0o700)?;
     let mut tx = Applied::begin(dir, label, None)?;
-    match steps(&mut tx) {
+    match steps(&mut tx).and_then(|()| tx.flush()) {
         Ok(()) => {
             let written = tx.written();
             tx.commit()?;
@@ -735,8 +858,8 @@ fn remove_steps(
     }
     remove_alias_steps(tx, dir, alias)?;
     // The last pairing gone: the Include line goes too, so that ~/.ssh/config is as it was.
-    let config = atomic::read(&atomic::resolve(&dir.pair_config())?)?;
-    let no_blocks_left = config.is_none_or(|c| client_config::pair_blocks(&c.bytes).is_empty());
+    let config = tx.read(&dir.pair_config())?;
+    let no_blocks_left = config.is_none_or(|c| client_config::pair_blocks(&c).is_empty());
     if no_blocks_left {
         tx.update(&dir.config(), FileMode::KeepOr(0o600), |old| match old {
             Some(old) => client_config::plan_remove_include(old, &dir.pair_config(), dir.tilde()),
@@ -746,12 +869,10 @@ fn remove_steps(
     Ok(())
 }
 
-/// Drops `alias`'s `Host` block and pinned keys, and its generated key files unless another
-/// block still names them as its `IdentityFile`.
+/// Drops `alias`'s `Host` block, pinned keys and pair secret, and its generated key files unless
+/// another block still names them as its `IdentityFile`.
 fn remove_alias_steps(tx: &mut Applied, dir: &SshDir, alias: &str) -> Result<(), Error> {
-    let config = atomic::read(&atomic::resolve(&dir.pair_config())?)?
-        .map(|f| f.bytes)
-        .unwrap_or_default();
+    let config = tx.read(&dir.pair_config())?.unwrap_or_default();
     let own_identity = client_config::identity_file_text(dir, &dir.identity(alias))?;
     let shared = client_config::pair_blocks(&config).iter().any(|b| {
         !b.alias.eq_ignore_ascii_case(alias) && b.identity_file.as_deref() == Some(&own_identity)
@@ -766,6 +887,7 @@ fn remove_alias_steps(tx: &mut Applied, dir: &SshDir, alias: &str) -> Result<(),
         tx.delete(&dir.identity(alias))?;
         tx.delete(&dir.identity_pub(alias))?;
     }
+    tx.delete(&dir.pair_secret(alias))?;
     Ok(())
 }
 

@@ -1,4 +1,5 @@
-//! The lock and the journal that make a pairing all or nothing, even across a crash.
+//! The lock, the staging and the journal that make a pairing all or nothing, even across a
+//! crash.
 //!
 //! A transaction ([`Applied`]) holds the flock on `~/.ssh/git-pair/.lock` from
 //! [`begin`](Applied::begin) to [`commit`](Applied::commit) or [`rollback`](Applied::rollback),
@@ -6,13 +7,25 @@
 //! the open file, so it dies with the process: a killed run never leaves a lock that blocks the
 //! next one.
 //!
-//! Before a file is changed, its exact previous bytes and mode (or "did not exist") and a digest
-//! of the new bytes go into the [journal](super::journal), which is written atomically and
-//! fsynced first; commit deletes the journal. Rolling back, in this process or in the next run
-//! after a crash ([`super::recovery`]), puts back every file that still holds what the
-//! transaction wrote. Any file can be part of a transaction (the ssh files, key files, a pair
-//! secret, the repository's `.git/config`): the journal knows paths and bytes, not file types.
+//! Changes are staged first: each new file's bytes go to a temporary file next to it, and later
+//! steps of the same transaction read the staged bytes ([`Applied::read`]). [`Applied::flush`]
+//! then puts them in place:
+//!
+//! 1. every touched file goes into the [journal](super::journal): its exact previous bytes and
+//!    mode (or "did not exist") and a digest of its new bytes;
+//! 2. the staged files and the journal are synced all at once, the journal is moved into place
+//!    and its directory synced: from now on a crash is undone by the next run;
+//! 3. the staged files are renamed, linked or removed in order, and each directory synced once
+//!    (see [`atomic`]).
+//!
+//! [`commit`](Applied::commit) deletes the journal (durably): that is the moment the changes are
+//! kept. Until then, a transaction that has flushed everything and is still waiting (for the
+//! peer's answer, say) is uncommitted, and a crash rolls it back. Rolling back, here or in the
+//! next run ([`super::recovery`]), puts back every file that still holds what the transaction
+//! wrote. Any file can be part of a transaction (the ssh files, key files, a pair secret, the
+//! repository's `.git/config`): the journal knows paths and bytes, not file types.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -20,7 +33,9 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::atomic::{self, FileContents, TempDir};
+use zeroize::Zeroizing;
+
+use super::atomic::{self, FileContents, Temp, TempDir};
 use super::journal::{self, Journal, Saved, Written};
 use super::recovery::{self, Recovery};
 use super::{Error, SshDir};
@@ -37,8 +52,8 @@ pub enum FileMode {
 }
 
 impl FileMode {
-    fn for_file(self, before: Option<&FileContents>) -> u32 {
-        match (self, before) {
+    fn for_file(self, current: Option<&FileContents>) -> u32 {
+        match (self, current) {
             (FileMode::Fixed(m), _) | (FileMode::KeepOr(m), None) => m,
             (FileMode::KeepOr(_), Some(old)) => old.mode,
         }
@@ -92,6 +107,79 @@ impl Lock {
     }
 }
 
+/// A change waiting for [`Applied::flush`].
+enum Op {
+    /// Rename the staged file over the path.
+    Replace(Temp),
+    /// Link the staged file as the path, which must not exist.
+    Create(Temp),
+    /// Remove the path (the link itself).
+    Delete,
+    /// Replace the path the way git does: link the staged file as `lock` (`<path>.lock`, which
+    /// must not exist: otherwise a git command is writing the file), check that the file still
+    /// holds what the plan was made from, and rename the lock file over it.
+    GitReplace {
+        temp: Temp,
+        lock: PathBuf,
+        /// What the file held when the plan was made (`None`: did not exist).
+        base: Option<Zeroizing<Vec<u8>>>,
+    },
+}
+
+struct Staged {
+    path: PathBuf,
+    op: Op,
+}
+
+fn copy(c: &FileContents) -> FileContents {
+    FileContents {
+        bytes: c.bytes.clone(),
+        mode: c.mode,
+    }
+}
+
+/// [`Op::GitReplace`]: links `temp` as `lock`, checks that `path` still holds `base`, renames.
+fn git_replace(
+    path: &Path,
+    temp: Temp,
+    lock: &Path,
+    base: Option<Zeroizing<Vec<u8>>>,
+) -> Result<(), Error> {
+    match temp.link_to(lock) {
+        Ok(()) => {}
+        Err(Error::IdentityExists { .. }) => {
+            return Err(Error::FileLocked {
+                path: path.to_path_buf(),
+                lock: lock.to_path_buf(),
+            })
+        }
+        Err(e) => return Err(e),
+    }
+    let now = atomic::read(path);
+    let unchanged = match (&now, &base) {
+        (Ok(Some(now)), Some(then)) => now.bytes == *then,
+        (Ok(None), None) => true,
+        _ => false,
+    };
+    if !unchanged {
+        let _ = std::fs::remove_file(lock);
+        return Err(match now {
+            Err(e) => e,
+            Ok(_) => Error::ChangedSince {
+                path: path.to_path_buf(),
+            },
+        });
+    }
+    std::fs::rename(lock, path).map_err(|source| {
+        let _ = std::fs::remove_file(lock);
+        Error::Io {
+            action: "write",
+            path: path.to_path_buf(),
+            source,
+        }
+    })
+}
+
 /// The changes a transaction made, still undoable, with the lock still held.
 ///
 /// Call [`commit`](Applied::commit) to keep them or [`rollback`](Applied::rollback) to undo them.
@@ -100,9 +188,23 @@ impl Lock {
 /// a crash leaves the journal, and the next run rolls back.
 #[must_use = "dropping an Applied rolls the changes back; call commit() to keep them"]
 pub struct Applied {
+    /// Changes staged and not yet in place, in order; at most one per path.
+    staged: Vec<Staged>,
+    /// What each touched path holds as far as this transaction is concerned: the staged bytes
+    /// and mode, or `None` once deleted or when it never existed.
+    view: HashMap<PathBuf, Option<FileContents>>,
+    /// What each touched path held before the transaction.
+    before: HashMap<PathBuf, Option<FileContents>>,
+    /// Directories whose entries changed, synced once by [`Applied::flush`].
+    dirs: Vec<PathBuf>,
+    /// Every file flushed so far, with its previous state; on disk from the first flush to the
+    /// commit.
     journal: Journal,
     journal_path: PathBuf,
-    /// Whether the journal file exists (it is written at the first change).
+    /// Where the next run looks for temporary files anyway (`~/.ssh`, `~/.ssh/git-pair`); a
+    /// temporary file staged anywhere else is journaled before it is made.
+    swept: [PathBuf; 2],
+    /// Whether the journal file exists.
     on_disk: bool,
     written: Vec<PathBuf>,
     finished: bool,
@@ -127,8 +229,13 @@ impl Applied {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         Ok(Applied {
+            staged: Vec::new(),
+            view: HashMap::new(),
+            before: HashMap::new(),
+            dirs: Vec::new(),
             journal: Journal::new(started, std::process::id(), label),
             journal_path: dir.journal(),
+            swept: [dir.root().to_path_buf(), dir.pair_dir()],
             on_disk: false,
             written: Vec::new(),
             finished: false,
@@ -142,25 +249,56 @@ impl Applied {
         &self.recovered
     }
 
-    /// Adds `state` for `path` to the journal and writes it to disk, before the change.
-    fn record(
-        &mut self,
-        path: &Path,
-        before: Option<&FileContents>,
-        state: Written,
-    ) -> Result<(), Error> {
-        let before = before.map(|b| Saved {
-            mode: b.mode,
-            bytes: b.bytes.clone(),
-        });
-        self.journal.record(path, before, state);
-        self.save()
+    /// Also syncs `dir` in [`Applied::flush`] (e.g. the parent of a directory just created).
+    pub(crate) fn sync_later(&mut self, dir: &Path) {
+        if !self.dirs.iter().any(|d| d == dir) {
+            self.dirs.push(dir.to_path_buf());
+        }
     }
 
-    fn save(&mut self) -> Result<(), Error> {
-        atomic::write(&self.journal_path, &self.journal.encode(), 0o600)?;
+    /// What `real` (symlinks resolved) holds for this transaction: staged bytes, or the disk's.
+    fn current(&mut self, real: &Path) -> Result<Option<FileContents>, Error> {
+        if let Some(seen) = self.view.get(real) {
+            return Ok(seen.as_ref().map(copy));
+        }
+        let on_disk = atomic::read(real)?;
+        self.before
+            .insert(real.to_path_buf(), on_disk.as_ref().map(copy));
+        self.view
+            .insert(real.to_path_buf(), on_disk.as_ref().map(copy));
+        Ok(on_disk)
+    }
+
+    /// The bytes of `path` (through symlinks) as this transaction has made them so far.
+    pub(crate) fn read(&mut self, path: &Path) -> Result<Option<Zeroizing<Vec<u8>>>, Error> {
+        let real = atomic::resolve(path)?;
+        Ok(self.current(&real)?.map(|c| c.bytes))
+    }
+
+    /// Stages `bytes` for `real`. A temporary file outside the directories the next run sweeps
+    /// anyway is first named in the journal (written without fsync: it only has to survive a
+    /// SIGKILL, and before the flush nothing else has changed), so that a crash never leaves one
+    /// behind, e.g. in a repository's `.git`.
+    fn stage_temp(&mut self, real: &Path, bytes: &[u8], mode: u32) -> Result<Temp, Error> {
+        let dir = real.parent().unwrap_or(Path::new("/"));
+        if self.swept.iter().any(|d| d == dir) {
+            return Temp::stage(real, bytes, mode);
+        }
+        let tmp = atomic::temp_path(real);
+        self.journal.record(&tmp, None, Written::Anything);
+        atomic::write_unsynced(&self.journal_path, &self.journal.encode(), 0o600)?;
         self.on_disk = true;
-        Ok(())
+        Temp::stage_at(tmp, real, bytes, mode)
+    }
+
+    fn stage(&mut self, path: PathBuf, op: Op, now: Option<FileContents>, named: &Path) {
+        // A later change to the same file replaces the earlier one (its temporary file goes).
+        self.staged.retain(|s| s.path != path);
+        self.view.insert(path.clone(), now);
+        self.staged.push(Staged { path, op });
+        if !self.written.iter().any(|w| w == named) {
+            self.written.push(named.to_path_buf());
+        }
     }
 
     /// Rewrites `path` (through symlinks) with what `plan` makes of its current bytes (`None`
@@ -172,29 +310,30 @@ impl Applied {
         plan: impl FnOnce(Option<&[u8]>) -> Result<Option<Vec<u8>>, Error>,
     ) -> Result<(), Error> {
         let real = atomic::resolve(path)?;
-        let before = atomic::read(&real)?;
-        let old_bytes = before.as_ref().map(|old| old.bytes.as_slice());
+        let current = self.current(&real)?;
+        let old_bytes = current.as_ref().map(|old| old.bytes.as_slice());
         let Some(new) = plan(old_bytes)? else {
             return Ok(());
         };
         if old_bytes == Some(new.as_slice()) {
             return Ok(());
         }
-        let mode = mode.for_file(before.as_ref());
-        self.record(
-            &real,
-            before.as_ref(),
-            Written::Bytes(journal::digest(&new)),
-        )?;
-        self.written.push(path.to_path_buf());
-        atomic::write(&real, &new, mode)
+        let mode = mode.for_file(current.as_ref());
+        let temp = self.stage_temp(&real, &new, mode)?;
+        let now = FileContents {
+            bytes: Zeroizing::new(new),
+            mode,
+        };
+        self.stage(real, Op::Replace(temp), Some(now), path);
+        Ok(())
     }
 
-    /// Like [`update`](Applied::update), but under git's lock protocol, for a file git itself
-    /// writes (a repository's `config`): the new bytes are planned from the current ones while
-    /// `<path>.lock` is held, written into the lock file and renamed over `path`, so that a
-    /// `git config` running at the same moment neither loses our change nor has its own lost.
-    /// The mode of an existing file is kept. `plan`'s own errors pass through as they are.
+    /// Like [`update`](Applied::update), for a file that git itself writes (a repository's
+    /// `config`): at the flush the new bytes go in through git's lock protocol (see
+    /// [`Op::GitReplace`]), so that a `git config` running at that moment neither loses our
+    /// change nor has its own lost; if the file changed since it was read, the flush fails and
+    /// nothing of it is written. The mode of an existing file is kept, `new_mode` is for a new
+    /// one. `plan`'s own errors pass through as they are.
     pub fn update_git_file<E: From<Error>>(
         &mut self,
         path: &Path,
@@ -202,93 +341,72 @@ impl Applied {
         plan: impl FnOnce(Option<&[u8]>) -> Result<Option<Vec<u8>>, E>,
     ) -> Result<(), E> {
         let real = atomic::resolve(path)?;
+        let current = self.current(&real)?;
+        let old_bytes = current.as_ref().map(|old| old.bytes.as_slice());
+        let new = match plan(old_bytes)? {
+            Some(new) if old_bytes != Some(new.as_slice()) => new,
+            _ => return Ok(()),
+        };
+        let mode = FileMode::KeepOr(new_mode).for_file(current.as_ref());
+        let temp = self.stage_temp(&real, &new, mode)?;
         let mut lock_name = real.file_name().unwrap_or_default().to_os_string();
         lock_name.push(".lock");
         let lock = real.with_file_name(lock_name);
-        let mode = FileMode::KeepOr(new_mode).for_file(atomic::read(&real)?.as_ref());
-        // Journaled before it exists: a crash while it is held leaves it to the next run.
-        let saved = self.journal.clone();
-        self.record(&lock, None, Written::Anything)?;
-        let file = match atomic::take_lock(&real, &lock, mode) {
-            Ok(file) => file,
-            Err(e) => {
-                // Not ours (git holds it), or never made: forget it.
-                self.journal = saved;
-                self.save()?;
-                return Err(e.into());
-            }
+        let now = FileContents {
+            bytes: Zeroizing::new(new),
+            mode,
         };
-        let result = (|| {
-            let before = atomic::read(&real)?;
-            let old_bytes = before.as_ref().map(|old| old.bytes.as_slice());
-            let new = match plan(old_bytes)? {
-                Some(new) if old_bytes != Some(new.as_slice()) => new,
-                _ => return Ok(None),
-            };
-            self.record(
-                &real,
-                before.as_ref(),
-                Written::Bytes(journal::digest(&new)),
-            )?;
-            Ok::<_, E>(Some(new))
-        })();
-        match result {
-            Ok(Some(new)) => {
-                self.written.push(path.to_path_buf());
-                Ok(atomic::commit_lock(file, &lock, &real, &new)?)
-            }
-            Ok(None) => {
-                drop(file);
-                Ok(atomic::remove(&lock)?)
-            }
-            Err(e) => {
-                drop(file);
-                let _ = atomic::remove(&lock);
-                Err(e)
-            }
-        }
+        let base = current.map(|c| c.bytes);
+        self.stage(real, Op::GitReplace { temp, lock, base }, Some(now), path);
+        Ok(())
     }
 
     /// Creates `path`, which must not exist (see [`atomic::create_new`]).
     pub(crate) fn create(&mut self, path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
-        // An existing file is never journaled as ours, so no rollback can remove it.
-        if std::fs::symlink_metadata(path).is_ok() {
+        let taken = match self.view.get(path) {
+            Some(seen) => seen.is_some(),
+            None => std::fs::symlink_metadata(path).is_ok(),
+        };
+        if taken {
             return Err(Error::IdentityExists {
                 path: path.to_path_buf(),
             });
         }
-        let saved = self.journal.clone();
-        self.record(path, None, Written::Bytes(journal::digest(bytes)))?;
-        match atomic::create_new(path, bytes, mode) {
-            Ok(()) => {}
-            Err(e @ Error::IdentityExists { .. }) => {
-                // Someone else made it in between: it is not ours.
-                self.journal = saved;
-                self.save()?;
-                return Err(e);
-            }
-            // It may exist now; the journal knows its bytes, so a rollback removes it only if
-            // it holds exactly those.
-            Err(e) => {
-                self.written.push(path.to_path_buf());
-                return Err(e);
-            }
+        let temp = self.stage_temp(path, bytes, mode)?;
+        let now = FileContents {
+            bytes: Zeroizing::new(bytes.to_vec()),
+            mode,
+        };
+        // Deleted earlier in this transaction: the file is there until the flush, so the new
+        // one replaces it (and a rollback puts the old one back).
+        let deleted_here = self
+            .staged
+            .iter()
+            .any(|s| s.path == path && matches!(s.op, Op::Delete));
+        let op = if deleted_here {
+            Op::Replace(temp)
+        } else {
+            Op::Create(temp)
+        };
+        if !deleted_here {
+            // Seen as absent: a rollback may remove what this transaction makes there.
+            self.before.entry(path.to_path_buf()).or_insert(None);
         }
-        self.written.push(path.to_path_buf());
+        self.stage(path.to_path_buf(), op, Some(now), path);
         Ok(())
     }
 
     /// Deletes `path` if it exists (the link itself, not a symlink's target).
     pub(crate) fn delete(&mut self, path: &Path) -> Result<(), Error> {
-        if std::fs::symlink_metadata(path).is_err() {
+        let exists = match self.view.get(path) {
+            Some(seen) => seen.is_some(),
+            None => std::fs::symlink_metadata(path).is_ok(),
+        };
+        if !exists || self.current(path)?.is_none() {
             return Ok(());
         }
-        let Some(before) = atomic::read(path)? else {
-            return Ok(());
-        };
-        self.record(path, Some(&before), Written::Removed)?;
-        self.written.push(path.to_path_buf());
-        atomic::remove(path)
+        self.stage(path.to_path_buf(), Op::Delete, None, path);
+        Ok(())
     }
 
     /// A private scratch directory beside the journal, removed when dropped (and by the next
@@ -297,11 +415,106 @@ impl Applied {
         TempDir::new(self.journal_path.parent().unwrap_or(Path::new("/")), base)
     }
 
+    /// Records every staged change in the journal (see the module doc).
+    fn journal_staged(&mut self) {
+        for s in &self.staged {
+            let before = self
+                .before
+                .get(&s.path)
+                .and_then(|b| b.as_ref())
+                .map(|b| Saved {
+                    mode: b.mode,
+                    bytes: b.bytes.clone(),
+                });
+            let new = match self.view.get(&s.path) {
+                Some(Some(now)) => Written::Bytes(journal::digest(&now.bytes)),
+                _ => Written::Removed,
+            };
+            if let Op::GitReplace { lock, .. } = &s.op {
+                // Linked in with the new bytes: a crash before the rename leaves it holding
+                // exactly those, and only then is it ours to remove.
+                self.journal.record(lock, None, new);
+            }
+            self.journal.record(&s.path, before, new);
+        }
+    }
+
+    /// Puts every staged change in place, as the module doc says. On an error the changes
+    /// already in place stay in the journal, for the rollback.
+    pub fn flush(&mut self) -> Result<(), Error> {
+        if self.staged.is_empty() {
+            return atomic::sync_dirs(&std::mem::take(&mut self.dirs));
+        }
+        self.journal_staged();
+        let journal = Temp::stage(&self.journal_path, &self.journal.encode(), 0o600)?;
+        let temps = self
+            .staged
+            .iter()
+            .filter_map(|s| match &s.op {
+                Op::Replace(t) | Op::Create(t) | Op::GitReplace { temp: t, .. } => {
+                    Some((t, s.path.as_path()))
+                }
+                Op::Delete => None,
+            })
+            .chain([(&journal, self.journal_path.as_path())]);
+        atomic::sync_all(temps)?;
+        journal.rename_to(&self.journal_path)?;
+        self.on_disk = true;
+        // The journal's name, and the names of directories just created, are durable before
+        // the first file changes.
+        let journal_dir = self
+            .journal_path
+            .parent()
+            .unwrap_or(Path::new("/"))
+            .to_path_buf();
+        self.sync_later(&journal_dir);
+        atomic::sync_dirs(&std::mem::take(&mut self.dirs))?;
+        for s in std::mem::take(&mut self.staged) {
+            match s.op {
+                Op::Replace(temp) => temp.rename_to(&s.path)?,
+                Op::Create(temp) => temp.link_to(&s.path)?,
+                Op::Delete => match std::fs::remove_file(&s.path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(source) => {
+                        return Err(Error::Io {
+                            action: "remove",
+                            path: s.path.clone(),
+                            source,
+                        })
+                    }
+                },
+                Op::GitReplace { temp, lock, base } => {
+                    if let Err(e) = git_replace(&s.path, temp, &lock, base) {
+                        // Neither was written: a rollback must touch neither (the lock may be
+                        // git's own, the file someone else's change).
+                        if let Some(Some(now)) = self.view.get(&s.path) {
+                            let state = Written::Bytes(journal::digest(&now.bytes));
+                            self.journal.unrecord(&lock, state);
+                            self.journal.unrecord(&s.path, state);
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+            let dir = s.path.parent().unwrap_or(Path::new("/"));
+            self.sync_later(dir);
+        }
+        atomic::sync_dirs(&std::mem::take(&mut self.dirs))
+    }
+
     /// Ends the transaction the way a SIGKILL would: neither commit nor rollback; the journal
     /// and the files stay as they are, and the lock goes.
     #[cfg(test)]
     pub(crate) fn crash(mut self) {
         self.finished = true;
+        // The staged temporary files would stay too; the next run removes them.
+        for s in std::mem::take(&mut self.staged) {
+            match s.op {
+                Op::Replace(t) | Op::Create(t) | Op::GitReplace { temp: t, .. } => t.leave(),
+                Op::Delete => {}
+            }
+        }
     }
 
     /// The paths written, created or deleted, in order (as named, before resolving symlinks).
@@ -309,10 +522,20 @@ impl Applied {
         self.written.clone()
     }
 
-    /// Keeps the changes (deletes the journal, durably) and releases the lock. If the journal
-    /// cannot be deleted, the changes are undone (so that this run and the next agree), and the
-    /// error returned.
+    /// Keeps the changes (deletes the journal, durably) and releases the lock. Flushes first,
+    /// if anything is still staged. If the journal cannot be deleted, the changes are undone
+    /// (so that this run and the next agree), and the error returned.
     pub fn commit(mut self) -> Result<(), Error> {
+        if let Err(cause) = self.flush() {
+            self.finished = true;
+            return Err(match self.undo_all() {
+                Ok(()) => cause,
+                Err(rollback) => Error::Incomplete {
+                    cause: Box::new(cause),
+                    rollback: Box::new(rollback),
+                },
+            });
+        }
         self.finished = true;
         if !self.on_disk {
             return Ok(());
@@ -320,6 +543,7 @@ impl Applied {
         match atomic::remove(&self.journal_path) {
             Ok(()) => {
                 self.on_disk = false;
+                self.journal.entries.clear();
                 Ok(())
             }
             Err(cause) => Err(match self.undo_all() {
@@ -342,6 +566,8 @@ impl Applied {
     }
 
     fn undo_all(&mut self) -> Result<(), Error> {
+        // Staged changes never reached their files: dropping them removes the temporary files.
+        self.staged.clear();
         let undone = recovery::undo(&self.journal);
         if undone.failed.is_empty() && self.on_disk {
             atomic::remove(&self.journal_path)?;
@@ -360,7 +586,7 @@ impl Drop for Applied {
     }
 }
 
-// By hand: the journal holds the previous bytes of the files, maybe a private key.
+// By hand: the journal and the views hold file bytes, maybe a private key.
 impl fmt::Debug for Applied {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Applied")

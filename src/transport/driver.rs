@@ -91,7 +91,8 @@ fn flush<R: RngCore + CryptoRng>(machine: &mut Machine<R>, sockets: &mut Sockets
     }
 }
 
-fn wait(
+/// Waits until a socket is readable, a signal arrives or `timeout` passes (at most 60 s).
+pub fn wait(
     sockets: &Sockets,
     interrupts: &Interrupts,
     timeout: Duration,

@@ -11,8 +11,14 @@
 //!
 //! Datagrams are accepted only from the chosen interfaces' own subnets (or
 //! the `--peer` hosts), so that `--interface` really confines pairing.
+//!
+//! The same sockets carry the locate protocol (`git pair watch` listens on its
+//! port like a pairing; `git pair refresh` only sends, from
+//! [`Sockets::open_sender`]). [`hostkey`] checks an sshd's host key with ssh
+//! itself.
 
 pub mod driver;
+pub mod hostkey;
 pub mod iface;
 pub mod probe;
 pub mod scan;
@@ -56,7 +62,8 @@ pub enum TransportError {
 }
 
 struct Family {
-    listen: UdpSocket,
+    /// Bound to the well-known port; `None` for a set that only sends ([`Sockets::open_sender`]).
+    listen: Option<UdpSocket>,
     unicast: UdpSocket,
 }
 
@@ -157,7 +164,7 @@ impl Sockets {
             }
             let unicast = sending(Domain::IPV4)?;
             Some(Family {
-                listen: listen.into(),
+                listen: Some(listen.into()),
                 unicast: unicast.into(),
             })
         } else {
@@ -205,7 +212,7 @@ impl Sockets {
                 .map(|e| format!("cannot join the multicast group on {e}")),
         );
         for family in v4.iter().chain(v6.iter()) {
-            for s in [&family.listen, &family.unicast] {
+            for s in family.sockets() {
                 s.set_nonblocking(true).map_err(TransportError::Socket)?;
             }
         }
@@ -240,9 +247,97 @@ impl Sockets {
         }
         let unicast = sending(Domain::IPV6)?;
         Ok(Family {
-            listen: listen.into(),
+            listen: Some(listen.into()),
             unicast: unicast.into(),
         })
+    }
+
+    /// Sockets that only send (and receive the answers to what they sent, on their ephemeral
+    /// ports): nothing is bound to `port`, so that this process never receives datagrams meant
+    /// for another one on this host that listens there. Multicast goes out on every chosen
+    /// interface with an address of the family (no group is joined: sending needs none).
+    pub fn open_sender(
+        interfaces: Vec<Interface>,
+        port: u16,
+        peers: Vec<IpAddr>,
+    ) -> Result<Sockets, TransportError> {
+        let mut warnings = Vec::new();
+        let with_v4: Vec<(Ipv4Addr, String)> = interfaces
+            .iter()
+            .filter_map(|i| i.v4.first().map(|n| (n.addr, i.name.clone())))
+            .collect();
+        // Linux routes no IPv6 multicast over loopback, as in `open`.
+        let with_v6: Vec<(u32, String)> = interfaces
+            .iter()
+            .filter(|i| !i.v6.is_empty() && !i.loopback)
+            .map(|i| (i.index, i.name.clone()))
+            .collect();
+        let v4 = if with_v4.is_empty() {
+            None
+        } else {
+            Some(Family {
+                listen: None,
+                unicast: sending(Domain::IPV4)?.into(),
+            })
+        };
+        let v6 = if interfaces.iter().any(|i| !i.v6.is_empty()) {
+            match sending(Domain::IPV6) {
+                Ok(socket) => Some(Family {
+                    listen: None,
+                    unicast: socket.into(),
+                }),
+                Err(e) if v4.is_some() => {
+                    warnings.push(format!("IPv6 is not available ({e}); using IPv4 only"));
+                    None
+                }
+                Err(e) => return Err(e),
+            }
+        } else {
+            None
+        };
+        if v4.is_none() && v6.is_none() {
+            return Err(TransportError::NoMulticast {
+                interfaces: interfaces
+                    .iter()
+                    .map(|i| i.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                detail: "they have no IPv4 or IPv6 address".into(),
+            });
+        }
+        for family in v4.iter().chain(v6.iter()) {
+            family
+                .unicast
+                .set_nonblocking(true)
+                .map_err(TransportError::Socket)?;
+        }
+        let multicast_v6 = if v6.is_some() { with_v6 } else { Vec::new() };
+        Ok(Sockets {
+            interfaces,
+            port,
+            v4,
+            v6,
+            multicast_v4: with_v4,
+            multicast_v6,
+            peers,
+            warnings,
+        })
+    }
+
+    /// Answers `to` from the socket on the well-known port when there is one (so that the
+    /// answer comes from the port the question went to, as stateful firewalls expect), else
+    /// from the ephemeral one. Failures are not fatal, as for [`Sockets::send`].
+    pub fn reply(&self, to: SocketAddr, datagram: &[u8]) {
+        let family = if to.is_ipv4() { &self.v4 } else { &self.v6 };
+        if let Some(f) = family {
+            let socket = f.listen.as_ref().unwrap_or(&f.unicast);
+            let _ = socket.send_to(datagram, to);
+        }
+    }
+
+    /// The interfaces these sockets were opened on.
+    pub fn interfaces(&self) -> &[Interface] {
+        &self.interfaces
     }
 
     /// Problems worth telling the user once (e.g. no IPv6 multicast on lo).
@@ -263,6 +358,24 @@ impl Sockets {
                 }
             }
         }
+    }
+
+    /// [`Sockets::send`], returning how many datagrams it tried to put on the wire: one per
+    /// interface and family for multicast, one for unicast.
+    pub fn send_counted(&mut self, t: &Transmit) -> usize {
+        let n = match t.destination {
+            Destination::Multicast => {
+                self.v4.as_ref().map_or(0, |_| self.multicast_v4.len())
+                    + self.v6.as_ref().map_or(0, |_| self.multicast_v6.len())
+            }
+            Destination::Unicast(to) => usize::from(if to.is_ipv4() {
+                self.v4.is_some()
+            } else {
+                self.v6.is_some()
+            }),
+        };
+        self.send(t);
+        n
     }
 
     fn send_multicast(&mut self, datagram: &[u8]) {
@@ -318,7 +431,7 @@ impl Sockets {
         // seen as such instead of silently truncated.
         let mut buf = [0u8; MAX_DATAGRAM + 1];
         for family in self.v4.iter().chain(self.v6.iter()) {
-            for socket in [&family.listen, &family.unicast] {
+            for socket in family.sockets() {
                 // Bounded, so that a flood cannot starve the timers.
                 for _ in 0..256 {
                     match socket.recv_from(&mut buf) {
@@ -355,8 +468,14 @@ impl Sockets {
         self.v4
             .iter()
             .chain(self.v6.iter())
-            .flat_map(|f| [f.listen.as_fd(), f.unicast.as_fd()])
+            .flat_map(|f| f.sockets().map(|s| s.as_fd()))
             .collect()
+    }
+}
+
+impl Family {
+    fn sockets(&self) -> impl Iterator<Item = &UdpSocket> {
+        self.listen.iter().chain([&self.unicast])
     }
 }
 

@@ -79,6 +79,36 @@ impl Host {
             .cwd(&self.repo)
     }
 
+    /// Like [`Host::cmd`], with `hosts` bind-mounted over /etc/hosts in a mount namespace of
+    /// the command's own: a name resolves there as nss-mdns would resolve it, and nowhere else.
+    pub fn cmd_with_hosts(&self, program: impl AsRef<OsStr>, hosts: &Path) -> Cmd {
+        let mut prefix: Vec<std::ffi::OsString> = [
+            "ip",
+            "netns",
+            "exec",
+            &self.netns,
+            "unshare",
+            "--uts",
+            "--mount",
+            "sh",
+            "-c",
+            r#"hostname "$0" && mount --bind "$1" /etc/hosts && shift && exec "$@""#,
+            self.hostname.as_str(),
+        ]
+        .into_iter()
+        .map(Into::into)
+        .collect();
+        prefix.push(hosts.as_os_str().to_owned());
+        let user = self.cmd(program);
+        // The user part of `cmd`'s prefix (setpriv … env …) follows the host part.
+        Cmd::with_prefix(
+            prefix.into_iter().chain(user.prefix_after_host()).collect(),
+            user.program(),
+            format!("{} {} (own /etc/hosts)", self.hostname, self.user),
+        )
+        .cwd(&self.repo)
+    }
+
     /// `program` as root inside this host's namespace, with its host name.
     pub fn root_cmd(&self, program: impl AsRef<OsStr>) -> Cmd {
         let mut prefix = self.uts_prefix();
@@ -198,16 +228,36 @@ impl Host {
     /// it answers with that host key from inside the namespace.
     pub(crate) fn start_sshd(&self) {
         let key = self.sshd_dir.join("ssh_host_ed25519_key");
+        let target = match self.ipv4 {
+            Some(v4) => v4.to_string(),
+            None => format!("{}%{}", self.ipv6_ll, self.iface),
+        };
+        self.run_sshd_with_new_key(&key, &target);
+    }
+
+    /// Stops this host's sshd and starts it again with a new host key (as if reinstalled):
+    /// what the peer pinned no longer matches. Returns the new public key file. (Checked ready
+    /// on 127.0.0.1: the host may have moved since the lab was built.)
+    pub fn replace_sshd_host_key(&self) -> PathBuf {
+        drop(lock_slot(&self.sshd).take());
+        let key = self.sshd_dir.join("ssh_host_ed25519_key_new");
+        self.run_sshd_with_new_key(&key, "127.0.0.1");
+        key.with_extension("pub")
+    }
+
+    /// Generates `key`, starts sshd with it and waits until it answers at `target`:22.
+    fn run_sshd_with_new_key(&self, key: &Path, target: &str) {
         Cmd::root("ssh-keygen")
             .args(["-q", "-t", "ed25519", "-N", ""])
             .arg("-C")
             .arg(format!("{} host key", self.hostname))
             .arg("-f")
-            .arg(&key)
+            .arg(key)
             .run_ok();
-        set_mode(&self.host_key_pub, 0o644);
+        let key_pub = PathBuf::from(format!("{}.pub", key.display()));
+        set_mode(&key_pub, 0o644);
         let config = self.sshd_dir.join("sshd_config");
-        write_file(&config, sshd_config(&key, &self.user).as_bytes());
+        write_file(&config, sshd_config(key, &self.user).as_bytes());
         fs::create_dir_all("/run/sshd").unwrap_or_else(|e| panic!("mkdir /run/sshd: {e}"));
         set_mode(Path::new("/run/sshd"), 0o755);
 
@@ -217,21 +267,17 @@ impl Host {
             .arg(&config)
             .spawn();
         *lock_slot(&self.sshd) = Some(sshd);
-        self.wait_sshd_ready();
+        self.wait_sshd_ready(&key_pub, target);
     }
 
-    fn wait_sshd_ready(&self) {
-        let want = read_file(&self.host_key_pub).unwrap_or_default();
+    fn wait_sshd_ready(&self, key_pub: &Path, target: &str) {
+        let want = read_file(key_pub).unwrap_or_default();
         let want = String::from_utf8_lossy(&want);
         let want_b64 = want
             .split_whitespace()
             .nth(1)
             .unwrap_or("(no key)")
             .to_owned();
-        let target = match self.ipv4 {
-            Some(v4) => v4.to_string(),
-            None => format!("{}%{}", self.ipv6_ll, self.iface),
-        };
         let deadline = Instant::now() + SSHD_READY;
         loop {
             if let Some(sshd) = lock_slot(&self.sshd).as_mut() {
@@ -245,7 +291,7 @@ impl Host {
             }
             let scan = self
                 .root_cmd("ssh-keyscan")
-                .args(["-T", "2", "-p", "22", "-t", "ed25519", &target])
+                .args(["-T", "2", "-p", "22", "-t", "ed25519", target])
                 .run();
             if scan.stdout_str().contains(&want_b64) {
                 return;

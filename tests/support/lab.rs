@@ -221,6 +221,38 @@ impl Lab {
         net::drop_counters(&self.a.netns).add(net::drop_counters(&self.b.netns))
     }
 
+    /// A third namespace on the bridge of a [`Network::Bridged`] lab (`<id>m`, address `.3`):
+    /// a machine with no user or sshd, for a server that both hosts reach (the benchmark's
+    /// magic-wormhole mailbox). It is removed with the lab, and whatever runs in it is ended.
+    // Only the benchmark (benches/pairing) has a third machine.
+    #[allow(dead_code)]
+    pub fn add_station(&mut self) -> Station {
+        assert_eq!(self.network, Network::Bridged, "a station needs the bridge");
+        let (pid, n) = owner_pid_and_n(&self.id).expect("the lab's own id");
+        let netns = format!("{}m", self.id);
+        net::add_netns(&netns);
+        {
+            let ns = netns.clone();
+            self._cleanup
+                .push(format!("delete namespace {ns}"), move || remove_netns(&ns));
+        }
+        let station = Station {
+            netns,
+            iface: "vm".to_owned(),
+            ipv4: lab_subnet(pid, n, 3),
+        };
+        let switch = format!("{}s", self.id);
+        net::add_veth(&station.netns, &station.iface, &switch, "pm");
+        net::attach(&switch, "pm", BRIDGE);
+        net::configure(
+            &station.netns,
+            &station.iface,
+            Some((station.ipv4, 24)),
+            Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 3),
+        );
+        station
+    }
+
     /// Both sshd logs, for failure messages.
     pub fn sshd_logs(&self) -> String {
         format!(
@@ -231,6 +263,14 @@ impl Lab {
             self.b.sshd_log().trim_end()
         )
     }
+}
+
+/// A bare third machine on a bridged lab's LAN (see [`Lab::add_station`]).
+#[allow(dead_code)]
+pub struct Station {
+    pub netns: String,
+    pub iface: String,
+    pub ipv4: Ipv4Addr,
 }
 
 /// 10.<x>.<y>.<host>: distinct per lab of this process (the namespaces isolate labs anyway).
@@ -271,10 +311,19 @@ fn install_binary(dir: &Path) -> PathBuf {
     fs::create_dir(&bin_dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", bin_dir.display()));
     host::set_mode(&bin_dir, 0o755);
     let bin = bin_dir.join("git-pair");
-    fs::copy(env!("CARGO_BIN_EXE_git-pair"), &bin)
+    fs::copy(binary_under_test(), &bin)
         .unwrap_or_else(|e| panic!("copy git-pair into {}: {e}", bin_dir.display()));
     host::set_mode(&bin, 0o755);
     bin
+}
+
+/// The git-pair binary the lab runs: the one cargo built for this test or benchmark, or
+/// `$GIT_PAIR_LAB_BINARY` (the benchmark's `--binary`, to measure another build the same way).
+pub fn binary_under_test() -> PathBuf {
+    std::env::var_os("GIT_PAIR_LAB_BINARY").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_git-pair")),
+        PathBuf::from,
+    )
 }
 
 /// A's repository gets one commit; B's is a copy of it (same history, no `origin` remote).
@@ -384,14 +433,18 @@ impl Drop for Cleanup {
     }
 }
 
-/// The pid that created a lab resource, from its name `gp<pid>-<n>[a|b]`.
+/// The pid that created a lab resource, from its name `gp<pid>-<n>[a|b|s|m]`.
 pub fn owner_pid(name: &str) -> Option<u32> {
+    owner_pid_and_n(name).map(|(pid, _)| pid)
+}
+
+fn owner_pid_and_n(name: &str) -> Option<(u32, u32)> {
     let rest = name.strip_prefix("gp")?;
     let (pid, rest) = rest.split_once('-')?;
-    let n = rest.strip_suffix(['a', 'b', 's']).unwrap_or(rest);
+    let n = rest.strip_suffix(['a', 'b', 's', 'm']).unwrap_or(rest);
     let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     if all_digits(pid) && all_digits(n) {
-        pid.parse().ok()
+        Some((pid.parse().ok()?, n.parse().ok()?))
     } else {
         None
     }

@@ -27,7 +27,8 @@ pub fn run_helper_if_requested() -> Option<i32> {
     let result = match (mode.as_str(), args.as_slice()) {
         ("mcast-send", [iface, rest @ ..]) => send(iface, parse_v4(rest)),
         ("mcast-recv", [iface, rest @ ..]) => recv(iface, parse_v4(rest)),
-        _ => Err(format!("bad helper invocation: {mode} {args:?}")),
+        _ => super::locate::run_helper(&mode, &args)
+            .unwrap_or_else(|| Err(format!("bad helper invocation: {mode} {args:?}"))),
     };
     Some(match result {
         Ok(()) => 0,

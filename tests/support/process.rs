@@ -63,6 +63,21 @@ impl Cmd {
         }
     }
 
+    /// The prefix after the namespace and host name part of a host's command (from `setpriv`
+    /// on), for a variant of the same command with another way into the namespace.
+    pub fn prefix_after_host(&self) -> Vec<OsString> {
+        let start = self
+            .prefix
+            .iter()
+            .position(|a| a == "setpriv" || a == "env")
+            .unwrap_or(self.prefix.len());
+        self.prefix[start..].to_vec()
+    }
+
+    pub fn program(&self) -> &OsStr {
+        &self.program
+    }
+
     pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Cmd {
         self.args.push(arg.as_ref().to_owned());
         self

@@ -78,7 +78,7 @@ impl PairError {
         }
     }
 
-    pub(super) fn reason(&self) -> Reason {
+    pub(crate) fn reason(&self) -> Reason {
         match self {
             PairError::Usage(_) => Reason::Usage,
             PairError::NoPeer { .. } => Reason::NoPeer,

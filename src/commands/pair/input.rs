@@ -1,50 +1,100 @@
-//! What the command line gives a pairing: the code (argument, --code-file or GIT_PAIR_CODE)
-//! and the `--peer` hosts.
+//! What the person gives a pairing: the code (argument, --code-file, GIT_PAIR_CODE or the prompt
+//! of `git pair join`) and the `--peer` hosts.
 
 use std::fs;
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read};
 use std::net::{SocketAddr, SocketAddrV6, ToSocketAddrs};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use crate::cli::PairArgs;
+use zeroize::Zeroizing;
+
+use crate::interrupt::Interrupts;
+use crate::prompt::{self, PromptError};
 use crate::protocol::Code;
 use crate::transport::iface::Interface;
 
 use super::error::PairError;
 
-/// The code from the argument, --code-file or GIT_PAIR_CODE, in that
-/// order; None to generate one.
-pub(super) fn read_code(args: &PairArgs) -> anyhow::Result<Option<Code>> {
-    let text = if let Some(code) = &args.code {
-        Some(zeroize::Zeroizing::new(code.clone()))
-    } else if let Some(file) = &args.code_file {
-        let mut text = zeroize::Zeroizing::new(String::new());
-        let read = if file == Path::new("-") {
-            io::stdin().read_to_string(&mut text)
-        } else {
-            fs::File::open(file).and_then(|mut f| f.read_to_string(&mut text))
-        };
-        read.map_err(|e| {
-            PairError::Usage(format!("cannot read the code from {}: {e}", file.display()))
-        })?;
-        Some(text)
-    } else {
-        std::env::var("GIT_PAIR_CODE")
+/// Where the code of a pairing comes from.
+pub enum CodeSource {
+    /// The CODE argument of `git pair CODE` (already checked to have the shape of a code).
+    Argument(Zeroizing<String>),
+    /// `--code-file FILE` (`-`: standard input).
+    File(PathBuf),
+    /// `git pair join`: typed at the prompt on the terminal, after the checks that need no
+    /// network, so that nobody types a code for a pairing that cannot work.
+    Prompt,
+    /// GIT_PAIR_CODE if set and not blank; else a new code is generated.
+    EnvironmentOrNew,
+}
+
+/// The code from the argument, --code-file or GIT_PAIR_CODE; None to generate one, or to ask
+/// for it at the prompt ([`ask_code`]).
+pub(super) fn read_code(source: &CodeSource) -> anyhow::Result<Option<Code>> {
+    let text = match source {
+        CodeSource::Argument(code) => Some(code.clone()),
+        CodeSource::File(file) => {
+            let mut text = Zeroizing::new(String::new());
+            let read = if file == Path::new("-") {
+                io::stdin().read_to_string(&mut text)
+            } else {
+                fs::File::open(file).and_then(|mut f| f.read_to_string(&mut text))
+            };
+            read.map_err(|e| {
+                PairError::Usage(format!("cannot read the code from {}: {e}", file.display()))
+            })?;
+            Some(text)
+        }
+        CodeSource::Prompt => None,
+        CodeSource::EnvironmentOrNew => std::env::var("GIT_PAIR_CODE")
             .ok()
             .filter(|c| !c.trim().is_empty())
-            .map(zeroize::Zeroizing::new)
+            .map(Zeroizing::new),
     };
-    match text {
-        None => Ok(None),
-        Some(text) => Code::parse(&text)
-            .map(Some)
-            .map_err(|e| PairError::Usage(e.to_string()).into()),
-    }
+    text.map(|t| parse(&t)).transpose()
+}
+
+fn parse(text: &str) -> anyhow::Result<Code> {
+    Code::parse(text).map_err(|e| PairError::Usage(e.to_string()).into())
+}
+
+/// `git pair join`: the code typed at the prompt on the terminal, or, without a terminal, one
+/// line of standard input.
+pub(super) fn ask_code(interrupts: &mut Interrupts) -> anyhow::Result<Code> {
+    let text = match prompt::ask(interrupts) {
+        Ok(text) => text,
+        Err(PromptError::NoTerminal(_)) => {
+            let mut line = Zeroizing::new(String::with_capacity(prompt::MAX_LEN + 2));
+            io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .map_err(|e| PairError::Usage(format!("cannot read the code: {e}")))?;
+            if line.trim().is_empty() {
+                return Err(PairError::Usage(
+                    "no code was given: run `git pair join` on a terminal and type the code, or \
+                     give it on standard input"
+                        .into(),
+                )
+                .into());
+            }
+            line
+        }
+        Err(PromptError::Interrupted) => return Err(PairError::Interrupted.into()),
+        Err(PromptError::Eof) => {
+            return Err(PairError::Usage("no code was typed; nothing was done".into()).into())
+        }
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(PairError::Usage(
+                "cannot read the code from the terminal".into(),
+            )))
+        }
+    };
+    parse(&text)
 }
 
 /// Resolves `--peer` hosts. A link-local IPv6 address may carry its
 /// interface as `fe80::1%eth0`.
-pub(super) fn resolve_peers(
+pub(crate) fn resolve_peers(
     hosts: &[String],
     port: u16,
     interfaces: &[Interface],

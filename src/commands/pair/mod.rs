@@ -26,6 +26,10 @@ mod fixtures;
 
 pub(crate) use error::usage;
 pub use error::{find, PairError};
+pub(crate) use input::resolve_peers;
+pub use input::CodeSource;
+pub(crate) use report::Reporter;
+pub(crate) use setup::host_name_for;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -48,17 +52,16 @@ use crate::transport::driver::{self, Control, Outcome};
 use crate::transport::iface::{self, Interface};
 use crate::transport::{scan, Sockets, DEFAULT_PORT, GROUP_V4, GROUP_V6};
 
-use input::{read_code, resolve_peers};
+use input::{ask_code, read_code};
 use peer::{annex_shell_installed, Session};
-use report::Reporter;
 use setup::setup;
 
-/// Runs `git pair [CODE]`.
-pub fn run(args: &PairArgs) -> anyhow::Result<()> {
+/// Runs `git pair [CODE]` and `git pair join`.
+pub fn run(args: &PairArgs, code: CodeSource) -> anyhow::Result<()> {
     // Before any thread starts, so that every thread has the signals blocked.
     let mut interrupts = Interrupts::install().context("cannot watch for Ctrl-C")?;
     let mut out = Reporter::new(args.json);
-    let result = pair(args, &mut out, &mut interrupts);
+    let result = pair(args, &code, &mut out, &mut interrupts);
     out.progress.finish();
     if let Err(err) = &result {
         let reason = find(err).map_or(Reason::Error, PairError::reason);
@@ -84,8 +87,13 @@ struct Prepared {
     annex_shell: bool,
 }
 
-fn pair(args: &PairArgs, out: &mut Reporter, interrupts: &mut Interrupts) -> anyhow::Result<()> {
-    let typed = read_code(args)?;
+fn pair(
+    args: &PairArgs,
+    source: &CodeSource,
+    out: &mut Reporter,
+    interrupts: &mut Interrupts,
+) -> anyhow::Result<()> {
+    let mut typed = read_code(source)?;
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let (repo, info) = repo::open(&cwd).map_err(usage)?;
     if let Some(name) = &args.name {
@@ -105,6 +113,11 @@ fn pair(args: &PairArgs, out: &mut Reporter, interrupts: &mut Interrupts) -> any
     let all = iface::list()?;
     let interfaces = iface::select(&all, &args.interfaces).map_err(usage)?;
     let peers = resolve_peers(&args.peers, port, &all)?;
+    if let CodeSource::Prompt = source {
+        // Everything that can fail without the network has been checked: now the person types.
+        out.progress.finish();
+        typed = Some(ask_code(interrupts)?);
+    }
     let sockets = Sockets::open(
         interfaces.clone(),
         port,

@@ -13,6 +13,7 @@ use crate::events::{Event as JsonEvent, PeerView};
 use crate::protocol::codec::SessionId;
 use crate::protocol::machine::MAX_FAILURES;
 use crate::protocol::payload::PeerInfo;
+use crate::protocol::schedule::{PairSecret, Role};
 use crate::protocol::{Event, Machine};
 use crate::repo;
 use crate::sanitize;
@@ -33,6 +34,10 @@ pub(super) struct VerifiedPeer {
     pub(super) view: PeerView,
     pub(super) address: SocketAddr,
     pub(super) peer: SessionId,
+    /// The long-term secret of the pairing, stored with it.
+    pub(super) secret: PairSecret,
+    /// Which end of the session this side was.
+    pub(super) role: Role,
 }
 
 #[derive(Default)]
@@ -125,7 +130,9 @@ impl Session {
                     info,
                     view,
                     address,
+                    role: Role::of(&m.session_id(), &peer),
                     peer,
+                    secret: v.pair_secret.clone(),
                 });
                 Control::Stop
             }

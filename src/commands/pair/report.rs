@@ -7,13 +7,13 @@ use crate::term::Progress;
 use crate::transport::Sockets;
 
 /// Human progress on stderr, JSON events on stdout.
-pub(super) struct Reporter {
-    pub(super) progress: Progress,
-    pub(super) json: Option<EventWriter<io::Stdout>>,
+pub(crate) struct Reporter {
+    pub(crate) progress: Progress,
+    pub(crate) json: Option<EventWriter<io::Stdout>>,
 }
 
 impl Reporter {
-    pub(super) fn new(json: bool) -> Self {
+    pub(crate) fn new(json: bool) -> Self {
         Reporter {
             // Programs reading --json get plain lines on stderr, no spinner.
             progress: if json {
@@ -25,22 +25,22 @@ impl Reporter {
         }
     }
 
-    pub(super) fn event(&mut self, event: JsonEvent) {
+    pub(crate) fn event(&mut self, event: JsonEvent) {
         if let Some(w) = &mut self.json {
             w.emit(&event);
         }
     }
 
-    pub(super) fn status(&mut self, text: &str) {
+    pub(crate) fn status(&mut self, text: &str) {
         self.progress.set_status(text);
     }
 
-    pub(super) fn line(&mut self, text: &str) {
+    pub(crate) fn line(&mut self, text: &str) {
         self.progress.line(text);
     }
 
     /// Turns the spinner and reports what the sockets found wrong.
-    pub(super) fn idle(&mut self, sockets: &mut Sockets) {
+    pub(crate) fn idle(&mut self, sockets: &mut Sockets) {
         for w in sockets.take_warnings() {
             self.line(&format!("warning: {w}"));
         }

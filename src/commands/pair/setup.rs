@@ -107,6 +107,11 @@ pub(super) fn setup(
             marker,
         }),
         replaces: earlier.aliases.clone(),
+        secret: Some(ssh_files::SecretRecord {
+            role: v.role,
+            ssh_port: args.ssh_port,
+            secret: v.secret.clone(),
+        }),
     };
 
     if let Err(e) = ssh_files::apply_in(&mut tx, &p.ssh, &ssh_setup, &mut interrupted) {
@@ -114,6 +119,10 @@ pub(super) fn setup(
     }
     if let Err(e) = repo::write_remote(&mut tx, &repository, &plan) {
         return Err(undo(tx, anyhow::Error::new(e).context(PairError::Setup)));
+    }
+    // Everything in place, journaled: from here to the commit a crash is undone by the next run.
+    if let Err(e) = tx.flush() {
+        return Err(undo(tx, setup_error(e)));
     }
     if interrupted() {
         return Err(undo(tx, PairError::Interrupted.into()));
@@ -240,7 +249,7 @@ pub(super) fn earlier_pairings(
 
 /// `HostName` for the alias: a link-local IPv6 address needs the name of
 /// the local interface it is reached through.
-pub(super) fn host_name_for(address: SocketAddr, interfaces: &[Interface]) -> String {
+pub(crate) fn host_name_for(address: SocketAddr, interfaces: &[Interface]) -> String {
     match address {
         SocketAddr::V6(v6) if v6.scope_id() != 0 => {
             match interfaces.iter().find(|i| i.index == v6.scope_id()) {
