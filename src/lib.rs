@@ -56,7 +56,10 @@
 //!    opens one repository: a peer key already let in for another
 //!    repository is refused, since sshd would use the first matching line.
 //! 7. **Undo.** `git pair remove` revokes the peer's key and removes every
-//!    other trace of the pairing on this machine, and nothing else.
+//!    other trace of the pairing on this machine, and nothing else. A
+//!    pairing is written as one transaction, journaled before the first
+//!    change: killed at any moment, it is undone by the next run of git pair
+//!    (no peer key let in without its remote, no remote without its records).
 //! 8. **A new address never changes trust.** `git pair refresh` points an
 //!    alias at a new address only after ssh verified, there, the host key
 //!    pinned at pairing time. Locate queries and answers are authenticated

@@ -10,13 +10,17 @@
 //! | `~/.ssh/git-pair/known_hosts` | git-pair | the peer's sshd host keys, pinned under `HostKeyAlias <alias>` |
 //! | `~/.ssh/git-pair/id_<alias>{,.pub}` | git-pair | a key generated for one pairing |
 //! | `~/.ssh/git-pair/secret_<alias>` | git-pair | the pairing's pair secret ([`pair_secret`]) |
+//! | `~/.ssh/git-pair/journal` | git-pair | while a transaction is uncommitted: what it changed ([`journal`]) |
+//! | `~/.ssh/git-pair/.lock` | git-pair | flocked while a transaction runs |
 //!
 //! The work is split in two. The planners ([`authorized_keys`], [`client_config`], [`known_hosts`])
 //! are pure functions from the old bytes of one file to its new bytes; every line they do not own
 //! comes out byte for byte, whatever its line ending, encoding or syntax. [`apply`] and [`remove`]
 //! run the planners inside a transaction: a flock on `~/.ssh/git-pair/.lock`, one atomic write per
-//! file ([`atomic`]), and an undo log holding the exact previous bytes and mode of every file touched,
-//! so that a failure, an interruption or a later [`Applied::rollback`] leaves every file as it was.
+//! file ([`atomic`]), and a [`journal`] on disk holding the exact previous bytes and mode of every
+//! file touched, so that a failure, an interruption, a later [`Applied::rollback`] or a crash
+//! (undone by the next run's [`recover`]) leaves every file as it was. The repository's config
+//! joins the same transaction (`repo::write_remote`).
 //!
 //! Everything the peer sent (host name, user, keys, label) is untrusted: values that end up in
 //! `ssh_config` are checked against a strict allowlist, and the label in `authorized_keys` is

@@ -287,7 +287,8 @@ struct Normalizer {
 
 impl Normalizer {
     fn new(before: &Snap) -> Normalizer {
-        let patterns = vec![
+        let patterns =
+            vec![
             (
                 Regex::new(
                     r"(?s)-----BEGIN OPENSSH PRIVATE KEY-----.*?-----END OPENSSH PRIVATE KEY-----",
@@ -311,10 +312,16 @@ impl Normalizer {
                 Regex::new(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ").unwrap(),
                 &b"<time>"[..],
             ),
+            // The pair secret file: the secret, and which side of the session this one was.
+            (
+                Regex::new(r"(?m)^secret [A-Za-z0-9+/]{43}=$").unwrap(),
+                &b"<secret>"[..],
+            ),
+            (Regex::new(r"(?m)^role (low|high)$").unwrap(), &b"<role>"[..]),
         ];
-        // Times are never known: the reference pairing may well be made in the same second
-        // as the earlier one.
-        let known_exempt = [b"<time>".as_slice()];
+        // Never known: the reference pairing may well be made in the same second as the
+        // earlier one, and take the same role.
+        let known_exempt = [b"<time>".as_slice(), b"<role>".as_slice()];
         let mut n = Normalizer {
             patterns,
             known: BTreeSet::new(),
@@ -523,6 +530,8 @@ struct Kill {
     killed: bool,
     judged: Judged,
     next_run: Output,
+    /// The killed run left its journal: the next run must say what it undid.
+    journal_left: bool,
 }
 
 /// Pairs with B killed at `point`, then runs `git pair list` on B and judges B's files.
@@ -557,6 +566,7 @@ fn kill_at(lab: &Lab, point: &Point, b_opts: &PairOpts, before: &Snap, reference
     let killed = b.status.signal() == Some(9)
         && calls == point.nth as usize
         && traced.contains("+++ killed by SIGKILL");
+    let journal_left = lab.b.home.join(".ssh/git-pair/journal").exists();
     let next_run = lab
         .b
         .cmd(&lab.b.git_pair)
@@ -571,6 +581,7 @@ fn kill_at(lab: &Lab, point: &Point, b_opts: &PairOpts, before: &Snap, reference
         killed,
         judged,
         next_run,
+        journal_left,
     }
 }
 
@@ -595,6 +606,8 @@ struct Tally {
     torn: Vec<String>,
     missed: Vec<String>,
     next_run_failed: Vec<String>,
+    /// Kills that left a journal for the next run.
+    journals: usize,
 }
 
 fn run_scenario(lab: &Lab, start: Start, kills: Kills, offset: usize, tally: &mut Tally) {
@@ -652,11 +665,18 @@ fn run_scenario(lab: &Lab, start: Start, kills: Kills, offset: usize, tally: &mu
         .into_iter()
         .filter(|p| stable.contains(&key(p)))
         .collect();
-    let chosen = kills.choose(points.len(), offset);
+    // From the journal's first write to the commit, every point: that is where a kill finds
+    // files half changed.
+    let critical = points
+        .iter()
+        .position(|p| p.seen.contains(".journal.git-pair-"))
+        .unwrap_or(points.len());
+    let chosen = kills.choose(points.len(), critical, offset);
     eprintln!(
-        "  {scenario}: {} system calls in the setup phase ({} the same in both dry runs); killing at {} of them",
+        "  {scenario}: {} system calls in the setup phase ({} the same in both dry runs, {} from the journal's first write on); killing at {} of them",
         second.len(),
         points.len(),
+        points.len() - critical,
         chosen.len()
     );
 
@@ -671,6 +691,15 @@ fn run_scenario(lab: &Lab, start: Start, kills: Kills, offset: usize, tally: &mu
             tally
                 .points
                 .insert((point.syscall.clone(), point.nth, scenario));
+        }
+        if kill.journal_left {
+            tally.journals += 1;
+            if !kill.next_run.stderr_str().contains("was interrupted") {
+                tally.next_run_failed.push(format!(
+                    "{what}: the next run did not say what it undid\n{}",
+                    kill.next_run
+                ));
+            }
         }
         if !kill.next_run.success() {
             tally
@@ -699,35 +728,71 @@ fn run_scenario(lab: &Lab, start: Start, kills: Kills, offset: usize, tally: &mu
 #[derive(Debug, Clone, Copy)]
 enum Kills {
     All,
-    /// This many, evenly spread over the setup phase.
-    Spread(usize),
+    /// This many points evenly spread over the staging, and this many over the part from the
+    /// journal's first write to the commit (all of them, if there are fewer).
+    Spread {
+        staging: usize,
+        critical: usize,
+    },
 }
 
 impl Kills {
-    /// `GIT_PAIR_CRASH_KILLS`: `all`, or a number per starting state (default 90).
+    /// `GIT_PAIR_CRASH_KILLS`: `all`, or `STAGING,CRITICAL` per starting state (default
+    /// `40,60`).
     fn from_env() -> Kills {
         match std::env::var("GIT_PAIR_CRASH_KILLS").ok().as_deref() {
             Some("all") => Kills::All,
-            Some(n) => Kills::Spread(n.parse().expect("GIT_PAIR_CRASH_KILLS: `all` or a number")),
-            None => Kills::Spread(90),
+            Some(pair) => {
+                let parse = |s: &str| {
+                    s.trim()
+                        .parse()
+                        .expect("GIT_PAIR_CRASH_KILLS: `all` or `N,M`")
+                };
+                let (a, b) = pair
+                    .split_once(',')
+                    .expect("GIT_PAIR_CRASH_KILLS: `all` or `N,M`");
+                Kills::Spread {
+                    staging: parse(a),
+                    critical: parse(b),
+                }
+            }
+            None => Kills::Spread {
+                staging: 40,
+                critical: 60,
+            },
         }
     }
 
-    /// Indices into `len` points: all, or `n` evenly spaced ones starting `offset` steps in
-    /// (so that each starting state covers other calls of the same phase).
-    fn choose(self, len: usize, offset: usize) -> Vec<usize> {
-        match self {
-            Kills::Spread(n) if n < len => {
-                let step = len as f64 / n as f64;
-                let shift = step * (offset as f64) / 3.0;
-                (0..n)
-                    .map(|i| ((i as f64 * step + shift) as usize).min(len - 1))
-                    .collect::<BTreeSet<_>>()
-                    .into_iter()
-                    .collect()
+    /// Indices into `len` points, of which those from `critical` on come after the journal's
+    /// first write. Evenly spaced picks start `offset` thirds of a step in, so that each
+    /// starting state covers other calls of the same phase.
+    fn choose(self, len: usize, critical: usize, offset: usize) -> Vec<usize> {
+        let spread = |from: usize, to: usize, n: usize| -> Vec<usize> {
+            if to - from <= n {
+                return (from..to).collect();
             }
-            _ => (0..len).collect(),
+            let step = (to - from) as f64 / n as f64;
+            let shift = step * (offset as f64) / 3.0;
+            (0..n)
+                .map(|i| from + ((i as f64 * step + shift) as usize).min(to - from - 1))
+                .collect()
+        };
+        match self {
+            Kills::All => (0..len).collect(),
+            Kills::Spread {
+                staging,
+                critical: n,
+            } => spread(0, critical, staging)
+                .into_iter()
+                .chain(spread(critical, len, n))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect(),
         }
+    }
+
+    fn is_small(self) -> bool {
+        matches!(self, Kills::Spread { staging, critical } if staging + critical < 67)
     }
 }
 
@@ -759,9 +824,10 @@ fn strace_works(lab: &Lab) -> Result<(), String> {
 /// the next run of git pair, each part is as before or fully paired, the same for all parts;
 /// nothing is left behind; the next run never fails.
 ///
-/// By default 90 points of each starting state, evenly spread over its setup phase (270 in
-/// all, a few minutes); `GIT_PAIR_CRASH_KILLS=all` kills at every point (over 2000, half an
-/// hour), `GIT_PAIR_CRASH_KILLS=N` at N per starting state.
+/// By default, in each starting state, 60 points evenly spread from the journal's first write
+/// to the commit (where a kill finds files half changed) and 40 over the staging before it: 300
+/// kills, a few minutes. `GIT_PAIR_CRASH_KILLS=all` kills at every point (about 2000, half an
+/// hour), `GIT_PAIR_CRASH_KILLS=N,M` at N and M per starting state.
 pub fn sigkill_during_setup_leaves_no_torn_pairing() {
     let lab = Lab::new(Network::DualStack);
     if let Err(why) = strace_works(&lab) {
@@ -781,10 +847,11 @@ pub fn sigkill_during_setup_leaves_no_torn_pairing() {
         .map(|(s, n, _)| (s.clone(), *n))
         .collect();
     eprintln!(
-        "  {} kills at {} distinct points ({} distinct (call, N) pairs); after the next run: {} as before, {} paired, {} torn; {} points not reached; {} next runs failed",
+        "  {} kills at {} distinct points ({} distinct (call, N) pairs), {} of them leaving a journal; after the next run: {} as before, {} paired, {} torn; {} points not reached; {} next runs failed",
         tally.kills,
         tally.points.len(),
         distinct.len(),
+        tally.journals,
         tally.before,
         tally.paired,
         tally.torn.len(),
@@ -810,7 +877,7 @@ pub fn sigkill_during_setup_leaves_no_torn_pairing() {
         tally.missed.len()
     );
     assert!(
-        tally.points.len() >= 200 || matches!(kills, Kills::Spread(n) if n < 67),
+        tally.points.len() >= 200 || kills.is_small(),
         "only {} kill points",
         tally.points.len()
     );
