@@ -117,6 +117,42 @@ pub enum Command {
     /// can cause. A systemd user unit runs it at login (see FINDING A PEER
     /// AGAIN in the man page).
     Watch(WatchArgs),
+    /// Sync this repository with its paired peers, without ever merging.
+    ///
+    /// For the checked-out branch B: fetches every peer's branches; fast-forwards B to the
+    /// newest of a peer's B and synced/B that contains it, when the work tree has no
+    /// uncommitted changes; then pushes B to synced/B on each peer (never forced, never to the
+    /// peer's checked-out branch: the peer's own sync fast-forwards it). Histories that have
+    /// diverged are reported and left alone. In a git-annex repository it runs `git annex sync`
+    /// with the paired remotes instead, with --content when annex.synccontent asks for it. A
+    /// peer that cannot be reached is reported as unreachable and the others are synced. One
+    /// line per peer says what happened (see SYNC in the man page).
+    Sync {
+        /// Sync only with this pairing (the remote's name, as `git pair list` shows it).
+        #[arg(value_name = "NAME")]
+        name: Option<String>,
+
+        /// Print JSON events on standard output, one per line (see JSON EVENTS in the man
+        /// page).
+        #[arg(long, conflicts_with = "hook")]
+        json: bool,
+
+        /// What git pair's hooks run, in the background: print nothing, run one sync at a
+        /// time, let commits made in quick succession coalesce into one sync, and log to
+        /// .git/git-pair/sync.log. Does nothing in a repository without pairings.
+        #[arg(long)]
+        hook: bool,
+    },
+    /// Install or uninstall the hooks that run `git pair sync` after each commit.
+    ///
+    /// The hooks (post-commit, post-merge, and post-checkout on a branch switch) start
+    /// `git pair sync --hook` in the background: git never waits for it. They go where git
+    /// looks for hooks (core.hooksPath, else .git/hooks). A hook you already have is kept as
+    /// HOOK.git-pair-user and runs first; its exit status stays the hook's exit status.
+    Hooks {
+        #[command(subcommand)]
+        action: HooksAction,
+    },
     /// The forced command in authorized_keys; sshd runs it, people do not.
     ///
     /// It reads SSH_ORIGINAL_COMMAND and runs git-upload-pack,
@@ -187,6 +223,21 @@ pub struct WatchArgs {
     /// line (see JSON EVENTS in the man page).
     #[arg(long)]
     pub json: bool,
+}
+
+/// `git pair hooks ACTION`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum HooksAction {
+    /// Install the hooks; installing again changes nothing.
+    ///
+    /// A hook you already have is renamed to HOOK.git-pair-user (bytes, mode and symlinks
+    /// kept), and git pair's hook runs it first. Refuses, changing nothing, when that name is
+    /// taken or git pair's own hook was edited.
+    Install,
+    /// Uninstall the hooks and put back, byte for byte, the hooks that were there before.
+    ///
+    /// A git pair hook that was edited since it was installed is left alone, with a message.
+    Uninstall,
 }
 
 /// Options of a pairing: `git pair [CODE]` and `git pair join`.
@@ -661,6 +712,39 @@ mod tests {
         assert_eq!((r.json, r.timeout, r.peers.len()), (true, 3, 1));
         let cli = Cli::try_parse_from(["git-pair", "refresh"]).unwrap();
         assert!(matches!(cli.command, Some(Command::Refresh(r)) if r.name.is_none()));
+    }
+
+    #[test]
+    fn sync_and_hooks_are_subcommands() {
+        let cli = parse(&["sync"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Sync {
+                name: None,
+                json: false,
+                hook: false
+            })
+        ));
+        let cli = parse(&["--json", "sync", "desk"]).unwrap();
+        assert!(
+            matches!(cli.command, Some(Command::Sync { name: Some(n), json: true, .. }) if n == "desk")
+        );
+        let cli = parse(&["hooks", "install"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Hooks {
+                action: HooksAction::Install
+            })
+        ));
+        for args in [
+            &["hooks"][..],
+            &["hooks", "frob"],
+            &["sync", "--json", "--hook"],
+            &["sync", "a", "b"],
+        ] {
+            assert!(parse(args).is_err(), "{args:?}");
+        }
+        assert!(usage_message(&["snyc"]).contains("`git pair sync`"));
     }
 
     #[test]

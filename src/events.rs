@@ -1,6 +1,6 @@
-//! The machine interface: with `--json`, every step of a pairing is one JSON
-//! object on its own line of standard output, and nothing else is written
-//! there. Programs such as the git-annex assistant or a GUI drive git-pair
+//! The machine interface: with `--json`, every step of a pairing (and every
+//! peer's outcome of a `git pair sync`) is one JSON object on its own line of
+//! standard output, and nothing else is written there. Programs such as the git-annex assistant or a GUI drive git-pair
 //! through it. The format is versioned by the `v` field of every line and is
 //! documented in the man page; fields may be added, never changed.
 //!
@@ -117,6 +117,21 @@ pub enum Event {
         reason: Reason,
         message: String,
     },
+    /// `git pair sync`: one peer's outcome.
+    SyncPeer {
+        remote: String,
+        outcome: crate::sync::plan::Outcome,
+        pushed: bool,
+        fast_forwarded: bool,
+        message: String,
+    },
+    /// `git pair sync`: the run is over; the last line unless `failed` is.
+    SyncDone {
+        branch: String,
+        commit: Option<String>,
+        annex: bool,
+        status: u8,
+    },
 }
 
 /// Why a pairing failed, for programs.
@@ -128,6 +143,8 @@ pub enum Reason {
     WrongCode,
     Guessing,
     SshdUnreachable,
+    NoSshd,
+    SameRepository,
     PeerRejected,
     Setup,
     Interrupted,
@@ -138,7 +155,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason with its meaning, for the man page.
-    pub const ALL: [(Reason, &'static str, &'static str); 11] = [
+    pub const ALL: [(Reason, &'static str, &'static str); 13] = [
         (
             Reason::Usage,
             "usage",
@@ -163,6 +180,16 @@ impl Reason {
             Reason::SshdUnreachable,
             "sshd_unreachable",
             "the peer's sshd did not answer",
+        ),
+        (
+            Reason::NoSshd,
+            "no_sshd",
+            "this machine's sshd does not accept connections on --ssh-port: install or start it (checked before anything is sent)",
+        ),
+        (
+            Reason::SameRepository,
+            "same_repository",
+            "the other side is this same repository on this same machine (git pair and git pair join in one repository); nothing was written",
         ),
         (
             Reason::PeerRejected,

@@ -10,18 +10,20 @@ pub enum Exit {
     NoPeer = 3,
     Verification = 4,
     Setup = 5,
+    Diverged = 6,
     Interrupted = 130,
 }
 
 impl Exit {
     /// Every status with its meaning, for the man page.
-    pub const ALL: [(Exit, &'static str); 7] = [
-        (Exit::Success, "Paired: everything is set up on this machine (git pair); listed or removed (git pair list, git pair remove, also when there was nothing left to remove); every pairing asked for reaches its peer (git pair refresh); stopped by a signal (git pair watch)."),
-        (Exit::Error, "Any other error, including a refused `git pair serve` request."),
-        (Exit::Usage, "Usage error: bad arguments or code, not in a git repository, the requested remote name is taken, or git pair remove was given a remote git pair did not make. git pair refresh: no pairing of that name, or a pairing without a pair secret (made before git pair stored one) that was not found by name or address: pair again."),
-        (Exit::NoPeer, "No peer answered before the timeout (git pair refresh: a peer was found neither by name, nor at its address, nor by a locate query)."),
+    pub const ALL: [(Exit, &'static str); 8] = [
+        (Exit::Success, "Paired: everything is set up on this machine (git pair); listed or removed (git pair list, git pair remove, also when there was nothing left to remove); every pairing asked for reaches its peer (git pair refresh); stopped by a signal (git pair watch); every peer synced or up to date (git pair sync); hooks installed or uninstalled (git pair hooks)."),
+        (Exit::Error, "Any other error, including a refused `git pair serve` request, and a peer that git pair sync could reach but not sync with (host key changed, key refused, push refused)."),
+        (Exit::Usage, "Usage error: bad arguments or code, a word that is neither a command nor a code, not in a git repository, a repository paired with itself, the requested remote name is taken, or git pair remove was given a remote git pair did not make. git pair refresh: no pairing of that name, or a pairing without a pair secret (made before git pair stored one) that was not found by name or address: pair again. git pair sync: a repository without pairings, an unknown NAME, a detached HEAD, a branch without commits, or a synced/ branch."),
+        (Exit::NoPeer, "No peer answered before the timeout (git pair refresh: a peer was found neither by name, nor at its address, nor by a locate query; git pair sync: a peer could not be reached, and the others were synced)."),
         (Exit::Verification, "Verification failed: a peer answered but the codes differ, or someone may be guessing the code. Nothing was written. git pair refresh: the peer was found, but its sshd presents a host key other than the pinned one; the alias was not changed."),
-        (Exit::Setup, "The setup on this machine failed (~/.ssh not writable, no sshd host keys, the peer's sshd unreachable, a login key that already opens another repository, ...). Nothing was left behind."),
+        (Exit::Setup, "The setup on this machine failed (~/.ssh not writable, no sshd host keys, this machine's sshd not answering on --ssh-port, the peer's sshd unreachable, a login key that already opens another repository, ...). Nothing was left behind."),
+        (Exit::Diverged, "git pair sync: a peer's history has diverged from this branch, or uncommitted changes hold a fast-forward back. Nothing was merged; the per-peer lines say what to do."),
         (Exit::Interrupted, "Interrupted by Ctrl-C or a termination signal. Nothing was written (git pair refresh: no alias was changed)."),
     ];
 
@@ -36,6 +38,9 @@ pub fn of(err: &anyhow::Error) -> Exit {
         return e.exit();
     }
     if let Some(e) = crate::commands::pair::find(err) {
+        return e.exit();
+    }
+    if let Some(e) = crate::sync::find(err) {
         return e.exit();
     }
     if err

@@ -15,8 +15,12 @@
 //! - [`ssh_files`]: authorized_keys, ssh client config and known_hosts:
 //!   pure plans and atomic, lockable, reversible writes.
 //! - [`repo`]: the git remote and its recorded config.
+//! - [`sync`]: `git pair sync` without its edge: pure planners (fast-forward,
+//!   outcomes, hook installation), the git commands, the background queue the
+//!   hooks start, and the hooks themselves (built from `git-hooks/`).
 //! - [`commands`]: `git pair`, `git pair list`, `git pair remove`,
-//!   `git pair refresh`, `git pair watch` and `git pair serve`, the edge.
+//!   `git pair refresh`, `git pair watch`, `git pair sync`, `git pair hooks`
+//!   and `git pair serve`, the edge.
 //! - [`cli`], [`man`], [`events`], [`term`], [`prompt`], [`exit`], [`interrupt`]: the
 //!   interfaces to people and programs; [`sanitize`]: untrusted text made
 //!   inert before it reaches a terminal or a file.
@@ -90,6 +94,7 @@ pub mod protocol;
 pub mod repo;
 pub mod sanitize;
 pub mod ssh_files;
+pub mod sync;
 pub mod term;
 pub mod transport;
 
@@ -107,6 +112,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Serve { repo }) => match commands::serve::run(&repo)? {},
         Some(Command::List { json }) => commands::list::run(json),
         Some(Command::Remove { name }) => commands::remove::run(&name),
+        Some(Command::Sync { name, json, hook }) => {
+            commands::sync::run(name.as_deref(), json, hook)
+        }
+        Some(Command::Hooks { action }) => commands::hooks::run(action),
         Some(Command::Refresh(args)) => commands::refresh::run(&args),
         Some(Command::Watch(args)) => commands::watch::run(&args),
         Some(Command::Join { pair }) => commands::pair::run(&pair, CodeSource::Prompt),

@@ -144,11 +144,11 @@ fn synopsis() -> Roff {
     with_file.extend(options());
     with_file.extend([roman(" "), bold("--code-file"), roman(" "), italic("FILE")]);
     line(&mut r, with_file);
-    for sub in Cli::command().get_subcommands() {
-        if sub.get_name() == "join" {
+    for (name, sub) in listed_commands() {
+        if name == "join" {
             continue;
         }
-        let mut w = vec![bold(format!("git pair {}", sub.get_name()))];
+        let mut w = vec![bold(format!("git pair {name}"))];
         for a in sub.get_arguments().filter(|a| a.get_id() != "help") {
             w.push(roman(" "));
             w.extend(usage_of(a));
@@ -158,12 +158,30 @@ fn synopsis() -> Roff {
     r
 }
 
+/// The commands with their names; one with commands of its own (`git pair hooks`) is listed
+/// as each of them (`hooks install`, `hooks uninstall`).
+fn listed_commands() -> Vec<(String, clap::Command)> {
+    let mut out = Vec::new();
+    for sub in Cli::command().get_subcommands() {
+        let nested: Vec<_> = sub
+            .get_subcommands()
+            .map(|n| (format!("{} {}", sub.get_name(), n.get_name()), n.clone()))
+            .collect();
+        if nested.is_empty() {
+            out.push((sub.get_name().to_string(), sub.clone()));
+        } else {
+            out.extend(nested);
+        }
+    }
+    out
+}
+
 /// The subcommands, described here rather than as separate pages.
 fn commands(r: &mut Roff) {
     section(r, "COMMANDS");
-    for sub in Cli::command().get_subcommands() {
-        let mut tag = vec![bold(format!("git pair {}", sub.get_name()))];
-        if sub.get_name() == "join" {
+    for (name, sub) in listed_commands() {
+        let mut tag = vec![bold(format!("git pair {name}"))];
+        if name == "join" {
             tag.push(roman(" ["));
             tag.push(italic("options"));
             tag.push(roman("]"));
@@ -521,11 +539,14 @@ fn extra() -> Roff {
          repository stays plain whatever the peer pushes (run git annex init in it first to use \
          git-annex over the pairing).",
     );
+    sync_sections(&mut r);
     section(&mut r, "LIST JSON");
     para(
         &mut r,
         "git pair list --json prints one JSON array, with one object per pairing, on one line. The fields are \
-         stable; new ones may be added:",
+         stable; new ones may be added. When it fails (not in a repository, an unreadable file), stdout \
+         instead holds one JSON object, the failed event of git pair --json: {\"v\":1, \"event\":\"failed\", \
+         \"reason\", \"message\"}. The fields of a pairing:",
     );
     for (name, text) in crate::commands::list::JSON_FIELDS {
         item(&mut r, vec![bold(name)], text);
@@ -597,6 +618,7 @@ fn extra() -> Roff {
          \"address\"} for each answer, and stopped {\"received\", \"answered\", \"dropped\", \
          \"rate_limited\", \"unauthenticated\"} when a signal stops it.",
     );
+    sync_events(&mut r);
 
     section(&mut r, "EXIT STATUS");
     for (exit, text) in Exit::ALL {
@@ -619,6 +641,21 @@ fn extra() -> Roff {
         vec![bold("SSH_ORIGINAL_COMMAND")],
         "Read by git pair serve: the command the peer asked sshd to run.",
     );
+    item(
+        &mut r,
+        vec![bold(crate::sync::git::SYNC_ENV)],
+        "Set to 1 in everything git pair sync runs; git pair's hooks start no sync when they \
+         see it (a fast-forward runs post-merge, git annex sync commits).",
+    );
+    item(
+        &mut r,
+        vec![bold("GIT_SSH_COMMAND, GIT_SSH")],
+        &format!(
+            "git pair sync runs ssh as GIT_SSH_COMMAND (or core.sshCommand, or ssh) followed by {}. \
+             A GIT_SSH program is used as it is.",
+            crate::sync::git::SSH_OPTIONS
+        ),
+    );
 
     section(&mut r, "CONFIGURATION");
     item(
@@ -630,6 +667,12 @@ fn extra() -> Roff {
         &mut r,
         vec![bold("pair.scan")],
         "false turns the unicast subnet probe off, like --no-scan.",
+    );
+    item(
+        &mut r,
+        vec![bold("annex.synccontent")],
+        "In a git-annex repository, true makes git pair sync run git annex sync --content. As for \
+         git-annex itself, the repository's git config wins over git annex config.",
     );
 
     section(&mut r, "SECURITY");
@@ -668,4 +711,131 @@ fn extra() -> Roff {
         "git-remote(1), ssh(1), sshd(8), ssh_config(5), git-annex(1)",
     );
     r
+}
+
+/// SYNC and HOOKS: what `git pair sync` does, its hooks, queue and log.
+fn sync_sections(r: &mut Roff) {
+    use crate::sync::{git, hooks, queue};
+    section(r, "SYNC");
+    para(
+        r,
+        "git pair sync keeps a repository in step with its paired peers the way git annex sync does, \
+         but never merges. For the checked-out branch B and all paired peers at once (or only NAME):",
+    );
+    for (tag, text) in [
+        (
+            "1.",
+            "fetch every branch of the peer into refs/remotes/<peer>/;",
+        ),
+        (
+            "2.",
+            "fast-forward B to the newest of the peers' B and synced/B that contains it (when two \
+             peers are ahead on different lines, the first one's), if the work tree has no \
+             uncommitted changes to tracked files; git itself refuses to overwrite an untracked \
+             file. A bare repository's B moves only if it did not move meanwhile;",
+        ),
+        (
+            "3.",
+            "push B to refs/heads/synced/B on each peer, never forced. The peer's own B, checked \
+             out there, is never touched: the peer's next sync fast-forwards it;",
+        ),
+        ("4.", "print one line per peer with its outcome."),
+    ] {
+        item(r, vec![roman(tag)], text);
+    }
+    para(
+        r,
+        "Histories that have diverged are reported and left alone on both sides: merge or rebase, \
+         then sync again. A detached HEAD, a branch without commits and a synced/ branch are \
+         refused with a message. In a git-annex repository (one with annex.uuid) git pair sync first \
+         checks which peers answer (git ls-remote), then runs git annex sync with those remotes, \
+         with --content when annex.synccontent is true; git-annex merges as it always does.",
+    );
+    para(
+        r,
+        &format!(
+            "ssh runs in batch mode with a {} s connect timeout, so a peer that is off costs seconds. \
+             A peer that cannot be reached is refreshed once, as git pair refresh NAME would (its .local \
+             name, the alias's address, then locate queries by multicast for at most {} s, without the \
+             subnet sweep; see FINDING A PEER AGAIN), and tried again when found; otherwise it is \
+             reported as unreachable and the other peers are synced all the same. Outcomes, in the \
+             text and in the sync_peer event:",
+            git::CONNECT_TIMEOUT_SECS,
+            crate::commands::sync::REFRESH_TIMEOUT.as_secs()
+        ),
+    );
+    r.control("RS", []);
+    for (_, name, text) in crate::sync::plan::Outcome::ALL {
+        item(r, vec![italic(name)], text);
+    }
+    r.control("RE", []);
+
+    section(r, "HOOKS");
+    para(
+        r,
+        &format!(
+            "git pair hooks install puts {} into the directory git runs hooks from (core.hooksPath, \
+             else .git/hooks); their scripts are the project's git-hooks/ folder, built into the \
+             binary, with the path of the installing git-pair binary filled in. Each starts git pair \
+             sync --hook in the background and returns at once: a commit never waits for a sync and \
+             never fails because of one, and nothing is printed. post-checkout does so only on a \
+             switch of branch.",
+            hooks::HOOKS
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    );
+    para(
+        r,
+        &format!(
+            "A hook already there is renamed to <hook>{suffix} (its bytes, mode and symlink kept) and \
+             git pair's hook runs it first, with the same arguments, and exits with its status. \
+             Installing again changes nothing. git pair hooks uninstall removes git pair's hooks and \
+             renames the earlier ones back, byte for byte. A git pair hook edited by hand is left \
+             alone, with a message. git pair remove of the last pairing offers to uninstall them (at a \
+             terminal) or says how.",
+            suffix = hooks::SAVED_SUFFIX
+        ),
+    );
+    para(
+        r,
+        &format!(
+            "git pair sync --hook leaves a request in .git/git-pair/sync.pending and takes the lock \
+             .git/git-pair/sync.lock if it is free; otherwise the process holding it sees the request. \
+             The holder waits until no request has come for {} ms (at most {} s), syncs, and loops \
+             while requests came in meanwhile, so commits made in quick succession share one sync and \
+             the last commit always gets one. A git pair sync run by hand waits for it. Each run logs \
+             timestamped lines to .git/git-pair/{} in the common git directory; past {} MiB the log \
+             is started afresh and the old one kept as sync.log.old. Text from peers and from git is \
+             sanitized there too.",
+            queue::QUIET.as_millis(),
+            queue::MAX_WAIT.as_secs(),
+            queue::LOG,
+            queue::LOG_LIMIT >> 20
+        ),
+    );
+}
+
+/// The JSON events of `git pair sync --json`.
+fn sync_events(r: &mut Roff) {
+    para(
+        r,
+        "git pair sync --json prints one sync_peer event per peer, then sync_done; or failed \
+         (reason usage or error) when it could not sync at all:",
+    );
+    item(
+        r,
+        vec![bold("sync_peer")],
+        "{\"remote\", \"outcome\" (see SYNC), \"pushed\": whether commits were pushed to the peer's \
+         synced branch, \"fast_forwarded\": whether this branch was fast-forwarded to the peer's \
+         commit, \"message\": the line a person would read}.",
+    );
+    item(
+        r,
+        vec![bold("sync_done")],
+        "{\"branch\", \"commit\": the branch's commit now, \"annex\": whether git annex sync ran, \
+         \"status\": the exit status}: the last line.",
+    );
 }

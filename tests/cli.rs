@@ -12,6 +12,7 @@ mod harness {
     use std::collections::BTreeMap;
     use std::fs;
     use std::io::{BufRead, BufReader, Read};
+    use std::net::TcpListener;
     use std::os::unix::fs::MetadataExt;
     use std::path::{Path, PathBuf};
     use std::process::{Child, ChildStdout, Command, ExitStatus, Output, Stdio};
@@ -29,6 +30,9 @@ mod harness {
         pub repo: PathBuf,
         /// The UDP port of the exchange, unique to this test (`n`) and this run (the pid).
         pub port: u16,
+        /// Stands in for this machine's sshd, which git pair checks before the network: it
+        /// accepts TCP connections on 127.0.0.1 (the kernel completes them; nobody answers).
+        pub sshd: TcpListener,
     }
 
     /// Every path under HOME with its mode and contents, and the repository's config.
@@ -44,6 +48,7 @@ mod harness {
                 home: root.join("home"),
                 repo: root.join("repo"),
                 port: 40000 + (pid % 300) as u16 * 50 + n,
+                sshd: TcpListener::bind("127.0.0.1:0").unwrap(),
                 root,
             };
             fs::create_dir_all(&sb.home).unwrap();
@@ -116,6 +121,10 @@ mod harness {
             if !extra.contains(&"--host-key") {
                 args.extend(["--host-key", &key]);
             }
+            let sshd = self.sshd.local_addr().unwrap().port().to_string();
+            if !extra.contains(&"--ssh-port") {
+                args.extend(["--ssh-port", &sshd]);
+            }
             args.iter().chain(extra).map(|s| s.to_string()).collect()
         }
 
@@ -126,8 +135,13 @@ mod harness {
 
         /// Starts git-pair with [`Sandbox::pair_args`] in the repository.
         pub fn spawn_pair(&self, extra: &[&str]) -> Proc {
+            self.spawn_pair_in(&self.repo, extra)
+        }
+
+        /// Starts git-pair with [`Sandbox::pair_args`] in `cwd`.
+        pub fn spawn_pair_in(&self, cwd: &Path, extra: &[&str]) -> Proc {
             let mut child = self
-                .command(BIN, &self.repo)
+                .command(BIN, cwd)
                 .args(self.pair_args(extra))
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
@@ -472,6 +486,60 @@ fn a_word_that_is_not_a_code_names_a_command_and_opens_no_socket() {
             "strace saw no socket of a real run: {calls}"
         );
     }
+}
+
+#[test]
+fn a_missing_sshd_is_found_before_anything_is_sent() {
+    let sb = Sandbox::new("no-sshd", 31);
+    let before = sb.snapshot();
+    // In a network namespace of its own nothing listens on any port; lo is the interface.
+    let port = sb.port.to_string();
+    let key = sb.host_key();
+    let args = [
+        "--json",
+        "--interface",
+        "lo",
+        "--no-scan",
+        "--timeout",
+        "1",
+        "--port",
+        &port,
+        "--host-key",
+        &key,
+        "--ssh-port",
+        "2222",
+    ];
+    let Some((out, calls)) = run_isolated(&sb, &args) else {
+        return;
+    };
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    let ev = events(&text(&out.stdout));
+    assert_eq!(
+        names(&ev),
+        ["failed"],
+        "no code is shown for a pairing that cannot work"
+    );
+    assert_eq!(ev[0]["reason"], "no_sshd");
+    for needle in [
+        "sshd",
+        "TCP port 2222",
+        "apt install openssh-server",
+        "--ssh-port",
+    ] {
+        assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
+    }
+    // It tried TCP connections to itself, and opened no UDP socket: nothing was sent. (Netlink
+    // and unix sockets are the C library asking the kernel about interfaces and users.)
+    assert!(calls.contains("connect("), "{calls}");
+    for call in calls.lines().filter(|c| c.contains("AF_INET")) {
+        assert!(!call.contains("SOCK_DGRAM"), "a UDP socket: {call}");
+        assert!(
+            !call.contains("sendto(") && !call.contains("sendmsg("),
+            "{call}"
+        );
+    }
+    sb.assert_unchanged(&before, "no sshd");
 }
 
 #[test]
@@ -1151,6 +1219,70 @@ fn pairs_two_repositories_on_loopback_against_a_real_sshd() {
 }
 
 #[test]
+fn a_repository_cannot_pair_with_itself() {
+    let sb = Sandbox::new("self", 32);
+    let before = sb.snapshot();
+    let common = ["--json", "--timeout", "5"];
+    let mut a = sb.spawn_pair(&common);
+    let code = a.until("code")["code"].as_str().unwrap().to_string();
+    let mut b = sb.spawn_pair(&[&common[..], &[&code]].concat());
+    let (status_b, out_b, err_b) = b.finish(Duration::from_secs(10));
+    let (status_a, out_a, err_a) = a.finish(Duration::from_secs(10));
+    for (side, status, out, err) in [("A", status_a, out_a, err_a), ("B", status_b, out_b, err_b)] {
+        let last = events(&out).pop().unwrap();
+        assert_eq!(last["event"], "failed", "{side}: {out}");
+        // Each side finds it itself (exit 2), unless the other's refusal came first (exit 5);
+        // either way the message says what happened.
+        match last["reason"].as_str().unwrap() {
+            "same_repository" => assert_eq!(status.code(), Some(2), "{side}: {err}"),
+            "peer_rejected" => assert_eq!(status.code(), Some(5), "{side}: {err}"),
+            other => panic!("{side}: reason {other}: {err}"),
+        }
+        assert!(err.contains("this same repository"), "{side}: {err}");
+    }
+    sb.assert_unchanged(&before, "a repository paired with itself");
+}
+
+#[test]
+fn two_repositories_of_one_user_on_one_machine_pair() {
+    if !Path::new(SSHD).exists() {
+        return skip(&format!("{SSHD} is not installed (openssh-server)"));
+    }
+    let sb = Sandbox::new("one-home", 33);
+    let other = sb.root.join("other");
+    fs::create_dir(&other).unwrap();
+    sb.git(&other, &["init", "-q"]);
+    // Same HOME, same sshd and host keys: only the paths differ.
+    let sshd = Sshd::start(&sb.root, &[sb.home.join(".ssh/authorized_keys")]);
+    let ssh_port = sshd.port.to_string();
+    let host_key = sb.root.join("sshd_host_key.pub").display().to_string();
+    let common = [
+        "--json",
+        "--timeout",
+        "5",
+        "--ssh-port",
+        &ssh_port,
+        "--host-key",
+        &host_key,
+    ];
+    let mut a = sb.spawn_pair(&common);
+    let code = a.until("code")["code"].as_str().unwrap().to_string();
+    let mut b = sb.spawn_pair_in(&other, &[&common[..], &[&code]].concat());
+    let (status_b, out_b, err_b) = b.finish(Duration::from_secs(15));
+    let (status_a, out_a, err_a) = a.finish(Duration::from_secs(15));
+    assert_eq!(status_a.code(), Some(0), "A: {err_a}");
+    assert_eq!(status_b.code(), Some(0), "B: {err_b}");
+    assert_eq!(events(&out_a).pop().unwrap()["event"], "paired");
+    assert_eq!(events(&out_b).pop().unwrap()["event"], "paired");
+    let keys = fs::read_to_string(sb.home.join(".ssh/authorized_keys")).unwrap();
+    assert_eq!(
+        keys.lines().filter(|l| l.contains("git-pair:")).count(),
+        2,
+        "{keys}"
+    );
+}
+
+#[test]
 fn list_of_a_repository_without_pairings_is_empty() {
     let sb = Sandbox::new("list-empty", 19);
     let out = sb.run(&["list", "--json"], &[], None);
@@ -1172,9 +1304,11 @@ fn list_and_remove_outside_a_repository_are_usage_errors() {
     let empty = sb.root.join("empty");
     fs::create_dir(&empty).unwrap();
     for args in [&["list"][..], &["list", "--json"], &["remove", "x"]] {
+        let json = args.contains(&"--json");
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         let out = sb.run_in(&empty, &args, &[], None);
-        assert_usage(&out, false, &["not in a git repository"]);
+        // list --json still prints JSON: the failed event.
+        assert_usage(&out, json, &["not in a git repository"]);
     }
 }
 

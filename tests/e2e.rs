@@ -15,6 +15,8 @@ mod crash;
 mod lifecycle;
 #[path = "e2e/locate.rs"]
 mod locate;
+#[path = "e2e/sync.rs"]
+mod sync;
 
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -33,6 +35,7 @@ use support::host::{self, Host};
 use support::lab::{self, Lab, Network, SetupState, Stage};
 use support::process::Output;
 use support::{mcast, net, preflight, Needs};
+use sync::*;
 
 /// `Needs: test_fn, ...` -> trials named after their functions.
 macro_rules! trials {
@@ -64,7 +67,7 @@ fn main() -> ExitCode {
         Base: pairs_over_ipv6_link_local_only,
         Base: json_event_sequence_of_a_successful_pairing,
         Base: lone_side_gives_up_with_exit_3_and_writes_nothing,
-        Base: an_unreachable_sshd_stops_both_sides_and_writes_nothing,
+        Nft: an_unreachable_sshd_stops_both_sides_and_writes_nothing,
         Base: list_then_remove_locks_the_peer_out,
         Base: a_half_removed_pairing_is_listed_and_cleaned_up,
         Base: repairing_replaces_the_old_pairing,
@@ -80,6 +83,13 @@ fn main() -> ExitCode {
         Base: watch_survives_a_flood_with_bounded_memory,
         Base: a_pairing_without_a_pair_secret_says_to_pair_again,
         Base: refresh_prefers_a_name_that_resolves,
+        Base: a_commit_reaches_the_peer_by_itself,
+        Base: a_users_hook_keeps_running_and_comes_back_byte_for_byte,
+        Base: diverged_histories_are_reported_and_left_alone,
+        Base: ten_quick_commits_make_few_syncs_and_the_last_arrives,
+        Base: a_peer_switched_off_does_not_slow_a_commit,
+        Annex: annex_content_travels_through_git_annex_sync,
+        Base: a_moved_peer_is_refreshed_once_and_synced,
         Strace: sigkill_during_setup_leaves_no_torn_pairing,
         Strace: two_repositories_paired_at_once_both_succeed,
         Strace: two_pairings_of_one_repository_at_once_get_their_own_remotes,
@@ -723,31 +733,22 @@ fn lone_side_gives_up_with_exit_3_and_writes_nothing() {
     );
 }
 
-/// B's sshd is down. A, which cannot reach it, says so plainly and exits 5
-/// (sshd_unreachable); B hears that A refused and exits 5 too
-/// (peer_rejected). Neither side writes anything, although both held the
-/// right code.
+/// B's sshd runs, but a firewall on B rejects every connection to it that does not come from
+/// B itself. (An sshd that is not running at all is found by B before the network: see
+/// tests/cli.rs.) A, which cannot reach it, says so plainly and exits 5 (sshd_unreachable); B
+/// hears that A refused and exits 5 too (peer_rejected). Neither side writes anything,
+/// although both held the right code.
 fn an_unreachable_sshd_stops_both_sides_and_writes_nothing() {
     let lab = Lab::new(Network::DualStack);
-    let sshd = lab.b.sshd_pid().expect("B's sshd runs");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(sshd as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .expect("stop B's sshd");
-    // Wait until B's sshd no longer accepts connections.
-    let b_addr = lab.b.addr_from(&lab.a);
-    for _ in 0..50 {
-        let probe = lab
-            .a
-            .cmd("bash")
-            .args(["-c", &format!("exec 3<>/dev/tcp/{b_addr}/22")])
-            .run();
-        if !probe.success() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let firewall = "table inet gp_sshd_firewall {\n\
+                    chain input {\n\
+                    type filter hook input priority 0; policy accept;\n\
+                    iifname != \"lo\" tcp dport 22 reject with tcp reset\n\
+                    }\n}\n";
+    net::in_netns(&lab.b.netns, "nft")
+        .args(["-f", "-"])
+        .stdin(firewall)
+        .run_ok();
     let before = (snapshot(&lab.a), snapshot(&lab.b));
     let run = pair(&lab, &PairOpts::timeout(20), &PairOpts::timeout(20));
     assert_eq!(

@@ -10,6 +10,7 @@ pub mod journal;
 pub mod locate;
 pub mod machine;
 pub mod planners;
+pub mod sync;
 
 /// Test keys (public halves only), made once with `ssh-keygen`; the same ones as
 /// `git_pair::ssh_files::test_keys`, which is private to git-pair's tests.

@@ -60,6 +60,12 @@ fn seeds_pass_their_checks() {
     for (_, data) in seeds("serve_request") {
         planners::serve_request(&data);
     }
+    for (_, data) in seeds("hooks") {
+        crate::sync::hooks(&data);
+    }
+    for (_, data) in seeds("git_output") {
+        crate::sync::git_output(&data);
+    }
     for (_, data) in seeds("machine") {
         machine::machine(&data);
         machine::machine_guesses(&data);
@@ -424,6 +430,39 @@ fn write_seeds() {
     ];
     for (name, request) in requests {
         write("serve_request", name, request.as_bytes());
+    }
+
+    // hooks: a selector of two bytes (what each name holds), then file contents split at 0.
+    for (name, selector) in [
+        ("empty", [0u8, 0]),
+        ("user-hooks", [0b0010_0010, 0b0000_0010]),
+        ("symlinks-and-saved", [0b0110_0101, 0b0000_1001]),
+        ("ours-installed", [0b0011_1011, 0b0000_1011]),
+        ("everything", [0xff, 0xff]),
+    ] {
+        let mut data = selector.to_vec();
+        data.extend_from_slice(b"#!/bin/sh\necho mine\n\0#!/bin/sh\n# git-pair hook v1: post-merge\n\0\xff\xfe");
+        write("hooks", name, &data);
+    }
+
+    // git_output: what git push, git fetch and git annex sync print.
+    let outputs: [(&str, &str); 4] = [
+        (
+            "push-porcelain",
+            "To beta:/r\n!\trefs/heads/main:refs/heads/synced/main\t[rejected] (non-fast-forward)\nDone\n",
+        ),
+        (
+            "ssh-unreachable",
+            "ssh: connect to host 10.0.0.2 port 22: No route to host\r\nfatal: Could not read from remote repository.\n\nPlease make sure you have the correct access rights\nand the repository exists.\n",
+        ),
+        (
+            "annex-sync",
+            "commit \nok\npull beta \nok\npush gamma \nssh: connect to host x port 22: Connection refused\nfailed\nsync: 1 failed\n",
+        ),
+        ("host-key", "Host key verification failed.\r\n"),
+    ];
+    for (name, text) in outputs {
+        write("git_output", name, text.as_bytes());
     }
 
     // machine: scripted attacks.

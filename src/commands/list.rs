@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::Serialize;
 
+use crate::events::{Event, EventWriter, Reason};
 use crate::repo::{self, PairedRemote};
 use crate::sanitize;
 use crate::ssh_files::FoundBlock;
@@ -274,8 +275,21 @@ pub fn render_text(pairings: &[Pairing]) -> String {
     out
 }
 
-/// Runs `git pair list`.
+/// Runs `git pair list`. With `--json`, a failure also ends stdout with one JSON object, the
+/// `failed` event of `git pair --json`, so that a program always reads JSON there.
 pub fn run(json: bool) -> anyhow::Result<()> {
+    let result = list(json);
+    if let (true, Err(err)) = (json, &result) {
+        let reason = super::pair::find(err).map_or(Reason::Error, |e| e.reason());
+        EventWriter::new(io::stdout()).emit(&Event::Failed {
+            reason,
+            message: format!("{err:#}"),
+        });
+    }
+    result
+}
+
+fn list(json: bool) -> anyhow::Result<()> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let (repository, info) = repo::open(&cwd).map_err(super::pair::usage)?;
     let remotes = repo::paired_remotes(&repository)?;

@@ -10,7 +10,7 @@
 //! and removing it twice is not an error.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
@@ -121,12 +121,35 @@ pub fn run(name: &str) -> anyhow::Result<()> {
     }
     changed.sort();
     changed.dedup();
+    let changed: Vec<(PathBuf, Change)> = changed
+        .into_iter()
+        .map(|path| {
+            let change = if std::fs::symlink_metadata(&path).is_ok() {
+                Change::Updated
+            } else {
+                Change::Deleted
+            };
+            (path, change)
+        })
+        .collect();
     say(&report(&shown, &removal, &changed));
+    if repo::paired_remotes(&repository).is_ok_and(|left| left.is_empty()) {
+        super::hooks::after_last_pairing(&cwd);
+    }
     Ok(())
 }
 
+/// What removing a pairing did to one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Lines were taken out; the file stays.
+    Updated,
+    /// The file is gone (a key file, or a file that held only this pairing).
+    Deleted,
+}
+
 /// What `git pair remove` tells the user it did.
-fn report(shown: &str, removal: &Removal, changed: &[std::path::PathBuf]) -> String {
+fn report(shown: &str, removal: &Removal, changed: &[(PathBuf, Change)]) -> String {
     let mut out = format!("Removed pairing {shown}:\n");
     if let Some(remote) = &removal.remote {
         out.push_str(&format!(
@@ -139,8 +162,12 @@ fn report(shown: &str, removal: &Removal, changed: &[std::path::PathBuf]) -> Str
             "    ssh alias {alias}, its pinned host keys and pair secret, and its key files unless another pairing uses them\n"
         ));
     }
-    for path in changed {
-        out.push_str(&format!("    updated or deleted {}\n", path.display()));
+    for (path, change) in changed {
+        let what = match change {
+            Change::Updated => "updated",
+            Change::Deleted => "deleted",
+        };
+        out.push_str(&format!("    {what} {}\n", path.display()));
     }
     out.push_str("The peer can no longer log in here with that pairing's key.\n");
     out
@@ -222,6 +249,35 @@ mod tests {
         let blocks = [block("git-pair-x", "/other", "x", "m")];
         assert!(plan(local, "x", &[], &blocks).is_empty());
         assert!(plan(local, "nope", &[remote("desk", "a")], &[]).is_empty());
+    }
+
+    #[test]
+    fn the_report_says_which_file_was_updated_and_which_deleted() {
+        let removal = Removal {
+            remote: Some("desk".into()),
+            aliases: vec![("git-pair-desk-1".into(), None)],
+            fingerprint: None,
+        };
+        let text = report(
+            "desk",
+            &removal,
+            &[
+                ("/h/.ssh/authorized_keys".into(), Change::Updated),
+                (
+                    "/h/.ssh/git-pair/id_git-pair-desk-1".into(),
+                    Change::Deleted,
+                ),
+            ],
+        );
+        assert!(
+            text.contains("    updated /h/.ssh/authorized_keys\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("    deleted /h/.ssh/git-pair/id_git-pair-desk-1\n"),
+            "{text}"
+        );
+        assert!(!text.contains("updated or deleted"), "{text}");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use super::{config_value, expect_ok, git_in};
 
 /// A's repository becomes a git-annex repository; B gets a clone of it (git annex sync needs
 /// a shared history), with its own annex UUID and no remote back to A.
-fn two_annex_repositories(lab: &Lab) -> std::path::PathBuf {
+pub fn two_annex_repositories(lab: &Lab) -> std::path::PathBuf {
     expect_ok(
         lab,
         git_in(&lab.a, &lab.a.repo, &["annex", "init", "-q", "alpha"]),

@@ -183,6 +183,19 @@ pub fn list_then_remove_locks_the_peer_out() {
     let remotes = lab.b.git(&["remote"]);
     assert!(!remotes.contains(&p.remote_on_b), "{remotes}");
     assert!(list_json(&lab, &lab.b, &lab.b.repo).is_empty());
+    // It says what it did to each file: authorized_keys and the configs were updated, the
+    // pairing's key files deleted.
+    let said = removed.stderr_str();
+    let home = lab.b.home.display().to_string();
+    assert!(
+        said.contains(&format!("updated {home}/.ssh/authorized_keys")),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!("deleted {home}/.ssh/git-pair/id_")),
+        "{said}"
+    );
+    assert!(!said.contains("updated or deleted"), "{said}");
 
     let again = git_pair_in(&lab.b, &lab.b.repo, &["remove", &p.remote_on_b]);
     assert_eq!(

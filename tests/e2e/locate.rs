@@ -129,7 +129,7 @@ fn push(host: &Host, remote: &str, branch: &str) -> Output {
 }
 
 /// Starts `git pair watch --json` on `host`'s veth and waits for its `watching` event.
-fn start_watch(host: &Host) -> (Running, Value) {
+pub fn start_watch(host: &Host) -> (Running, Value) {
     let mut watch = host
         .cmd(&host.git_pair)
         .args(["watch", "--json", "--interface", &host.iface])
@@ -150,7 +150,7 @@ fn start_watch(host: &Host) -> (Running, Value) {
 }
 
 /// Stops a watch with SIGTERM, as systemd does, and returns what it printed.
-fn stop_watch(watch: Running) -> Output {
+pub fn stop_watch(watch: Running) -> Output {
     let pid = nix::unistd::Pid::from_raw(watch.pid() as i32);
     let _ = nix::sys::signal::kill(pid, nix::sys::signal::SIGTERM);
     watch.wait(Duration::from_secs(10))
@@ -176,7 +176,7 @@ fn cpu_ticks(pid: u32) -> u64 {
 
 /// Moves `host` to the addresses ending in `octet` (IPv4 and link-local IPv6), as a new DHCP
 /// lease would; returns the new IPv4 address. Its sshd listens on every address and stays.
-fn move_host(host: &Host, from: u8, to: u8) -> Ipv4Addr {
+pub fn move_host(host: &Host, from: u8, to: u8) -> Ipv4Addr {
     let v4 = host.ipv4.expect("an IPv4 lab");
     let [a, b, c, _] = v4.octets();
     let (old, new) = (Ipv4Addr::new(a, b, c, from), Ipv4Addr::new(a, b, c, to));

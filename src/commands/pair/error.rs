@@ -39,6 +39,19 @@ pub enum PairError {
         tried: String,
         port: u16,
     },
+    #[error(
+        "this machine's sshd does not accept connections on TCP port {port} ({tried}), so the \
+         peer could not log in here: install it (Debian, Ubuntu: sudo apt install \
+         openssh-server), start it (sudo systemctl enable --now ssh), or give --ssh-port with \
+         the port it listens on. Nothing was sent"
+    )]
+    NoLocalSshd { port: u16, tried: String },
+    #[error(
+        "the other side is this same repository ({path}) on this same machine: git pair and git \
+         pair join were run in one repository. Run git pair join in the repository to pair with \
+         (on the other machine, or another repository here). Nothing was written"
+    )]
+    SameRepository { path: String },
     #[error("the peer refused this pairing: {0}. Nothing was written")]
     PeerRejected(String),
     #[error("the peer sent details this machine cannot use: {0}")]
@@ -66,10 +79,11 @@ pub fn find(err: &anyhow::Error) -> Option<&PairError> {
 impl PairError {
     pub fn exit(&self) -> Exit {
         match self {
-            PairError::Usage(_) => Exit::Usage,
+            PairError::Usage(_) | PairError::SameRepository { .. } => Exit::Usage,
             PairError::NoPeer { .. } => Exit::NoPeer,
             PairError::WrongCode { .. } | PairError::Guessing(_) => Exit::Verification,
             PairError::SshdUnreachable { .. }
+            | PairError::NoLocalSshd { .. }
             | PairError::PeerRejected(_)
             | PairError::BadPeer(_)
             | PairError::KeyInUse(_)
@@ -81,10 +95,12 @@ impl PairError {
     pub(crate) fn reason(&self) -> Reason {
         match self {
             PairError::Usage(_) => Reason::Usage,
+            PairError::SameRepository { .. } => Reason::SameRepository,
             PairError::NoPeer { .. } => Reason::NoPeer,
             PairError::WrongCode { .. } => Reason::WrongCode,
             PairError::Guessing(_) => Reason::Guessing,
             PairError::SshdUnreachable { .. } => Reason::SshdUnreachable,
+            PairError::NoLocalSshd { .. } => Reason::NoSshd,
             PairError::PeerRejected(_) => Reason::PeerRejected,
             PairError::BadPeer(_) | PairError::KeyInUse(_) | PairError::Setup => Reason::Setup,
             PairError::Interrupted => Reason::Interrupted,
@@ -112,6 +128,11 @@ mod tests {
                 tried: "t".into(),
                 port: 22,
             },
+            PairError::NoLocalSshd {
+                port: 22,
+                tried: "t".into(),
+            },
+            PairError::SameRepository { path: "/r".into() },
             PairError::PeerRejected("x".into()),
             PairError::Setup,
             PairError::Interrupted,

@@ -9,6 +9,7 @@
 //!
 //! This file is the story of a pairing, in the order it happens; the parts live beside it:
 //! - `input`: the code and the `--peer` hosts from the command line;
+//! - `preflight`: what is checked about this machine before the network (its sshd answers);
 //! - `peer`: what is checked about a peer before it is confirmed (its payload, its login key,
 //!   its sshd);
 //! - `setup`: writing the pairing on this machine, all or nothing;
@@ -18,6 +19,7 @@
 mod error;
 mod input;
 mod peer;
+mod preflight;
 mod report;
 mod setup;
 
@@ -85,6 +87,9 @@ struct Prepared {
     port: u16,
     /// Whether sshd will find git-annex-shell here (told to the peer, and warned about).
     annex_shell: bool,
+    /// This machine's sshd host keys, as advertised: with the path, they tell a peer that is
+    /// this very repository.
+    host_keys: Vec<ssh_key::PublicKey>,
 }
 
 fn pair(
@@ -113,6 +118,7 @@ fn pair(
     let all = iface::list()?;
     let interfaces = iface::select(&all, &args.interfaces).map_err(usage)?;
     let peers = resolve_peers(&args.peers, port, &all)?;
+    preflight::check_local_sshd(args.ssh_port, &interfaces)?;
     if let CodeSource::Prompt = source {
         // Everything that can fail without the network has been checked: now the person types.
         out.progress.finish();
@@ -175,6 +181,7 @@ fn pair(
         generated,
         port,
         annex_shell,
+        host_keys,
     };
     exchange(args, prepared, sockets, machine, out, interrupts)
 }

@@ -162,6 +162,16 @@ impl Session {
                 return Control::Stop;
             }
         };
+        if is_this_repository(p, &info) {
+            m.reject(peer, SAME_REPOSITORY);
+            self.error = Some(
+                PairError::SameRepository {
+                    path: p.info.path.display().to_string(),
+                }
+                .into(),
+            );
+            return Control::Stop;
+        }
         if let Some(conflict) = key_conflict(p, &info) {
             m.reject(peer, &conflict.for_peer);
             self.error = Some(PairError::KeyInUse(conflict.here).into());
@@ -200,6 +210,23 @@ impl Session {
             }
         }
     }
+}
+
+/// What a side that finds itself paired with itself tells the other (itself).
+pub(super) const SAME_REPOSITORY: &str =
+    "it is this same repository on this same machine (same path, same sshd host keys)";
+
+/// Whether the peer is this very repository: the same path behind the same sshd host keys.
+/// Both `git pair` and `git pair join` were run in one repository; pairing it would add a remote
+/// pointing at itself. Two repositories of one machine (different paths) still pair, and so do
+/// repositories at one path on two machines (different host keys).
+pub(super) fn is_this_repository(p: &Prepared, info: &PeerInfo) -> bool {
+    let same_path = std::path::Path::new(&info.path) == p.info.path;
+    let same_host = info
+        .host_keys
+        .iter()
+        .any(|k| p.host_keys.iter().any(|h| h.key_data() == k.key_data()));
+    same_path && same_host
 }
 
 /// Why a peer's login key cannot be let in, told to each side.
