@@ -38,9 +38,18 @@ use super::support::host::{self, Host};
 use super::support::lab::{Lab, Network};
 use super::support::process::Output;
 
-/// System calls whose count depends on timing or on the network: never used as kill points,
-/// since the N-th of them is not the same moment from one run to the next.
+/// System calls whose count depends on timing, the network or the allocator: never used as kill
+/// points, since the N-th of them is not the same moment from one run to the next. (`read` is
+/// among them: the exchange polls the Ctrl-C pipe with it; the `openat` and `close` around each
+/// file read are kill points.)
 const VOLATILE: &[&str] = &[
+    "read",
+    "brk",
+    "mmap",
+    "munmap",
+    "mprotect",
+    "madvise",
+    "mremap",
     "poll",
     "ppoll",
     "epoll_wait",
@@ -77,10 +86,11 @@ impl fmt::Display for Point {
     }
 }
 
-/// The kill points of a strace log: every call from the first `mkdir` to the write of the
-/// `remote` (or `paired`) event.
-fn window(log: &str) -> Vec<Point> {
+/// A strace log's kill points (every call from the first `mkdir` to the write of the `remote`
+/// or `paired` event), and how many calls of each name came before that window.
+fn window(log: &str) -> (Vec<Point>, BTreeMap<String, u32>) {
     let mut counts: BTreeMap<String, u32> = BTreeMap::new();
+    let mut before = BTreeMap::new();
     let mut points = Vec::new();
     let mut inside = false;
     for line in log.lines() {
@@ -93,11 +103,12 @@ fn window(log: &str) -> Vec<Point> {
         {
             continue;
         }
+        if name == "mkdir" && !inside {
+            inside = true;
+            before = counts.clone();
+        }
         let n = counts.entry(name.to_owned()).or_default();
         *n += 1;
-        if name == "mkdir" {
-            inside = true;
-        }
         if !inside {
             continue;
         }
@@ -114,7 +125,7 @@ fn window(log: &str) -> Vec<Point> {
             seen: line.chars().take(110).collect(),
         });
     }
-    points
+    (points, before)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -318,10 +329,18 @@ impl Normalizer {
                 &b"<secret>"[..],
             ),
             (Regex::new(r"(?m)^role (low|high)$").unwrap(), &b"<role>"[..]),
+            // Which of the peer's addresses (IPv4, or IPv6 link-local) a run verified first.
+            (Regex::new(r"HostName [^\n]*").unwrap(), &b"<hostname>"[..]),
+            (Regex::new(r"pair-address = [^\n]*").unwrap(), &b"<address>"[..]),
         ];
         // Never known: the reference pairing may well be made in the same second as the
         // earlier one, and take the same role.
-        let known_exempt = [b"<time>".as_slice(), b"<role>".as_slice()];
+        let known_exempt = [
+            b"<time>".as_slice(),
+            b"<role>".as_slice(),
+            b"<hostname>".as_slice(),
+            b"<address>".as_slice(),
+        ];
         let mut n = Normalizer {
             patterns,
             known: BTreeSet::new(),
@@ -511,8 +530,8 @@ fn pair_under(
     (a.wait(a_opts.wait_limit()), b)
 }
 
-/// A successful pairing with B traced in full: its kill points.
-fn dry_run(lab: &Lab, log: &Path, b_opts: &PairOpts) -> Vec<Point> {
+/// A successful pairing with B traced in full: its kill points (see [`window`]).
+fn dry_run(lab: &Lab, log: &Path, b_opts: &PairOpts) -> (Vec<Point>, BTreeMap<String, u32>) {
     let mut wrapper = strings(&["strace", "-qq", "-s", "96", "-o"]);
     wrapper.push(log.display().to_string());
     wrapper.push("--".to_owned());
@@ -659,21 +678,24 @@ fn run_scenario(lab: &Lab, start: Start, kills: Kills, offset: usize, tally: &mu
     let second = dry_run(lab, &logs.join(format!("dry-{scenario}-2")), &b_opts);
     restore(&lab.b, &before);
     restore(&lab.a, &a_before);
+    // A point is kept only if both dry runs reached the window after the same number of calls
+    // of its name, and have it there.
+    let ((first, first_base), (second, second_base)) = (first, second);
     let key = |p: &Point| (p.syscall.clone(), p.nth);
     let stable: BTreeSet<(String, u32)> = second.iter().map(key).collect();
     let points: Vec<Point> = first
         .into_iter()
         .filter(|p| stable.contains(&key(p)))
+        .filter(|p| first_base.get(&p.syscall) == second_base.get(&p.syscall))
         .collect();
-    // From the journal's first write to the commit, every point: that is where a kill finds
-    // files half changed.
+    // From the journal's first write to the commit: where a kill finds files half changed.
     let critical = points
         .iter()
         .position(|p| p.seen.contains(".journal.git-pair-"))
         .unwrap_or(points.len());
     let chosen = kills.choose(points.len(), critical, offset);
     eprintln!(
-        "  {scenario}: {} system calls in the setup phase ({} the same in both dry runs, {} from the journal's first write on); killing at {} of them",
+        "  {scenario}: {} system calls in the setup phase (not counting the volatile ones), {} at the same place in both dry runs, {} of them from the journal's first write on; killing at {}",
         second.len(),
         points.len(),
         points.len() - critical,
@@ -865,16 +887,26 @@ pub fn sigkill_during_setup_leaves_no_torn_pairing() {
     for f in &tally.next_run_failed {
         let _ = writeln!(problems, "NEXT RUN FAILED {f}");
     }
+    // A point that a run reached after a different number of calls than the dry runs (the
+    // network's timing can still shift one): reported, and not counted as a point; more than a
+    // few would mean the points are not what they claim to be.
     for m in &tally.missed {
-        let _ = writeln!(problems, "NOT KILLED {m}");
+        eprintln!("  not killed where planned: {m}");
+    }
+    if tally.missed.len() * 100 > tally.kills * 3 {
+        let _ = writeln!(
+            problems,
+            "{} of {} kills missed their point",
+            tally.missed.len(),
+            tally.kills
+        );
     }
     assert!(
         problems.is_empty(),
-        "{} of {} kills left a torn pairing, {} next runs failed, {} kills missed their point:\n{problems}",
+        "{} of {} kills left a torn pairing, {} next runs failed:\n{problems}",
         tally.torn.len(),
         tally.kills,
         tally.next_run_failed.len(),
-        tally.missed.len()
     );
     assert!(
         tally.points.len() >= 200 || kills.is_small(),
