@@ -1,5 +1,5 @@
 //! What the next run of git pair does after a crash: undo an uncommitted transaction from its
-//! [journal](super::journal), and remove what a killed run can leave beside it.
+//! [`journal`] and remove what a killed run can leave beside it.
 //!
 //! Every command that reads or writes pairings runs [`recover`] first (see
 //! `git_pair::commands::recover`), and every transaction runs it again under the lock when it

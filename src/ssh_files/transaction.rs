@@ -329,8 +329,8 @@ impl Applied {
     }
 
     /// Like [`update`](Applied::update), for a file that git itself writes (a repository's
-    /// `config`): at the flush the new bytes go in through git's lock protocol (see
-    /// [`Op::GitReplace`]), so that a `git config` running at that moment neither loses our
+    /// `config`): at the flush the new bytes go in through git's lock protocol (linked in as
+    /// `<path>.lock`, which must not exist, then renamed over the file), so that a `git config` running at that moment neither loses our
     /// change nor has its own lost; if the file changed since it was read, the flush fails and
     /// nothing of it is written. The mode of an existing file is kept, `new_mode` is for a new
     /// one. `plan`'s own errors pass through as they are.
