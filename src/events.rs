@@ -22,6 +22,16 @@ pub struct PeerView {
     pub path: String,
 }
 
+/// Earlier pairings that claim the same peer as a new one and were left as they are, because
+/// the peer did not prove it is the one they were made with.
+#[derive(Debug, Clone, Serialize)]
+pub struct NotReplaced {
+    /// Their remotes (or ssh aliases, for a pairing whose remote is gone).
+    pub remotes: Vec<String>,
+    /// Why the peer's claim was not proven.
+    pub reason: String,
+}
+
 /// One event. The man page's JSON EVENTS section lists them in order.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -47,11 +57,18 @@ pub enum Event {
     Verified { peer: PeerView, address: String },
     /// The short authentication string, equal on both machines.
     Sas { sas: String },
-    /// The git remote was added.
+    /// The git remote was added (or, for a proven re-pair, updated in place).
     Remote {
         name: String,
         url: String,
         alias: String,
+        /// The remote of the earlier pairing this one replaced; only for a re-pair whose peer
+        /// proved it is the same.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        replaced: Option<String>,
+        /// Earlier pairings that claim the same peer and were kept; only when there are some.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        not_replaced: Option<NotReplaced>,
     },
     /// Success: everything is set up. Always the last line of a success.
     Paired {
@@ -59,6 +76,12 @@ pub enum Event {
         alias: String,
         peer: PeerView,
         address: String,
+        /// As in `Remote`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        replaced: Option<String>,
+        /// As in `Remote`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        not_replaced: Option<NotReplaced>,
     },
     /// No peer verified before the timeout.
     Timeout { seconds: u64 },

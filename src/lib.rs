@@ -52,13 +52,35 @@
 //! 5. **No trust on first use.** The peer's sshd host keys come from the
 //!    verified payload and are pinned under a per-pair `HostKeyAlias` with
 //!    `StrictHostKeyChecking yes`.
-//! 6. **Least privilege.** The peer's key is let in with `restrict` and a
-//!    forced command (`git pair serve`) that runs only git-upload-pack,
-//!    git-receive-pack, git-upload-archive and git-annex-shell (its
-//!    repository commands, under `GIT_ANNEX_SHELL_DIRECTORY` and
-//!    `GIT_ANNEX_SHELL_LIMITED`) on the one paired repository. One key
-//!    opens one repository: a peer key already let in for another
-//!    repository is refused, since sshd would use the first matching line.
+//! 6. **A verified peer gets one repository and nothing else.** Whoever holds the code is
+//!    still a stranger. It can reach its one repository through git and git-annex, and nothing
+//!    else on this machine: no configuration, no hooks, no other pairing, no file of ours and
+//!    no terminal.
+//!    - Its key is let in with `restrict` and a forced command (`git pair serve`) that runs
+//!      only git-upload-pack, git-receive-pack, git-upload-archive and git-annex-shell's
+//!      content commands (under `GIT_ANNEX_SHELL_DIRECTORY` and `GIT_ANNEX_SHELL_LIMITED`) on
+//!      the one paired repository, never through a shell. git-annex-shell runs only where the
+//!      repository already is a git-annex repository (its own config has `annex.uuid` when the
+//!      request arrives), so a peer cannot make a plain repository a git-annex one (hooks,
+//!      `filter.annex.*`, settings from a branch it pushed); `gcryptsetup`, which rewrites the
+//!      config, is never served. git and git-annex-shell start from an empty environment plus
+//!      an allowlist, so no variable an sshd's `AcceptEnv` lets through (`XDG_CONFIG_HOME`,
+//!      `LD_PRELOAD`, `GIT_*`) chooses what they read or run.
+//!    - One key opens one repository: a peer key that another pairing's line, or a line git
+//!      pair did not write, already lets in is refused on both sides before anything is
+//!      written (sshd would use the first matching line); git pair never drops or edits a line
+//!      it did not write.
+//!    - Every name a pairing writes under (ssh alias, key files, pinned keys, pair secret,
+//!      `authorized_keys` marker) comes from this side's randomness, never from the peer, and
+//!      another pairing's `Host` block, pinned keys, key file, line or remote is never
+//!      overwritten: such a collision is refused, under the lock.
+//!    - An earlier pairing that claims the same `user@host:path` is replaced only when the
+//!      peer proves it is that pairing's peer: its sshd presents, in a real key exchange at its
+//!      address, a host key pinned for it. Otherwise the new pairing is made beside it, under
+//!      its own names, and the user is told.
+//!    - Every peer string is checked before use (control characters, addresses that are this
+//!      machine, an annex UUID equal to ours are refused, naming the field) and sanitized
+//!      before it reaches a terminal.
 //! 7. **Undo.** `git pair remove` revokes the peer's key and removes every
 //!    other trace of the pairing on this machine, and nothing else. A
 //!    pairing is written as one transaction, journaled before the first

@@ -400,7 +400,8 @@ fn extra() -> Roff {
     item(
         &mut r,
         vec![bold("~/.ssh/git-pair/config")],
-        "One Host block per pair, named git-pair-<host>-<id>: HostName, Port, User, IdentityFile, \
+        "One Host block per pair, named git-pair-<host>-<id> (the peer's host name reduced to letters, \
+         digits, - and _, and eight random hex digits chosen on this machine): HostName, Port, User, IdentityFile, \
          IdentitiesOnly yes, HostKeyAlias, UserKnownHostsFile ~/.ssh/git-pair/known_hosts, \
          StrictHostKeyChecking yes. The first git fetch is therefore verified without a prompt. Comment \
          lines in the block (# git-pair-repo, # git-pair-remote, # git-pair-marker) record which \
@@ -467,7 +468,10 @@ fn extra() -> Roff {
          fetch settings and its remote-tracking branches and gets the new address and keys; the old ssh \
          alias, pinned host keys, pair secret, key files and authorized_keys line are replaced in the same \
          transaction, so \
-         no duplicate is left. One repository may be paired with several peers, and several repositories on \
+         no duplicate is left. \"The same\" is proven, not claimed: the peer's sshd must present a host key \
+         pinned for the old pairing (see SECURITY); a peer that cannot gets a new pairing beside the old \
+         one, and git pair says so. If the peer really is the same machine with new host keys, git pair \
+         remove the old pairing. One repository may be paired with several peers, and several repositories on \
          one machine with the same peer: each pairing has its own key, alias and authorized_keys line. A \
          login key can open only one repository (sshd uses the first matching authorized_keys line), so a \
          peer that offers, with --key, a key already paired with another repository here is refused before \
@@ -571,8 +575,8 @@ fn extra() -> Roff {
         ("peer", "{\"address\"}: a machine on the same channel answered; not yet verified. Once per peer."),
         ("verified", "{\"peer\": {\"user\", \"host\", \"path\"}, \"address\"}: the peer holds the code; address is its sshd."),
         ("sas", "{\"sas\"}: a six-digit check string, the same on both machines."),
-        ("remote", "{\"name\", \"url\", \"alias\"}: the remote was added."),
-        ("paired", "{\"remote\", \"alias\", \"peer\", \"address\"}: the last line of a success."),
+        ("remote", "{\"name\", \"url\", \"alias\"}: the remote was added; with \"replaced\" (the remote of the earlier pairing it replaced in place, when the peer proved it is the same) and \"not_replaced\" ({\"remotes\", \"reason\"}: earlier pairings that claim the same peer and were left as they are, because it did not prove it) when they apply."),
+        ("paired", "{\"remote\", \"alias\", \"peer\", \"address\"} and, as in remote, \"replaced\" and \"not_replaced\": the last line of a success."),
     ] {
         item(&mut r, vec![bold(name)], text);
     }
@@ -683,6 +687,22 @@ fn extra() -> Roff {
          before both sides verified, payloads encrypted, sshd host keys pinned instead of trusted on first \
          use, and the peer confined to the one repository. Such an attacker can stop a pairing, never \
          complete one. Compare the check string (sas) on both machines for extra assurance.",
+    );
+    para(
+        &mut r,
+        "A verified peer is still a stranger. It can reach its one repository through git and git-annex, \
+         and nothing else on this machine: no configuration, no hooks, no other pairing, no file of ours \
+         and no terminal. Every name a pairing is written under (ssh alias, key files, pinned host keys, \
+         pair secret, authorized_keys marker) is chosen from this machine's randomness, never from the \
+         peer, and git pair refuses to overwrite what belongs to another pairing. A peer key that \
+         authorized_keys already lets in, on another pairing's line or on a line git pair did not write, \
+         is refused on both sides before anything is written; git pair never drops or edits a line it did \
+         not write. A peer that claims the same user@host:path as an earlier pairing replaces it only when \
+         its sshd presents, in a real ssh key exchange at its address (ssh-keyscan), a host key pinned for \
+         that pairing; otherwise the new pairing is made beside the old one, under its own remote name, \
+         and git pair says so (the remote and paired events carry not_replaced). Peer strings with control \
+         characters, peer addresses that are this machine (0.0.0.0, ::) and a peer annex UUID equal to \
+         this repository's own are refused, naming the field.",
     );
     para(
         &mut r,

@@ -6,7 +6,7 @@ use std::path::Path;
 use git_pair::commands::serve::{self, MAX_REQUEST_LEN};
 use git_pair::protocol::payload::PeerInfo;
 use git_pair::ssh_files::authorized_keys::{
-    git_pair_lines, plan_add, plan_remove, render_line, replaced_foreign_lines,
+    git_pair_lines, key_conflicts, plan_add, plan_remove, render_line,
 };
 use git_pair::ssh_files::client_config::{
     host_aliases, pair_blocks, plan_host, plan_include, plan_refresh, plan_remove_host,
@@ -33,7 +33,17 @@ pub fn payload(data: &[u8]) {
         .all(|b| b.is_ascii_alphanumeric() || b"._-@$".contains(b)));
     assert!(!info.host.is_empty() && info.host.len() <= 255);
     assert!(info.path.starts_with('/') && info.path.len() <= 4096);
-    assert!(!info.path.chars().any(char::is_control));
+    for text in [&info.user, &info.host, &info.path] {
+        assert!(!text.chars().any(char::is_control), "{text:?}");
+    }
+    assert!(
+        !info
+            .addresses
+            .iter()
+            .any(git_pair::protocol::payload::is_unspecified),
+        "{:?}",
+        info.addresses
+    );
     assert!(!info.host_keys.is_empty() && info.host_keys.len() <= 16);
     assert_ne!(info.ssh_port, 0);
     assert!(info.addresses.len() <= 32);
@@ -78,11 +88,12 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 /// The first byte picks the entry (key type, marker, label); the rest is the old file.
 ///
-/// - `plan_add` accepts the valid entry and never panics;
-/// - its output is exactly: the old lines it did not replace, byte for byte and in order, a
-///   `\n` if they do not end with one, the rendered line and `\n`; the replaced lines are
-///   exactly those git-pair's public functions report (`replaced_foreign_lines`, plus
-///   `git_pair_lines` with the entry's marker or key);
+/// - `plan_add` never panics, and refuses exactly when a line other than git-pair's lines with
+///   the entry's marker lets the key in (`key_conflicts`): it never drops or edits such a
+///   line, whether git pair wrote it for another pairing or not;
+/// - otherwise its output is exactly: the old lines it did not replace, byte for byte and in
+///   order, a `\n` if they do not end with one, the rendered line and `\n`; the replaced lines
+///   are exactly git-pair's lines with the entry's marker (`git_pair_lines`);
 /// - independently of git-pair's line parser: a line that holds neither the start of the key's
 ///   base64 nor `git-pair:`, and every blank or `#` line, is kept;
 /// - `plan_add` is idempotent, and the new line is the one git-pair line with the marker;
@@ -106,15 +117,23 @@ pub fn authorized_keys(data: &[u8]) {
         label: label.to_owned(),
     };
     let line = render_line(&entry).expect("a valid entry renders");
-    let added = plan_add(old, &entry).expect("a valid entry is always added");
+    let conflicts = key_conflicts(old, &key, &|m| m == marker);
+    let added = match plan_add(old, &entry, &[]) {
+        Ok(added) => {
+            assert!(conflicts.is_empty(), "plan_add dropped {conflicts:?}");
+            added
+        }
+        Err(e) => {
+            assert!(!conflicts.is_empty(), "plan_add refused without a conflict: {e}");
+            return;
+        }
+    };
 
-    let mut replaced: Vec<usize> = replaced_foreign_lines(old, &entry);
-    replaced.extend(
-        git_pair_lines(old)
-            .into_iter()
-            .filter(|l| l.marker == marker || l.key.key_data() == key.key_data())
-            .map(|l| l.line),
-    );
+    let replaced: Vec<usize> = git_pair_lines(old)
+        .into_iter()
+        .filter(|l| l.marker == marker)
+        .map(|l| l.line)
+        .collect();
     let mut kept = Vec::new();
     for (i, l) in lines(old).enumerate() {
         let surely_kept = {
@@ -152,7 +171,7 @@ pub fn authorized_keys(data: &[u8]) {
     );
 
     assert_eq!(
-        plan_add(&added, &entry).expect("still valid"),
+        plan_add(&added, &entry, &[]).expect("still valid"),
         added,
         "plan_add is not idempotent"
     );

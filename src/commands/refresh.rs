@@ -750,6 +750,12 @@ fn report(job: &Job, result: &Result<Refreshed, Failure>, opts: &Options, out: &
             out.line(&format!(
                 "{remote}: {how} and holds the pinned host key: {what}"
             ));
+            if job.secret.is_none() {
+                out.line(&format!(
+                    "{remote}: note: this pairing was made before git pair stored pair secrets, so \
+                     once its peer moves only a name can find it; pair again to make it locatable"
+                ));
+            }
         }
         Err(failure) => {
             let tried = if job.notes.is_empty() {

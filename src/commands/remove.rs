@@ -53,7 +53,13 @@ pub fn plan(local: &Path, name: &str, remotes: &[PairedRemote], blocks: &[FoundB
         }
     };
     if let Some(r) = remotes.iter().find(|r| r.name == name) {
-        let marker = r.peer.as_deref().map(|peer| repo::pair_marker(local, peer));
+        // The marker recorded in the remote's Host block; a pairing made before markers were
+        // random may have lost its block, and its marker derives from the two repositories.
+        let marker = blocks
+            .iter()
+            .find(|b| b.alias.eq_ignore_ascii_case(&r.alias))
+            .and_then(|b| b.marker.clone())
+            .or_else(|| r.peer.as_deref().map(|peer| repo::pair_marker(local, peer)));
         add(&r.alias, marker.clone());
         // The remote's earlier aliases, if a hand edit kept them.
         for b in blocks.iter().filter(ours) {

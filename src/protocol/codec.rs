@@ -244,6 +244,11 @@ pub enum DecodeError {
     Version(u64),
     #[error("invalid field: {0}")]
     Invalid(&'static str),
+    /// A `data` piece of a payload in more pieces than [`MAX_PIECES`]: the sender's payload is
+    /// larger than the protocol carries. A variant of its own so that the machine can tell the
+    /// user, instead of the run ending as if no peer had answered (issue 8).
+    #[error("a payload in {0} pieces, more than the {MAX_PIECES} the protocol carries")]
+    TooManyPieces(u8),
 }
 
 /// Why a message could not be encoded.
@@ -299,7 +304,9 @@ fn validate(msg: &Message) -> Result<(), DecodeError> {
             Err(DecodeError::Invalid("PAKE message has the wrong length"))
         }
         Message::Data { i, n, d, .. } => {
-            if *n == 0 || usize::from(*n) > MAX_PIECES || i >= n {
+            if usize::from(*n) > MAX_PIECES {
+                Err(DecodeError::TooManyPieces(*n))
+            } else if *n == 0 || i >= n {
                 Err(DecodeError::Invalid("piece number out of range"))
             } else if d.0.is_empty() || d.0.len() > PIECE_LEN {
                 Err(DecodeError::Invalid("piece has the wrong length"))

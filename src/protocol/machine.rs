@@ -317,6 +317,9 @@ pub struct Machine<R> {
     scan_index: usize,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
+    /// The first sender of a payload in more pieces than the protocol carries (confine, issue
+    /// 8: reported by the driver when the run ends unverified, rather than "no peer").
+    oversized: Option<(SocketAddr, u8)>,
 }
 
 impl<R: RngCore + CryptoRng> Machine<R> {
@@ -341,6 +344,7 @@ impl<R: RngCore + CryptoRng> Machine<R> {
             sessions: HashMap::new(),
             failed: VecDeque::new(),
             failures: 0,
+            oversized: None,
             next_hello: now,
             hello_interval: HELLO_INITIAL,
             started: now,
@@ -360,6 +364,12 @@ impl<R: RngCore + CryptoRng> Machine<R> {
     /// Failed verifications so far.
     pub fn failures(&self) -> u32 {
         self.failures
+    }
+
+    /// Who sent a payload in more pieces than the protocol carries, and how many: such a
+    /// peer can never be verified, and a run that ends unverified should say why.
+    pub fn oversized_payload(&self) -> Option<(SocketAddr, u8)> {
+        self.oversized
     }
 
     /// Whether the machine has nothing more to do.
@@ -453,8 +463,15 @@ impl<R: RngCore + CryptoRng> Machine<R> {
     /// Handles one received datagram. Garbage, our own echoes, other
     /// channels and stale sessions are ignored.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
-        let Ok(msg) = codec::decode(datagram) else {
-            return;
+        let msg = match codec::decode(datagram) {
+            Ok(msg) => msg,
+            // Remembered only to explain a run that ends unverified (see `oversized_payload`);
+            // unauthenticated, so it changes nothing else.
+            Err(codec::DecodeError::TooManyPieces(n)) => {
+                self.oversized.get_or_insert((from, n));
+                return;
+            }
+            Err(_) => return,
         };
         if *msg.sender() == self.sid || self.failed.contains(msg.sender()) {
             return;

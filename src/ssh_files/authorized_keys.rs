@@ -98,19 +98,43 @@ fn validate_command(command: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// The new file: `existing` without the lines that carry `entry.key` (same key data, whatever
-/// the options or comment) or git-pair's marker `entry.marker`, then the line for `entry`.
+/// The new file: `existing` without git-pair's lines for this pairing (marker `entry.marker`) or
+/// for the pairings it replaces (markers in `replaces`), then the line for `entry`.
 ///
 /// Every other line is kept byte for byte, including lines that do not parse (even if they
 /// contain the key's text), comments, CRLF endings and non-UTF-8 bytes. If the kept bytes do not
-/// end with `\n`, one is added before the new line. Same-key lines go because sshd uses the
-/// first line that matches a key: an older line for the same key would override the forced
-/// command. [`replaced_foreign_lines`] tells which of them git-pair did not write.
-pub fn plan_add(existing: &[u8], entry: &AuthorizedEntry) -> Result<Vec<u8>, Error> {
+/// end with `\n`, one is added before the new line.
+///
+/// sshd uses the first line that matches a key, so another line that lets `entry.key` in would
+/// override the forced command. Such a line is never dropped or edited; the plan is refused
+/// instead ([`key_conflicts`] finds them before anything is written): a line git pair did not
+/// write gives [`Error::KeyAuthorizedByHand`], a line of another pairing
+/// [`Error::KeyInAnotherPairing`].
+pub fn plan_add(
+    existing: &[u8],
+    entry: &AuthorizedEntry,
+    replaces: &[String],
+) -> Result<Vec<u8>, Error> {
     let line = render_line(entry)?;
+    let ours = |marker: &str| marker == entry.marker || replaces.iter().any(|r| r == marker);
+    if let Some(conflict) = key_conflicts(existing, &entry.key, &ours)
+        .into_iter()
+        .next()
+    {
+        return Err(match conflict.marker {
+            None => Error::KeyAuthorizedByHand {
+                line: conflict.line,
+            },
+            Some(marker) => Error::KeyInAnotherPairing {
+                line: conflict.line,
+                marker,
+            },
+        });
+    }
     let mut out = Vec::with_capacity(existing.len() + line.len() + 2);
     for l in lines(existing) {
-        if !replaced_by(l, entry) {
+        let replaced = parse_line(l).is_some_and(|key| marker_of(key.comment()).is_some_and(ours));
+        if !replaced {
             out.extend_from_slice(l);
         }
     }
@@ -118,6 +142,51 @@ pub fn plan_add(existing: &[u8], entry: &AuthorizedEntry) -> Result<Vec<u8>, Err
     out.extend_from_slice(line.as_bytes());
     out.push(b'\n');
     Ok(out)
+}
+
+/// A line that already lets a key in, found by [`key_conflicts`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyConflict {
+    /// 1-based line number.
+    pub line: usize,
+    /// git-pair's marker when git pair wrote the line; `None` for a line it did not write.
+    pub marker: Option<String>,
+    /// The label of git-pair's line (the peer it was paired with), or the comment of another.
+    pub label: String,
+}
+
+/// The lines of `existing` that let `key` in (same key data, whatever the options or comment),
+/// except git-pair's lines whose marker `ours` accepts (the pairing being written, or one it
+/// replaces).
+pub fn key_conflicts(
+    existing: &[u8],
+    key: &PublicKey,
+    ours: &dyn Fn(&str) -> bool,
+) -> Vec<KeyConflict> {
+    lines(existing)
+        .enumerate()
+        .filter_map(|(i, l)| {
+            let found = parse_line(l)?;
+            if found.key_data() != key.key_data() {
+                return None;
+            }
+            let marker = marker_of(found.comment()).map(str::to_owned);
+            if marker.as_deref().is_some_and(ours) {
+                return None;
+            }
+            let label = match &marker {
+                Some(m) => found.comment()[MARKER_PREFIX.len() + m.len()..]
+                    .trim()
+                    .to_owned(),
+                None => found.comment().trim().to_owned(),
+            };
+            Some(KeyConflict {
+                line: i + 1,
+                marker,
+                label,
+            })
+        })
+        .collect()
 }
 
 /// The new file: `existing` without git-pair's lines (tagged `git-pair:<marker>`) whose marker
@@ -146,20 +215,6 @@ pub fn plan_remove(
         .collect()
 }
 
-/// 1-based numbers of the lines [`plan_add`] would drop that git-pair did not write (same key,
-/// no `git-pair:` comment): the caller should tell the user that this key's old access is being
-/// replaced by the restricted one.
-pub fn replaced_foreign_lines(existing: &[u8], entry: &AuthorizedEntry) -> Vec<usize> {
-    lines(existing)
-        .enumerate()
-        .filter(|(_, l)| {
-            replaced_by(l, entry)
-                && parse_line(l).is_some_and(|key| marker_of(key.comment()).is_none())
-        })
-        .map(|(i, _)| i + 1)
-        .collect()
-}
-
 /// Every line git-pair wrote, for `git pair list`.
 pub fn git_pair_lines(existing: &[u8]) -> Vec<GitPairLine> {
     lines(existing)
@@ -178,13 +233,6 @@ pub fn git_pair_lines(existing: &[u8]) -> Vec<GitPairLine> {
             })
         })
         .collect()
-}
-
-fn replaced_by(line: &[u8], entry: &AuthorizedEntry) -> bool {
-    parse_line(line).is_some_and(|key| {
-        key.key_data() == entry.key.key_data()
-            || marker_of(key.comment()) == Some(entry.marker.as_str())
-    })
 }
 
 /// The git-pair marker of a comment `git-pair:<marker>[ <label>]`.
@@ -391,7 +439,7 @@ mod tests {
                 matches!(render_line(&e), Err(Error::InvalidValue { .. })),
                 "{marker:?}"
             );
-            assert!(plan_add(b"", &e).is_err());
+            assert!(plan_add(b"", &e, &[]).is_err());
         }
     }
 
@@ -404,14 +452,14 @@ mod tests {
             line.ends_with("git-pair:m evil?ssh-ed25519 AAAA??txt.exe???"),
             "{line}"
         );
-        let out = plan_add(b"", &e).unwrap();
+        let out = plan_add(b"", &e, &[]).unwrap();
         assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1);
     }
 
     #[test]
     fn add_to_empty_file() {
         let e = entry(&pubkey(ED25519_PUB), "m1");
-        let out = plan_add(b"", &e).unwrap();
+        let out = plan_add(b"", &e, &[]).unwrap();
         assert_eq!(out, format!("{}\n", render_line(&e).unwrap()).into_bytes());
     }
 
@@ -419,7 +467,7 @@ mod tests {
     fn add_keeps_every_other_line_byte_for_byte() {
         let e = entry(&pubkey(ED25519_PUB), "m1");
         let old = weird_file();
-        let out = plan_add(&old, &e).unwrap();
+        let out = plan_add(&old, &e, &[]).unwrap();
         let mut expected = old.clone();
         expected.push(b'\n'); // the old file had no final newline
         expected.extend_from_slice(render_line(&e).unwrap().as_bytes());
@@ -453,48 +501,67 @@ mod tests {
         );
     }
 
+    /// Issue 8, item 4: a line git pair did not write that lets the peer's key in is never
+    /// dropped or edited (it may be the user's own unrestricted access): the plan is refused,
+    /// naming the line. Lines holding the key's text that sshd would not read as that key do not
+    /// count.
     #[test]
-    fn add_replaces_lines_with_the_same_key_whatever_their_form() {
+    fn add_refuses_a_key_that_a_line_it_did_not_write_lets_in() {
         let key = pubkey(ED25519_PUB);
         let bare = bare(ED25519_PUB);
         let e = entry(&key, "m1");
-        let mut old = Vec::new();
-        old.extend_from_slice(b"keep 1\n");
-        old.extend_from_slice(format!("{ED25519_PUB}\r\n").as_bytes());
-        old.extend_from_slice(b"keep 2\n");
-        old.extend_from_slice(
-            format!("no-agent-forwarding,command=\"echo a b\" {bare} x\n").as_bytes(),
-        );
-        old.extend_from_slice(format!("\t {bare} caf").as_bytes());
-        old.extend_from_slice(b"\xe9\n"); // Latin-1 comment
-        old.extend_from_slice(
-            format!("restrict,command=\"old\" {bare} git-pair:other-marker old label\n").as_bytes(),
-        );
-        // Not key lines for sshd, so kept although they hold the key's text:
-        old.extend_from_slice(format!("# {ED25519_PUB}\n").as_bytes());
-        old.extend_from_slice(format!("command=\"unterminated {bare}\n").as_bytes());
-        old.extend_from_slice(format!("{bare}x\n").as_bytes());
-        assert_eq!(replaced_foreign_lines(&old, &e), vec![2, 4, 5]);
-        let out = plan_add(&old, &e).unwrap();
-        let mut expected = Vec::new();
-        expected.extend_from_slice(b"keep 1\nkeep 2\n");
-        expected.extend_from_slice(format!("# {ED25519_PUB}\n").as_bytes());
-        expected.extend_from_slice(format!("command=\"unterminated {bare}\n").as_bytes());
-        expected.extend_from_slice(format!("{bare}x\n").as_bytes());
-        expected.extend_from_slice(render_line(&e).unwrap().as_bytes());
-        expected.push(b'\n');
-        assert_eq!(
-            String::from_utf8_lossy(&out),
-            String::from_utf8_lossy(&expected)
-        );
-        assert_eq!(out, expected);
+        let harmless = format!("keep 1\n# {ED25519_PUB}\ncommand=\"unterminated {bare}\n{bare}x\n");
+        for (line, number) in [
+            (format!("{ED25519_PUB}\r\n"), 5),
+            (
+                format!("no-agent-forwarding,command=\"echo a b\" {bare} x\n"),
+                5,
+            ),
+            (format!("\t {bare} caf\u{e9}\n"), 5),
+        ] {
+            let old = format!("{harmless}{line}").into_bytes();
+            assert!(
+                matches!(
+                    plan_add(&old, &e, &[]),
+                    Err(Error::KeyAuthorizedByHand { line: n }) if n == number
+                ),
+                "{line:?}"
+            );
+            let found = key_conflicts(&old, &key, &|m| m == "m1");
+            assert_eq!(found.len(), 1);
+            assert_eq!((found[0].line, found[0].marker.clone()), (number, None));
+        }
+        // Without such a line, every line is kept and ours is appended.
+        let out = plan_add(harmless.as_bytes(), &e, &[]).unwrap();
+        assert!(out.starts_with(harmless.as_bytes()));
+        assert!(key_conflicts(harmless.as_bytes(), &key, &|_| false).is_empty());
+    }
+
+    /// git-pair's own line of another pairing with the same key is refused too (one key opens
+    /// one repository), unless it belongs to a pairing being replaced.
+    #[test]
+    fn add_refuses_a_key_of_another_pairing_unless_it_is_replaced() {
+        let key = pubkey(ED25519_PUB);
+        let other = plan_add(b"a\n", &entry(&key, "other-marker"), &[]).unwrap();
+        assert!(matches!(
+            plan_add(&other, &entry(&key, "m1"), &[]),
+            Err(Error::KeyInAnotherPairing { line: 2, ref marker }) if marker == "other-marker"
+        ));
+        let out = plan_add(&other, &entry(&key, "m1"), &["other-marker".to_owned()]).unwrap();
+        let found: Vec<String> = git_pair_lines(&out).into_iter().map(|l| l.marker).collect();
+        assert_eq!(found, ["m1"]);
+        assert!(out.starts_with(b"a\n"));
+        // A replaced pairing's line goes even when its key differs (the peer's new key).
+        let rsa = plan_add(b"", &entry(&pubkey(RSA_PUB), "old"), &[]).unwrap();
+        let out = plan_add(&rsa, &entry(&key, "m1"), &["old".to_owned()]).unwrap();
+        assert_eq!(git_pair_lines(&out).len(), 1);
     }
 
     #[test]
     fn add_replaces_lines_with_the_same_marker() {
         let old_key = pubkey(ECDSA_PUB);
         let new_key = pubkey(ED25519_PUB);
-        let first = plan_add(b"a\n", &entry(&old_key, "m1")).unwrap();
+        let first = plan_add(b"a\n", &entry(&old_key, "m1"), &[]).unwrap();
         let mut with_other = first.clone();
         with_other.extend_from_slice(
             render_line(&entry(&pubkey(RSA_PUB), "m2"))
@@ -502,7 +569,7 @@ mod tests {
                 .as_bytes(),
         );
         with_other.push(b'\n');
-        let out = plan_add(&with_other, &entry(&new_key, "m1")).unwrap();
+        let out = plan_add(&with_other, &entry(&new_key, "m1"), &[]).unwrap();
         let found: Vec<(String, usize)> = git_pair_lines(&out)
             .into_iter()
             .map(|l| (l.marker, l.line))
@@ -516,8 +583,8 @@ mod tests {
     #[test]
     fn re_add_is_idempotent() {
         let e = entry(&pubkey(ED25519_PUB), "m1");
-        let once = plan_add(&weird_file(), &e).unwrap();
-        assert_eq!(plan_add(&once, &e).unwrap(), once);
+        let once = plan_add(&weird_file(), &e, &[]).unwrap();
+        assert_eq!(plan_add(&once, &e, &[]).unwrap(), once);
     }
 
     #[test]
@@ -526,7 +593,7 @@ mod tests {
         let e = entry(&key, "m1");
         let mut old = weird_file();
         old.push(b'\n');
-        let added = plan_add(&old, &e).unwrap();
+        let added = plan_add(&old, &e, &[]).unwrap();
         assert_eq!(plan_remove(&added, None, Some("m1")), old);
         let fp = key.fingerprint(ssh_key::HashAlg::Sha256);
         assert_eq!(plan_remove(&added, Some(&fp), None), old);
@@ -545,7 +612,7 @@ mod tests {
     #[test]
     fn remove_never_touches_lines_git_pair_did_not_write() {
         let key = pubkey(ED25519_PUB);
-        let added = plan_add(b"", &entry(&key, "m1")).unwrap();
+        let added = plan_add(b"", &entry(&key, "m1"), &[]).unwrap();
         // The user adds the same key back by hand, unrestricted.
         let mut file = added.clone();
         file.extend_from_slice(format!("{ED25519_PUB}\n").as_bytes());
@@ -560,7 +627,7 @@ mod tests {
     fn crlf_file_without_final_newline_gets_one() {
         let e = entry(&pubkey(ED25519_PUB), "m1");
         let old = format!("{RSA_PUB}\r\n{ECDSA_PUB}\r").into_bytes();
-        let out = plan_add(&old, &e).unwrap();
+        let out = plan_add(&old, &e, &[]).unwrap();
         assert!(out.starts_with(&old));
         assert_eq!(&out[old.len()..old.len() + 1], b"\n");
         assert_eq!(
@@ -572,7 +639,7 @@ mod tests {
     #[test]
     fn git_pair_lines_lists_marker_and_label() {
         let e = entry(&pubkey(ED25519_PUB), "m1");
-        let out = plan_add(b"x\n", &e).unwrap();
+        let out = plan_add(b"x\n", &e, &[]).unwrap();
         let found = git_pair_lines(&out);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].line, 2);
@@ -605,7 +672,7 @@ mod tests {
         let e = entry(&key, "m1");
         let home = crate::ssh_files::io_tests::TempHome::new();
         let file = home.path().join("authorized_keys");
-        std::fs::write(&file, plan_add(&weird_file(), &e).unwrap()).unwrap();
+        std::fs::write(&file, plan_add(&weird_file(), &e, &[]).unwrap()).unwrap();
         let out = match std::process::Command::new("ssh-keygen")
             .arg("-lf")
             .arg(&file)
@@ -660,13 +727,16 @@ mod tests {
                 old.push(b'\n');
             }
             let e = entry(&pubkey(ED25519_PUB), "m1");
-            prop_assume!(lines(&old).all(|l| !replaced_by(l, &e)));
-            let added = plan_add(&old, &e).unwrap();
+            prop_assume!(lines(&old).all(|l| parse_line(l).is_none_or(|k| {
+                k.key_data() != e.key.key_data() && marker_of(k.comment()) != Some("m1")
+            })));
+            let added = plan_add(&old, &e, &[]).unwrap();
             prop_assert_eq!(plan_remove(&added, None, Some("m1")), old);
         }
 
         /// Same property on files made of real, odd and git-pair lines with lines that
-        /// `plan_add` must replace mixed in: the result is `old` without exactly those lines.
+        /// `plan_add` must replace mixed in (git-pair's lines with its marker, whatever their key):
+        /// the result is `old` without exactly those lines.
         #[test]
         fn add_then_remove_by_marker_gives_back_the_kept_lines(
             parts in prop::collection::vec(arb_line(), 0..12),
@@ -675,8 +745,8 @@ mod tests {
             let key = pubkey(ED25519_PUB);
             let e = entry(&key, "m1");
             let conflict_lines = [
-                format!("{ED25519_PUB}\n"),
-                format!("restrict,command=\"a b\" {} git-pair:m1 old\n", key.to_openssh().unwrap()),
+                format!("restrict,command=\"x\" {} git-pair:m1\n", bare(ECDSA_PUB)),
+                format!("restrict,command=\"a b\" {} git-pair:m1 old\n", bare(ED25519_PUB)),
                 format!("restrict,command=\"c\" {} git-pair:m1\r\n", bare(RSA_PUB)),
             ];
             let mut lines_in: Vec<(Vec<u8>, bool)> = parts.into_iter().map(|mut p| {
@@ -692,19 +762,23 @@ mod tests {
             let old: Vec<u8> = lines_in.iter().flat_map(|(l, _)| l.clone()).collect();
             let without_conflicts: Vec<u8> =
                 lines_in.iter().filter(|(_, c)| !c).flat_map(|(l, _)| l.clone()).collect();
-            let added = plan_add(&old, &e).unwrap();
+            let added = plan_add(&old, &e, &[]).unwrap();
             prop_assert_eq!(plan_remove(&added, None, Some("m1")), without_conflicts.clone());
             let fp = key.fingerprint(ssh_key::HashAlg::Sha256);
             prop_assert_eq!(plan_remove(&added, Some(&fp), None), without_conflicts);
         }
 
-        /// plan_add is idempotent on any input.
+        /// plan_add is idempotent on any input it accepts, and refuses exactly when another
+        /// line lets the key in.
         #[test]
         fn add_is_idempotent(old in prop::collection::vec(any::<u8>(), 0..300), c in arb_command()) {
             let mut e = entry(&pubkey(ED25519_PUB), "m1");
             e.command = c;
-            let once = plan_add(&old, &e).unwrap();
-            prop_assert_eq!(plan_add(&once, &e).unwrap(), once);
+            let refused = !key_conflicts(&old, &e.key, &|m| m == "m1").is_empty();
+            prop_assert_eq!(plan_add(&old, &e, &[]).is_err(), refused);
+            prop_assume!(!refused);
+            let once = plan_add(&old, &e, &[]).unwrap();
+            prop_assert_eq!(plan_add(&once, &e, &[]).unwrap(), once);
         }
 
         /// The command sshd reads back out of the line is the command we were given.

@@ -113,6 +113,7 @@ pub(super) fn setup(identity: Identity) -> PairSetup {
         },
         record: None,
         replaces: Vec::new(),
+        replaces_markers: Vec::new(),
         secret: None,
     }
 }
@@ -416,25 +417,145 @@ fn existing_identity_is_never_overwritten() {
 }
 
 #[test]
-fn re_pair_with_existing_key_replaces_and_skips_unchanged_files() {
+fn re_applying_a_pairing_that_replaces_itself_skips_unchanged_files() {
     let home = lived_in_home();
     let dir = SshDir::new(home.path());
     let s = setup(Identity::Existing(home.path().join(".ssh/id_ed25519")));
     apply(&dir, &s, &mut never()).unwrap().commit().unwrap();
     let first = snapshot(home.path());
-    let again = apply(&dir, &s, &mut never()).unwrap();
+    let mut itself = s.clone();
+    itself.replaces = vec![s.alias.clone()];
+    itself.replaces_markers = vec![s.authorized.marker.clone()];
+    let again = apply(&dir, &itself, &mut never()).unwrap();
     assert!(again.written().is_empty(), "{:?}", again.written());
     again.commit().unwrap();
     assert_eq!(snapshot(home.path()), first);
-    // A new peer key for the same pairing (same marker) replaces the old line.
-    let mut s2 = s.clone();
-    s2.authorized.key = test_keys::ed25519_public();
+    // A new peer key for the same pairing (its marker replaced) replaces the old line.
+    let mut s2 = itself.clone();
+    s2.authorized.key =
+        ssh_key::PrivateKey::random(&mut rand_core::OsRng, ssh_key::Algorithm::Ed25519)
+            .unwrap()
+            .public_key()
+            .clone();
     let applied = apply(&dir, &s2, &mut never()).unwrap();
     assert_eq!(applied.written(), vec![dir.authorized_keys()]);
     applied.commit().unwrap();
     let lines = authorized_keys::git_pair_lines(&fs::read(dir.authorized_keys()).unwrap());
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0].key.key_data(), s2.authorized.key.key_data());
+}
+
+/// Issue 8, item 2, the takeover: an earlier pairing made with `--key` has no key file of its
+/// own; a new pairing whose alias came out the same (as a peer-chosen session id once made it)
+/// replaced its Host block and pinned host keys. Any name of another pairing is now refused,
+/// under the lock and before anything is written.
+#[test]
+fn apply_never_overwrites_another_pairing() {
+    let home = lived_in_home();
+    let dir = SshDir::new(home.path());
+    let victim = recorded(
+        setup(Identity::Existing(home.path().join(".ssh/id_ed25519"))),
+        "git-pair-laptop-3f9a1c2e",
+        "laptop",
+    );
+    apply(&dir, &victim, &mut never())
+        .unwrap()
+        .commit()
+        .unwrap();
+    let before = snapshot(home.path());
+
+    let mut attacker = recorded(setup(generated()), "git-pair-laptop-3f9a1c2e", "laptop-2");
+    attacker.host_name = "10.0.0.66".to_owned();
+    attacker.authorized.marker = "attacker".to_owned();
+    attacker.authorized.key = ssh_key::PublicKey::from_openssh(ECDSA_PUB).unwrap();
+    attacker.record.as_mut().unwrap().marker = "attacker".to_owned();
+    for identity in [
+        generated(),
+        Identity::Existing(home.path().join("other_key")),
+    ] {
+        attacker.identity = identity;
+        let err = apply(&dir, &attacker, &mut never()).unwrap_err();
+        assert!(
+            matches!(&err, Error::InUse { name, .. } if name == "git-pair-laptop-3f9a1c2e"),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("never overwrites another pairing"),
+            "{err}"
+        );
+        assert_eq!(snapshot(home.path()), before);
+    }
+
+    // The block gone by hand, its pinned keys still name the alias: still refused.
+    let config = fs::read(dir.pair_config()).unwrap();
+    fs::write(
+        dir.pair_config(),
+        client_config::plan_remove_host(&config, "git-pair-laptop-3f9a1c2e"),
+    )
+    .unwrap();
+    let before = snapshot(home.path());
+    let err = apply(&dir, &attacker, &mut never()).unwrap_err();
+    assert!(
+        matches!(&err, Error::InUse { what, .. } if what.contains("known_hosts")),
+        "{err}"
+    );
+    assert_eq!(snapshot(home.path()), before);
+
+    // Another alias, but the victim's marker: its authorized_keys line is not taken either.
+    let mut same_marker = attacker.clone();
+    same_marker.alias = "git-pair-laptop-00000002".to_owned();
+    same_marker.authorized.marker = victim.authorized.marker.clone();
+    same_marker.record.as_mut().unwrap().marker = victim.authorized.marker.clone();
+    let err = apply(&dir, &same_marker, &mut never()).unwrap_err();
+    assert!(
+        matches!(&err, Error::InUse { what, .. } if what.contains("authorized_keys")),
+        "{err}"
+    );
+    assert_eq!(snapshot(home.path()), before);
+
+    // A key file or a pair secret under the alias counts too.
+    let mut fresh = attacker.clone();
+    fresh.alias = "git-pair-laptop-00000003".to_owned();
+    fs::write(dir.pair_secret(&fresh.alias), b"someone's").unwrap();
+    let before = snapshot(home.path());
+    let err = apply(&dir, &fresh, &mut never()).unwrap_err();
+    assert!(
+        matches!(&err, Error::InUse { what, .. } if what.contains("pair secret")),
+        "{err}"
+    );
+    assert_eq!(snapshot(home.path()), before);
+    fs::remove_file(dir.pair_secret(&fresh.alias)).unwrap();
+    fs::write(dir.identity_pub(&fresh.alias), b"someone's").unwrap();
+    fresh.identity = Identity::Existing(home.path().join("other_key"));
+    let err = apply(&dir, &fresh, &mut never()).unwrap_err();
+    assert!(
+        matches!(&err, Error::InUse { what, .. } if what.contains("key file")),
+        "{err}"
+    );
+}
+
+/// Issue 8, item 4 at the level of the files: a line git pair did not write that lets the
+/// peer's key in refuses the whole setup before anything is written, and stays as it was.
+#[test]
+fn apply_refuses_a_key_that_a_line_it_did_not_write_lets_in() {
+    let home = lived_in_home();
+    let dir = SshDir::new(home.path());
+    let s = setup(generated());
+    let mut keys = fs::read(dir.authorized_keys()).unwrap();
+    keys.extend_from_slice(format!("\n{}\n", s.authorized.key.to_openssh().unwrap()).as_bytes());
+    fs::write(dir.authorized_keys(), &keys).unwrap();
+    let before = snapshot(home.path());
+    let err = apply(&dir, &s, &mut never()).unwrap_err();
+    assert!(matches!(err, Error::KeyAuthorizedByHand { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("never changes a line it did not write"),
+        "{err}"
+    );
+    assert_eq!(
+        without_created_dirs(snapshot(home.path())),
+        without_created_dirs(before)
+    );
 }
 
 #[test]
@@ -576,7 +697,10 @@ fn a_repair_replaces_the_old_alias_in_the_same_transaction() {
     assert!(old_key.exists());
 
     let mut second = recorded(setup(generated()), "git-pair-desk-00000002", "desk");
+    second.authorized.marker = "m2".to_owned();
+    second.record.as_mut().unwrap().marker = "m2".to_owned();
     second.replaces = vec!["git-pair-desk-00000001".to_owned()];
+    second.replaces_markers = vec![first.authorized.marker.clone()];
     let applied = apply(&dir, &second, &mut never()).unwrap();
     let blocks = dir.pair_blocks().unwrap();
     assert_eq!(blocks.len(), 1, "{blocks:?}");
@@ -790,8 +914,10 @@ fn interrupted_at_every_step_leaves_no_pair_secret_behind() {
     assert!(!dir.pair_secret(&s.alias).exists());
 }
 
+/// A pair secret under the new alias is another pairing's (or a leftover nobody cleaned up):
+/// never overwritten.
 #[test]
-fn a_stale_pair_secret_is_replaced_and_put_back_by_a_rollback() {
+fn a_stale_pair_secret_under_the_alias_is_never_overwritten() {
     use crate::protocol::schedule::Role;
     let home = TempHome::new();
     let dir = SshDir::new(home.path());
@@ -801,23 +927,11 @@ fn a_stale_pair_secret_is_replaced_and_put_back_by_a_rollback() {
     fs::write(&path, b"stale").unwrap();
     fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
     s.secret = Some(secret(Role::Low, 9));
-    let applied = apply(&dir, &s, &mut never()).unwrap();
-    assert_eq!(mode(&path), 0o600);
-    assert_eq!(
-        *dir.read_pair_secret(&s.alias)
-            .unwrap()
-            .unwrap()
-            .secret
-            .expose(),
-        [9; 32]
-    );
-    applied.rollback().unwrap();
+    let before = snapshot(home.path());
+    let err = apply(&dir, &s, &mut never()).unwrap_err();
+    assert!(matches!(err, Error::InUse { .. }), "{err}");
+    assert_eq!(snapshot(home.path()), before);
     assert_eq!(fs::read(&path).unwrap(), b"stale");
-    assert_eq!(mode(&path), 0o644);
-    assert!(matches!(
-        dir.read_pair_secret(&s.alias),
-        Err(Error::BadSecret { .. })
-    ));
     let listed = dir.pair_secrets().unwrap();
     assert_eq!(listed.len(), 1);
     assert!(listed[0].1.is_err());
@@ -834,6 +948,7 @@ fn a_repair_deletes_the_replaced_pairings_secret() {
     let mut second = recorded(setup(generated()), "git-pair-desk-00000002", "desk");
     second.secret = Some(secret(Role::High, 2));
     second.replaces = vec!["git-pair-desk-00000001".to_owned()];
+    second.replaces_markers = vec![first.authorized.marker.clone()];
     apply(&dir, &second, &mut never())
         .unwrap()
         .commit()

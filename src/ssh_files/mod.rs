@@ -46,7 +46,7 @@ mod crash_tests;
 #[cfg(test)]
 mod io_tests;
 #[cfg(test)]
-mod test_keys;
+pub(crate) mod test_keys;
 
 pub use client_config::{BlockRecord, FoundBlock, HostBlock, Refresh};
 pub use pair_secret::SecretRecord;
@@ -97,6 +97,19 @@ pub enum Error {
     /// A key file for this alias already exists; git-pair never overwrites a key.
     #[error("{} already exists and git pair never overwrites a key file: run `git pair remove` for this pairing or move the file aside, then retry", .path.display())]
     IdentityExists { path: PathBuf },
+
+    /// A name this pairing would write under already belongs to another pairing. git pair
+    /// chooses its names itself and checks them first, so this is a bug; nothing is written.
+    #[error("{name} is already used by another pairing here ({what}), and git pair never overwrites another pairing: this is a bug in git pair, please report it; nothing was changed")]
+    InUse { what: &'static str, name: String },
+
+    /// A line of `authorized_keys` that git pair did not write already lets the peer's key in.
+    #[error("line {line} of ~/.ssh/authorized_keys already lets the peer's key in, and git pair did not write that line; git pair never changes a line it did not write: remove or change that line yourself, or have the peer pair with its own key (without --key), then pair again")]
+    KeyAuthorizedByHand { line: usize },
+
+    /// git pair's line of another pairing already lets the peer's key in.
+    #[error("line {line} of ~/.ssh/authorized_keys lets the peer's key in for another pairing ({marker}); one key can open only one repository")]
+    KeyInAnotherPairing { line: usize, marker: String },
 
     /// The lock file could not be opened or locked.
     #[error("cannot lock {}: check that ~/.ssh/git-pair belongs to you and is writable", .path.display())]
@@ -310,6 +323,63 @@ impl SshDir {
             .collect())
     }
 
+    /// What already uses `alias` here, if anything: a `Host` block of git-pair's config
+    /// (compared without case, as ssh does), pinned host keys, a key file or a pair secret.
+    /// A new pairing's alias must be free of all of them.
+    pub fn alias_in_use(&self, alias: &str) -> Result<Option<&'static str>, Error> {
+        validate_alias(alias)?;
+        if self
+            .pair_blocks()?
+            .iter()
+            .any(|b| b.alias.eq_ignore_ascii_case(alias))
+        {
+            return Ok(Some("a Host block in ~/.ssh/git-pair/config"));
+        }
+        let known = atomic::read(&atomic::resolve(&self.pair_known_hosts())?)?;
+        if known.is_some_and(|f| !known_hosts::keys_for(&f.bytes, alias).is_empty()) {
+            return Ok(Some("host keys pinned in ~/.ssh/git-pair/known_hosts"));
+        }
+        for (what, path) in [
+            ("a key file in ~/.ssh/git-pair", self.identity(alias)),
+            ("a key file in ~/.ssh/git-pair", self.identity_pub(alias)),
+            ("a pair secret in ~/.ssh/git-pair", self.pair_secret(alias)),
+        ] {
+            if std::fs::symlink_metadata(&path).is_ok() {
+                return Ok(Some(what));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The host keys pinned for `alias` in git-pair's known_hosts; none if it does not exist.
+    pub fn pinned_keys(&self, alias: &str) -> Result<Vec<ssh_key::PublicKey>, Error> {
+        let known = atomic::read(&atomic::resolve(&self.pair_known_hosts())?)?;
+        Ok(known
+            .map(|f| known_hosts::keys_for(&f.bytes, alias))
+            .unwrap_or_default())
+    }
+
+    /// What already uses `marker` here, if anything: a line of `authorized_keys` or the record
+    /// of a `Host` block.
+    pub fn marker_in_use(&self, marker: &str) -> Result<Option<&'static str>, Error> {
+        if self
+            .pair_blocks()?
+            .iter()
+            .any(|b| b.marker.as_deref() == Some(marker))
+        {
+            return Ok(Some("the record of a Host block in ~/.ssh/git-pair/config"));
+        }
+        let keys = atomic::read(&atomic::resolve(&self.authorized_keys())?)?;
+        if keys.is_some_and(|f| {
+            authorized_keys::git_pair_lines(&f.bytes)
+                .iter()
+                .any(|l| l.marker == marker)
+        }) {
+            return Ok(Some("a line of ~/.ssh/authorized_keys"));
+        }
+        Ok(None)
+    }
+
     /// The `Host` blocks of git-pair's config, with their records; none if it does not exist.
     pub fn pair_blocks(&self) -> Result<Vec<FoundBlock>, Error> {
         let bytes = atomic::read(&atomic::resolve(&self.pair_config())?)?;
@@ -453,6 +523,9 @@ pub struct PairSetup {
     /// keys, pair secrets and unshared key files go in the same transaction (the
     /// `authorized_keys` line is replaced through the marker).
     pub replaces: Vec<String>,
+    /// The `authorized_keys` markers of the pairings in `replaces`: their lines go in the same
+    /// transaction. Any other line that lets the peer's key in makes [`apply`] refuse.
+    pub replaces_markers: Vec<String>,
     /// The pairing's pair secret, written to [`SshDir::pair_secret`] (0600). `None` writes
     /// none (and leaves an existing one).
     pub secret: Option<SecretRecord>,
@@ -664,6 +737,8 @@ pub fn apply_in(
             }
         }
     }
+    // Under the lock, so that no other pairing can take a name between the check and the write.
+    check_free(dir, setup)?;
     apply_steps(tx, dir, setup, &prepared, interrupted)
 }
 
@@ -701,11 +776,12 @@ fn apply_steps(
     }
     if let Some(secret) = &setup.secret {
         poll(interrupted)?;
-        // A stale file under this alias (the alias is new to every pairing) is replaced, and
-        // put back by a rollback.
-        let path = dir.pair_secret(alias);
-        tx.delete(&path)?;
-        tx.create(&path, secret.render(alias).as_bytes(), 0o600)?;
+        // check_free made sure no file is there (the alias is new to every pairing).
+        tx.create(
+            &dir.pair_secret(alias),
+            secret.render(alias).as_bytes(),
+            0o600,
+        )?;
     }
     poll(interrupted)?;
     tx.update(&dir.pair_known_hosts(), FileMode::Fixed(0o600), |old| {
@@ -724,7 +800,12 @@ fn apply_steps(
     })?;
     poll(interrupted)?;
     tx.update(&dir.authorized_keys(), FileMode::Fixed(0o600), |old| {
-        authorized_keys::plan_add(old.unwrap_or_default(), &setup.authorized).map(Some)
+        authorized_keys::plan_add(
+            old.unwrap_or_default(),
+            &setup.authorized,
+            &setup.replaces_markers,
+        )
+        .map(Some)
     })?;
     for old in &setup.replaces {
         if !old.eq_ignore_ascii_case(alias) {
@@ -733,6 +814,36 @@ fn apply_steps(
         }
     }
     Ok(())
+}
+
+/// Refuses, before anything is written, a setup that would overwrite what belongs to another
+/// pairing: its `Host` block, pinned host keys, key files or pair secret (by alias), its
+/// `authorized_keys` line or `Host` block record (by marker), or a line that lets the peer's key
+/// in and is not this pairing's or a replaced one's (see [`authorized_keys::plan_add`]). What the
+/// setup replaces (`replaces`, `replaces_markers`) is not another pairing's.
+fn check_free(dir: &SshDir, setup: &PairSetup) -> Result<(), Error> {
+    let replaced_alias = |a: &str| setup.replaces.iter().any(|r| r.eq_ignore_ascii_case(a));
+    if !replaced_alias(&setup.alias) {
+        if let Some(what) = dir.alias_in_use(&setup.alias)? {
+            return Err(Error::InUse {
+                what,
+                name: setup.alias.clone(),
+            });
+        }
+    }
+    let marker = &setup.authorized.marker;
+    if !setup.replaces_markers.contains(marker) {
+        if let Some(what) = dir.marker_in_use(marker)? {
+            return Err(Error::InUse {
+                what,
+                name: marker.clone(),
+            });
+        }
+    }
+    let existing = atomic::read(&atomic::resolve(&dir.authorized_keys())?)?
+        .map(|f| f.bytes)
+        .unwrap_or_default();
+    authorized_keys::plan_add(&existing, &setup.authorized, &setup.replaces_markers).map(drop)
 }
 
 fn poll(interrupted: &mut dyn FnMut() -> bool) -> Result<(), Error> {

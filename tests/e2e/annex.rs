@@ -3,6 +3,7 @@
 //! content from A to B with `git annex sync --content`.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use super::support::gitpair::{pair, PairOpts};
 use super::support::host::Host;
@@ -136,4 +137,104 @@ pub fn git_annex_sync_content_over_a_pairing() {
             host.hostname
         );
     }
+}
+
+/// Stops the git-annex assistants and ends the ssh connection-cache masters git-annex left in
+/// the repositories, when dropped: also when the test fails halfway.
+struct Assistants<'a> {
+    lab: &'a Lab,
+    running: Vec<(&'a Host, std::path::PathBuf)>,
+}
+
+impl Drop for Assistants<'_> {
+    fn drop(&mut self) {
+        for (host, dir) in &self.running {
+            let _ = host
+                .cmd("git")
+                .args(["annex", "assistant", "--stop"])
+                .cwd(dir)
+                .run();
+            // git-annex's ControlPersist masters: `ssh -O exit` on each socket it made.
+            let sockets = dir.join(".git/annex/ssh");
+            for socket in std::fs::read_dir(&sockets).into_iter().flatten().flatten() {
+                let _ = host
+                    .cmd("ssh")
+                    .arg("-S")
+                    .arg(socket.path())
+                    .args(["-O", "exit", "ignored"])
+                    .run();
+            }
+        }
+        let _ = self.lab;
+    }
+}
+
+/// What must keep working (issue 8): two paired git-annex repositories, each with
+/// `git annex assistant` running. A file added on A arrives on B, content included, within
+/// seconds, through the forced command `git pair serve` (which now serves git-annex-shell only
+/// in a git-annex repository, with an allowlisted environment); and the other way round.
+pub fn git_annex_assistants_on_both_sides_sync_a_new_file() {
+    let lab = Lab::new(Network::DualStack);
+    let b_repo = two_annex_repositories(&lab);
+    let p = pair(
+        &lab,
+        &PairOpts::default(),
+        &PairOpts::default().in_repo(&b_repo),
+    )
+    .expect_paired();
+    let _ = p;
+    let mut assistants = Assistants {
+        lab: &lab,
+        running: Vec::new(),
+    };
+    for (host, dir) in [(&lab.a, lab.a.repo.clone()), (&lab.b, b_repo.clone())] {
+        expect_ok(&lab, git_in(host, &dir, &["annex", "assistant"]));
+        assistants.running.push((host, dir));
+    }
+
+    let arrives = |host: &Host, dir: &Path, file: &str, content: &str, within: Duration| {
+        let started = Instant::now();
+        loop {
+            if std::fs::read_to_string(dir.join(file)).ok().as_deref() == Some(content) {
+                return started.elapsed();
+            }
+            assert!(
+                started.elapsed() < within,
+                "{file} did not arrive on {} within {within:?}\n{}\n--- daemon log ---\n{}",
+                host.hostname,
+                lab.sshd_logs(),
+                std::fs::read_to_string(dir.join(".git/annex/daemon.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let content = "from alpha's assistant\n".repeat(500);
+    lab.a
+        .write_user_file(&lab.a.repo.join("new.txt"), content.as_bytes(), 0o644);
+    let took = arrives(
+        &lab.b,
+        &b_repo,
+        "new.txt",
+        &content,
+        Duration::from_secs(60),
+    );
+    eprintln!("  A -> B through the assistants in {took:?}");
+    let content = "from beta's assistant\n".repeat(500);
+    lab.b
+        .write_user_file(&b_repo.join("back.txt"), content.as_bytes(), 0o644);
+    let took = arrives(
+        &lab.a,
+        &lab.a.repo,
+        "back.txt",
+        &content,
+        Duration::from_secs(60),
+    );
+    eprintln!("  B -> A through the assistants in {took:?}");
+    // Annexed, not committed as plain git: the content is in the annex on the receiving side.
+    let out = expect_ok(
+        &lab,
+        git_in(&lab.b, &b_repo, &["annex", "find", "--in=here"]),
+    );
+    assert!(out.stdout_str().contains("new.txt"), "{out}");
+    drop(assistants);
 }

@@ -513,3 +513,219 @@ pub fn an_unwritable_ssh_dir_is_refused_before_anything_happens() {
     );
     assert!(super::snapshot(&lab.b) == before);
 }
+
+/// The `remote` event of a run, for its replacement fields.
+fn remote_event(out: &Output) -> Value {
+    super::support::gitpair::events(out)
+        .into_iter()
+        .find(|e| e["event"] == "remote")
+        .unwrap_or_else(|| panic!("no remote event\n{out}"))
+}
+
+/// Issue 8, item 3: a peer that claims an earlier pairing's `user@host:path` but whose sshd
+/// presents another host key (here B's second sshd, with a key made now) gets a new pairing of
+/// its own name on A, said plainly; A's earlier pairing is untouched and still works. The peer
+/// that does prove it (A, whose sshd is the same, seen from B) replaces in place. A logs in
+/// with `--key` both times, as in the issue's repro, so that B's in-place update keeps A's old
+/// pairing working.
+pub fn a_peer_whose_sshd_cannot_prove_an_earlier_pairing_gets_a_new_one() {
+    let lab = Lab::new(Network::DualStack);
+    let key = lab.a.home.join(".ssh/id_ed25519");
+    lab.a
+        .cmd("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .run_ok();
+    let with_key = || PairOpts::default().arg("--key").arg(key.to_string_lossy());
+    let first = pair(&lab, &with_key(), &PairOpts::default()).expect_paired();
+    let old = lab.a.remote(&first.remote_on_a);
+    let files = |h: &Host| {
+        [
+            ".ssh/git-pair/config",
+            ".ssh/git-pair/known_hosts",
+            ".ssh/authorized_keys",
+        ]
+        .map(|f| host::read_file(&h.home.join(f)).unwrap_or_default())
+    };
+    let a_before = files(&lab.a);
+    let old_config: Vec<String> = ["url", "pair-alias", "pair-host-keys", "pair-address"]
+        .iter()
+        .map(|k| {
+            config_value(
+                &lab.a,
+                &lab.a.repo,
+                &format!("remote.{}.{k}", first.remote_on_a),
+            )
+        })
+        .collect();
+
+    let extra = lab.b.start_extra_sshd("ssh_host_ed25519_key_new", 2222);
+    let run = pair(
+        &lab,
+        &with_key(),
+        &PairOpts::default().sshd(2222, &extra.host_key_pub),
+    );
+    let second = run.expect_paired();
+    // A: a new pairing, beside the old one, said plainly to people and programs.
+    assert_ne!(second.remote_on_a, first.remote_on_a, "{run}");
+    let said = run.a.stderr_str();
+    assert!(
+        said.contains("did not prove it")
+            && said.contains(&format!("{} stays as it was", first.remote_on_a)),
+        "{run}"
+    );
+    let event = remote_event(&run.a);
+    assert_eq!(
+        event["not_replaced"]["remotes"],
+        serde_json::json!([first.remote_on_a]),
+        "{run}"
+    );
+    assert!(event["replaced"].is_null(), "{run}");
+    let remotes = paired_remotes(&lab.a, &lab.a.repo);
+    assert!(
+        remotes.contains(&first.remote_on_a) && remotes.contains(&second.remote_on_a),
+        "{remotes:?}"
+    );
+    // The old pairing's settings, Host block and pinned key are as they were.
+    for (k, was) in ["url", "pair-alias", "pair-host-keys", "pair-address"]
+        .iter()
+        .zip(&old_config)
+    {
+        let now = config_value(
+            &lab.a,
+            &lab.a.repo,
+            &format!("remote.{}.{k}", first.remote_on_a),
+        );
+        assert_eq!(&now, was, "remote.{}.{k}", first.remote_on_a);
+    }
+    let a_after = files(&lab.a);
+    let pair_config = String::from_utf8_lossy(&a_after[0]);
+    let block = |bytes: &[u8], alias: &str| -> String {
+        String::from_utf8_lossy(bytes)
+            .split("\nHost ")
+            .find(|b| b.starts_with(alias) || b.starts_with(&format!("Host {alias}")))
+            .unwrap_or_default()
+            .trim_end()
+            .to_owned()
+    };
+    assert_eq!(
+        block(&a_before[0], &old.alias),
+        block(&a_after[0], &old.alias),
+        "{pair_config}"
+    );
+    let pinned = |bytes: &[u8], alias: &str| -> Vec<String> {
+        String::from_utf8_lossy(bytes)
+            .lines()
+            .filter(|l| l.starts_with(&format!("{alias} ")))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(
+        pinned(&a_before[1], &old.alias),
+        pinned(&a_after[1], &old.alias)
+    );
+    // Every authorized_keys line A had is still there.
+    let before_lines: Vec<&[u8]> = a_before[2].split(|b| *b == b'\n').collect();
+    for line in &before_lines {
+        assert!(
+            a_after[2].split(|b| *b == b'\n').any(|l| l == *line),
+            "line lost: {}",
+            String::from_utf8_lossy(line)
+        );
+    }
+    // Both of A's remotes work: the old one reaches B's first sshd, the new one the second.
+    expect_ok(
+        &lab,
+        git_in(&lab.a, &lab.a.repo, &["fetch", &first.remote_on_a]),
+    );
+    expect_ok(
+        &lab,
+        git_in(&lab.a, &lab.a.repo, &["fetch", &second.remote_on_a]),
+    );
+    assert!(lab.a.remote(&second.remote_on_a).alias != old.alias);
+
+    // B: A proved it is the same (its sshd kept its key): replaced in place, said so.
+    assert_eq!(second.remote_on_b, first.remote_on_b, "{run}");
+    let event = remote_event(&run.b);
+    assert_eq!(event["replaced"], first.remote_on_b.as_str(), "{run}");
+    assert!(
+        run.b
+            .stderr_str()
+            .contains("this replaces the earlier pairing"),
+        "{run}"
+    );
+    assert_eq!(
+        paired_remotes(&lab.b, &lab.b.repo),
+        std::slice::from_ref(&first.remote_on_b)
+    );
+    assert_eq!(
+        git_pair_lines(&lab.b).len(),
+        1,
+        "{:?}",
+        git_pair_lines(&lab.b)
+    );
+    expect_ok(
+        &lab,
+        git_in(&lab.b, &lab.b.repo, &["fetch", &first.remote_on_b]),
+    );
+    drop(extra);
+}
+
+/// Issue 8, item 4: the peer's key (`--key`) is already in authorized_keys on a line git pair
+/// did not write (here the user's own unrestricted line). Both sides refuse before anything is
+/// written, A naming the line and what to do; the line stays, byte for byte.
+pub fn a_key_already_authorized_by_hand_is_refused_on_both_sides() {
+    let lab = Lab::new(Network::DualStack);
+    let key = lab.b.home.join(".ssh/id_ed25519");
+    lab.b
+        .cmd("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .run_ok();
+    let public = host::read_file(&key.with_extension("pub")).unwrap();
+    let mut keys = b"# my own keys\n".to_vec();
+    keys.extend_from_slice(&public);
+    lab.a
+        .write_user_file(&lab.a.home.join(".ssh/authorized_keys"), &keys, 0o600);
+    let before = (super::snapshot(&lab.a), super::snapshot(&lab.b));
+    let run = pair(
+        &lab,
+        &PairOpts::timeout(10),
+        &PairOpts::timeout(10)
+            .arg("--key")
+            .arg(key.to_string_lossy()),
+    );
+    assert_eq!(run.a.code(), Some(exit::SETUP_FAILED), "{run}");
+    assert_eq!(run.b.code(), Some(exit::SETUP_FAILED), "{run}");
+    let said = run.a.stderr_str();
+    assert!(
+        said.contains("line 2 of")
+            && said.contains("git pair did not write that line")
+            && said.contains("without --key"),
+        "{run}"
+    );
+    assert!(run.b.stderr_str().contains("pair without --key"), "{run}");
+    assert!(
+        super::snapshot(&lab.a) == before.0,
+        "A wrote something\n{run}"
+    );
+    assert!(
+        super::snapshot(&lab.b) == before.1,
+        "B wrote something\n{run}"
+    );
+    assert_eq!(
+        host::read_file(&lab.a.home.join(".ssh/authorized_keys")).unwrap(),
+        keys
+    );
+    // The user's own access with that key is still theirs.
+    let out = lab
+        .b
+        .cmd("ssh")
+        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no"])
+        .args(["-o", "UserKnownHostsFile=/dev/null", "-i"])
+        .arg(&key)
+        .arg(format!("{}@{}", lab.a.user, lab.a.addr_from(&lab.b)))
+        .arg("echo still mine")
+        .run();
+    assert_eq!(out.stdout_str(), "still mine\n", "{out}");
+}

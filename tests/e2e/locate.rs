@@ -606,6 +606,10 @@ pub fn a_pairing_without_a_pair_secret_says_to_pair_again() {
     std::fs::remove_file(only_secret(&lab.a)).unwrap();
     let out = refresh(&lab.a, &[]);
     assert!(out.success(), "still found at its address\n{out}");
+    assert!(
+        out.stderr_str().contains("pair again to make it locatable"),
+        "{out}"
+    );
     assert_eq!(
         event(&events(&out), "refreshed").unwrap()["method"],
         "address"
@@ -704,4 +708,100 @@ pub fn refresh_prefers_a_name_that_resolves() {
     assert_eq!(list[0]["current_address"], format!("{name}:22"));
     assert_eq!(list[0]["refreshed_by"], "mdns");
     assert_eq!(list[0]["reachable"], true, "{listed}");
+}
+
+/// Reads `watch`'s events until one named `name` (within 10 s).
+fn next_event(watch: &mut Running, name: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let line = watch
+            .next_line(deadline)
+            .unwrap_or_else(|| panic!("no {name} event from git pair watch"));
+        if let Ok(v) = serde_json::from_str::<Value>(&line) {
+            if v["event"] == name {
+                return v;
+            }
+        }
+    }
+}
+
+/// A watch started before any pairing picks up a pairing made while it runs, answers for it,
+/// and lets it go when it is removed: no restart.
+pub fn watch_notices_pairings_made_and_removed_while_it_runs() {
+    let lab = Lab::new(Network::DualStack);
+    let (mut watch, watching) = start_watch(&lab.b);
+    assert_eq!(watching["pairings"], serde_json::json!([]));
+    let p = pair_default(&lab);
+    let b_alias = lab.b.remote(&p.remote_on_b).alias;
+    let added = next_event(&mut watch, "pairings");
+    assert_eq!(added["pairings"], serde_json::json!([b_alias]));
+
+    let new_ip = move_host(&lab.b, 2, 9);
+    let out = refresh(&lab.a, &[]);
+    assert!(out.success(), "{out}");
+    assert_eq!(
+        host_name(&lab.a, &lab.a.remote(&p.remote_on_a).alias),
+        new_ip.to_string()
+    );
+    assert_eq!(
+        next_event(&mut watch, "answered")["alias"],
+        b_alias.as_str()
+    );
+
+    expect_ok(
+        &lab,
+        lab.b
+            .cmd(&lab.b.git_pair)
+            .args(["remove", &p.remote_on_b])
+            .run(),
+    );
+    let removed = next_event(&mut watch, "pairings");
+    assert_eq!(removed["pairings"], serde_json::json!([]));
+    // Moved again, A's refresh finds no one to answer for that pairing.
+    move_host(&lab.b, 9, 10);
+    let out = refresh(&lab.a, &["--timeout", "3", "--no-scan"]);
+    assert_eq!(out.code(), Some(exit::NO_PEER), "{out}");
+    stop_watch(watch);
+}
+
+/// On a LAN that drops multicast, refresh reaches the peer's watch by unicast: to a --peer
+/// host, and without one by probing the subnet.
+pub fn refresh_without_multicast_by_peer_and_by_subnet_probe() {
+    let lab = Lab::new(Network::MulticastDropped);
+    let p = pair_default_with_peer(&lab);
+    let alias = lab.a.remote(&p.remote_on_a).alias;
+    let (watch, _) = start_watch(&lab.b);
+    let new_ip = move_host(&lab.b, 2, 9);
+    let out = refresh(&lab.a, &["--peer", &new_ip.to_string(), "--no-scan"]);
+    assert!(out.success(), "{out}");
+    assert_eq!(host_name(&lab.a, &alias), new_ip.to_string());
+    let by_peer = datagrams(&out);
+
+    let newer = move_host(&lab.b, 9, 10);
+    let started = Instant::now();
+    let out = refresh(&lab.a, &[]);
+    assert!(out.success(), "{out}");
+    assert_eq!(host_name(&lab.a, &alias), newer.to_string());
+    eprintln!(
+        "  without multicast: found with --peer ({} datagrams), then by the subnet probe in {:?} ({} datagrams)",
+        by_peer.map_or("?".into(), |n| n.to_string()),
+        started.elapsed(),
+        datagrams(&out).map_or("?".into(), |n| n.to_string())
+    );
+    assert!(
+        lab.drop_counters().multicast() > 0,
+        "multicast was really dropped"
+    );
+    stop_watch(watch);
+}
+
+/// Pairs on a LAN without multicast, A naming B with --peer.
+fn pair_default_with_peer(lab: &Lab) -> Paired {
+    use super::support::gitpair::{pair, PairOpts};
+    pair(
+        lab,
+        &PairOpts::default().peer(lab.b.addr_from(&lab.a)),
+        &PairOpts::default(),
+    )
+    .expect_paired()
 }

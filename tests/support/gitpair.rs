@@ -37,6 +37,10 @@ pub struct PairOpts {
     pub cwd: Option<PathBuf>,
     /// More arguments (`--name`, `--key`).
     pub extra: Vec<String>,
+    /// `--ssh-port`.
+    pub ssh_port: u16,
+    /// `--host-key`, instead of the host's sshd key.
+    pub host_key: Option<PathBuf>,
 }
 
 impl Default for PairOpts {
@@ -47,6 +51,8 @@ impl Default for PairOpts {
             code_on_stdin: false,
             cwd: None,
             extra: Vec::new(),
+            ssh_port: 22,
+            host_key: None,
         }
     }
 }
@@ -74,6 +80,13 @@ impl PairOpts {
         self
     }
 
+    /// Advertise another sshd of the host: its port and its host key.
+    pub fn sshd(mut self, port: u16, host_key: impl Into<PathBuf>) -> PairOpts {
+        self.ssh_port = port;
+        self.host_key = Some(host_key.into());
+        self
+    }
+
     pub fn arg(mut self, arg: impl Into<String>) -> PairOpts {
         self.extra.push(arg.into());
         self
@@ -98,9 +111,10 @@ impl Host {
             Some((program, args)) => self.cmd(program).args(args).arg(&self.git_pair),
             None => self.cmd(&self.git_pair),
         }
-        .args(["--json", "--interface", &self.iface, "--ssh-port", "22"])
+        .args(["--json", "--interface", &self.iface, "--ssh-port"])
+        .arg(opts.ssh_port.to_string())
         .arg("--host-key")
-        .arg(&self.host_key_pub)
+        .arg(opts.host_key.as_ref().unwrap_or(&self.host_key_pub))
         .args(["--timeout", &opts.timeout_secs.to_string()]);
         for peer in &opts.peers {
             cmd = cmd.args(["--peer", peer]);

@@ -227,12 +227,13 @@ impl Host {
     /// Generates the host key, writes sshd_config, starts sshd in the namespace and waits until
     /// it answers with that host key from inside the namespace.
     pub(crate) fn start_sshd(&self) {
-        let key = self.sshd_dir.join("ssh_host_ed25519_key");
         let target = match self.ipv4 {
             Some(v4) => v4.to_string(),
             None => format!("{}%{}", self.ipv6_ll, self.iface),
         };
-        self.run_sshd_with_new_key(&key, &target);
+        let sshd = self.spawn_sshd("ssh_host_ed25519_key", 22);
+        *lock_slot(&self.sshd) = Some(sshd);
+        self.wait_sshd_ready(&self.host_key_pub, &target, 22);
     }
 
     /// Stops this host's sshd and starts it again with a new host key (as if reinstalled):
@@ -240,37 +241,51 @@ impl Host {
     /// on 127.0.0.1: the host may have moved since the lab was built.)
     pub fn replace_sshd_host_key(&self) -> PathBuf {
         drop(lock_slot(&self.sshd).take());
-        let key = self.sshd_dir.join("ssh_host_ed25519_key_new");
-        self.run_sshd_with_new_key(&key, "127.0.0.1");
-        key.with_extension("pub")
+        let sshd = self.spawn_sshd("ssh_host_ed25519_key_new", 22);
+        *lock_slot(&self.sshd) = Some(sshd);
+        let key_pub = self.sshd_dir.join("ssh_host_ed25519_key_new.pub");
+        self.wait_sshd_ready(&key_pub, "127.0.0.1", 22);
+        key_pub
     }
 
-    /// Generates `key`, starts sshd with it and waits until it answers at `target`:22.
-    fn run_sshd_with_new_key(&self, key: &Path, target: &str) {
+    /// A second sshd of this host on `port`, with a host key of its own made now (named
+    /// `key_name` in the sshd directory), serving the same user; killed by its pid when the
+    /// returned [`ExtraSshd`] is dropped (and with the namespace at the latest).
+    pub fn start_extra_sshd(&self, key_name: &str, port: u16) -> ExtraSshd {
+        let running = self.spawn_sshd(key_name, port);
+        let host_key_pub = self.sshd_dir.join(format!("{key_name}.pub"));
+        let extra = ExtraSshd {
+            _running: running,
+            host_key_pub,
+        };
+        let target = self.addr_from(self);
+        self.wait_sshd_ready(&extra.host_key_pub, &target, port);
+        extra
+    }
+
+    /// Generates the host key `key_name` and starts an sshd with it on `port`.
+    fn spawn_sshd(&self, key_name: &str, port: u16) -> Running {
+        let key = self.sshd_dir.join(key_name);
         Cmd::root("ssh-keygen")
             .args(["-q", "-t", "ed25519", "-N", ""])
             .arg("-C")
             .arg(format!("{} host key", self.hostname))
             .arg("-f")
-            .arg(key)
+            .arg(&key)
             .run_ok();
-        let key_pub = PathBuf::from(format!("{}.pub", key.display()));
-        set_mode(&key_pub, 0o644);
-        let config = self.sshd_dir.join("sshd_config");
-        write_file(&config, sshd_config(key, &self.user).as_bytes());
+        set_mode(&self.sshd_dir.join(format!("{key_name}.pub")), 0o644);
+        let config = self.sshd_dir.join(format!("sshd_config-{port}"));
+        write_file(&config, sshd_config(&key, &self.user, port).as_bytes());
         fs::create_dir_all("/run/sshd").unwrap_or_else(|e| panic!("mkdir /run/sshd: {e}"));
         set_mode(Path::new("/run/sshd"), 0o755);
-
-        let sshd = self
-            .root_cmd("/usr/sbin/sshd")
+        self.root_cmd("/usr/sbin/sshd")
             .args([OsStr::new("-D"), OsStr::new("-e"), OsStr::new("-f")])
             .arg(&config)
-            .spawn();
-        *lock_slot(&self.sshd) = Some(sshd);
-        self.wait_sshd_ready(&key_pub, target);
+            .spawn()
     }
 
-    fn wait_sshd_ready(&self, key_pub: &Path, target: &str) {
+    /// Waits until the sshd on `port` answers at `target` with the key in `key_pub`.
+    fn wait_sshd_ready(&self, key_pub: &Path, target: &str, port: u16) {
         let want = read_file(key_pub).unwrap_or_default();
         let want = String::from_utf8_lossy(&want);
         let want_b64 = want
@@ -280,7 +295,7 @@ impl Host {
             .to_owned();
         let deadline = Instant::now() + SSHD_READY;
         loop {
-            if let Some(sshd) = lock_slot(&self.sshd).as_mut() {
+            if let Some(sshd) = lock_slot(&self.sshd).as_mut().filter(|_| port == 22) {
                 if sshd.has_exited() {
                     panic!(
                         "sshd of {} exited at start:\n{}",
@@ -291,14 +306,14 @@ impl Host {
             }
             let scan = self
                 .root_cmd("ssh-keyscan")
-                .args(["-T", "2", "-p", "22", "-t", "ed25519", target])
+                .args(["-T", "2", "-p", &port.to_string(), "-t", "ed25519", target])
                 .run();
             if scan.stdout_str().contains(&want_b64) {
                 return;
             }
             if Instant::now() > deadline {
                 panic!(
-                    "sshd of {} did not answer on {target}:22 within {SSHD_READY:?}\n{scan}\n--- sshd log ---\n{}",
+                    "sshd of {} did not answer on {target}:{port} within {SSHD_READY:?}\n{scan}\n--- sshd log ---\n{}",
                     self.hostname,
                     self.sshd_log()
                 );
@@ -312,12 +327,20 @@ pub(crate) fn lock_slot(slot: &SshdSlot) -> MutexGuard<'_, Option<Running>> {
     slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn sshd_config(host_key: &Path, user: &str) -> String {
+/// A second sshd of a host (see [`Host::start_extra_sshd`]).
+pub struct ExtraSshd {
+    /// Held to kill it, by its pid, on drop.
+    _running: Running,
+    /// Its host key, made when it started.
+    pub host_key_pub: PathBuf,
+}
+
+fn sshd_config(host_key: &Path, user: &str, port: u16) -> String {
     // Inside the namespace the wildcard addresses cover only the namespace's own interfaces.
     format!(
         "ListenAddress 0.0.0.0\n\
          ListenAddress ::\n\
-         Port 22\n\
+         Port {port}\n\
          HostKey {}\n\
          PidFile none\n\
          UsePAM no\n\

@@ -18,8 +18,10 @@
 
 mod error;
 mod input;
+mod names;
 mod peer;
 mod preflight;
+mod replace;
 mod report;
 mod setup;
 
@@ -264,6 +266,8 @@ fn exchange(
             alias: done.alias.clone(),
             peer: verified.view.clone(),
             address: verified.address.to_string(),
+            replaced: done.replacement.replaced.clone(),
+            not_replaced: done.replacement.not_replaced.clone(),
         });
         out.line(&format!("Paired. Try: git fetch {}", done.remote));
         return Ok(());
@@ -275,6 +279,19 @@ fn exchange(
         }
         .into()),
         Outcome::Deadline => {
+            // A peer answered, but with a payload too large to carry: say so, not "no peer".
+            if let Some((from, pieces)) = machine.oversized_payload() {
+                return Err(PairError::BadPeer(format!(
+                    "the machine at {} sent its details in {pieces} pieces, more than the {} \
+                     ({} bytes) git pair accepts, so it could not be verified: fewer or smaller \
+                     host keys (--host-key) or a smaller --key on that machine; nothing was \
+                     written",
+                    from.ip(),
+                    crate::protocol::codec::MAX_PIECES,
+                    crate::protocol::payload::MAX_PAYLOAD
+                ))
+                .into());
+            }
             out.event(JsonEvent::Timeout {
                 seconds: args.timeout,
             });

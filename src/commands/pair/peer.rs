@@ -17,12 +17,13 @@ use crate::protocol::schedule::{PairSecret, Role};
 use crate::protocol::{Event, Machine};
 use crate::repo;
 use crate::sanitize;
-use crate::ssh_files;
+use crate::ssh_files::authorized_keys;
 use crate::transport::driver::Control;
 use crate::transport::iface::Interface;
-use crate::transport::probe;
+use crate::transport::{keyscan, probe};
 
 use super::error::PairError;
+use super::replace::{earlier_pairings, replacement_proof, Decision, Evidence};
 use super::{Prepared, Reporter};
 
 /// How long the peer's sshd has to accept a TCP connection.
@@ -33,18 +34,27 @@ pub(super) struct VerifiedPeer {
     pub(super) info: PeerInfo,
     pub(super) view: PeerView,
     pub(super) address: SocketAddr,
-    pub(super) peer: SessionId,
     /// The long-term secret of the pairing, stored with it.
     pub(super) secret: PairSecret,
     /// Which end of the session this side was.
     pub(super) role: Role,
+    /// Whether it replaces an earlier pairing (see [`replacement_proof`]).
+    pub(super) decision: Decision,
+}
+
+/// A peer whose payload passed every check, before the protocol verified it.
+pub(super) struct Accepted {
+    peer: SessionId,
+    info: PeerInfo,
+    address: SocketAddr,
+    decision: Decision,
 }
 
 #[derive(Default)]
 pub(super) struct Session {
     /// Peers whose payload was accepted (their sshd answered). Usually one;
     /// two only if two machines on the LAN hold the same code.
-    pub(super) accepted: Vec<(SessionId, PeerInfo, SocketAddr)>,
+    pub(super) accepted: Vec<Accepted>,
     pub(super) verified: Option<VerifiedPeer>,
     pub(super) error: Option<anyhow::Error>,
 }
@@ -105,11 +115,16 @@ impl Session {
                 Control::Stop
             }
             Event::Verified(v) => {
-                let Some(i) = self.accepted.iter().position(|(id, ..)| *id == v.peer) else {
+                let Some(i) = self.accepted.iter().position(|a| a.peer == v.peer) else {
                     self.error = Some(anyhow::anyhow!("verified a peer that was never checked"));
                     return Control::Stop;
                 };
-                let (peer, info, address) = self.accepted.swap_remove(i);
+                let Accepted {
+                    peer,
+                    info,
+                    address,
+                    decision,
+                } = self.accepted.swap_remove(i);
                 let view = view_of(&info);
                 out.event(JsonEvent::Verified {
                     peer: view.clone(),
@@ -131,8 +146,8 @@ impl Session {
                     view,
                     address,
                     role: Role::of(&m.session_id(), &peer),
-                    peer,
                     secret: v.pair_secret.clone(),
+                    decision,
                 });
                 Control::Stop
             }
@@ -172,7 +187,13 @@ impl Session {
             );
             return Control::Stop;
         }
-        if let Some(conflict) = key_conflict(p, &info) {
+        if let Some(conflict) = annex_uuid_conflict(p.info.annex_uuid.as_deref(), &info) {
+            m.reject(peer, &conflict.for_peer);
+            self.error = Some(PairError::BadPeer(conflict.here).into());
+            return Control::Stop;
+        }
+        // A key that a line git pair did not write lets in: refused whatever is replaced.
+        if let Some(conflict) = key_conflict(p, &info, &[]).filter(|c| c.by_hand) {
             m.reject(peer, &conflict.for_peer);
             self.error = Some(PairError::KeyInUse(conflict.here).into());
             return Control::Stop;
@@ -182,12 +203,8 @@ impl Session {
             "checking the peer's sshd (TCP port {})…",
             info.ssh_port
         ));
-        match probe::first_reachable(&candidates, SSHD_PROBE_TIMEOUT) {
-            Ok(address) => {
-                self.accepted.push((peer, info, address));
-                m.accept(Instant::now(), peer);
-                Control::Continue
-            }
+        let address = match probe::first_reachable(&candidates, SSHD_PROBE_TIMEOUT) {
+            Ok(address) => address,
             Err(failures) => {
                 m.reject(
                     peer,
@@ -206,10 +223,58 @@ impl Session {
                     }
                     .into(),
                 );
-                Control::Stop
+                return Control::Stop;
             }
+        };
+        let decision = match decide(p, &info, address, out) {
+            Ok(decision) => decision,
+            Err(e) => {
+                m.reject(peer, "this side cannot read its own pairings");
+                self.error = Some(e);
+                return Control::Stop;
+            }
+        };
+        if let Some(conflict) = key_conflict(p, &info, &decision.replaced_markers()) {
+            m.reject(peer, &conflict.for_peer);
+            self.error = Some(PairError::KeyInUse(conflict.here).into());
+            return Control::Stop;
         }
+        self.accepted.push(Accepted {
+            peer,
+            info,
+            address,
+            decision,
+        });
+        m.accept(Instant::now(), peer);
+        Control::Continue
     }
+}
+
+/// Whether the new pairing replaces an earlier one that claims the same peer: only when the
+/// peer's sshd proves it in a key exchange (see [`replacement_proof`]). Asks the sshd only when
+/// there is an earlier pairing to prove.
+fn decide(
+    p: &Prepared,
+    info: &PeerInfo,
+    address: SocketAddr,
+    out: &mut Reporter,
+) -> anyhow::Result<Decision> {
+    let earlier = earlier_pairings(&p.repo, &p.info.path, &p.ssh, &peer_id(info))?;
+    if earlier.is_empty() {
+        return Ok(Decision::First);
+    }
+    out.status("checking the peer's sshd host keys…");
+    let host = super::setup::host_name_for(address, &p.interfaces);
+    let presented = keyscan::host_keys(&host, address.port(), SSHD_PROBE_TIMEOUT);
+    let why = presented.as_ref().err().map(|e| e.to_string());
+    Ok(replacement_proof(&Evidence {
+        earlier: &earlier,
+        presented: match &presented {
+            Ok(keys) => Ok(keys),
+            Err(_) => Err(why.as_deref().unwrap_or_default()),
+        },
+        offered: &info.host_keys,
+    }))
 }
 
 /// What a side that finds itself paired with itself tells the other (itself).
@@ -229,34 +294,77 @@ pub(super) fn is_this_repository(p: &Prepared, info: &PeerInfo) -> bool {
     same_path && same_host
 }
 
-/// Why a peer's login key cannot be let in, told to each side.
-pub(super) struct KeyConflict {
+/// Why a peer cannot be let in, told to each side.
+pub(super) struct Conflict {
     pub(super) here: String,
     pub(super) for_peer: String,
+    /// The line that lets the key in was not written by git pair.
+    pub(super) by_hand: bool,
 }
 
-/// sshd uses the first `authorized_keys` line that matches a key, so one key can open only one
-/// repository. A peer that logs in with a key already paired with another repository here
-/// (`--key` on its side) would silently take that pairing's access away, or be sent to the
-/// wrong repository: refuse it before anything is written. A re-pair of the same two
-/// repositories has the same marker and simply replaces its line.
-pub(super) fn key_conflict(p: &Prepared, info: &PeerInfo) -> Option<KeyConflict> {
-    let existing = fs::read(p.ssh.authorized_keys()).ok()?;
-    let ours = repo::pair_marker(&p.info.path, &peer_id(info));
-    let other = ssh_files::authorized_keys::git_pair_lines(&existing)
-        .into_iter()
-        .find(|l| l.key.key_data() == info.user_key.key_data() && l.marker != ours)?;
-    let label = sanitize::for_terminal(&other.label).into_owned();
-    Some(KeyConflict {
+/// Two copies of one git-annex repository (copied with their `.git/config`) share a UUID:
+/// git-annex would take each for the other. Refused on both sides, naming the field.
+pub(super) fn annex_uuid_conflict(local: Option<&str>, info: &PeerInfo) -> Option<Conflict> {
+    let theirs = info.annex_uuid.as_deref()?;
+    if !local.is_some_and(|ours| ours.eq_ignore_ascii_case(theirs)) {
+        return None;
+    }
+    Some(Conflict {
         here: format!(
-            "the peer logs in with a key that line {} of {} already lets in for another pairing \
-             ({label}); one key can open only one repository. Pair again without --key on the \
-             other machine, so that this pairing gets its own key, or run `git pair remove` for \
-             the old pairing",
-            other.line,
-            p.ssh.authorized_keys().display()
+            "the peer's annex_uuid is {theirs}, this repository's own: the two are copies of one \
+             git-annex repository. In the copy, run `git config --unset annex.uuid` and \
+             `git annex init` to give it a UUID of its own, then pair again; nothing was written"
         ),
-        for_peer: "pair without --key: it opens another repo here".to_string(),
+        for_peer: "your annex_uuid is this repository's own: reinit the copy".to_owned(),
+        by_hand: false,
+    })
+}
+
+/// sshd uses the first `authorized_keys` line that matches a key, so a line that already lets
+/// the peer's key in would decide what the key may do. Refused on both sides before anything
+/// is written, with what to do:
+/// - a line git pair did not write (the user's own, maybe unrestricted, access with that key,
+///   which git pair never drops or edits; a peer needs only the public half to offer it);
+/// - git pair's line of another pairing (`--key` on the peer's side): one key can open only one
+///   repository.
+///
+/// The lines of the pairings this one replaces (`replaced`, their markers) go with them.
+pub(super) fn key_conflict(p: &Prepared, info: &PeerInfo, replaced: &[String]) -> Option<Conflict> {
+    let existing = fs::read(p.ssh.authorized_keys()).ok()?;
+    let conflict = authorized_keys::key_conflicts(&existing, &info.user_key, &|m| {
+        replaced.iter().any(|r| r == m)
+    })
+    .into_iter()
+    .next()?;
+    let file = p.ssh.authorized_keys();
+    Some(match conflict.marker {
+        None => Conflict {
+            here: format!(
+                "the peer logs in with a key that line {} of {} already lets in, and git pair did \
+                 not write that line ({}); git pair never changes a line it did not write, and \
+                 sshd would use that line instead of the pairing's. Remove or change that line \
+                 yourself if it should go, or pair again with its own key on the other machine \
+                 (without --key)",
+                conflict.line,
+                file.display(),
+                sanitize::for_terminal_within(&conflict.label, 80)
+            ),
+            for_peer: "pair without --key: your key is already in authorized_keys here".to_owned(),
+            by_hand: true,
+        },
+        Some(_) => Conflict {
+            here: format!(
+                "the peer logs in with a key that line {} of {} already lets in for another \
+                 pairing ({}); one key can open only one repository. Pair again without --key \
+                 on the other machine, so that this pairing gets its own key, or run `git pair \
+                 remove` for the old pairing",
+                conflict.line,
+                file.display(),
+                sanitize::for_terminal(&conflict.label)
+            ),
+            for_peer: "pair without --key: it opens another repo here".to_owned(),
+            by_hand: false,
+        },
     })
 }
 
@@ -339,7 +447,8 @@ pub(super) fn sshd_candidates(
         a.set_port(port);
         push(a);
     }
-    let mut advertised: Vec<IpAddr> = info.addresses.clone();
+    // Canonical form first: `::ffff:127.0.0.1` is 127.0.0.1 to connect(), and must be judged so.
+    let mut advertised: Vec<IpAddr> = info.addresses.iter().map(IpAddr::to_canonical).collect();
     advertised.sort_by_key(|ip| match ip {
         IpAddr::V4(_) => 0,
         IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 != 0xfe80 => 1,
@@ -347,6 +456,9 @@ pub(super) fn sshd_candidates(
     });
     for ip in advertised {
         match ip {
+            // This machine itself (0.0.0.0/8, loopback) only when pairing over loopback, where
+            // the peer is on this machine; never the unspecified address.
+            IpAddr::V4(v4) if v4.octets()[0] == 0 => {}
             IpAddr::V4(v4) if !v4.is_loopback() || interfaces.iter().any(|i| i.loopback) => {
                 push(SocketAddr::new(ip, port))
             }
@@ -355,7 +467,9 @@ pub(super) fn sshd_candidates(
                     push(SocketAddr::V6(SocketAddrV6::new(v6, port, 0, scope)));
                 }
             }
-            IpAddr::V6(v6) if !v6.is_loopback() => push(SocketAddr::new(ip, port)),
+            IpAddr::V6(v6) if !v6.is_loopback() && !v6.is_unspecified() => {
+                push(SocketAddr::new(ip, port))
+            }
             _ => {}
         }
     }
@@ -385,6 +499,48 @@ mod tests {
             "[2001:db8::2]:2222".parse().unwrap(),
         ];
         assert_eq!(got, want);
+    }
+
+    /// Issue 8, item 6: a peer annex UUID equal to this repository's own is refused, naming the
+    /// field and the fix, on both sides.
+    #[test]
+    fn a_peer_annex_uuid_equal_to_ours_is_refused() {
+        let uuid = "0b1c2d3e-0000-4000-8000-000000000001";
+        let mut peer = info(&[]);
+        assert!(annex_uuid_conflict(Some(uuid), &peer).is_none());
+        peer.annex_uuid = Some("0b1c2d3e-0000-4000-8000-000000000002".into());
+        assert!(annex_uuid_conflict(Some(uuid), &peer).is_none());
+        assert!(annex_uuid_conflict(None, &peer).is_none());
+        peer.annex_uuid = Some(uuid.to_uppercase());
+        let c = annex_uuid_conflict(Some(uuid), &peer).unwrap();
+        assert!(
+            c.here.contains("annex_uuid") && c.here.contains("git annex init"),
+            "{}",
+            c.here
+        );
+        assert!(c.for_peer.contains("annex_uuid"));
+    }
+
+    /// Addresses that are this machine to whoever connects never become candidates (the payload
+    /// check refuses the unspecified ones already; this is the second line), in any spelling.
+    #[test]
+    fn sshd_candidates_never_include_this_machine_off_loopback() {
+        let mut peer = info(&["10.0.0.2"]);
+        peer.addresses = [
+            "127.0.0.1",
+            "127.1.2.3",
+            "::1",
+            "::ffff:127.0.0.1",
+            "0.0.0.0",
+            "::",
+            "::ffff:0.0.0.0",
+            "10.0.0.2",
+        ]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+        let got = sshd_candidates(&[], &peer, &[eth0()]);
+        assert_eq!(got, vec!["10.0.0.2:2222".parse::<SocketAddr>().unwrap()]);
     }
 
     #[test]

@@ -7,9 +7,10 @@ use std::net::SocketAddr;
 use std::time::SystemTime;
 
 use anyhow::Context;
+use rand_core::OsRng;
 
 use crate::cli::PairArgs;
-use crate::events::Event as JsonEvent;
+use crate::events::{Event as JsonEvent, NotReplaced, PeerView};
 use crate::interrupt::Interrupts;
 use crate::keys::{self, LoginKey};
 use crate::repo;
@@ -18,13 +19,80 @@ use crate::ssh_files::{self, AuthorizedEntry, Identity, PairSetup};
 use crate::transport::iface::Interface;
 
 use super::error::{usage, PairError};
-use super::peer::{annex_warnings, peer_id, VerifiedPeer};
+use super::names;
+use super::peer::{annex_warnings, peer_id, view_of, VerifiedPeer};
+use super::replace::Decision;
 use super::{Prepared, Reporter};
 
 /// What setup made.
 pub(super) struct Done {
     pub(super) remote: String,
     pub(super) alias: String,
+    pub(super) replacement: Replacement,
+}
+
+/// What the new pairing did to earlier ones that claim the same peer, for people and programs.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Replacement {
+    /// The remote of the earlier pairing this one replaced in place (the peer proved it).
+    pub(super) replaced: Option<String>,
+    /// Earlier pairings that claim the same peer and were left as they are, and why.
+    pub(super) not_replaced: Option<NotReplaced>,
+    proof: Option<String>,
+}
+
+impl Replacement {
+    fn of(decision: &Decision, updated: Option<&str>) -> Self {
+        let kept: Vec<String> = decision
+            .kept()
+            .iter()
+            .map(|e| e.remote.clone().unwrap_or_else(|| e.alias.clone()))
+            .collect();
+        let (why, proof) = match decision {
+            Decision::First => (None, None),
+            Decision::Replace { proof, .. } => (
+                Some("the peer did not prove it is theirs".to_owned()),
+                Some(proof.clone()),
+            ),
+            Decision::New { why, .. } => (Some(why.clone()), None),
+        };
+        Replacement {
+            replaced: updated
+                .map(str::to_owned)
+                .or_else(|| decision.replaced().first().and_then(|e| e.remote.clone())),
+            not_replaced: (!kept.is_empty()).then(|| NotReplaced {
+                remotes: kept,
+                reason: why.unwrap_or_default(),
+            }),
+            proof,
+        }
+    }
+
+    /// What to tell the user, plainly.
+    fn lines(&self, remote: &str, peer: &PeerView) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(replaced) = &self.replaced {
+            out.push(format!(
+                "        (this replaces the earlier pairing {replaced} of these two repositories: {})",
+                self.proof.as_deref().unwrap_or("the peer proved it is the same")
+            ));
+        }
+        if let Some(kept) = &self.not_replaced {
+            let names = kept.remotes.join(", ");
+            out.push(format!(
+                "Note: {}@{}:{} claims to be the peer of {names} too, but did not prove it ({}): \
+                 so this is a new pairing, {remote}, and {names} stays as it was. If it is the same \
+                 machine (reinstalled, with new host keys), remove the old pairing with \
+                 `git pair remove {}`.",
+                peer.user,
+                peer.host,
+                peer.path,
+                kept.reason,
+                kept.remotes[0]
+            ));
+        }
+        out
+    }
 }
 
 /// Applies the pairing on this machine: ~/.ssh, then the remote, as one
@@ -38,18 +106,28 @@ pub(super) fn setup(
     interrupts: &mut Interrupts,
 ) -> anyhow::Result<Done> {
     let info = &v.info;
-    let alias = format!(
-        "git-pair-{}-{}",
-        repo::name_from_host(&info.host),
-        v.peer.short()
-    );
+    let peer_id = peer_id(info);
+    let mut interrupted = || interrupts.check().is_some();
+    let label = format!("pairing {}", p.info.path.display());
+    let mut tx = ssh_files::begin(&p.ssh, &label, &mut interrupted).map_err(setup_error)?;
+    report_recovery(out, tx.recovered());
+    // Under the lock, what the repository and ~/.ssh hold now: another run of this user may
+    // have just paired, and must not lose its remote name or alias to this one.
+    let repository = git2::Repository::open(p.repo.path()).context(PairError::Setup)?;
+    let remote_names = repo::remote_names(&repository).context(PairError::Setup)?;
+    let remotes = repo::paired_remotes(&repository).context(PairError::Setup)?;
+    // Names drawn here, never from the peer's values (see `names`).
+    let names = names::choose(&info.host, &mut OsRng, &mut |n| {
+        names::in_use(&p.ssh, &remotes, n)
+    })?;
+    let alias = names.alias.clone();
+    let marker = names.marker.clone();
     let (identity, identity_path) = match &p.login {
         LoginKey::Generated(key) => (Identity::Generated((**key).clone()), p.ssh.identity(&alias)),
         LoginKey::Existing { path, .. } => (Identity::Existing(path.clone()), path.clone()),
     };
     let host_name = host_name_for(v.address, &p.interfaces);
-    let peer_id = peer_id(info);
-    let marker = repo::pair_marker(&p.info.path, &peer_id);
+    let (replaced_remote, extra_remotes) = v.decision.replaced_remotes();
     let exe = std::env::current_exe()
         .and_then(fs::canonicalize)
         .context("cannot find the git-pair executable for the forced command")?;
@@ -70,22 +148,12 @@ pub(super) fn setup(
         annex_uuid: info.annex_uuid.clone(),
         local_annex: p.info.annex_uuid.is_some(),
     };
-
-    let mut interrupted = || interrupts.check().is_some();
-    let label = format!("pairing {} (ssh alias {alias})", p.info.path.display());
-    let mut tx = ssh_files::begin(&p.ssh, &label, &mut interrupted).map_err(setup_error)?;
-    report_recovery(out, tx.recovered());
-    // Under the lock, what the repository and ~/.ssh hold now: another run of this user may
-    // have just paired, and must not lose its remote name to this one.
-    let repository = git2::Repository::open(p.repo.path()).context(PairError::Setup)?;
-    let remotes = repo::remote_names(&repository).context(PairError::Setup)?;
-    let earlier = earlier_pairings(&repository, p, &peer_id, &marker)?;
     let plan = repo::plan_remote(
-        &remotes,
+        &remote_names,
         args.name.as_deref(),
         &info.host,
         &record,
-        earlier.remote.as_deref(),
+        replaced_remote.as_deref(),
     )
     .map_err(usage)?;
     let ssh_setup = PairSetup {
@@ -106,7 +174,13 @@ pub(super) fn setup(
             remote: plan.name.clone(),
             marker,
         }),
-        replaces: earlier.aliases.clone(),
+        replaces: v
+            .decision
+            .replaced()
+            .iter()
+            .map(|e| e.alias.clone())
+            .collect(),
+        replaces_markers: v.decision.replaced_markers(),
         secret: Some(ssh_files::SecretRecord {
             role: v.role,
             ssh_port: args.ssh_port,
@@ -135,10 +209,13 @@ pub(super) fn setup(
         }
     }
 
+    let replacement = Replacement::of(&v.decision, plan.replaces.as_deref());
     out.event(JsonEvent::Remote {
         name: plan.name.clone(),
         url: sanitize::for_terminal(&plan.url).into_owned(),
         alias: alias.clone(),
+        replaced: replacement.replaced.clone(),
+        not_replaced: replacement.not_replaced.clone(),
     });
     out.line(&format!(
         "Set up: remote {} -> {}",
@@ -157,10 +234,10 @@ pub(super) fn setup(
     if written.is_empty() {
         out.line("        (the ssh files already held this pairing)");
     }
-    if plan.replaces.is_some() || !earlier.aliases.is_empty() {
-        out.line("        (this replaces the earlier pairing of these two repositories)");
+    for line in replacement.lines(&plan.name, &view_of(info)) {
+        out.line(&line);
     }
-    for extra in &earlier.extra_remotes {
+    for extra in &extra_remotes {
         if let Err(e) = repo::remove_remote(&repository, extra) {
             out.line(&format!(
                 "warning: remote {extra} of the earlier pairing is left: {:#}",
@@ -174,6 +251,7 @@ pub(super) fn setup(
     Ok(Done {
         remote: plan.name,
         alias,
+        replacement,
     })
 }
 
@@ -200,51 +278,6 @@ fn report_recovery(out: &mut Reporter, recovered: &ssh_files::Recovery) {
     for line in crate::commands::recover::describe(recovered) {
         out.line(&line);
     }
-}
-
-/// What an earlier pairing of the same two repositories left, for a re-pair to replace.
-#[derive(Debug, Default)]
-pub(super) struct Earlier {
-    /// The remote to update in place.
-    pub(super) remote: Option<String>,
-    /// Further remotes of the same peer repository (only from hand edits), removed after.
-    pub(super) extra_remotes: Vec<String>,
-    /// Their ssh aliases, and those of `Host` blocks whose remote is gone.
-    pub(super) aliases: Vec<String>,
-}
-
-/// Finds the remotes recorded for `peer_id`, and the `Host` blocks recorded for this repository
-/// with this pairing's marker.
-pub(super) fn earlier_pairings(
-    repository: &git2::Repository,
-    p: &Prepared,
-    peer_id: &str,
-    marker: &str,
-) -> anyhow::Result<Earlier> {
-    let mut earlier = Earlier::default();
-    for r in repo::paired_remotes(repository).context(PairError::Setup)? {
-        if r.peer.as_deref() != Some(peer_id) {
-            continue;
-        }
-        if earlier.remote.is_none() {
-            earlier.remote = Some(r.name);
-        } else {
-            earlier.extra_remotes.push(r.name);
-        }
-        if ssh_files::validate_alias(&r.alias).is_ok() && !earlier.aliases.contains(&r.alias) {
-            earlier.aliases.push(r.alias);
-        }
-    }
-    let local = p.info.path.to_string_lossy();
-    for b in p.ssh.pair_blocks().context(PairError::Setup)? {
-        if b.repo.as_deref() == Some(&*local)
-            && b.marker.as_deref() == Some(marker)
-            && !earlier.aliases.contains(&b.alias)
-        {
-            earlier.aliases.push(b.alias);
-        }
-    }
-    Ok(earlier)
 }
 
 /// `HostName` for the alias: a link-local IPv6 address needs the name of

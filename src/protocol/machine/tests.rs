@@ -818,3 +818,38 @@ fn an_abort_never_refunds_a_guess() {
         assert!(lan.nodes[victim].gave_up, "{reason:?}");
     }
 }
+
+/// Issue 8, item 6: a peer whose payload comes in more pieces than the protocol carries can
+/// never be verified; the machine remembers who sent it, so that the run ends saying so rather
+/// than "no peer answered".
+#[test]
+fn a_payload_in_too_many_pieces_is_remembered_for_the_report() {
+    let now = Instant::now();
+    let config = Config {
+        code: Code::parse("7-guitar-orbit-velvet").unwrap(),
+        payload: b"{}".to_vec(),
+        peers: Vec::new(),
+        scan: Vec::new(),
+    };
+    let mut m = Machine::new(config, now, ChaCha20Rng::seed_from_u64(8)).unwrap();
+    assert_eq!(m.oversized_payload(), None);
+    let to = m.session_id();
+    let piece = |n: u8| {
+        codec::encode(&Message::Data {
+            sid: SessionId([7; 16]),
+            to,
+            i: 0,
+            n,
+            d: Bytes(vec![1; 16]),
+            ack: Ack::default(),
+        })
+        .unwrap()
+    };
+    let within = piece(MAX_PIECES as u8);
+    let over = piece(MAX_PIECES as u8 + 1);
+    m.handle_datagram(now, addr(2), &within);
+    assert_eq!(m.oversized_payload(), None);
+    m.handle_datagram(now, addr(3), &over);
+    m.handle_datagram(now, addr(4), &piece(200));
+    assert_eq!(m.oversized_payload(), Some((addr(3), MAX_PIECES as u8 + 1)));
+}

@@ -1,0 +1,321 @@
+//! Whether a new pairing replaces an earlier one, and the proof it takes.
+//!
+//! Pairing the same two repositories again replaces the earlier pairing in place: the remote
+//! keeps its name and gets the new address and keys, and the earlier ssh alias, pinned keys,
+//! key files and `authorized_keys` line go. But who "the same" peer is must not be what the peer
+//! says: any verified peer can claim an earlier pairing's `user@host:path`, and would otherwise
+//! redirect that remote and lock the real peer out. So an earlier pairing is replaced only when
+//! the new peer proves it is the one that pairing was made with; otherwise the new pairing is
+//! made beside it, under its own names, and the user is told so.
+//!
+//! The proof today: the sshd at the address the new peer is reached at presents, in a real ssh
+//! key exchange ([`transport::keyscan`](crate::transport::keyscan)), a host key that is pinned
+//! for the earlier pairing (`~/.ssh/git-pair/known_hosts`), and that the new peer's payload
+//! pins again. The keys in the payload alone prove nothing: they are public. [`replacement_proof`]
+//! is the one place that decides, from the [`Evidence`]; a second proof (the pair secret stored
+//! with each pairing) belongs there too.
+
+use std::path::Path;
+
+use anyhow::Context;
+use ssh_key::PublicKey;
+
+use crate::keys;
+use crate::repo;
+use crate::ssh_files::SshDir;
+
+use super::error::PairError;
+
+/// An earlier pairing of this repository that claims the same peer (`user@host:path`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Earlier {
+    /// Its remote; `None` for a `Host` block whose remote was deleted by hand.
+    pub(super) remote: Option<String>,
+    pub(super) alias: String,
+    /// The marker of its `authorized_keys` line.
+    pub(super) marker: Option<String>,
+    /// The host keys pinned for its alias.
+    pub(super) pinned: Vec<PublicKey>,
+}
+
+/// What is known when deciding.
+pub(super) struct Evidence<'a> {
+    /// The earlier pairings that claim the same peer.
+    pub(super) earlier: &'a [Earlier],
+    /// The host keys the sshd at the new peer's address presented in a real key exchange, or
+    /// why there are none.
+    pub(super) presented: Result<&'a [PublicKey], &'a str>,
+    /// The host keys the new peer's payload asks to pin.
+    pub(super) offered: &'a [PublicKey],
+}
+
+/// The decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Decision {
+    /// No earlier pairing claims this peer.
+    First,
+    /// The peer proved it is the one `replaced` were made with; they are replaced. `kept`
+    /// claim the same peer but were not proven (left as they are).
+    Replace {
+        replaced: Vec<Earlier>,
+        kept: Vec<Earlier>,
+        proof: String,
+    },
+    /// Earlier pairings claim this peer, but it did not prove it is theirs: a new pairing is
+    /// made beside them, and they are left as they are.
+    New { kept: Vec<Earlier>, why: String },
+}
+
+impl Decision {
+    pub(super) fn replaced(&self) -> &[Earlier] {
+        match self {
+            Decision::Replace { replaced, .. } => replaced,
+            _ => &[],
+        }
+    }
+
+    pub(super) fn kept(&self) -> &[Earlier] {
+        match self {
+            Decision::First => &[],
+            Decision::Replace { kept, .. } | Decision::New { kept, .. } => kept,
+        }
+    }
+
+    /// The markers of the `authorized_keys` lines that go with the replaced pairings.
+    pub(super) fn replaced_markers(&self) -> Vec<String> {
+        self.replaced()
+            .iter()
+            .filter_map(|e| e.marker.clone())
+            .collect()
+    }
+
+    /// The remote updated in place, and the further remotes of replaced pairings.
+    pub(super) fn replaced_remotes(&self) -> (Option<String>, Vec<String>) {
+        let mut remotes = self.replaced().iter().filter_map(|e| e.remote.clone());
+        let first = remotes.next();
+        (first, remotes.collect())
+    }
+}
+
+/// Decides whether a new pairing replaces earlier ones (see the module documentation): an
+/// earlier pairing is replaced only when a host key presented by the sshd at the new peer's
+/// address is pinned for it and offered again by the new peer. Pure.
+pub(super) fn replacement_proof(evidence: &Evidence) -> Decision {
+    if evidence.earlier.is_empty() {
+        return Decision::First;
+    }
+    let presented = match evidence.presented {
+        Ok(keys) => keys,
+        Err(why) => {
+            return Decision::New {
+                kept: evidence.earlier.to_vec(),
+                why: format!("its sshd's host keys could not be checked: {why}"),
+            }
+        }
+    };
+    let has =
+        |set: &[PublicKey], key: &PublicKey| set.iter().any(|k| k.key_data() == key.key_data());
+    // Keys the sshd really holds that the new pairing pins again.
+    let proven_keys: Vec<&PublicKey> = presented
+        .iter()
+        .filter(|k| has(evidence.offered, k))
+        .collect();
+    let (replaced, kept): (Vec<Earlier>, Vec<Earlier>) = evidence
+        .earlier
+        .iter()
+        .cloned()
+        .partition(|e| proven_keys.iter().any(|k| has(&e.pinned, k)));
+    match replaced.first() {
+        Some(first) => {
+            let key = proven_keys
+                .iter()
+                .find(|k| has(&first.pinned, k))
+                .map(|k| keys::fingerprint(k))
+                .unwrap_or_default();
+            Decision::Replace {
+                replaced,
+                kept,
+                proof: format!("its sshd presented host key {key}, pinned for that pairing"),
+            }
+        }
+        None => Decision::New {
+            kept,
+            why: if proven_keys.is_empty() {
+                "its sshd presented none of the host keys it sent".to_owned()
+            } else {
+                "its sshd presented no host key pinned for that pairing".to_owned()
+            },
+        },
+    }
+}
+
+/// The earlier pairings of the repository at `local` that claim `peer_id`: its remotes recorded
+/// with that peer, and `Host` blocks of pairings made before markers were random (their marker
+/// derives from the two repositories) whose remote is gone.
+pub(super) fn earlier_pairings(
+    repository: &git2::Repository,
+    local: &Path,
+    ssh: &SshDir,
+    peer_id: &str,
+) -> anyhow::Result<Vec<Earlier>> {
+    let blocks = ssh.pair_blocks().context(PairError::Setup)?;
+    let legacy_marker = repo::pair_marker(local, peer_id);
+    let mut earlier: Vec<Earlier> = Vec::new();
+    let mut add = |remote: Option<String>, alias: String, marker: Option<String>| {
+        if crate::ssh_files::validate_alias(&alias).is_err()
+            || earlier.iter().any(|e| e.alias.eq_ignore_ascii_case(&alias))
+        {
+            return anyhow::Ok(());
+        }
+        let pinned = ssh.pinned_keys(&alias).context(PairError::Setup)?;
+        earlier.push(Earlier {
+            remote,
+            alias,
+            marker,
+            pinned,
+        });
+        Ok(())
+    };
+    for r in repo::paired_remotes(repository).context(PairError::Setup)? {
+        if r.peer.as_deref() != Some(peer_id) {
+            continue;
+        }
+        let marker = blocks
+            .iter()
+            .find(|b| b.alias.eq_ignore_ascii_case(&r.alias))
+            .and_then(|b| b.marker.clone())
+            .or_else(|| Some(legacy_marker.clone()));
+        add(Some(r.name), r.alias, marker)?;
+    }
+    let local_text = local.to_string_lossy();
+    for b in &blocks {
+        if b.repo.as_deref() == Some(&*local_text) && b.marker.as_deref() == Some(&legacy_marker) {
+            add(None, b.alias.clone(), b.marker.clone())?;
+        }
+    }
+    Ok(earlier)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ssh_files::test_keys::{ECDSA_PUB, ED25519_PUB, RSA_PUB};
+
+    fn key(line: &str) -> PublicKey {
+        PublicKey::from_openssh(line).unwrap()
+    }
+
+    fn earlier(remote: &str, pinned: &[&str]) -> Earlier {
+        Earlier {
+            remote: Some(remote.to_owned()),
+            alias: format!("git-pair-{remote}-00000001"),
+            marker: Some(format!("marker-{remote}")),
+            pinned: pinned.iter().map(|k| key(k)).collect(),
+        }
+    }
+
+    #[test]
+    fn a_first_pairing_replaces_nothing() {
+        let d = replacement_proof(&Evidence {
+            earlier: &[],
+            presented: Err("not asked"),
+            offered: &[key(ED25519_PUB)],
+        });
+        assert_eq!(d, Decision::First);
+    }
+
+    /// Issue 8, item 3: a peer that claims an earlier pairing's identity replaces it only when
+    /// its sshd proves, in a key exchange, to hold a host key pinned for it.
+    #[test]
+    fn only_a_pinned_host_key_presented_by_the_sshd_proves_the_peer() {
+        let old = [earlier("beta", &[ED25519_PUB])];
+        let same = [key(ED25519_PUB)];
+        let new = [key(ECDSA_PUB)];
+        // The genuine peer, re-pairing: its sshd presents the pinned key, and it sends it.
+        let d = replacement_proof(&Evidence {
+            earlier: &old,
+            presented: Ok(&same),
+            offered: &same,
+        });
+        assert!(
+            matches!(&d, Decision::Replace { replaced, kept, proof }
+            if replaced.len() == 1 && kept.is_empty() && proof.contains("SHA256:")),
+            "{d:?}"
+        );
+        assert_eq!(d.replaced_markers(), ["marker-beta"]);
+        assert_eq!(d.replaced_remotes(), (Some("beta".to_owned()), vec![]));
+
+        // Another sshd (new host key): the same claim makes a new pairing.
+        let d = replacement_proof(&Evidence {
+            earlier: &old,
+            presented: Ok(&new),
+            offered: &new,
+        });
+        assert!(
+            matches!(&d, Decision::New { kept, why }
+            if kept.len() == 1 && why.contains("no host key pinned")),
+            "{d:?}"
+        );
+        assert!(d.replaced_markers().is_empty());
+
+        // The payload copies the old, public, host key; the sshd at its address does not hold
+        // it. Claims prove nothing.
+        let both = [key(ED25519_PUB), key(ECDSA_PUB)];
+        let d = replacement_proof(&Evidence {
+            earlier: &old,
+            presented: Ok(&new),
+            offered: &both,
+        });
+        assert!(matches!(d, Decision::New { .. }), "{d:?}");
+
+        // The sshd at the address holds the pinned key (the real peer's, the new peer pointed
+        // us at it) but the new pairing would pin other keys: not proven either.
+        let d = replacement_proof(&Evidence {
+            earlier: &old,
+            presented: Ok(&same),
+            offered: &new,
+        });
+        assert!(
+            matches!(&d, Decision::New { why, .. } if why.contains("none of the host keys it sent")),
+            "{d:?}"
+        );
+
+        // No key exchange possible: never a replacement.
+        let d = replacement_proof(&Evidence {
+            earlier: &old,
+            presented: Err("ssh-keyscan is not installed"),
+            offered: &same,
+        });
+        assert!(
+            matches!(&d, Decision::New { why, .. } if why.contains("not installed")),
+            "{d:?}"
+        );
+    }
+
+    #[test]
+    fn only_the_proven_pairings_are_replaced() {
+        let old = [
+            earlier("beta", &[ED25519_PUB]),
+            earlier("beta-2", &[RSA_PUB]),
+            earlier("beta-3", &[ED25519_PUB, ECDSA_PUB]),
+        ];
+        let presented = [key(ED25519_PUB)];
+        let d = replacement_proof(&Evidence {
+            earlier: &old,
+            presented: Ok(&presented),
+            offered: &presented,
+        });
+        let replaced: Vec<_> = d
+            .replaced()
+            .iter()
+            .map(|e| e.remote.clone().unwrap())
+            .collect();
+        let kept: Vec<_> = d.kept().iter().map(|e| e.remote.clone().unwrap()).collect();
+        assert_eq!(replaced, ["beta", "beta-3"]);
+        assert_eq!(kept, ["beta-2"]);
+        assert_eq!(
+            d.replaced_remotes(),
+            (Some("beta".to_owned()), vec!["beta-3".to_owned()])
+        );
+    }
+}
