@@ -329,6 +329,8 @@ impl Normalizer {
                 &b"<secret>"[..],
             ),
             (Regex::new(r"(?m)^role (low|high)$").unwrap(), &b"<role>"[..]),
+            // The pairing's marker (drawn at random), in authorized_keys and its Host block.
+            (Regex::new(r"\b[0-9a-f]{16}\b").unwrap(), &b"<marker>"[..]),
             // Which of the peer's addresses (IPv4, or IPv6 link-local) a run verified first.
             (Regex::new(r"HostName [^\n]*").unwrap(), &b"<hostname>"[..]),
             (Regex::new(r"pair-address = [^\n]*").unwrap(), &b"<address>"[..]),
