@@ -698,8 +698,9 @@ fn extra() -> Roff {
          authorized_keys already lets in, on another pairing's line or on a line git pair did not write, \
          is refused on both sides before anything is written; git pair never drops or edits a line it did \
          not write. A peer that claims the same user@host:path as an earlier pairing replaces it only when \
-         its sshd presents, in a real ssh key exchange at its address (ssh-keyscan), a host key pinned for \
-         that pairing; otherwise the new pairing is made beside the old one, under its own remote name, \
+         its sshd proves, in a real ssh key exchange at its address checked by ssh itself with that \
+         pairing's pinned known_hosts, that it holds a host key pinned for that pairing (and the new \
+         pairing pins it again); otherwise the new pairing is made beside the old one, under its own remote name, \
          and git pair says so (the remote and paired events carry not_replaced). Peer strings with control \
          characters, peer addresses that are this machine (0.0.0.0, ::) and a peer annex UUID equal to \
          this repository's own are refused, naming the field.",

@@ -474,7 +474,7 @@ fn by_name(job: &Job, known_hosts: &Path) -> (Option<Reached>, Vec<Note>) {
     }
     for (host, method) in tries {
         match check_host(job, &host, job.port, known_hosts) {
-            HostKey::Matches => {
+            HostKey::Matches { .. } => {
                 let reached = Reached {
                     host_name: host,
                     port: job.port,
@@ -699,7 +699,7 @@ fn located(
     for addr in candidates(f.from, &f.answer, interfaces) {
         let host = host_name_for(addr, interfaces);
         match check_host(job, &host, addr.port(), &known_hosts) {
-            HostKey::Matches => {
+            HostKey::Matches { .. } => {
                 return Some(Ok(Reached {
                     host_name: host,
                     port: addr.port(),

@@ -22,8 +22,9 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// What ssh found at an address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostKey {
-    /// The sshd proved it holds a pinned host key.
-    Matches,
+    /// The sshd proved it holds a pinned host key: the one with this SHA256 fingerprint
+    /// (`SHA256:…`, as ssh logged it; `None` if ssh did not say).
+    Matches { fingerprint: Option<String> },
     /// An sshd answered, with a host key that is not pinned for the pairing.
     Differs,
     /// No sshd answered (refused, unreachable, timed out, a name that does not resolve); the
@@ -92,7 +93,8 @@ pub fn arguments(target: &Target<'_>, known_hosts: &Path) -> Vec<OsString> {
 
 /// What ssh's stderr says about the host key. ssh logs (with `-v`) the line
 /// `debug1: Host '<alias>' is known and matches the <type> host key.` only after the server's
-/// signature verified; "Host key verification failed." when the key is not a pinned one.
+/// signature verified (then the key is the one of the "Server host key" line before it);
+/// "Host key verification failed." when the key is not a pinned one.
 ///
 /// Only that whole line, at the start of a line, counts: what a server sends before the key
 /// exchange (its version, banner lines) is logged with another prefix and made printable by
@@ -108,7 +110,24 @@ pub fn classify(stderr: &str, alias: &str) -> HostKey {
             })
     });
     if matched {
-        return HostKey::Matches;
+        // ssh logs the key it is about to verify as "debug1: Server host key: <type> <fp>";
+        // the last such line before the match is the key that matched.
+        let fingerprint = stderr
+            .lines()
+            .take_while(|l| !l.starts_with(&prefix))
+            .filter_map(|l| l.strip_prefix("debug1: Server host key: "))
+            .filter_map(|rest| rest.split_whitespace().nth(1))
+            .filter(|fp| {
+                fp.strip_prefix("SHA256:").is_some_and(|b64| {
+                    !b64.is_empty()
+                        && b64
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
+                })
+            })
+            .last()
+            .map(str::to_owned);
+        return HostKey::Matches { fingerprint };
     }
     if stderr.contains("Host key verification failed")
         || stderr.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
@@ -204,7 +223,12 @@ mod tests {
             debug1: Host 'git-pair-desk-1' is known and matches the ED25519 host key.\n\
             debug1: Found key in /h/.ssh/git-pair/known_hosts:1\n\
             bob@10.0.0.2: Permission denied (publickey).\n";
-        assert_eq!(classify(matched, "git-pair-desk-1"), HostKey::Matches);
+        assert_eq!(
+            classify(matched, "git-pair-desk-1"),
+            HostKey::Matches {
+                fingerprint: Some("SHA256:x".into())
+            }
+        );
         // Another alias's line, or the words inside another line, do not count.
         assert!(matches!(
             classify(matched, "git-pair-desk-2"),

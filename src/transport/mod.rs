@@ -20,7 +20,6 @@
 pub mod driver;
 pub mod hostkey;
 pub mod iface;
-pub mod keyscan;
 pub mod probe;
 pub mod scan;
 

@@ -10,6 +10,7 @@ use rand_core::OsRng;
 
 use crate::commands::serve;
 use crate::events::{Event as JsonEvent, PeerView};
+use crate::keys;
 use crate::protocol::codec::SessionId;
 use crate::protocol::machine::MAX_FAILURES;
 use crate::protocol::payload::PeerInfo;
@@ -19,8 +20,9 @@ use crate::repo;
 use crate::sanitize;
 use crate::ssh_files::authorized_keys;
 use crate::transport::driver::Control;
+use crate::transport::hostkey::{self, HostKey, Target};
 use crate::transport::iface::Interface;
-use crate::transport::{keyscan, probe};
+use crate::transport::probe;
 
 use super::error::PairError;
 use super::replace::{earlier_pairings, replacement_proof, Decision, Evidence};
@@ -253,6 +255,11 @@ impl Session {
 /// Whether the new pairing replaces an earlier one that claims the same peer: only when the
 /// peer's sshd proves it in a key exchange (see [`replacement_proof`]). Asks the sshd only when
 /// there is an earlier pairing to prove.
+///
+/// ssh itself asks, once per earlier pairing, with that pairing's alias and pinned keys
+/// ([`hostkey::check`]): it accepts a key only after the sshd signed the key exchange with it.
+/// (`ssh-keyscan` would not do: it stops as soon as the sshd has sent its public key, which
+/// anyone can copy.)
 fn decide(
     p: &Prepared,
     info: &PeerInfo,
@@ -265,13 +272,37 @@ fn decide(
     }
     out.status("checking the peer's sshd host keys…");
     let host = super::setup::host_name_for(address, &p.interfaces);
-    let presented = keyscan::host_keys(&host, address.port(), SSHD_PROBE_TIMEOUT);
-    let why = presented.as_ref().err().map(|e| e.to_string());
+    let known_hosts = p.ssh.pair_known_hosts();
+    let mut proven: Vec<ssh_key::PublicKey> = Vec::new();
+    let mut unreachable: Vec<String> = Vec::new();
+    for e in &earlier {
+        let target = Target {
+            host: &host,
+            port: address.port(),
+            user: &info.user,
+            alias: &e.alias,
+        };
+        match hostkey::check(&target, &known_hosts) {
+            HostKey::Matches {
+                fingerprint: Some(fp),
+            } => proven.extend(
+                e.pinned
+                    .iter()
+                    .filter(|k| keys::fingerprint(k) == fp)
+                    .cloned(),
+            ),
+            // A match ssh did not name the key of cannot be tied to what the payload pins.
+            HostKey::Matches { fingerprint: None } | HostKey::Differs => {}
+            HostKey::Unreachable(why) => unreachable.push(why),
+        }
+    }
+    let why = unreachable.first().cloned().unwrap_or_default();
     Ok(replacement_proof(&Evidence {
         earlier: &earlier,
-        presented: match &presented {
-            Ok(keys) => Ok(keys),
-            Err(_) => Err(why.as_deref().unwrap_or_default()),
+        presented: if proven.is_empty() && unreachable.len() == earlier.len() {
+            Err(&why)
+        } else {
+            Ok(&proven)
         },
         offered: &info.host_keys,
     }))

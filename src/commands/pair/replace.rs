@@ -8,10 +8,10 @@
 //! the new peer proves it is the one that pairing was made with; otherwise the new pairing is
 //! made beside it, under its own names, and the user is told so.
 //!
-//! The proof today: the sshd at the address the new peer is reached at presents, in a real ssh
-//! key exchange ([`transport::keyscan`](crate::transport::keyscan)), a host key that is pinned
-//! for the earlier pairing (`~/.ssh/git-pair/known_hosts`), and that the new peer's payload
-//! pins again. The keys in the payload alone prove nothing: they are public. [`replacement_proof`]
+//! The proof today: the sshd at the address the new peer is reached at proves, in a real ssh
+//! key exchange checked by ssh itself ([`transport::hostkey`](crate::transport::hostkey)), that
+//! it holds a host key pinned for the earlier pairing (`~/.ssh/git-pair/known_hosts`), and the
+//! new peer's payload pins that key again. The keys in the payload alone prove nothing: they are public. [`replacement_proof`]
 //! is the one place that decides, from the [`Evidence`]; a second proof (the pair secret stored
 //! with each pairing) belongs there too.
 
@@ -42,8 +42,8 @@ pub(super) struct Earlier {
 pub(super) struct Evidence<'a> {
     /// The earlier pairings that claim the same peer.
     pub(super) earlier: &'a [Earlier],
-    /// The host keys the sshd at the new peer's address presented in a real key exchange, or
-    /// why there are none.
+    /// The host keys the sshd at the new peer's address proved, in a real key exchange, to hold
+    /// (only keys pinned for an earlier pairing can be proven), or why none could be checked.
     pub(super) presented: Result<&'a [PublicKey], &'a str>,
     /// The host keys the new peer's payload asks to pin.
     pub(super) offered: &'a [PublicKey],
@@ -135,13 +135,14 @@ pub(super) fn replacement_proof(evidence: &Evidence) -> Decision {
             Decision::Replace {
                 replaced,
                 kept,
-                proof: format!("its sshd presented host key {key}, pinned for that pairing"),
+                proof: format!("its sshd proved it holds host key {key}, pinned for that pairing"),
             }
         }
         None => Decision::New {
             kept,
             why: if proven_keys.is_empty() {
-                "its sshd presented none of the host keys it sent".to_owned()
+                "its sshd proved none of the host keys it sent and an earlier pairing pinned"
+                    .to_owned()
             } else {
                 "its sshd presented no host key pinned for that pairing".to_owned()
             },
@@ -283,11 +284,11 @@ mod tests {
         // No key exchange possible: never a replacement.
         let d = replacement_proof(&Evidence {
             earlier: &old,
-            presented: Err("ssh-keyscan is not installed"),
+            presented: Err("ssh: connect to host 10.0.0.2 port 22: Connection refused"),
             offered: &same,
         });
         assert!(
-            matches!(&d, Decision::New { why, .. } if why.contains("not installed")),
+            matches!(&d, Decision::New { why, .. } if why.contains("Connection refused")),
             "{d:?}"
         );
     }
