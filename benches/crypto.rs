@@ -81,11 +81,26 @@ fn confirmation(c: &mut Criterion) {
         })
     });
     c.bench_function("payload/seal 600 bytes (ChaCha20-Poly1305)", |b| {
-        b.iter(|| black_box(schedule::seal(&keys_a, &A, &B, black_box(&payload_a))))
+        b.iter(|| {
+            black_box(schedule::seal_pieces(
+                &keys_a,
+                &A,
+                &B,
+                black_box(&payload_a),
+            ))
+        })
     });
-    let sealed = schedule::seal(&keys_a, &A, &B, &payload_a);
+    let sealed = schedule::seal_pieces(&keys_a, &A, &B, &payload_a).expect("fits");
+    let n = sealed.len() as u8;
     c.bench_function("payload/open 600 bytes", |b| {
-        b.iter(|| black_box(schedule::open(&keys_b, &B, &A, black_box(&sealed)).expect("opens")))
+        b.iter(|| {
+            for (i, piece) in sealed.iter().enumerate() {
+                black_box(
+                    schedule::open_piece(&keys_b, &B, &A, i as u8, n, black_box(piece))
+                        .expect("opens"),
+                );
+            }
+        })
     });
 }
 

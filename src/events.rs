@@ -169,6 +169,8 @@ pub enum Reason {
     NoSshd,
     SameRepository,
     PeerRejected,
+    PeerDeclined,
+    PeerFailed,
     Setup,
     Interrupted,
     HostKeyChanged,
@@ -178,7 +180,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason with its meaning, for the man page.
-    pub const ALL: [(Reason, &'static str, &'static str); 13] = [
+    pub const ALL: [(Reason, &'static str, &'static str); 15] = [
         (
             Reason::Usage,
             "usage",
@@ -192,7 +194,7 @@ impl Reason {
         (
             Reason::WrongCode,
             "wrong_code",
-            "a peer answered but the codes differ",
+            "the codes differ: every machine that answered had another code, and no other answered within a few seconds (or someone guessed)",
         ),
         (
             Reason::Guessing,
@@ -218,6 +220,16 @@ impl Reason {
             Reason::PeerRejected,
             "peer_rejected",
             "the peer refused the pairing; the message says why (it cannot reach this sshd, or this side's --key already opens another repository there)",
+        ),
+        (
+            Reason::PeerDeclined,
+            "peer_declined",
+            "the person at the other machine did not confirm that the check codes match (--verify there); nothing was written",
+        ),
+        (
+            Reason::PeerFailed,
+            "peer_failed",
+            "setting up the other machine failed after verification; this side undid its setup too",
         ),
         (
             Reason::Setup,

@@ -86,17 +86,28 @@
 //!    pairing is written as one transaction, journaled before the first
 //!    change: killed at any moment, it is undone by the next run of git pair
 //!    (no peer key let in without its remote, no remote without its records).
-//! 8. **A new address never changes trust.** `git pair refresh` points an
-//!    alias at a new address only after ssh verified, there, the host key
-//!    pinned at pairing time. Locate queries and answers are authenticated
-//!    with the pair secret (HMAC-SHA256, constant-time checks), answers bind
-//!    the query's fresh nonce, and queries do not name the pairing.
-//!    `git pair watch` answers only authenticated queries and bounds the work
-//!    and memory a flood can cost it (a global token bucket, no state per
-//!    sender); a flood can delay a refresh, never misdirect one.
+//! 8. **Nothing forged counts.** The peer's session id is public, but every
+//!    payload piece, MAC and end message is checked on its own under the
+//!    session keys: a forgery is dropped, costs no guess and is never shown
+//!    as the peer's words. Only an end message sealed under the session keys
+//!    ends a session (a refusal, a failed setup); there is no unauthenticated
+//!    abort.
+//! 9. **No amplification.** An address that has not shown that it receives
+//!    (by echoing this side's SPAKE2 message, or by sending something that
+//!    opens) gets at most three times the bytes received from it, so a
+//!    spoofed `hello` cannot turn git-pair against a third host.
+//! 10. **A new address never changes trust.** `git pair refresh` points an
+//!     alias at a new address only after ssh verified, there, the host key
+//!     pinned at pairing time. Locate queries and answers are authenticated
+//!     with the pair secret (HMAC-SHA256, constant-time checks), answers bind
+//!     the query's fresh nonce, and queries do not name the pairing.
+//!     `git pair watch` answers only authenticated queries and bounds the work
+//!     and memory a flood can cost it (a global token bucket, no state per
+//!     sender); a flood can delay a refresh, never misdirect one.
 //!
 //! Not in scope: an attacker on the LAN can always stop a pairing (drop
-//! packets, or make it fail three times), but never complete one. A
+//! packets, win the race with a PAKE message of its own, which spends one of
+//! its guesses, or make it fail three times), but never complete one. A
 //! machine that is compromised, or a person who tells the code to the
 //! attacker, is out of scope. Strings from the peer are sanitized before
 //! they reach a terminal; keys are zeroized and never printed.

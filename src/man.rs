@@ -9,14 +9,18 @@ use roff::{bold, italic, roman, Inline, Roff};
 use crate::cli::Cli;
 use crate::events::{self, Reason};
 use crate::exit::Exit;
-use crate::protocol::codec::{MAX_DATAGRAM, PIECE_LEN, VERSION as WIRE_VERSION};
+use crate::protocol::codec::{
+    ECHO_LEN, MAX_DATAGRAM, MAX_DETAIL_LEN, PIECE_LEN, VERSION as WIRE_VERSION,
+};
 use crate::protocol::locate::{
     self, responder, seeker, MAX_ADDRESSES, MAX_ANSWER_LEN, MAX_PAIRINGS, QUERY_LEN,
 };
 use crate::protocol::machine::{
-    FINAL_ACK_COPIES, HELLO_INITIAL, LINGER_MAX, LINGER_QUIET, MAX_FAILURES, MAX_SESSIONS,
-    RTO_INITIAL, RTO_MAX, SCAN_AFTER, SCAN_PACE, VERIFY_WITHIN,
+    AMPLIFICATION, CODES_DIFFER_AFTER, FINAL_ACK_COPIES, HELLO_INITIAL, LINGER_MAX, LINGER_QUIET,
+    MAX_FAILURES, MAX_SESSIONS, OUTCOME_MAX, OUTCOME_QUIET, RTO_INITIAL, RTO_MAX, SCAN_AFTER,
+    SCAN_PACE, VERIFY_GRACE, VERIFY_WITHIN,
 };
+use crate::protocol::schedule::PIECE_PLAIN;
 use crate::transport::{DEFAULT_PORT, GROUP_V4, GROUP_V6};
 
 fn ms(d: std::time::Duration) -> String {
@@ -263,13 +267,22 @@ fn extra() -> Roff {
         "Both sides run the same symmetric protocol; neither is the initiator. Each announces a random \
          16-byte session id on its channel. For every new peer on the channel a side starts a fresh SPAKE2 \
          run (Ed25519 group, symmetric mode; the password is the code's words and the identity is \
-         \"git-pair/v1 channel=N\"). From the SPAKE2 key, HKDF-SHA256 with both session ids as salt derives \
-         separate keys for each direction's confirmation and payload, a short authentication string, and \
-         a long-term pair secret. Each side sends its payload encrypted with ChaCha20-Poly1305. When the \
-         peer's payload decrypts, git-pair checks that the peer's sshd accepts a TCP connection; only then \
+         \"git-pair/v2 channel=N\"). From the SPAKE2 key, HKDF-SHA256 with both session ids as salt derives \
+         separate keys for each direction's confirmation, payload and end message, a short authentication \
+         string, and a long-term pair secret. Each side sends its payload in pieces, each sealed on its own \
+         with ChaCha20-Poly1305, so that a forged piece is dropped without spoiling the real ones. When the \
+         peer's payload has opened, git-pair checks that the peer's sshd accepts a TCP connection; only then \
          does it send its confirmation: HMAC-SHA256 under its own direction's key over both session ids, \
          both SPAKE2 messages and both payloads, its own first. A side is verified when it has checked the \
          peer's confirmation in constant time; nothing is written before that.",
+    );
+    para(
+        &mut r,
+        "Then each side sets up and tells the other how that went in an end message sealed under the \
+         session's end keys: ready, or failed with the reason. A refusal before verification \
+         (the peer's sshd does not answer, its key already opens another repository here) is such a sealed \
+         end as well. Only the holder of the code can seal one: nothing an outsider sends ends a session, \
+         and the peer's words are shown only from a sealed end.",
     );
     para(
         &mut r,
@@ -277,8 +290,13 @@ fn extra() -> Roff {
             "A recording of the exchange allows no offline test of a guessed code. Each session in which a \
              side sends key-derived data gives the other end one guess; at most {MAX_FAILURES} such sessions \
              may fail (or be pending) per run, after which git pair stops with \"someone may be guessing your \
-             code\". A session that got key material must verify within {} s.",
-            VERIFY_WITHIN.as_secs()
+             code\". A session that got key material must verify within {} s, and one from which nothing but \
+             datagrams that do not open (another code, or forgeries) arrived for {} s has failed. When every \
+             machine that answered has failed and no new one appears for {} s, both sides stop: the codes \
+             differ.",
+            VERIFY_WITHIN.as_secs(),
+            VERIFY_GRACE.as_secs(),
+            CODES_DIFFER_AFTER.as_secs()
         ),
     );
 
@@ -305,11 +323,30 @@ fn extra() -> Roff {
         &format!(
             "One JSON object per datagram, at most {MAX_DATAGRAM} bytes, with \"v\":{WIRE_VERSION} and a type \
              \"t\": hello {{sid, ch}}; pake {{sid, to, m}}; data {{sid, to, i, n, d}} (piece i of n of the \
-             encrypted payload, {PIECE_LEN} bytes each, base64); confirm {{sid, to, mac}}; ack {{sid, to}}; \
-             abort {{sid, to, reason, detail}}. Every directed message carries \"ack\": {{k, p, c}}: whether \
-             the sender has the addressee's SPAKE2 message, a bitmap of its payload pieces, and whether it \
-             verified its confirmation. Unknown fields are ignored; malformed or oversized datagrams are \
-             dropped. At most {MAX_SESSIONS} peers are tracked at once."
+             payload: at most {PIECE_PLAIN} plaintext bytes, sealed on its own under the sender's payload key \
+             with nonce 0^11 || i and associated data \"git-pair/v2 piece\" || sender id || receiver id || \
+             i || n, {PIECE_LEN} bytes at most, base64); confirm {{sid, to, mac}}; ack {{sid, to}}; end \
+             {{sid, to, box}} (a JSON object {{\"end\": \"ready\" | \"declined\" | \"refused\" | \
+             \"failed\", \"detail\"}}, detail at most {MAX_DETAIL_LEN} bytes, sealed under the sender's end \
+             key with a zero nonce and associated data \"git-pair/v2 end\" || sender id || receiver id). \
+             Every directed message carries \"ack\": {{k, p, c, e}}: k is present once the sender has the \
+             addressee's SPAKE2 message and holds its {ECHO_LEN} bytes after the side byte (base64), p a \
+             bitmap of the addressee's payload pieces that opened, c whether it verified the addressee's \
+             confirmation, e whether it has the addressee's end. Unknown fields are ignored; malformed or \
+             oversized datagrams, and other versions, are dropped. Version 2 replaced version 1's abort \
+             message, which anyone could forge, with the sealed end, and seals each piece on its own; the \
+             versions do not talk to each other. At most {MAX_SESSIONS} peers are tracked at once."
+        ),
+    );
+    item(
+        &mut r,
+        vec![bold("Amplification")],
+        &format!(
+            "A hello can carry anyone's source address. Until an address has shown that it receives what is \
+             sent to it, git pair sends it at most {AMPLIFICATION} times the bytes it received from it, as \
+             QUIC does. An address shows it by echoing this side's SPAKE2 message (sent there alone) in ack.k, \
+             or by sending something that opens under the session keys. Payload pieces go only to such an \
+             address, and replies move to a new source address only once it has shown it."
         ),
     );
     item(
@@ -317,15 +354,19 @@ fn extra() -> Roff {
         vec![bold("Delivery")],
         &format!(
             "What the peer has not acknowledged is resent after {}, doubling up to {}; a duplicate is answered \
-             at once. The side that finishes first sends its last acknowledgement {FINAL_ACK_COPIES} times and \
-             the other lingers, answering retransmissions, until told the peer finished, until the peer has \
-             been quiet for {}, or for at most {} s. A side that has sent its confirmation but lacks the \
-             peer's keeps acknowledging on the same timer, and a verified side answers that at once, so that \
-             the peer's confirmation is resent until it arrives. The TCP check of the peer's sshd opens a \
-             fresh connection at {} after the first, instead of waiting for the kernel to resend a lost \
-             SYN after 1 s and 3 s.",
+             at once. A side that has sent its confirmation but lacks the peer's keeps acknowledging on the same \
+             timer, and a verified side answers that at once, so that the peer's confirmation is resent until \
+             it arrives. A verified side keeps acknowledging until both end messages are exchanged, so each \
+             knows the other is still deciding; if the peer goes quiet for {} s (or after {} s in all) without \
+             its end, git pair keeps its own setup and says that the peer may not be set up. The side that \
+             finishes first sends its last acknowledgement {FINAL_ACK_COPIES} times and the other lingers, \
+             answering retransmissions, until told the peer finished, until the peer has been quiet for {}, or \
+             for at most {} s. The TCP check of the peer's sshd opens a fresh connection at {} after the first, \
+             instead of waiting for the kernel to resend a lost SYN after 1 s and 3 s.",
             ms(RTO_INITIAL),
             ms(RTO_MAX),
+            OUTCOME_QUIET.as_secs(),
+            OUTCOME_MAX.as_secs(),
             ms(LINGER_QUIET),
             LINGER_MAX.as_secs(),
             crate::transport::probe::RETRY_AFTER
@@ -685,8 +726,10 @@ fn extra() -> Roff {
         "git pair protects against an attacker on the LAN who sees, sends, drops and replays datagrams but \
          does not know the code: no offline guessing, at most three online guesses per run, nothing written \
          before both sides verified, payloads encrypted, sshd host keys pinned instead of trusted on first \
-         use, and the peer confined to the one repository. Such an attacker can stop a pairing, never \
-         complete one. Compare the check string (sas) on both machines for extra assurance.",
+         use, and the peer confined to the one repository. Nothing it forges ends a session or is shown as \
+         the peer's words, forged payload pieces cost nothing, and it cannot make git pair send a spoofed \
+         address more than three times what it sent. Such an attacker can stop a pairing, never complete \
+         one. Compare the check string (sas) on both machines for extra assurance.",
     );
     para(
         &mut r,

@@ -34,7 +34,7 @@ use support::gitpair::{self, exit, pair, pair_with, PairOpts, Paired};
 use support::host::{self, Host};
 use support::lab::{self, Lab, Network, SetupState, Stage};
 use support::process::Output;
-use support::{mcast, net, preflight, Needs};
+use support::{forge, mcast, net, preflight, Needs};
 use sync::*;
 
 /// `Needs: test_fn, ...` -> trials named after their functions.
@@ -45,6 +45,10 @@ macro_rules! trials {
 }
 
 fn main() -> ExitCode {
+    // The forging helper first: the multicast helper takes any other mode as its own.
+    if let Some(code) = forge::run_helper_if_requested() {
+        std::process::exit(code);
+    }
     if let Some(code) = mcast::run_helper_if_requested() {
         std::process::exit(code);
     }
@@ -62,6 +66,8 @@ fn main() -> ExitCode {
         Base: pairs_across_a_bridge,
         Base: paired_key_is_limited_to_the_repository,
         Base: wrong_code_fails_on_both_sides_and_writes_nothing,
+        Base: a_mistyped_code_ends_both_sides_within_seconds,
+        Base: forged_datagrams_on_the_lan_do_not_stop_a_pairing,
         Nft: pairs_without_multicast_with_peer_flag,
         Nft: pairs_without_multicast_by_subnet_probe,
         Base: pairs_over_ipv6_link_local_only,
@@ -775,5 +781,67 @@ fn an_unreachable_sshd_stops_both_sides_and_writes_nothing() {
     );
     for (side, host, was) in [("A", &lab.a, &before.0), ("B", &lab.b, &before.1)] {
         assert!(snapshot(host) == *was, "side {side} wrote something\n{run}");
+    }
+}
+
+/// Issue 10, item 5: with a mistyped code and a long --timeout, both sides stop with exit 4 a few
+/// seconds after they met (every peer failed, none new appeared), saying that the codes differ
+/// and to start again on both machines. Before, both waited the whole --timeout.
+fn a_mistyped_code_ends_both_sides_within_seconds() {
+    let lab = Lab::new(Network::DualStack);
+    let started = Instant::now();
+    let run = pair_with(
+        &lab,
+        &PairOpts::timeout(120),
+        &PairOpts::timeout(120),
+        wrong_code,
+    );
+    let took = started.elapsed();
+    eprintln!("  a mistyped code ended both sides after {took:?}");
+    for (side, out) in [("A", &run.a), ("B", &run.b)] {
+        assert_eq!(
+            out.code(),
+            Some(exit::VERIFICATION_FAILED),
+            "side {side} must exit 4\n{run}"
+        );
+        assert_eq!(failure_reasons(out), ["wrong_code"], "side {side}\n{run}");
+        let said = out.stderr_str();
+        assert!(
+            said.contains("the codes differ") && said.contains("Start again on both machines"),
+            "side {side} must say plainly what happened and what to do\n{run}"
+        );
+    }
+    assert!(
+        took < Duration::from_secs(20),
+        "both sides must stop within seconds, not at --timeout: {took:?}\n{run}"
+    );
+}
+
+/// Issue 9, forged datagrams: an attacker on the LAN without the code hears both runs' hellos
+/// and, for the whole pairing, sends each run datagrams under the other's session id from the
+/// other's own address: a version-1 `abort` (reason `rejected`, with its own words) that ended
+/// the run before, forged `data` pieces (which made the old version count a failed guess and
+/// say the codes differ), and an `end` it cannot seal. The pairing still succeeds on both
+/// sides, no guess is counted, and the attacker's words are never shown.
+fn forged_datagrams_on_the_lan_do_not_stop_a_pairing() {
+    let lab = Lab::new(Network::DualStack);
+    let attacker = forge::start(&lab.b, 15);
+    let run = pair(&lab, &PairOpts::default(), &PairOpts::default());
+    let forged = forge::forged(&attacker.wait(Duration::from_secs(30)));
+    eprintln!("  {forged} forged datagrams during the pairing");
+    assert!(forged > 0, "the attacker must have forged something\n{run}");
+    run.expect_paired();
+    for (side, out) in [("A", &run.a), ("B", &run.b)] {
+        let names = gitpair::event_names(&gitpair::events(out));
+        assert!(
+            !names.iter().any(|n| n == "verify_failed"),
+            "side {side}: a forgery counted as a failed guess: {names:?}\n{run}"
+        );
+        for text in [out.stdout_str(), out.stderr_str()] {
+            assert!(
+                !text.contains(forge::EVIL_WORDS),
+                "side {side} showed the attacker's words\n{run}"
+            );
+        }
     }
 }

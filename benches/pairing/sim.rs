@@ -23,7 +23,7 @@ use std::collections::BinaryHeap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-use git_pair::protocol::codec::SessionId;
+use git_pair::protocol::codec::{End, SessionId};
 use git_pair::protocol::payload::Payload;
 use git_pair::protocol::{Code, Config, Destination, Event, Machine};
 use git_pair::transport::probe::RETRY_AFTER;
@@ -313,15 +313,29 @@ impl Sim {
                             },
                         );
                     }
-                    Event::Verified(v) => self.nodes[i].verified_with = Some(v.peer),
+                    Event::Verified(v) => {
+                        self.nodes[i].verified_with = Some(v.peer);
+                        // Setup takes no time here: tell the peer at once.
+                        if let Some(m) = self.nodes[i].machine.as_mut() {
+                            m.conclude(self.now, End::Ready);
+                        }
+                    }
                     Event::Finished => self.nodes[i].finished_at = Some(self.now),
                     Event::TooManyFailures { .. } => {
                         self.nodes[i].failed = Some("too many failed verifications");
                     }
-                    Event::PeerRejected { .. } => {
+                    Event::CodesDiffer { .. } => {
+                        self.nodes[i].failed = Some("the codes differ");
+                    }
+                    Event::PeerEnded { end, .. } if end != End::Ready => {
                         self.nodes[i].failed = Some("the peer could not reach our sshd");
                     }
-                    Event::PeerSeen { .. } | Event::VerifyFailed { .. } => {}
+                    Event::PeerSilent { .. } => {
+                        self.nodes[i].failed = Some("the peer did not say how it ended");
+                    }
+                    Event::PeerEnded { .. }
+                    | Event::PeerSeen { .. }
+                    | Event::VerifyFailed { .. } => {}
                 }
             }
         }
@@ -385,7 +399,7 @@ impl Sim {
                             if reachable {
                                 m.accept(self.now, peer);
                             } else {
-                                m.reject(peer, "sshd unreachable");
+                                m.refuse(self.now, peer, "sshd unreachable");
                                 self.nodes[node].failed = Some("the peer's sshd did not answer");
                             }
                         }

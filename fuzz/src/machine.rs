@@ -5,23 +5,24 @@
 //! one opcode byte and its arguments (missing bytes read as 0): advance time, run to the
 //! machine's next deadline, deliver raw bytes as a datagram, or send a well-formed message from
 //! one of [`ATTACKERS`] fake peers. An attacker runs real SPAKE2 with its own code (so it can
-//! finish a handshake and send payload pieces and MACs under the key it derived), replays the
-//! machine's datagrams, or reflects them back as its own. Every datagram comes from one of a few
-//! fixed addresses, and `handle_timeout` runs between operations.
+//! finish a handshake and send payload pieces, MACs and sealed `end` messages under the key it
+//! derived), echoes or misquotes the machine's PAKE message in its acknowledgements, sends
+//! `end` messages that are not sealed at all, replays the machine's datagrams, or reflects them
+//! back as its own. Every datagram comes from one of a few fixed addresses, and `handle_timeout`
+//! runs between operations.
 //!
 //! After every operation, all the machine's datagrams and events are drained and checked: each
 //! datagram decodes with `codec::decode`, is at most `MAX_DATAGRAM` bytes, and is sent under
 //! the machine's session id. On `PeerPayload` the harness does what the real driver does with a
-//! good payload: `accept`. The outcome says what the attacker achieved; the fuzz targets assert
-//! on it, and the tests check that the same harness with the right code does verify.
+//! good payload: `accept`; on `Verified` it concludes with `End::Ready`, as a driver that set up
+//! does. The outcome says what the attacker achieved; the fuzz targets assert on it, and the
+//! tests check that the same harness with the right code does verify.
 
 use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-use git_pair::protocol::codec::{
-    self, AbortReason, Ack, Bytes, Message, SessionId, MAX_DATAGRAM, PIECE_LEN,
-};
+use git_pair::protocol::codec::{self, Ack, Bytes, End, Message, SessionId, MAX_DATAGRAM};
 use git_pair::protocol::machine::MAX_FAILURES;
 use git_pair::protocol::schedule::{self, PakeKey, SessionKeys, Transcript};
 use git_pair::protocol::{Code, Config, Event, Machine};
@@ -57,7 +58,7 @@ pub mod op {
     /// `u8` flags: bit 0 another channel.
     pub const HELLO: u8 = 3;
     /// `u8` kind (mod 3: fresh SPAKE2 message, 33 input bytes, the machine's own message
-    /// echoed back), `u8` ack.
+    /// sent back), `u8` ack.
     pub const PAKE: u8 = 4;
     /// `u8` piece index, `u8` flags (bit 0: claim another piece count, bit 1: bytes from input
     /// instead of the sealed payload), [`u16` length, bytes], `u8` ack.
@@ -66,8 +67,10 @@ pub mod op {
     pub const CONFIRM: u8 = 6;
     /// `u8` ack.
     pub const ACK: u8 = 7;
-    /// `u8` reason (mod 3: verify, rejected, busy), `u8` detail length (mod 64) and bytes.
-    pub const ABORT: u8 = 8;
+    /// `u8` flags: bit 0 `u8` length (mod 64, plus 16) and that many input bytes as the sealed
+    /// box, else an end sealed under the attacker's keys (if it has any) whose kind is bits 1-2
+    /// (ready, declined, refused, failed); then `u8` ack.
+    pub const END: u8 = 8;
     /// `u8` index into the machine's recent datagrams, delivered as they are.
     pub const REPLAY: u8 = 9;
     /// `u8` index: a recent datagram of the machine, rewritten as the attacker's own (sender =
@@ -88,11 +91,15 @@ pub struct Outcome {
     pub verify_failed: usize,
     /// `Event::TooManyFailures`.
     pub too_many_failures: usize,
+    /// `Event::CodesDiffer`.
+    pub codes_differ: usize,
+    /// `Event::PeerEnded`: an end that opened, which needs the code.
+    pub peer_ended: usize,
     /// `Machine::failures()` at the end.
     pub failures: u32,
     /// Distinct sessions to which the machine sent anything derived from a PAKE key (payload
-    /// pieces or a MAC): each is one guess at the code for whoever is at the other end. A
-    /// session is told apart by the machine's SPAKE2 message in it.
+    /// pieces, a MAC or an end): each is one guess at the code for whoever is at the other end.
+    /// A session is told apart by the machine's SPAKE2 message in it.
     pub guesses: usize,
     /// Datagrams sent by the machine.
     pub transmits: usize,
@@ -149,16 +156,18 @@ impl Reader<'_> {
         head.to_vec()
     }
 
-    fn ack(&mut self) -> Ack {
+    /// bit 0: echo the machine's PAKE message (`echo`, or 8 wrong bytes if the attacker has
+    /// none); bit 1: c; bit 6: e; bit 7: every piece, else bits 2-5 as the piece bitmap.
+    fn ack(&mut self, echo: Option<&[u8]>) -> Ack {
         let b = self.u8();
         Ack {
-            k: b & 1 != 0,
+            k: (b & 1 != 0).then(|| echo.map_or_else(|| Bytes(vec![0x5a; 8]), Ack::echo)),
             c: b & 2 != 0,
-            // Spread the six other bits over the 64 piece bits.
+            e: b & 0x40 != 0,
             p: if b & 0x80 != 0 {
                 u64::MAX
             } else {
-                u64::from(b >> 2)
+                u64::from(b >> 2 & 0x0f)
             },
         }
     }
@@ -242,10 +251,16 @@ impl Harness {
                         // What the driver does with a payload it can use.
                         self.machine.accept(self.now, peer);
                     }
-                    Event::Verified(_) => self.outcome.verified += 1,
+                    Event::Verified(_) => {
+                        self.outcome.verified += 1;
+                        // What the driver does once it has set up.
+                        self.machine.conclude(self.now, End::Ready);
+                    }
                     Event::VerifyFailed { .. } => self.outcome.verify_failed += 1,
                     Event::TooManyFailures { .. } => self.outcome.too_many_failures += 1,
-                    Event::PeerSeen { .. } | Event::PeerRejected { .. } | Event::Finished => {}
+                    Event::CodesDiffer { .. } => self.outcome.codes_differ += 1,
+                    Event::PeerEnded { .. } => self.outcome.peer_ended += 1,
+                    Event::PeerSeen { .. } | Event::PeerSilent { .. } | Event::Finished => {}
                 }
             }
             if !any {
@@ -277,7 +292,7 @@ impl Harness {
                     self.finish_pake(k);
                 }
             }
-            Message::Data { to, .. } | Message::Confirm { to, .. } => {
+            Message::Data { to, .. } | Message::Confirm { to, .. } | Message::End { to, .. } => {
                 let epoch = self.machine_pakes.get(to).cloned().unwrap_or_default();
                 self.guessed.insert((*to, epoch));
                 self.outcome.guesses = self.guessed.len();
@@ -325,6 +340,8 @@ impl Harness {
         };
         let sid = self.attackers[k].sid;
         let to = self.sid;
+        let echo = self.attackers[k].machine_pake.clone();
+        let echo = echo.as_deref();
         match (opcode & 0x0f) % op::OPS {
             op::ADVANCE => {
                 self.now += Duration::from_millis(u64::from(r.u16() % 20_000));
@@ -353,7 +370,7 @@ impl Harness {
             }
             op::PAKE => {
                 let kind = r.u8() % 3;
-                let ack = r.ack();
+                let ack = r.ack(echo);
                 let m = match kind {
                     0 => self.fresh_pake(k),
                     1 => r.bytes(codec::PAKE_MESSAGE_LEN),
@@ -374,17 +391,20 @@ impl Harness {
             op::DATA => {
                 let index = r.u8();
                 let flags = r.u8();
-                let sealed = match &self.attackers[k].keys {
+                let pieces = match &self.attackers[k].keys {
                     Some((keys, _, _)) if flags & 2 == 0 => {
-                        schedule::seal(keys, &sid, &to, ATTACKER_PAYLOAD)
+                        schedule::seal_pieces(keys, &sid, &to, ATTACKER_PAYLOAD)
+                            .unwrap_or_default()
                     }
                     _ => {
                         let len = usize::from(r.u16() % 2048);
                         r.bytes(len)
+                            .chunks(codec::PIECE_LEN)
+                            .map(<[u8]>::to_vec)
+                            .collect()
                     }
                 };
-                let pieces: Vec<&[u8]> = sealed.chunks(PIECE_LEN).collect();
-                let ack = r.ack();
+                let ack = r.ack(echo);
                 if pieces.is_empty() {
                     return;
                 }
@@ -398,7 +418,7 @@ impl Harness {
                         to,
                         i,
                         n,
-                        d: Bytes(pieces[usize::from(i)].to_vec()),
+                        d: Bytes(pieces[usize::from(i)].clone()),
                         ack,
                     },
                 );
@@ -420,7 +440,7 @@ impl Harness {
                     }
                     _ => r.bytes(32),
                 };
-                let ack = r.ack();
+                let ack = r.ack(echo);
                 self.send(
                     from,
                     &Message::Confirm {
@@ -432,25 +452,38 @@ impl Harness {
                 );
             }
             op::ACK => {
-                let ack = r.ack();
+                let ack = r.ack(echo);
                 self.send(from, &Message::Ack { sid, to, ack });
             }
-            op::ABORT => {
-                let reason = match r.u8() % 3 {
-                    0 => AbortReason::Verify,
-                    1 => AbortReason::Rejected,
-                    _ => AbortReason::Busy,
+            op::END => {
+                let flags = r.u8();
+                let sealed = match &self.attackers[k].keys {
+                    Some((keys, _, _)) if flags & 1 == 0 => {
+                        let end = match flags >> 1 & 3 {
+                            0 => End::Ready,
+                            1 => End::Declined,
+                            2 => End::Refused {
+                                detail: "evil words".into(),
+                            },
+                            _ => End::Failed {
+                                detail: "evil words".into(),
+                            },
+                        };
+                        schedule::seal_end(keys, &sid, &to, &end.to_bytes())
+                    }
+                    _ => {
+                        let len = usize::from(r.u8() % 64) + 16;
+                        r.bytes(len)
+                    }
                 };
-                let len = usize::from(r.u8() % 64);
-                let detail = String::from_utf8_lossy(&r.bytes(len)).into_owned();
-                let detail = (!detail.is_empty()).then_some(detail);
+                let ack = r.ack(echo);
                 self.send(
                     from,
-                    &Message::Abort {
+                    &Message::End {
                         sid,
                         to,
-                        reason,
-                        detail,
+                        sealed: Bytes(sealed),
+                        ack,
                     },
                 );
             }
@@ -474,7 +507,7 @@ impl Harness {
                     | Message::Data { sid: s, to: t, .. }
                     | Message::Confirm { sid: s, to: t, .. }
                     | Message::Ack { sid: s, to: t, .. }
-                    | Message::Abort { sid: s, to: t, .. } => {
+                    | Message::End { sid: s, to: t, .. } => {
                         *s = sid;
                         *t = to;
                     }
@@ -504,18 +537,23 @@ pub fn run(data: &[u8], attacker_code: &str) -> Outcome {
     h.outcome
 }
 
-/// The `machine` target: an attacker without the code never gets a payload decrypted and never
-/// makes the machine verify; everything the machine sends is a valid datagram (checked while
-/// running).
+/// The `machine` target: an attacker without the code never gets a payload opened, never makes
+/// the machine verify, and never gets an `end` accepted as the peer's words (nothing it sends
+/// can end a session or speak for a peer); everything the machine sends is a valid datagram
+/// (checked while running).
 pub fn machine(data: &[u8]) {
     let outcome = run(data, WRONG_CODE);
     assert_eq!(
         outcome.payloads, 0,
-        "payload decrypted without the code: {outcome:?}"
+        "payload opened without the code: {outcome:?}"
     );
     assert_eq!(
         outcome.verified, 0,
         "verified without the code: {outcome:?}"
+    );
+    assert_eq!(
+        outcome.peer_ended, 0,
+        "an end accepted without the code: {outcome:?}"
     );
 }
 
@@ -573,10 +611,29 @@ impl Script {
         self
     }
 
+    /// Acks the machine's PAKE message (echoing it) and nothing else: shows that the
+    /// attacker's address receives.
+    pub fn echo(&mut self, attacker: usize) -> &mut Self {
+        self.opcode(op::ACK, attacker);
+        self.0.push(0x01);
+        self
+    }
+
     /// Piece `i` of the attacker's sealed payload; acks the machine's PAKE message and pieces.
     pub fn data(&mut self, attacker: usize, i: u8) -> &mut Self {
         self.opcode(op::DATA, attacker);
         self.0.extend_from_slice(&[i, 0, 0x81]);
+        self
+    }
+
+    /// A piece of `len` input bytes (not sealed), index `i`.
+    pub fn forged_data(&mut self, attacker: usize, i: u8, bytes: &[u8]) -> &mut Self {
+        self.opcode(op::DATA, attacker);
+        self.0.extend_from_slice(&[i, 2]);
+        self.0
+            .extend_from_slice(&(bytes.len() as u16).to_le_bytes());
+        self.0.extend_from_slice(bytes);
+        self.0.push(0x01);
         self
     }
 
@@ -587,17 +644,27 @@ impl Script {
         self
     }
 
-    /// Acks everything of the machine's.
+    /// Acks everything of the machine's, its end included.
     pub fn ack_all(&mut self, attacker: usize) -> &mut Self {
         self.opcode(op::ACK, attacker);
-        self.0.push(0x83);
+        self.0.push(0xc3);
         self
     }
 
-    /// reason: 0 verify, 1 rejected, 2 busy.
-    pub fn abort(&mut self, attacker: usize, reason: u8) -> &mut Self {
-        self.opcode(op::ABORT, attacker);
-        self.0.extend_from_slice(&[reason, 0]);
+    /// An end sealed under the attacker's keys; kind: 0 ready, 1 declined, 2 refused, 3 failed.
+    pub fn end(&mut self, attacker: usize, kind: u8) -> &mut Self {
+        self.opcode(op::END, attacker);
+        self.0.extend_from_slice(&[(kind & 3) << 1, 0x01]);
+        self
+    }
+
+    /// An end whose box is `len` (clamped to 16..=79) input bytes.
+    pub fn forged_end(&mut self, attacker: usize, len: u8) -> &mut Self {
+        let len = len.clamp(16, 79);
+        self.opcode(op::END, attacker);
+        self.0.extend_from_slice(&[1, len - 16]);
+        self.0.extend(std::iter::repeat_n(0xab, usize::from(len)));
+        self.0.push(0x01);
         self
     }
 

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use git_pair::protocol::codec::{self, AbortReason, Ack, Bytes, Message, SessionId};
+use git_pair::protocol::codec::{self, Ack, Bytes, Message, SessionId};
 use git_pair::protocol::machine::MAX_FAILURES;
 use git_pair::protocol::payload::Payload;
 
@@ -126,11 +126,16 @@ fn with_the_right_code_the_harness_verifies() {
 
 #[test]
 fn with_the_wrong_code_the_same_handshake_fails() {
-    let outcome = run(&handshake(0).0, WRONG_CODE);
+    // Nothing it sent opened: the session fails VERIFY_GRACE later, and with no other peer
+    // the machine stops CODES_DIFFER_AFTER after that.
+    let mut s = handshake(0);
+    s.advance(2500).advance(3500);
+    let outcome = run(&s.0, WRONG_CODE);
     assert_eq!(outcome.payloads, 0, "{outcome:?}");
     assert_eq!(outcome.verified, 0, "{outcome:?}");
     assert_eq!(outcome.verify_failed, 1, "{outcome:?}");
     assert_eq!(outcome.failures, 1, "{outcome:?}");
+    assert_eq!(outcome.codes_differ, 1, "{outcome:?}");
 }
 
 #[test]
@@ -150,7 +155,8 @@ fn reflected_and_replayed_datagrams_do_not_verify() {
 fn three_wrong_guesses_stop_the_machine() {
     let mut s = Script::default();
     for k in 0..5 {
-        s.pake(k).data(k, 0);
+        // Each guess fails VERIFY_GRACE after its piece did not open.
+        s.pake(k).data(k, 0).advance(2500);
     }
     let outcome = run(&s.0, WRONG_CODE);
     assert_eq!(outcome.failures, MAX_FAILURES, "{outcome:?}");
@@ -158,28 +164,39 @@ fn three_wrong_guesses_stop_the_machine() {
     assert!(outcome.guesses <= MAX_FAILURES as usize, "{outcome:?}");
 }
 
-/// Threat model point 2 against an attacker who ends each guess with an `abort` instead of
+/// Threat model point 2 against an attacker who ends each guess with an `end` instead of
 /// letting it fail. The fuzzer (machine_guesses) once found that an unauthenticated `busy` or
-/// `rejected` abort removed a session that had key material without counting it; every abort now
-/// spends the guess.
+/// `rejected` abort removed a session that had key material without counting it. There is no
+/// unauthenticated abort any more; an `end` the attacker seals under its own (wrong) keys, or
+/// does not seal at all, changes nothing.
 #[test]
-fn aborted_guesses_still_count() {
-    let outcomes: Vec<_> = [("rejected", 1), ("busy", 2)]
-        .into_iter()
-        .map(|(name, reason)| {
-            let mut s = Script::default();
-            for k in 0..6 {
-                s.pake(k).abort(k, reason);
-            }
-            (name, run(&s.0, WRONG_CODE))
-        })
-        .collect();
-    for (name, outcome) in &outcomes {
-        assert!(
-            outcome.guesses <= MAX_FAILURES as usize,
-            "{name} aborts: {outcomes:?}"
-        );
+fn forged_ends_do_not_refund_guesses() {
+    for kind in 0..4 {
+        let mut s = Script::default();
+        for k in 0..6 {
+            s.pake(k).echo(k).end(k, kind).forged_end(k, 40);
+        }
+        s.advance(12_000).deadline();
+        let outcome = run(&s.0, WRONG_CODE);
+        assert!(outcome.guesses <= MAX_FAILURES as usize, "{outcome:?}");
+        assert_eq!(outcome.peer_ended, 0, "{outcome:?}");
+        assert_eq!(outcome.failures, MAX_FAILURES, "{outcome:?}");
     }
+}
+
+/// Forged payload pieces under the attacker's id do not open; with the right code, the real
+/// handshake still verifies after them (they cost nothing).
+#[test]
+fn forged_pieces_before_a_real_handshake_cost_nothing() {
+    let mut s = Script::default();
+    s.hello(0).pake(0).echo(0);
+    for i in 0..4 {
+        s.forged_data(0, i, &[0x11; 64]);
+    }
+    s.data(0, 0).confirm(0).ack_all(0).deadline();
+    let outcome = run(&s.0, CODE);
+    assert_eq!(outcome.verified, 1, "{outcome:?}");
+    assert_eq!(outcome.failures, 0, "{outcome:?}");
 }
 
 fn write(target: &str, name: &str, data: &[u8]) {
@@ -202,9 +219,10 @@ fn b() -> SessionId {
 fn write_seeds() {
     // codec: one of each message, as the codec writes them, and the brief's hand-written hello.
     let ack = Ack {
-        k: true,
+        k: Some(Bytes(vec![0x42; 8])),
         p: 5,
         c: false,
+        e: false,
     };
     let mut pake = vec![b'S'];
     pake.extend_from_slice(&[0x42; 32]);
@@ -222,7 +240,7 @@ fn write_seeds() {
                 sid: a(),
                 to: b(),
                 m: Bytes(pake),
-                ack,
+                ack: ack.clone(),
             },
         ),
         (
@@ -233,7 +251,7 @@ fn write_seeds() {
                 i: 1,
                 n: 3,
                 d: Bytes(vec![0xee; 40]),
-                ack,
+                ack: ack.clone(),
             },
         ),
         (
@@ -242,7 +260,7 @@ fn write_seeds() {
                 sid: a(),
                 to: b(),
                 mac: Bytes(vec![7; 32]),
-                ack,
+                ack: ack.clone(),
             },
         ),
         (
@@ -250,25 +268,16 @@ fn write_seeds() {
             Message::Ack {
                 sid: a(),
                 to: b(),
-                ack,
+                ack: ack.clone(),
             },
         ),
         (
-            "abort",
-            Message::Abort {
+            "end",
+            Message::End {
                 sid: a(),
                 to: b(),
-                reason: AbortReason::Rejected,
-                detail: Some("your sshd \u{e9} does not answer".into()),
-            },
-        ),
-        (
-            "abort-bare",
-            Message::Abort {
-                sid: a(),
-                to: b(),
-                reason: AbortReason::Busy,
-                detail: None,
+                sealed: Bytes(vec![0x5e; 60]),
+                ack: ack.clone(),
             },
         ),
     ];
@@ -278,7 +287,7 @@ fn write_seeds() {
     write(
         "codec",
         "hello-by-hand",
-        br#"{"v":1,"t":"hello","sid":"0123456789abcdef0123456789abcdef","ch":"7"}"#,
+        br#"{"v":2,"t":"hello","sid":"0123456789abcdef0123456789abcdef","ch":"7"}"#,
     );
 
     // locate: a query and an answer made with another secret, each framed as the harness reads
@@ -479,6 +488,12 @@ fn write_seeds() {
         s.pake(k).data(k, 0).advance(3000);
     }
     write("machine", "guesses", &s.0);
+    let mut s = Script::default();
+    for k in 0..4 {
+        s.pake(k).echo(k).end(k, 2).forged_end(k, 48);
+        s.forged_data(k, 0, &[0x22; 80]).advance(2500);
+    }
+    write("machine", "forgeries", &s.0);
     let hello = codec::encode(&Message::Hello {
         sid: attacker_sid(3),
         ch: "7".into(),
@@ -488,9 +503,10 @@ fn write_seeds() {
         sid: attacker_sid(3),
         to: machine_sid(),
         ack: Ack {
-            k: true,
+            k: Some(Bytes(vec![0; 8])),
             p: 1,
             c: false,
+            e: false,
         },
     })
     .unwrap();

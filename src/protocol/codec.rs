@@ -14,7 +14,7 @@ use base64ct::{Base64, Encoding};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The protocol version carried in every datagram's `v` field.
-pub const VERSION: u64 = 1;
+pub const VERSION: u64 = 2;
 /// The largest datagram sent or accepted.
 pub const MAX_DATAGRAM: usize = 1200;
 /// The length of a SPAKE2 message in the Ed25519 group, side byte included.
@@ -26,8 +26,12 @@ pub const PIECE_LEN: usize = 720;
 pub const MAX_PIECES: usize = 64;
 /// Channels longer than this are refused.
 pub const MAX_CHANNEL_LEN: usize = 32;
-/// `abort` details longer than this are refused.
+/// The `detail` of an [`End`] is at most this many bytes.
 pub const MAX_DETAIL_LEN: usize = 200;
+/// The length of [`Ack::k`]: this many bytes of the addressee's PAKE message.
+pub const ECHO_LEN: usize = 8;
+/// A sealed [`End`] is at most this many bytes.
+pub const MAX_END_LEN: usize = 512;
 
 /// A random per-run session id.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -112,40 +116,82 @@ impl<'de> Deserialize<'de> for Bytes {
 
 /// What the sender has received from the addressee so far. Carried by every
 /// directed message, so that each side retransmits only what is missing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Ack {
-    /// The sender has the addressee's PAKE message.
-    pub k: bool,
-    /// Bit i: the sender has the addressee's payload piece i.
+    /// The sender has the addressee's PAKE message, and proves it with the
+    /// [`ECHO_LEN`] bytes of that message after its side byte. The message
+    /// went to one address only (by unicast), so this also shows that the
+    /// sender receives datagrams at the address it sends from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub k: Option<Bytes>,
+    /// Bit i: the sender has the addressee's payload piece i (opened).
     pub p: u64,
     /// The sender has verified the addressee's confirmation MAC.
     pub c: bool,
+    /// The sender has the addressee's `end` message (opened).
+    #[serde(default)]
+    pub e: bool,
 }
 
 impl Ack {
-    /// Everything either of two acks reports: acks only ever grow.
-    pub fn merge(self, other: Ack) -> Ack {
-        Ack {
-            k: self.k || other.k,
-            p: self.p | other.p,
-            c: self.c || other.c,
-        }
+    /// The echo of a PAKE message that [`Ack::k`] carries.
+    pub fn echo(pake: &[u8]) -> Bytes {
+        Bytes(pake.iter().skip(1).take(ECHO_LEN).copied().collect())
     }
 }
 
-/// Why a side gave up on a session, told to the peer so that it need not
-/// wait for a timeout. Unauthenticated, like any abort on a LAN: a forged one
-/// can only end a session, never complete one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AbortReason {
-    /// The peer's payload or MAC did not verify: the codes differ.
-    Verify,
-    /// The payload verified but this side cannot use it (e.g. the peer's
-    /// sshd is unreachable from here).
-    Rejected,
-    /// This side already paired with someone else.
-    Busy,
+/// How one side's part of a session ended, told to the peer sealed under the
+/// session's end keys (see [`crate::protocol::schedule::seal_end`]), so that
+/// only the holder of the code can say it: an outsider can neither end a
+/// session nor put words in the peer's mouth.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "end", rename_all = "snake_case")]
+pub enum End {
+    /// Verified and set up here; keep the pairing if you are set up too.
+    Ready,
+    /// This side opened the peer's payload but cannot use it (its sshd does
+    /// not answer, its key opens another repository here, ...); nothing was
+    /// confirmed.
+    Refused { detail: String },
+    /// Verified, but the person here did not confirm that the check strings
+    /// match; nothing was written here.
+    Declined,
+    /// Verified, but setting up here failed and was undone.
+    Failed { detail: String },
+}
+
+impl End {
+    /// The plaintext that is sealed.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("an End always serializes")
+    }
+
+    /// Parses an opened `end` message.
+    pub fn parse(bytes: &[u8]) -> Result<End, DecodeError> {
+        let end: End =
+            serde_json::from_slice(bytes).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+        match &end {
+            End::Refused { detail } | End::Failed { detail } if detail.len() > MAX_DETAIL_LEN => {
+                Err(DecodeError::Invalid("end detail too long"))
+            }
+            _ => Ok(end),
+        }
+    }
+
+    /// A detail that fits: control characters become spaces (so that JSON
+    /// escaping cannot blow it up) and it is cut at [`MAX_DETAIL_LEN`] bytes,
+    /// on a character boundary.
+    pub fn detail(text: &str) -> String {
+        let mut out = String::new();
+        for c in text.chars() {
+            let c = if c.is_control() { ' ' } else { c };
+            if out.len() + c.len_utf8() > MAX_DETAIL_LEN {
+                break;
+            }
+            out.push(c);
+        }
+        out
+    }
 }
 
 /// One datagram.
@@ -185,13 +231,13 @@ pub enum Message {
         to: SessionId,
         ack: Ack,
     },
-    /// The sender gave up on this session.
-    Abort {
+    /// How the sender's part of this session ended: an [`End`], sealed.
+    End {
         sid: SessionId,
         to: SessionId,
-        reason: AbortReason,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        detail: Option<String>,
+        #[serde(rename = "box")]
+        sealed: Bytes,
+        ack: Ack,
     },
 }
 
@@ -204,18 +250,19 @@ impl Message {
             | Message::Data { sid, .. }
             | Message::Confirm { sid, .. }
             | Message::Ack { sid, .. }
-            | Message::Abort { sid, .. } => sid,
+            | Message::End { sid, .. } => sid,
         }
     }
 
     /// The acknowledgement a directed message carries.
-    pub fn ack(&self) -> Option<Ack> {
+    pub fn ack(&self) -> Option<&Ack> {
         match self {
             Message::Pake { ack, .. }
             | Message::Data { ack, .. }
             | Message::Confirm { ack, .. }
-            | Message::Ack { ack, .. } => Some(*ack),
-            Message::Hello { .. } | Message::Abort { .. } => None,
+            | Message::Ack { ack, .. }
+            | Message::End { ack, .. } => Some(ack),
+            Message::Hello { .. } => None,
         }
     }
 
@@ -227,7 +274,7 @@ impl Message {
             | Message::Data { to, .. }
             | Message::Confirm { to, .. }
             | Message::Ack { to, .. }
-            | Message::Abort { to, .. } => Some(to),
+            | Message::End { to, .. } => Some(to),
         }
     }
 }
@@ -296,6 +343,11 @@ pub fn decode(datagram: &[u8]) -> Result<Message, DecodeError> {
 }
 
 fn validate(msg: &Message) -> Result<(), DecodeError> {
+    if let Some(Ack { k: Some(echo), .. }) = msg.ack() {
+        if echo.0.len() != ECHO_LEN {
+            return Err(DecodeError::Invalid("PAKE echo has the wrong length"));
+        }
+    }
     match msg {
         Message::Hello { ch, .. } if ch.len() > MAX_CHANNEL_LEN => {
             Err(DecodeError::Invalid("channel too long"))
@@ -308,7 +360,7 @@ fn validate(msg: &Message) -> Result<(), DecodeError> {
                 Err(DecodeError::TooManyPieces(*n))
             } else if *n == 0 || i >= n {
                 Err(DecodeError::Invalid("piece number out of range"))
-            } else if d.0.is_empty() || d.0.len() > PIECE_LEN {
+            } else if d.0.len() < 16 || d.0.len() > PIECE_LEN {
                 Err(DecodeError::Invalid("piece has the wrong length"))
             } else {
                 Ok(())
@@ -317,9 +369,9 @@ fn validate(msg: &Message) -> Result<(), DecodeError> {
         Message::Confirm { mac, .. } if mac.0.len() != 32 => {
             Err(DecodeError::Invalid("MAC has the wrong length"))
         }
-        Message::Abort {
-            detail: Some(d), ..
-        } if d.len() > MAX_DETAIL_LEN => Err(DecodeError::Invalid("abort detail too long")),
+        Message::End { sealed, .. } if sealed.0.len() < 16 || sealed.0.len() > MAX_END_LEN => {
+            Err(DecodeError::Invalid("end message has the wrong length"))
+        }
         _ => Ok(()),
     }
 }
@@ -344,9 +396,10 @@ mod tests {
 
     fn full_ack() -> Ack {
         Ack {
-            k: true,
+            k: Some(Bytes(vec![0xff; ECHO_LEN])),
             p: u64::MAX,
             c: true,
+            e: true,
         }
     }
 
@@ -359,7 +412,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             std::str::from_utf8(&bytes).unwrap(),
-            r#"{"ch":"7","sid":"abababababababababababababababab","t":"hello","v":1}"#
+            r#"{"ch":"7","sid":"abababababababababababababababab","t":"hello","v":2}"#
         );
     }
 
@@ -376,13 +429,20 @@ mod tests {
         let bytes = encode(&data).unwrap();
         assert!(bytes.len() <= MAX_DATAGRAM, "{}", bytes.len());
         assert_eq!(decode(&bytes).unwrap(), data);
-        let abort = Message::Abort {
+        let end = Message::End {
             sid: A,
             to: B,
-            reason: AbortReason::Rejected,
-            detail: Some("x".repeat(MAX_DETAIL_LEN)),
+            sealed: Bytes(vec![0xff; MAX_END_LEN]),
+            ack: full_ack(),
         };
-        assert_eq!(decode(&encode(&abort).unwrap()).unwrap(), abort);
+        let bytes = encode(&end).unwrap();
+        assert!(bytes.len() <= MAX_DATAGRAM, "{}", bytes.len());
+        assert_eq!(decode(&bytes).unwrap(), end);
+        // The largest detail, all quotes (escaped to two bytes each), sealed, fits.
+        let worst = End::Failed {
+            detail: End::detail(&"\"".repeat(MAX_DETAIL_LEN)),
+        };
+        assert!(worst.to_bytes().len() + 16 <= MAX_END_LEN);
     }
 
     #[test]
@@ -402,23 +462,28 @@ mod tests {
             Err(DecodeError::Malformed(_))
         ));
         assert_eq!(
-            decode(br#"{"v":2,"t":"hello"}"#),
-            Err(DecodeError::Version(2))
+            decode(br#"{"v":3,"t":"hello"}"#),
+            Err(DecodeError::Version(3))
+        );
+        // Version 1 (no per-piece sealing, unauthenticated aborts) is refused as such.
+        assert_eq!(
+            decode(br#"{"v":1,"t":"abort","sid":"abababababababababababababababab"}"#),
+            Err(DecodeError::Version(1))
         );
         assert!(matches!(
-            decode(br#"{"v":1,"t":"hello","sid":"ABABABABABABABABABABABABABABABAB","ch":"7"}"#),
+            decode(br#"{"v":2,"t":"hello","sid":"ABABABABABABABABABABABABABABABAB","ch":"7"}"#),
             Err(DecodeError::Malformed(_))
         ));
         assert!(matches!(
-            decode(br#"{"v":1,"t":"hello","sid":"abab","ch":"7"}"#),
+            decode(br#"{"v":2,"t":"hello","sid":"abab","ch":"7"}"#),
             Err(DecodeError::Malformed(_))
         ));
         assert!(matches!(
-            decode(br#"{"v":1,"t":"nope","sid":"abababababababababababababababab"}"#),
+            decode(br#"{"v":2,"t":"nope","sid":"abababababababababababababababab"}"#),
             Err(DecodeError::Malformed(_))
         ));
         let short_pake = format!(
-            r#"{{"v":1,"t":"pake","sid":"{a}","to":"{a}","m":"AAAA","ack":{{"k":false,"p":0,"c":false}}}}"#,
+            r#"{{"v":2,"t":"pake","sid":"{a}","to":"{a}","m":"AAAA","ack":{{"p":0,"c":false}}}}"#,
             a = "ab".repeat(16)
         );
         assert_eq!(
@@ -426,15 +491,31 @@ mod tests {
             Err(DecodeError::Invalid("PAKE message has the wrong length"))
         );
         let bad_piece = format!(
-            r#"{{"v":1,"t":"data","sid":"{a}","to":"{a}","i":3,"n":3,"d":"AAAA","ack":{{"k":false,"p":0,"c":false}}}}"#,
+            r#"{{"v":2,"t":"data","sid":"{a}","to":"{a}","i":3,"n":3,"d":"AAAAAAAAAAAAAAAAAAAAAA==","ack":{{"p":0,"c":false}}}}"#,
             a = "ab".repeat(16)
         );
         assert_eq!(
             decode(bad_piece.as_bytes()),
             Err(DecodeError::Invalid("piece number out of range"))
         );
+        let short_piece = format!(
+            r#"{{"v":2,"t":"data","sid":"{a}","to":"{a}","i":0,"n":1,"d":"AAAA","ack":{{"p":0,"c":false}}}}"#,
+            a = "ab".repeat(16)
+        );
+        assert_eq!(
+            decode(short_piece.as_bytes()),
+            Err(DecodeError::Invalid("piece has the wrong length"))
+        );
+        let bad_echo = format!(
+            r#"{{"v":2,"t":"ack","sid":"{a}","to":"{a}","ack":{{"k":"AAAA","p":0,"c":false}}}}"#,
+            a = "ab".repeat(16)
+        );
+        assert_eq!(
+            decode(bad_echo.as_bytes()),
+            Err(DecodeError::Invalid("PAKE echo has the wrong length"))
+        );
         let extra = format!(
-            r#"{{"v":1,"t":"hello","sid":"{a}","ch":"7","evil":1}}"#,
+            r#"{{"v":2,"t":"hello","sid":"{a}","ch":"7","evil":1}}"#,
             a = "ab".repeat(16)
         );
         assert!(
@@ -448,7 +529,18 @@ mod tests {
     }
 
     fn arb_ack() -> impl Strategy<Value = Ack> {
-        (any::<bool>(), any::<u64>(), any::<bool>()).prop_map(|(k, p, c)| Ack { k, p, c })
+        (
+            proptest::option::of(any::<[u8; ECHO_LEN]>()),
+            any::<u64>(),
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(|(k, p, c, e)| Ack {
+                k: k.map(|k| Bytes(k.to_vec())),
+                p,
+                c,
+                e,
+            })
     }
 
     fn arb_message() -> impl Strategy<Value = Message> {
@@ -468,7 +560,7 @@ mod tests {
                 arb_sid(),
                 arb_sid(),
                 (1u8..=64).prop_flat_map(|n| (Just(n), 0..n)),
-                proptest::collection::vec(any::<u8>(), 1..=PIECE_LEN),
+                proptest::collection::vec(any::<u8>(), 16..=PIECE_LEN),
                 arb_ack()
             )
                 .prop_map(|(sid, to, (n, i), d, ack)| Message::Data {
@@ -492,15 +584,50 @@ mod tests {
                 to,
                 ack
             }),
-            (arb_sid(), arb_sid(), proptest::option::of("\\PC{0,50}")).prop_map(
-                |(sid, to, detail)| Message::Abort {
+            (
+                arb_sid(),
+                arb_sid(),
+                proptest::collection::vec(any::<u8>(), 16..=MAX_END_LEN),
+                arb_ack()
+            )
+                .prop_map(|(sid, to, sealed, ack)| Message::End {
                     sid,
                     to,
-                    reason: AbortReason::Verify,
-                    detail
-                }
-            ),
+                    sealed: Bytes(sealed),
+                    ack
+                }),
         ]
+    }
+
+    #[test]
+    fn end_messages_round_trip_and_refuse_long_details() {
+        for end in [
+            End::Ready,
+            End::Declined,
+            End::Refused {
+                detail: "your sshd on TCP port 22 does not answer".into(),
+            },
+            End::Failed {
+                detail: End::detail("x\u{1b}[31m\ny"),
+            },
+        ] {
+            assert_eq!(End::parse(&end.to_bytes()).unwrap(), end);
+        }
+        assert_eq!(End::detail("a\u{1b}b\nc"), "a b c");
+        assert_eq!(End::detail(&"é".repeat(150)).len(), MAX_DETAIL_LEN);
+        let long = format!(
+            r#"{{"end":"failed","detail":"{}"}}"#,
+            "x".repeat(MAX_DETAIL_LEN + 1)
+        );
+        assert_eq!(
+            End::parse(long.as_bytes()),
+            Err(DecodeError::Invalid("end detail too long"))
+        );
+        assert!(End::parse(br#"{"end":"abort"}"#).is_err());
+        assert_eq!(
+            serde_json::to_string(&End::Ready).unwrap(),
+            r#"{"end":"ready"}"#
+        );
     }
 
     proptest! {

@@ -10,41 +10,75 @@
 //! the initiator. Each side announces a random session id on its channel with
 //! `hello`. On hearing a new peer on the same channel, a side starts a fresh
 //! SPAKE2 run for that peer alone and sends its `pake` message; as soon as it
-//! has both PAKE messages it derives the session keys and sends its payload,
-//! encrypted, in `data` pieces. When the peer's payload decrypts, the driver
-//! checks it (is the peer's sshd reachable?) and [`Machine::accept`]s it;
-//! only then does this side send its `confirm` MAC over the whole transcript.
-//! A side is verified once it has accepted the peer's payload and checked the
-//! peer's MAC; it finishes once the peer has acknowledged checking ours.
+//! has both PAKE messages it derives the session keys and, once the peer's
+//! address has shown that it receives (see *Amplification*), sends its
+//! payload in `data` pieces, each sealed on its own. When the peer's payload
+//! has opened, the driver checks it (is the peer's sshd reachable?) and
+//! [`Machine::accept`]s it, or [`Machine::refuse`]s it; only an accepted
+//! peer gets this side's `confirm` MAC over the whole transcript. A side is
+//! verified once it has accepted the peer's payload and checked the peer's
+//! MAC.
+//!
+//! # The end
+//! A verified side sets up, then tells the peer how that went with
+//! [`Machine::conclude`]: an [`End`] sealed under the session's end keys, so
+//! that only the holder of the code can say it. Each side learns the peer's
+//! [`End`] ([`Event::PeerEnded`]) and keeps its setup only if the peer is set
+//! up too; if the peer goes quiet without saying, [`Event::PeerSilent`]
+//! tells the driver that the outcome is unknown. A refusal before
+//! verification ([`Machine::refuse`]) is an [`End`] too. Nothing that is not
+//! sealed under the session keys ends a session or is shown as the peer's
+//! words: there is no unauthenticated abort.
+//!
+//! # Forgeries
+//! The peer's session id is public, so an outsider can send datagrams under
+//! it. Every piece of the peer's payload, its MAC and its end message are
+//! checked on their own as they arrive; one that does not open is dropped and
+//! costs nothing. Since a peer with another code sends nothing that opens
+//! either, a session that has had only such datagrams from its peer for
+//! [`VERIFY_GRACE`] (time enough for the real peer's to arrive) has failed:
+//! the codes differ. When every peer on the channel has failed and no new one
+//! appears for [`CODES_DIFFER_AFTER`], the run stops ([`Event::CodesDiffer`]).
 //!
 //! # Guessing
 //! Every session in which this side sent something derived from the PAKE key
 //! gives whoever is at the other end exactly one guess at the code. Such a
-//! session either verifies or counts as a failure. At most
-//! [`MAX_FAILURES`] sessions may be failed or in flight, so an attacker gets
-//! at most that many guesses per run, and the run stops after that many
-//! failures.
+//! session either verifies, proves that the peer holds the code (something it
+//! sent opened), or counts as a failure. At most [`MAX_FAILURES`] sessions may
+//! be failed or in flight, so an attacker gets at most that many guesses per
+//! run, and the run stops after that many failures.
+//!
+//! # Amplification
+//! A `hello` can come with anyone's source address. Until an address has
+//! shown that it receives what is sent to it, it gets at most
+//! [`AMPLIFICATION`] times the bytes received from it, as in QUIC. An address
+//! shows it by echoing this side's PAKE message (sent there alone, by
+//! unicast) in [`Ack::k`], or by sending something sealed under the session
+//! keys. Payload pieces go only to such an address, and a session's replies
+//! move to a new source address only once that address has shown it.
 //!
 //! # Delivery
 //! Every directed message carries an [`Ack`] of what the sender has received,
 //! so each side retransmits only what is missing, with exponential backoff
 //! from [`RTO_INITIAL`]. Duplicates are answered at once (rate-limited) since
-//! they mean the peer lacks something. The side that finishes first lingers,
-//! answering retransmissions, until the peer confirms it has finished too or
-//! goes quiet.
+//! they mean the peer lacks something. A verified side keeps telling the peer
+//! what it lacks until the peer's end arrives, so each knows the other is
+//! still there.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use rand_core::{CryptoRng, RngCore};
-use spake2::{Ed25519Group, Identity, Password, Spake2};
+use spake2::{Ed25519Group, Group, Identity, Password, Spake2};
 use zeroize::Zeroizing;
 
 use super::code::Code;
-use super::codec::{self, AbortReason, Ack, Bytes, Message, SessionId, MAX_PIECES, PIECE_LEN};
+use super::codec::{self, Ack, Bytes, End, Message, SessionId, MAX_PIECES, PAKE_MESSAGE_LEN};
 use super::payload::MAX_PAYLOAD;
-use super::schedule::{self, PairSecret, PakeKey, SessionKeys, ShortAuthString, Transcript};
+use super::schedule::{
+    self, PairSecret, PakeKey, SessionKeys, ShortAuthString, Transcript, PIECE_PLAIN,
+};
 
 /// The first retransmission timeout; doubled on each retransmission.
 pub const RTO_INITIAL: Duration = Duration::from_millis(100);
@@ -64,11 +98,27 @@ pub const SESSION_IDLE: Duration = Duration::from_secs(10);
 /// or it counts as a failed guess. Liveness is not enough: an attacker who
 /// keeps announcing itself must not hold a guess open for ever.
 pub const VERIFY_WITHIN: Duration = Duration::from_secs(10);
+/// After a datagram under the peer's id failed to open (a payload piece, a
+/// MAC), a session that has had nothing authentic from the peer fails this
+/// long after: an outsider can send such datagrams but cannot stop the real
+/// peer's, which with the same code open well within this time. A peer with
+/// another code never sends anything that opens.
+pub const VERIFY_GRACE: Duration = Duration::from_secs(2);
+/// When every peer on the channel has failed verification and no new one
+/// has appeared for this long, the run stops: the codes differ.
+pub const CODES_DIFFER_AFTER: Duration = Duration::from_secs(3);
 /// A verified side waiting for the peer to finish stops after the peer has
 /// been quiet for this long (longer than two of its retransmissions).
 pub const LINGER_QUIET: Duration = Duration::from_millis(2500);
-/// ...and in any case after this long.
+/// ...and in any case this long after it ended its own part.
 pub const LINGER_MAX: Duration = Duration::from_secs(10);
+/// A verified side that lacks the peer's [`End`] gives up waiting for it
+/// when the peer has been quiet for this long ([`Event::PeerSilent`]); a
+/// peer that is still setting up or asking its user keeps saying so.
+pub const OUTCOME_QUIET: Duration = Duration::from_secs(5);
+/// ...and in any case after this long, which covers a person answering
+/// `--verify` on the other machine.
+pub const OUTCOME_MAX: Duration = Duration::from_secs(150);
 /// Sessions tracked at once; more peers are ignored until one goes.
 pub const MAX_SESSIONS: usize = 16;
 /// Guesses an attacker gets per run; the run stops after this many failures.
@@ -76,10 +126,17 @@ pub const MAX_FAILURES: u32 = 3;
 /// Copies of the last acknowledgement, sent when finishing, since nobody will
 /// be left to answer a retransmission.
 pub const FINAL_ACK_COPIES: usize = 3;
+/// An address that has not shown that it receives gets at most this many
+/// times the bytes received from it (QUIC's anti-amplification limit).
+pub const AMPLIFICATION: usize = 3;
 /// Answers to duplicates are sent at most this often per session.
 const FAST_RETRANSMIT_GAP: Duration = Duration::from_millis(50);
 const MAX_SOURCES: usize = 8;
 const MAX_FAILED_REMEMBERED: usize = 256;
+/// Addresses whose byte budget is tracked; the least recently heard goes.
+const MAX_ADDRESSES: usize = 64;
+/// Candidate MACs kept per session until the peer's payload is complete.
+const MAX_MACS: usize = 4;
 
 /// A peer, named by its session id.
 pub type PeerId = SessionId;
@@ -105,8 +162,8 @@ pub struct Transmit {
 pub enum Event {
     /// A peer on this channel announced itself or answered; not yet verified.
     PeerSeen { peer: PeerId, from: SocketAddr },
-    /// The peer's payload decrypted, so the peer holds the code. Check it and
-    /// call [`Machine::accept`] or [`Machine::reject`].
+    /// The peer's payload opened, so the peer holds the code. Check it and
+    /// call [`Machine::accept`] or [`Machine::refuse`].
     PeerPayload {
         peer: PeerId,
         payload: Zeroizing<Vec<u8>>,
@@ -118,19 +175,24 @@ pub enum Event {
         from: SocketAddr,
         failures: u32,
     },
-    /// The peer ended the session after verifying us (it could not use what
-    /// we sent, e.g. it cannot reach our sshd).
-    PeerRejected {
-        peer: PeerId,
-        detail: Option<String>,
-    },
-    /// Both sides are verified. Set up now; then keep driving the machine
-    /// until [`Event::Finished`] so that the peer finishes too.
+    /// Both sides are verified. Set up (or ask the user first), then call
+    /// [`Machine::conclude`], and keep driving the machine until
+    /// [`Event::Finished`] so that the peer learns how this side ended.
     Verified(Box<Verified>),
+    /// The peer told how its part ended, sealed under the session keys. With
+    /// [`End::Ready`] after [`Event::Verified`], keep the pairing if this
+    /// side is set up too; anything else ends the pairing on both sides.
+    PeerEnded { peer: PeerId, end: End },
+    /// Verified, but the peer went quiet, or took too long, without saying
+    /// how its setup ended: the outcome on the other side is unknown.
+    PeerSilent { peer: PeerId },
     /// Nothing is left to do; the driver may stop.
     Finished,
     /// Too many failed verifications: stop, write nothing.
     TooManyFailures { failures: u32 },
+    /// Every peer on the channel failed verification and no new one
+    /// appeared for [`CODES_DIFFER_AFTER`]: stop, write nothing.
+    CodesDiffer { failures: u32 },
 }
 
 /// The outcome of a verified session.
@@ -166,21 +228,17 @@ pub struct Config {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Searching,
-    Verified { peer: PeerId, since: Instant },
+    /// Verified with `peer` at `since`: the two ends are exchanged.
+    Verified {
+        peer: PeerId,
+        since: Instant,
+    },
+    /// This side refused `peer`: its [`End`] is delivered, then the run stops.
+    Closing {
+        peer: PeerId,
+    },
     Finished,
     Failed,
-}
-
-/// Why a session ended without verifying.
-enum Ending {
-    /// Its payload, MAC or PAKE message did not verify, or it took too long.
-    Failed,
-    /// The peer said our code did not verify.
-    Aborted,
-    /// The peer verified us but cannot use our payload.
-    Rejected(Option<String>),
-    /// The peer paired with someone else.
-    Busy,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,61 +247,127 @@ enum Decision {
     Accepted,
 }
 
-#[derive(Debug, Default)]
+/// What became of a `data` piece.
+enum Piece {
+    /// It opened and is new.
+    Opened,
+    /// It opened, and we had it already.
+    Duplicate,
+    /// It did not open (forged, or another code), or contradicts the count.
+    Forged,
+}
+
+/// The peer's payload, as its pieces open.
+#[derive(Default)]
 struct Reassembly {
     n: u8,
-    pieces: Vec<Option<Vec<u8>>>,
+    pieces: Vec<Option<Zeroizing<Vec<u8>>>>,
     have: u64,
 }
 
 impl Reassembly {
-    /// Stores a piece; returns whether it was new. A piece that disagrees
-    /// with the count seen first is ignored.
-    fn insert(&mut self, i: u8, n: u8, d: Vec<u8>) -> bool {
+    /// Opens piece `i` of `n` and keeps it if it is new. Only a piece that
+    /// opens may set the count, so a forgery cannot spoil the real pieces.
+    #[allow(clippy::too_many_arguments)]
+    fn offer(
+        &mut self,
+        keys: &SessionKeys,
+        own: &SessionId,
+        peer: &SessionId,
+        i: u8,
+        n: u8,
+        d: &[u8],
+    ) -> Piece {
+        if self.n != 0 && n != self.n {
+            return Piece::Forged;
+        }
+        let Some(plain) = schedule::open_piece(keys, own, peer, i, n, d) else {
+            return Piece::Forged;
+        };
         if self.n == 0 {
             self.n = n;
             self.pieces = vec![None; usize::from(n)];
         }
-        if n != self.n || i >= n {
-            return false;
-        }
         let slot = &mut self.pieces[usize::from(i)];
         if slot.is_some() {
-            return false;
+            return Piece::Duplicate;
         }
-        *slot = Some(d);
+        *slot = Some(plain);
         self.have |= 1 << i;
-        true
+        Piece::Opened
     }
 
     fn complete(&self) -> bool {
         self.n > 0 && self.pieces.iter().all(Option::is_some)
     }
 
-    fn assemble(&self) -> Vec<u8> {
-        self.pieces.iter().flatten().flatten().copied().collect()
+    fn assemble(&self) -> Zeroizing<Vec<u8>> {
+        Zeroizing::new(
+            self.pieces
+                .iter()
+                .flatten()
+                .flat_map(|p| p.iter())
+                .copied()
+                .collect(),
+        )
     }
 }
 
+/// Bytes received from and sent to one address, and whether it has shown
+/// that it receives.
+#[derive(Debug, Default)]
+struct Budget {
+    received: usize,
+    sent: usize,
+    validated: bool,
+    last_heard: Option<Instant>,
+}
+
+/// What the peer has of ours, as its acknowledgements say.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Acked {
+    /// Our PAKE message (proven by its echo).
+    k: bool,
+    p: u64,
+    c: bool,
+    e: bool,
+}
+
 struct Session {
+    /// Where replies go.
     addr: SocketAddr,
+    /// Addresses that have shown that they are the peer's (best first).
     sources: Vec<SocketAddr>,
     last_heard: Instant,
     spake: Option<Spake2<Ed25519Group>>,
     own_pake: Vec<u8>,
     peer_pake: Option<Vec<u8>>,
     keys: Option<SessionKeys>,
-    /// Encrypted payload pieces, present once key material was sent.
+    /// Payload pieces that arrived before the keys, tried once they exist.
+    early: Vec<(u8, u8, Vec<u8>, SocketAddr)>,
+    /// Our sealed payload pieces, present once key material was sent.
     own_pieces: Vec<Vec<u8>>,
     key_sent_at: Option<Instant>,
     rx: Reassembly,
     peer_payload: Option<Zeroizing<Vec<u8>>>,
-    peer_mac: Option<Vec<u8>>,
+    /// MACs under the peer's id, checked once its payload is complete.
+    peer_macs: Vec<(Vec<u8>, SocketAddr)>,
     peer_verified: bool,
+    /// Something under the peer's id opened: whoever sent it holds the code.
+    authentic: bool,
+    /// When something under the peer's id first failed to open.
+    suspect_since: Option<Instant>,
     decision: Decision,
     confirm: Option<[u8; 32]>,
+    /// Our sealed end message and when it was made.
+    own_end: Option<(End, Vec<u8>, Instant)>,
+    peer_end: Option<End>,
+    /// Whether the peer's end was handed to the driver.
+    peer_end_told: bool,
+    /// Whether the verified phase is on (keep the peer informed).
+    verified: bool,
     /// What the peer has of ours.
-    peer_ack: Ack,
+    peer_ack: Acked,
     rto: Duration,
     retransmit_at: Option<Instant>,
     last_fast: Option<Instant>,
@@ -254,45 +378,55 @@ impl Session {
         self.key_sent_at.is_some()
     }
 
-    /// When this session is given up: idle, or a guess held open too long.
+    /// When this session is given up: idle, a guess held open too long, or
+    /// only forgeries (or another code) for [`VERIFY_GRACE`].
     fn expires(&self) -> Instant {
+        let idle = self.last_heard + SESSION_IDLE;
         match self.key_sent_at {
-            Some(at) if !self.peer_verified => {
-                (at + VERIFY_WITHIN).min(self.last_heard + SESSION_IDLE)
+            Some(at) if !self.peer_verified && !self.authentic => {
+                let grace = self.suspect_since.map(|t| t + VERIFY_GRACE);
+                [Some(at + VERIFY_WITHIN), Some(idle), grace]
+                    .into_iter()
+                    .flatten()
+                    .min()
+                    .unwrap_or(idle)
             }
-            _ => self.last_heard + SESSION_IDLE,
+            Some(at) if !self.peer_verified => (at + VERIFY_WITHIN).min(idle),
+            _ => idle,
         }
+    }
+
+    fn suspect(&mut self, now: Instant) {
+        self.suspect_since.get_or_insert(now);
     }
 
     /// What we have of the peer's.
     fn own_ack(&self) -> Ack {
         Ack {
-            k: self.peer_pake.is_some(),
+            k: self.peer_pake.as_deref().map(Ack::echo),
             p: self.rx.have,
             c: self.peer_verified,
+            e: self.peer_end.is_some(),
         }
     }
 
     /// Whether the retransmission timer must run: something of ours is
-    /// unacknowledged, or we confirmed and still lack the peer's MAC. In
-    /// the latter case nothing of ours may be missing, but a peer that has
-    /// verified us would hear nothing more from us, go quiet and stop
-    /// lingering while its MAC is still being lost: we would never verify.
-    /// So we keep telling it what we lack, and it keeps lingering.
+    /// unacknowledged, or we lack something the peer will only resend if it
+    /// hears from us. We confirmed and lack the peer's MAC: a peer that has
+    /// verified us would otherwise hear nothing more, go quiet and stop
+    /// lingering while its MAC is still being lost. We are verified and the
+    /// two ends are not both exchanged: each side keeps waiting for the
+    /// other's end only while it hears from it.
     fn outstanding(&self) -> bool {
         let pieces_missing = (0..self.own_pieces.len()).any(|i| self.peer_ack.p & (1 << i) == 0);
         let awaiting_peer_mac = self.confirm.is_some() && !self.peer_verified;
+        let awaiting_end = self.verified && (self.peer_end.is_none() || self.own_end.is_none());
         !self.peer_ack.k
             || pieces_missing
             || (self.confirm.is_some() && !self.peer_ack.c)
+            || (self.own_end.is_some() && !self.peer_ack.e)
             || awaiting_peer_mac
-    }
-
-    fn note_source(&mut self, from: SocketAddr) {
-        self.addr = from;
-        if !self.sources.contains(&from) && self.sources.len() < MAX_SOURCES {
-            self.sources.push(from);
-        }
+            || awaiting_end
     }
 }
 
@@ -309,6 +443,13 @@ pub struct Machine<R> {
     sessions: HashMap<PeerId, Session>,
     failed: VecDeque<PeerId>,
     failures: u32,
+    /// When the last session failed, and when the last one opened: the run
+    /// stops [`CODES_DIFFER_AFTER`] after both, if all have failed.
+    last_failure: Option<Instant>,
+    last_opened: Option<Instant>,
+    /// Whether the driver was told that the peer went quiet.
+    silent_told: bool,
+    budgets: HashMap<SocketAddr, Budget>,
     next_hello: Instant,
     hello_interval: Duration,
     started: Instant,
@@ -325,9 +466,8 @@ pub struct Machine<R> {
 impl<R: RngCore + CryptoRng> Machine<R> {
     /// A machine that starts announcing itself at `now`.
     pub fn new(config: Config, now: Instant, mut rng: R) -> Result<Self, MachineError> {
-        // The AEAD tag adds 16 bytes to the payload.
-        let sealed = config.payload.len() + 16;
-        if config.payload.len() > MAX_PAYLOAD || sealed.div_ceil(PIECE_LEN) > MAX_PIECES {
+        let pieces = config.payload.len().div_ceil(PIECE_PLAIN).max(1);
+        if config.payload.len() > MAX_PAYLOAD || pieces > MAX_PIECES {
             return Err(MachineError::PayloadTooLarge(config.payload.len()));
         }
         let mut sid = [0u8; 16];
@@ -344,6 +484,10 @@ impl<R: RngCore + CryptoRng> Machine<R> {
             sessions: HashMap::new(),
             failed: VecDeque::new(),
             failures: 0,
+            last_failure: None,
+            last_opened: None,
+            silent_told: false,
+            budgets: HashMap::new(),
             oversized: None,
             next_hello: now,
             hello_interval: HELLO_INITIAL,
@@ -377,6 +521,13 @@ impl<R: RngCore + CryptoRng> Machine<R> {
         matches!(self.phase, Phase::Finished | Phase::Failed)
     }
 
+    /// Whether this side has ended its part of a session (refused the peer,
+    /// or is verified) and should keep being driven until
+    /// [`Event::Finished`], so that the peer learns how it ended.
+    pub fn is_ending(&self) -> bool {
+        matches!(self.phase, Phase::Verified { .. } | Phase::Closing { .. })
+    }
+
     /// The next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
@@ -389,49 +540,49 @@ impl<R: RngCore + CryptoRng> Machine<R> {
 
     /// When [`Machine::handle_timeout`] must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        let ending = |peer: PeerId, since: Option<Instant>| {
+            let s = self.sessions.get(&peer)?;
+            let (silent, finish) = self.end_deadlines(s, since);
+            [s.retransmit_at, silent, finish]
+                .into_iter()
+                .flatten()
+                .min()
+        };
         match self.phase {
-            Phase::Finished | Phase::Failed => return None,
-            Phase::Verified { peer, since } => {
-                let linger = since + LINGER_MAX;
-                let quiet = self
+            Phase::Finished | Phase::Failed => None,
+            Phase::Verified { peer, since } => ending(peer, Some(since)),
+            Phase::Closing { peer } => ending(peer, None),
+            Phase::Searching => {
+                let sessions = self
                     .sessions
-                    .get(&peer)
-                    .map(|s| s.last_heard.max(since) + LINGER_QUIET)
-                    .unwrap_or(since);
-                let retransmit = self.sessions.get(&peer).and_then(|s| s.retransmit_at);
-                return [Some(linger.min(quiet)), retransmit]
-                    .into_iter()
-                    .flatten()
-                    .min();
+                    .values()
+                    .flat_map(|s| [s.retransmit_at, Some(s.expires())]);
+                [
+                    Some(self.next_hello),
+                    self.scan_deadline(),
+                    self.codes_differ_deadline(),
+                ]
+                .into_iter()
+                .chain(sessions)
+                .flatten()
+                .min()
             }
-            Phase::Searching => {}
         }
-        let sessions = self
-            .sessions
-            .values()
-            .flat_map(|s| [s.retransmit_at, Some(s.expires())]);
-        [Some(self.next_hello), self.scan_deadline()]
-            .into_iter()
-            .chain(sessions)
-            .flatten()
-            .min()
     }
 
     /// Handles the passage of time: announcements, scans, retransmissions,
-    /// idle sessions and lingering.
+    /// idle and failed sessions, and the end of a session.
     pub fn handle_timeout(&mut self, now: Instant) {
         match self.phase {
             Phase::Finished | Phase::Failed => return,
             Phase::Verified { peer, since } => {
                 self.retransmit_due(peer, now);
-                let quiet_since = self
-                    .sessions
-                    .get(&peer)
-                    .map(|s| s.last_heard.max(since))
-                    .unwrap_or(since);
-                if now >= since + LINGER_MAX || now >= quiet_since + LINGER_QUIET {
-                    self.finish();
-                }
+                self.ending_due(peer, Some(since), now);
+                return;
+            }
+            Phase::Closing { peer } => {
+                self.retransmit_due(peer, now);
+                self.ending_due(peer, None, now);
                 return;
             }
             Phase::Searching => {}
@@ -448,9 +599,8 @@ impl<R: RngCore + CryptoRng> Machine<R> {
                 continue;
             };
             if now >= s.expires() {
-                let from = s.addr;
                 if s.key_material_sent() {
-                    self.fail(peer, from);
+                    self.fail(peer, now);
                 } else {
                     self.sessions.remove(&peer);
                 }
@@ -458,10 +608,20 @@ impl<R: RngCore + CryptoRng> Machine<R> {
             }
             self.retransmit_due(peer, now);
         }
+        if self
+            .codes_differ_deadline()
+            .is_some_and(|deadline| now >= deadline)
+        {
+            self.phase = Phase::Failed;
+            self.sessions.clear();
+            self.events.push_back(Event::CodesDiffer {
+                failures: self.failures,
+            });
+        }
     }
 
     /// Handles one received datagram. Garbage, our own echoes, other
-    /// channels and stale sessions are ignored.
+    /// channels, stale sessions and forgeries are ignored.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
         let msg = match codec::decode(datagram) {
             Ok(msg) => msg,
@@ -473,6 +633,7 @@ impl<R: RngCore + CryptoRng> Machine<R> {
             }
             Err(_) => return,
         };
+        self.note_received(from, datagram.len(), now);
         if *msg.sender() == self.sid || self.failed.contains(msg.sender()) {
             return;
         }
@@ -486,6 +647,9 @@ impl<R: RngCore + CryptoRng> Machine<R> {
     /// The driver checked the peer's payload and will use it: send our
     /// confirmation.
     pub fn accept(&mut self, now: Instant, peer: PeerId) {
+        if self.phase != Phase::Searching {
+            return;
+        }
         if let Some(s) = self.sessions.get_mut(&peer) {
             if s.peer_payload.is_some() {
                 s.decision = Decision::Accepted;
@@ -497,21 +661,70 @@ impl<R: RngCore + CryptoRng> Machine<R> {
         }
     }
 
-    /// The driver cannot use the peer's payload: end the session and tell the
-    /// peer why, so that it stops too.
-    pub fn reject(&mut self, peer: PeerId, detail: &str) {
-        if let Some(s) = self.sessions.remove(&peer) {
-            let detail: String = detail.chars().take(codec::MAX_DETAIL_LEN / 4).collect();
-            self.send_to(
-                s.addr,
-                &Message::Abort {
-                    sid: self.sid,
-                    to: peer,
-                    reason: AbortReason::Rejected,
-                    detail: Some(detail),
-                },
-            );
-            self.remember_failed(peer);
+    /// The driver cannot use the peer's payload: tell the peer why, sealed
+    /// under the session keys, and end the run once it has heard (or gone
+    /// quiet). Nothing is confirmed to it.
+    pub fn refuse(&mut self, now: Instant, peer: PeerId, detail: &str) {
+        if self.phase != Phase::Searching {
+            return;
+        }
+        let sid = self.sid;
+        let Some(s) = self.sessions.get_mut(&peer) else {
+            return;
+        };
+        let Some(keys) = &s.keys else {
+            return;
+        };
+        let end = End::Refused {
+            detail: End::detail(detail),
+        };
+        let sealed = schedule::seal_end(keys, &sid, &peer, &end.to_bytes());
+        s.own_end = Some((end, sealed, now));
+        s.rto = RTO_INITIAL;
+        s.retransmit_at = None;
+        self.phase = Phase::Closing { peer };
+        self.sessions.retain(|p, _| *p == peer);
+        self.send_end(peer);
+        self.arm(peer, now);
+    }
+
+    /// After [`Event::Verified`]: how this side's part ended. [`End::Ready`]
+    /// once set up, [`End::Declined`] when the person did not confirm the
+    /// check string, [`End::Failed`] when setting up failed. Told to the peer
+    /// sealed under the session keys, until it acknowledges.
+    pub fn conclude(&mut self, now: Instant, end: End) {
+        let Phase::Verified { peer, .. } = self.phase else {
+            return;
+        };
+        let sid = self.sid;
+        let Some(s) = self.sessions.get_mut(&peer) else {
+            return;
+        };
+        let Some(keys) = &s.keys else {
+            return;
+        };
+        if s.own_end.is_some() {
+            return;
+        }
+        let end = match end {
+            End::Refused { detail } => End::Refused {
+                detail: End::detail(&detail),
+            },
+            End::Failed { detail } => End::Failed {
+                detail: End::detail(&detail),
+            },
+            other => other,
+        };
+        let sealed = schedule::seal_end(keys, &sid, &peer, &end.to_bytes());
+        s.own_end = Some((end, sealed, now));
+        s.rto = RTO_INITIAL;
+        s.retransmit_at = None;
+        self.send_end(peer);
+        if self.silent_told {
+            // The peer went quiet: say it once, and stop.
+            self.finish();
+        } else if !self.finish_if_done(peer) {
+            self.arm(peer, now);
         }
     }
 
@@ -520,8 +733,11 @@ impl<R: RngCore + CryptoRng> Machine<R> {
             return;
         }
         self.last_peer_heard = Some(now);
-        if let Some(s) = self.sessions.get_mut(&peer) {
-            s.note_source(from);
+        if self.sessions.contains_key(&peer) {
+            self.route(peer, from);
+            let Some(s) = self.sessions.get_mut(&peer) else {
+                return;
+            };
             s.last_heard = now;
             // It is still announcing, so it may lack our PAKE message.
             if !s.peer_ack.k {
@@ -546,26 +762,34 @@ impl<R: RngCore + CryptoRng> Machine<R> {
             peer,
             Session {
                 addr: from,
-                sources: vec![from],
+                sources: Vec::new(),
                 last_heard: now,
                 spake: Some(spake),
                 own_pake,
                 peer_pake: None,
                 keys: None,
+                early: Vec::new(),
                 own_pieces: Vec::new(),
                 key_sent_at: None,
                 rx: Reassembly::default(),
                 peer_payload: None,
-                peer_mac: None,
+                peer_macs: Vec::new(),
                 peer_verified: false,
+                authentic: false,
+                suspect_since: None,
                 decision: Decision::Pending,
                 confirm: None,
-                peer_ack: Ack::default(),
+                own_end: None,
+                peer_end: None,
+                peer_end_told: false,
+                verified: false,
+                peer_ack: Acked::default(),
                 rto: RTO_INITIAL,
                 retransmit_at: None,
                 last_fast: None,
             },
         );
+        self.last_opened = Some(now);
         self.events.push_back(Event::PeerSeen { peer, from });
         self.send_pake(peer);
         self.arm(peer, now);
@@ -595,8 +819,10 @@ impl<R: RngCore + CryptoRng> Machine<R> {
         if let Message::Pake { m, .. } = &msg {
             // One of our own SPAKE2 messages sent back under another session
             // id: a reflection. It could never verify; drop it before it
-            // takes a session or a guess slot.
-            if self.sessions.values().any(|s| s.own_pake == m.0) {
+            // takes a session or a guess slot. A message that is no SPAKE2
+            // message at all is dropped too: it must not spend the session's
+            // one SPAKE2 run.
+            if self.sessions.values().any(|s| s.own_pake == m.0) || !valid_pake(&m.0) {
                 return;
             }
         }
@@ -608,18 +834,33 @@ impl<R: RngCore + CryptoRng> Machine<R> {
             }
         }
         self.last_peer_heard = Some(now);
+        let sid = self.sid;
         let Some(s) = self.sessions.get_mut(&peer) else {
             return;
         };
-        s.note_source(from);
         s.last_heard = now;
+        let echoed = msg
+            .ack()
+            .and_then(|a| a.k.as_ref())
+            .is_some_and(|k| *k == Ack::echo(&s.own_pake));
         if let Some(ack) = msg.ack() {
-            let grown = s.peer_ack.merge(ack);
+            let grown = Acked {
+                k: s.peer_ack.k || echoed,
+                p: s.peer_ack.p | ack.p,
+                c: s.peer_ack.c || ack.c,
+                e: s.peer_ack.e || ack.e,
+            };
             if grown != s.peer_ack {
                 s.peer_ack = grown;
                 s.rto = RTO_INITIAL;
             }
         }
+        // Addresses shown to receive: `from`, and where early pieces came from.
+        let mut shown: Vec<SocketAddr> = Vec::new();
+        if echoed {
+            shown.push(from);
+        }
+        let mut new_end = false;
         let (content, duplicate) = match msg {
             Message::Pake { m, .. } => match &s.peer_pake {
                 Some(have) => (true, *have == m.0),
@@ -627,42 +868,99 @@ impl<R: RngCore + CryptoRng> Machine<R> {
                     let Some(spake) = s.spake.take() else {
                         return;
                     };
-                    match spake.finish(&m.0) {
-                        Ok(key) => {
-                            s.keys = Some(schedule::derive(&PakeKey::new(key), &self.sid, &peer));
-                            s.peer_pake = Some(m.0);
-                            (true, false)
-                        }
-                        Err(_) => {
-                            self.fail(peer, from);
-                            return;
+                    let Ok(key) = spake.finish(&m.0) else {
+                        // Checked above; should it happen anyway, this
+                        // session can never derive keys: let it go.
+                        self.sessions.remove(&peer);
+                        return;
+                    };
+                    let keys = schedule::derive(&PakeKey::new(key), &sid, &peer);
+                    for (i, n, d, at) in std::mem::take(&mut s.early) {
+                        match s.rx.offer(&keys, &sid, &peer, i, n, &d) {
+                            Piece::Opened | Piece::Duplicate => {
+                                s.authentic = true;
+                                shown.push(at);
+                            }
+                            Piece::Forged => s.suspect(now),
                         }
                     }
+                    s.keys = Some(keys);
+                    s.peer_pake = Some(m.0);
+                    (true, false)
                 }
             },
-            Message::Data { i, n, d, .. } => (true, !s.rx.insert(i, n, d.0)),
+            Message::Data { i, n, d, .. } => match &s.keys {
+                None => {
+                    let early = (i, n, d.0, from);
+                    if s.early.len() < MAX_PIECES && !s.early.contains(&early) {
+                        s.early.push(early);
+                    }
+                    (true, false)
+                }
+                Some(keys) => match s.rx.offer(keys, &sid, &peer, i, n, &d.0) {
+                    Piece::Opened => {
+                        s.authentic = true;
+                        shown.push(from);
+                        (true, false)
+                    }
+                    Piece::Duplicate => {
+                        s.authentic = true;
+                        shown.push(from);
+                        (true, true)
+                    }
+                    Piece::Forged => {
+                        s.suspect(now);
+                        (false, false)
+                    }
+                },
+            },
             Message::Confirm { mac, .. } => {
-                let dup = s.peer_verified || s.peer_mac.as_ref() == Some(&mac.0);
-                if !s.peer_verified {
-                    s.peer_mac = Some(mac.0);
+                let dup = s.peer_verified || s.peer_macs.iter().any(|(m, _)| *m == mac.0);
+                if !dup && s.peer_macs.len() < MAX_MACS {
+                    s.peer_macs.push((mac.0, from));
                 }
                 (true, dup)
             }
-            // Once we are verified, a bare acknowledgement without our MAC
-            // means the peer is still waiting for it: answer at once, as
-            // for a duplicate, rather than at our backed-off timer.
-            Message::Ack { ack, .. } => (
-                false,
-                matches!(self.phase, Phase::Verified { .. }) && s.confirm.is_some() && !ack.c,
-            ),
-            Message::Abort { reason, detail, .. } => {
-                self.on_abort(from, peer, reason, detail);
-                return;
+            // In the end phases, a bare acknowledgement that lacks our MAC
+            // or our end means the peer is still waiting for it: answer at
+            // once, as for a duplicate, rather than at our backed-off timer.
+            Message::Ack { ack, .. } => {
+                let ending = matches!(self.phase, Phase::Verified { .. } | Phase::Closing { .. });
+                let lacks = (s.confirm.is_some() && !ack.c) || (s.own_end.is_some() && !ack.e);
+                (false, ending && lacks)
+            }
+            Message::End { sealed, .. } => {
+                let Some(keys) = &s.keys else {
+                    return;
+                };
+                // Only the holder of the code can seal an end; anything else
+                // is a forgery and changes nothing.
+                let Some(end) = schedule::open_end(keys, &sid, &peer, &sealed.0)
+                    .and_then(|plain| End::parse(&plain).ok())
+                else {
+                    return;
+                };
+                s.authentic = true;
+                shown.push(from);
+                if s.peer_end.is_some() {
+                    (true, true)
+                } else {
+                    s.peer_end = Some(end);
+                    new_end = true;
+                    (true, false)
+                }
             }
             Message::Hello { .. } => return,
         };
+        for addr in shown {
+            self.validate(addr);
+        }
+        self.route(peer, from);
+        if new_end && self.on_peer_end(peer) {
+            return;
+        }
         let sent = self.advance(peer, now);
-        if self.finish_if_done(peer) {
+        if self.finish_if_done(peer) || !self.sessions.contains_key(&peer) {
             return;
         }
         if duplicate {
@@ -673,23 +971,75 @@ impl<R: RngCore + CryptoRng> Machine<R> {
         self.arm(peer, now);
     }
 
-    fn on_abort(
-        &mut self,
-        from: SocketAddr,
-        peer: PeerId,
-        reason: AbortReason,
-        detail: Option<String>,
-    ) {
-        // Once verified, nothing unauthenticated may undo it.
-        if self.phase != Phase::Searching {
-            return;
-        }
-        let ending = match reason {
-            AbortReason::Verify => Ending::Aborted,
-            AbortReason::Rejected => Ending::Rejected(detail),
-            AbortReason::Busy => Ending::Busy,
+    /// The peer's end has just arrived. Returns whether this session is over.
+    fn on_peer_end(&mut self, peer: PeerId) -> bool {
+        let Some(end) = self.sessions.get(&peer).and_then(|s| s.peer_end.clone()) else {
+            return false;
         };
-        self.end(peer, from, ending);
+        match self.phase {
+            Phase::Searching if end == End::Ready => {
+                // The peer verified us first; it is told once we verify it.
+                false
+            }
+            Phase::Searching => {
+                // The peer holds the code and ends before we verified it:
+                // tell the driver, acknowledge, and drop the session (no
+                // guess was spent: it holds the code).
+                self.tell_peer_end(peer);
+                for _ in 0..FINAL_ACK_COPIES {
+                    self.send_ack(peer);
+                }
+                self.sessions.remove(&peer);
+                self.remember_failed(peer);
+                true
+            }
+            Phase::Verified { peer: p, .. } if p == peer => {
+                self.tell_peer_end(peer);
+                if end != End::Ready {
+                    // Nothing of ours matters any more.
+                    for _ in 0..FINAL_ACK_COPIES {
+                        self.send_ack(peer);
+                    }
+                    self.finish();
+                    return true;
+                }
+                false
+            }
+            _ => false,
+        }
+    }
+
+    fn tell_peer_end(&mut self, peer: PeerId) {
+        if let Some(s) = self.sessions.get_mut(&peer) {
+            if let (Some(end), false) = (&s.peer_end, s.peer_end_told) {
+                s.peer_end_told = true;
+                self.events.push_back(Event::PeerEnded {
+                    peer,
+                    end: end.clone(),
+                });
+            }
+        }
+    }
+
+    /// Where the session's replies go. They move to a new source address
+    /// only once it has shown that it receives, or while the current one has
+    /// not shown it either; addresses that have shown it are the peer's
+    /// sources (for the sshd check).
+    fn route(&mut self, peer: PeerId, from: SocketAddr) {
+        let shown = self.is_validated(&from);
+        let Some(addr) = self.sessions.get(&peer).map(|s| s.addr) else {
+            return;
+        };
+        let current_shown = self.is_validated(&addr);
+        let Some(s) = self.sessions.get_mut(&peer) else {
+            return;
+        };
+        if from != s.addr && (shown || !current_shown) {
+            s.addr = from;
+        }
+        if shown && !s.sources.contains(&from) && s.sources.len() < MAX_SOURCES {
+            s.sources.push(from);
+        }
     }
 
     /// Moves a session forward as far as it can go; returns how many
@@ -697,14 +1047,22 @@ impl<R: RngCore + CryptoRng> Machine<R> {
     fn advance(&mut self, peer: PeerId, now: Instant) -> usize {
         let mut sent = 0;
         let in_flight = self.guesses_in_flight();
+        let Some(addr) = self.sessions.get(&peer).map(|s| s.addr) else {
+            return 0;
+        };
+        let receives = self.is_validated(&addr);
+        let sid = self.sid;
         let Some(s) = self.sessions.get_mut(&peer) else {
             return 0;
         };
-        // Key material: only while the guess budget lasts.
+        // Key material: only while the guess budget lasts, and only to an
+        // address that has shown that it receives.
         let budget = self.failures + in_flight < MAX_FAILURES;
-        if let (Some(keys), false, true) = (&s.keys, s.key_material_sent(), budget) {
-            let sealed = schedule::seal(keys, &self.sid, &peer, &self.payload);
-            s.own_pieces = sealed.chunks(PIECE_LEN).map(<[u8]>::to_vec).collect();
+        if let (Some(keys), false, true, true, Phase::Searching) =
+            (&s.keys, s.key_material_sent(), budget, receives, self.phase)
+        {
+            s.own_pieces = schedule::seal_pieces(keys, &sid, &peer, &self.payload)
+                .expect("the payload's size was checked when the machine was made");
             s.key_sent_at = Some(now);
             sent += self.send_pieces(peer, false);
         }
@@ -713,52 +1071,39 @@ impl<R: RngCore + CryptoRng> Machine<R> {
         };
         // The peer's payload.
         if s.peer_payload.is_none() && s.rx.complete() {
-            if let Some(keys) = &s.keys {
-                match schedule::open(keys, &self.sid, &peer, &s.rx.assemble()) {
-                    Some(plain) => {
-                        s.peer_payload = Some(plain.clone());
-                        self.events.push_back(Event::PeerPayload {
-                            peer,
-                            payload: plain,
-                            sources: s.sources.clone(),
-                        });
-                    }
-                    None => {
-                        let from = s.addr;
-                        self.fail(peer, from);
-                        return sent;
-                    }
-                }
-            }
+            let plain = s.rx.assemble();
+            s.peer_payload = Some(plain.clone());
+            self.events.push_back(Event::PeerPayload {
+                peer,
+                payload: plain,
+                sources: s.sources.clone(),
+            });
         }
-        let sid = self.sid;
         let own_payload = &self.payload;
-        let Some(s) = self.sessions.get_mut(&peer) else {
-            return sent;
-        };
         let (Some(keys), Some(peer_pake), Some(peer_payload)) =
             (&s.keys, &s.peer_pake, &s.peer_payload)
         else {
             return sent;
         };
-        // The peer's confirmation.
+        // The peer's confirmation: the first candidate that verifies.
+        let mut shown = None;
         if !s.peer_verified {
-            if let Some(mac) = s.peer_mac.take() {
-                let t = Transcript {
-                    sender: &peer,
-                    receiver: &sid,
-                    sender_pake: peer_pake,
-                    receiver_pake: &s.own_pake,
-                    sender_payload: peer_payload,
-                    receiver_payload: own_payload,
-                };
+            let t = Transcript {
+                sender: &peer,
+                receiver: &sid,
+                sender_pake: peer_pake,
+                receiver_pake: &s.own_pake,
+                sender_payload: peer_payload,
+                receiver_payload: own_payload,
+            };
+            for (mac, at) in std::mem::take(&mut s.peer_macs) {
                 if schedule::verify_confirmation(keys, &t, &mac) {
                     s.peer_verified = true;
-                } else {
-                    let from = s.addr;
-                    self.fail(peer, from);
-                    return sent;
+                    s.authentic = true;
+                    shown = Some(at);
+                    break;
                 }
+                s.suspect_since.get_or_insert(now);
             }
         }
         // Our confirmation, once the driver accepted the peer.
@@ -774,6 +1119,10 @@ impl<R: RngCore + CryptoRng> Machine<R> {
             s.confirm = Some(schedule::confirmation(keys, &t));
             sent += self.send_confirm(peer);
         }
+        if let Some(at) = shown {
+            self.validate(at);
+            self.route(peer, at);
+        }
         let Some(s) = self.sessions.get(&peer) else {
             return sent;
         };
@@ -784,12 +1133,13 @@ impl<R: RngCore + CryptoRng> Machine<R> {
     }
 
     fn verified(&mut self, peer: PeerId, now: Instant) {
-        let Some(s) = self.sessions.get(&peer) else {
+        let Some(s) = self.sessions.get_mut(&peer) else {
             return;
         };
         let (Some(keys), Some(payload)) = (&s.keys, &s.peer_payload) else {
             return;
         };
+        s.verified = true;
         self.events.push_back(Event::Verified(Box::new(Verified {
             peer,
             payload: payload.clone(),
@@ -800,14 +1150,32 @@ impl<R: RngCore + CryptoRng> Machine<R> {
         self.phase = Phase::Verified { peer, since: now };
         // Other sessions can no longer lead anywhere.
         self.sessions.retain(|p, _| *p == peer);
+        // The peer may have told its end before we verified it.
+        self.tell_peer_end(peer);
+        self.arm(peer, now);
     }
 
-    /// Finishes once verified and the peer has checked our confirmation.
-    /// The peer may still be waiting for our acknowledgement of its own, and
-    /// nobody will be left to answer its retransmissions: send it a few times.
+    /// Finishes once this session has nothing left to exchange: the peer
+    /// ended without a pairing, or our end is acknowledged and either the
+    /// peer's end is here or ours ended the pairing anyway. Nobody will be
+    /// left to answer the peer's retransmissions: send the last
+    /// acknowledgement a few times.
     fn finish_if_done(&mut self, peer: PeerId) -> bool {
-        let done = matches!(self.phase, Phase::Verified { peer: p, .. } if p == peer)
-            && self.sessions.get(&peer).is_some_and(|s| s.peer_ack.c);
+        let ending = match self.phase {
+            Phase::Verified { peer: p, .. } | Phase::Closing { peer: p } => p == peer,
+            _ => false,
+        };
+        let Some(s) = self.sessions.get(&peer) else {
+            return false;
+        };
+        let done = ending
+            && match (&s.own_end, &s.peer_end) {
+                (_, Some(theirs)) if *theirs != End::Ready => true,
+                (Some((ours, ..)), theirs) => {
+                    s.peer_ack.e && (theirs.is_some() || *ours != End::Ready)
+                }
+                (None, _) => false,
+            };
         if done {
             for _ in 0..FINAL_ACK_COPIES {
                 self.send_ack(peer);
@@ -815,6 +1183,52 @@ impl<R: RngCore + CryptoRng> Machine<R> {
             self.finish();
         }
         done
+    }
+
+    /// When, in the end phases, to tell the driver that the peer went quiet
+    /// without its end, and when to stop lingering.
+    fn end_deadlines(
+        &self,
+        s: &Session,
+        verified_since: Option<Instant>,
+    ) -> (Option<Instant>, Option<Instant>) {
+        let silent = match verified_since {
+            Some(since)
+                if s.peer_end.is_none()
+                    && !self.silent_told
+                    && s.own_end.as_ref().is_none_or(|(e, ..)| *e == End::Ready) =>
+            {
+                Some((s.last_heard.max(since) + OUTCOME_QUIET).min(since + OUTCOME_MAX))
+            }
+            _ => None,
+        };
+        let finish = match &s.own_end {
+            Some((ours, _, at)) if s.peer_end.is_some() || *ours != End::Ready => {
+                Some((s.last_heard.max(*at) + LINGER_QUIET).min(*at + LINGER_MAX))
+            }
+            _ => None,
+        };
+        (silent, finish)
+    }
+
+    fn ending_due(&mut self, peer: PeerId, verified_since: Option<Instant>, now: Instant) {
+        let Some(s) = self.sessions.get(&peer) else {
+            self.finish();
+            return;
+        };
+        let (silent, finish) = self.end_deadlines(s, verified_since);
+        if silent.is_some_and(|t| now >= t) {
+            self.silent_told = true;
+            let told = s.own_end.is_some();
+            self.events.push_back(Event::PeerSilent { peer });
+            if told {
+                self.finish();
+            }
+            return;
+        }
+        if finish.is_some_and(|t| now >= t) {
+            self.finish();
+        }
     }
 
     fn finish(&mut self) {
@@ -826,50 +1240,28 @@ impl<R: RngCore + CryptoRng> Machine<R> {
     fn guesses_in_flight(&self) -> u32 {
         self.sessions
             .values()
-            .filter(|s| s.key_material_sent() && !s.peer_verified)
+            .filter(|s| s.key_material_sent() && !s.peer_verified && !s.authentic)
             .count() as u32
     }
 
-    /// A session failed verification (or took too long to verify): tell the
-    /// peer, and count the guess it got.
-    fn fail(&mut self, peer: PeerId, from: SocketAddr) {
-        self.end(peer, from, Ending::Failed);
-    }
-
-    /// Ends a session that did not verify. Whatever the reason, a session
-    /// that got key material from us spent one guess: aborts are
-    /// unauthenticated, so an attacker's "abort" must never refund one.
-    fn end(&mut self, peer: PeerId, from: SocketAddr, ending: Ending) {
+    /// A session that got key material from us did not verify in time, or
+    /// had only datagrams that do not open for [`VERIFY_GRACE`]: unless its
+    /// peer proved that it holds the code, it spent a guess.
+    fn fail(&mut self, peer: PeerId, now: Instant) {
         let Some(s) = self.sessions.remove(&peer) else {
             return;
         };
         self.remember_failed(peer);
-        if let Ending::Failed = ending {
-            self.send_to(
-                s.addr,
-                &Message::Abort {
-                    sid: self.sid,
-                    to: peer,
-                    reason: AbortReason::Verify,
-                    detail: None,
-                },
-            );
+        if !s.key_material_sent() || s.peer_verified || s.authentic {
+            return;
         }
-        let spent = s.key_material_sent() && !s.peer_verified;
-        if spent {
-            self.failures += 1;
-        }
-        match ending {
-            Ending::Rejected(detail) => self.events.push_back(Event::PeerRejected { peer, detail }),
-            Ending::Busy if !spent => {}
-            Ending::Failed | Ending::Aborted | Ending::Busy => {
-                self.events.push_back(Event::VerifyFailed {
-                    peer,
-                    from,
-                    failures: self.failures,
-                })
-            }
-        }
+        self.failures += 1;
+        self.last_failure = Some(now);
+        self.events.push_back(Event::VerifyFailed {
+            peer,
+            from: s.addr,
+            failures: self.failures,
+        });
         if self.failures >= MAX_FAILURES && self.phase == Phase::Searching {
             self.phase = Phase::Failed;
             self.sessions.clear();
@@ -879,11 +1271,67 @@ impl<R: RngCore + CryptoRng> Machine<R> {
         }
     }
 
+    /// When the run stops because the codes differ: every peer heard on the
+    /// channel failed, none is being verified, and none appeared since.
+    fn codes_differ_deadline(&self) -> Option<Instant> {
+        if self.phase != Phase::Searching || self.failures == 0 {
+            return None;
+        }
+        if self.sessions.values().any(|s| s.peer_pake.is_some()) {
+            return None;
+        }
+        let last = self
+            .last_failure?
+            .max(self.last_opened.unwrap_or(self.started));
+        Some(last + CODES_DIFFER_AFTER)
+    }
+
     fn remember_failed(&mut self, peer: PeerId) {
         if self.failed.len() >= MAX_FAILED_REMEMBERED {
             self.failed.pop_front();
         }
         self.failed.push_back(peer);
+    }
+
+    /// Counts what `from` sent, for its budget.
+    fn note_received(&mut self, from: SocketAddr, len: usize, now: Instant) {
+        let b = self.budget(from);
+        b.received = b.received.saturating_add(len);
+        b.last_heard = Some(now);
+    }
+
+    /// `addr` has shown that it receives what is sent to it.
+    fn validate(&mut self, addr: SocketAddr) {
+        self.budget(addr).validated = true;
+    }
+
+    fn is_validated(&self, addr: &SocketAddr) -> bool {
+        self.budgets.get(addr).is_some_and(|b| b.validated)
+    }
+
+    fn budget(&mut self, addr: SocketAddr) -> &mut Budget {
+        if !self.budgets.contains_key(&addr) && self.budgets.len() >= MAX_ADDRESSES {
+            // Forget the least recently heard, unvalidated first.
+            let old = self
+                .budgets
+                .iter()
+                .min_by_key(|(_, b)| (b.validated, b.last_heard))
+                .map(|(a, _)| *a);
+            if let Some(old) = old {
+                self.budgets.remove(&old);
+            }
+        }
+        self.budgets.entry(addr).or_default()
+    }
+
+    /// Whether `len` more bytes may go to `addr`; counts them if so.
+    fn allow(&mut self, addr: SocketAddr, len: usize) -> bool {
+        let b = self.budget(addr);
+        let fits = b.validated || b.sent + len <= AMPLIFICATION * b.received;
+        if fits {
+            b.sent += len;
+        }
+        fits
     }
 
     fn announce(&mut self) {
@@ -1000,7 +1448,9 @@ impl<R: RngCore + CryptoRng> Machine<R> {
         let Some(s) = self.sessions.get(&peer) else {
             return 0;
         };
-        let (need_pake, need_confirm) = (!s.peer_ack.k, s.confirm.is_some() && !s.peer_ack.c);
+        let need_pake = !s.peer_ack.k;
+        let need_confirm = s.confirm.is_some() && !s.peer_ack.c;
+        let need_end = s.own_end.is_some() && !s.peer_ack.e;
         let mut sent = 0;
         if need_pake {
             sent += self.send_pake(peer);
@@ -1008,6 +1458,9 @@ impl<R: RngCore + CryptoRng> Machine<R> {
         sent += self.send_pieces(peer, true);
         if need_confirm {
             sent += self.send_confirm(peer);
+        }
+        if need_end {
+            sent += self.send_end(peer);
         }
         sent
     }
@@ -1064,6 +1517,22 @@ impl<R: RngCore + CryptoRng> Machine<R> {
         self.send_to(s.addr, &msg)
     }
 
+    fn send_end(&mut self, peer: PeerId) -> usize {
+        let Some(s) = self.sessions.get(&peer) else {
+            return 0;
+        };
+        let Some((_, sealed, _)) = &s.own_end else {
+            return 0;
+        };
+        let msg = Message::End {
+            sid: self.sid,
+            to: peer,
+            sealed: Bytes(sealed.clone()),
+            ack: s.own_ack(),
+        };
+        self.send_to(s.addr, &msg)
+    }
+
     fn send_ack(&mut self, peer: PeerId) -> usize {
         let Some(s) = self.sessions.get(&peer) else {
             return 0;
@@ -1076,9 +1545,15 @@ impl<R: RngCore + CryptoRng> Machine<R> {
         self.send_to(s.addr, &msg)
     }
 
+    /// Sends a directed message, within `addr`'s budget (see
+    /// *Amplification* in the module documentation); returns how many
+    /// datagrams went out (0 or 1).
     fn send_to(&mut self, addr: SocketAddr, msg: &Message) -> usize {
         match codec::encode(msg) {
             Ok(datagram) => {
+                if !self.allow(addr, datagram.len()) {
+                    return 0;
+                }
                 self.transmits.push_back(Transmit {
                     destination: Destination::Unicast(addr),
                     datagram,
@@ -1091,6 +1566,15 @@ impl<R: RngCore + CryptoRng> Machine<R> {
             }
         }
     }
+}
+
+/// Whether `m` is a SPAKE2 message of the symmetric mode: the side byte,
+/// then a valid point. Checked before the session's one SPAKE2 run is spent
+/// on it.
+fn valid_pake(m: &[u8]) -> bool {
+    m.len() == PAKE_MESSAGE_LEN
+        && m[0] == b'S'
+        && <Ed25519Group as Group>::bytes_to_element(&m[1..]).is_some()
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
-//! The key schedule: everything derived from the SPAKE2 key, and the two
-//! uses of those keys, the transcript MACs (key confirmation) and the
-//! payload AEAD.
+//! The key schedule: everything derived from the SPAKE2 key, and the three
+//! uses of those keys: the transcript MACs (key confirmation), the payload
+//! AEAD (each `data` piece sealed on its own) and the sealed `end` message
+//! that tells the peer how this side's part ended.
 //!
 //! Each key has one purpose and a type that says so, and each direction has
 //! its own keys. A session's two sides are told apart by their random session
@@ -18,17 +19,25 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use zeroize::{Zeroize, Zeroizing};
 
-use super::codec::SessionId;
+use super::codec::{SessionId, PIECE_LEN};
 
 /// Protocol name and version, bound into every label, MAC and AAD.
-pub const PROTOCOL: &str = "git-pair/v1";
+pub const PROTOCOL: &str = "git-pair/v2";
 
-const LABEL_CONFIRM_LOW: &[u8] = b"git-pair/v1 confirm low";
-const LABEL_CONFIRM_HIGH: &[u8] = b"git-pair/v1 confirm high";
-const LABEL_PAYLOAD_LOW: &[u8] = b"git-pair/v1 payload low";
-const LABEL_PAYLOAD_HIGH: &[u8] = b"git-pair/v1 payload high";
-const LABEL_SAS: &[u8] = b"git-pair/v1 short authentication string";
-const LABEL_PAIR_SECRET: &[u8] = b"git-pair/v1 pair secret";
+const LABEL_CONFIRM_LOW: &[u8] = b"git-pair/v2 confirm low";
+const LABEL_CONFIRM_HIGH: &[u8] = b"git-pair/v2 confirm high";
+const LABEL_PAYLOAD_LOW: &[u8] = b"git-pair/v2 payload low";
+const LABEL_PAYLOAD_HIGH: &[u8] = b"git-pair/v2 payload high";
+const LABEL_END_LOW: &[u8] = b"git-pair/v2 end low";
+const LABEL_END_HIGH: &[u8] = b"git-pair/v2 end high";
+const LABEL_SAS: &[u8] = b"git-pair/v2 short authentication string";
+const LABEL_PAIR_SECRET: &[u8] = b"git-pair/v2 pair secret";
+
+/// Plaintext bytes per `data` piece: each piece is sealed on its own, and
+/// the AEAD tag takes the rest of [`PIECE_LEN`].
+pub const PIECE_PLAIN: usize = PIECE_LEN - TAG_LEN;
+/// The ChaCha20-Poly1305 tag.
+pub const TAG_LEN: usize = 16;
 
 /// Which end of a session a side is, decided by comparing session ids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,10 +62,11 @@ impl Role {
         }
     }
 
-    fn labels(self) -> (&'static [u8], &'static [u8]) {
+    /// The labels of this role's confirmation, payload and end keys.
+    fn labels(self) -> [&'static [u8]; 3] {
         match self {
-            Role::Low => (LABEL_CONFIRM_LOW, LABEL_PAYLOAD_LOW),
-            Role::High => (LABEL_CONFIRM_HIGH, LABEL_PAYLOAD_HIGH),
+            Role::Low => [LABEL_CONFIRM_LOW, LABEL_PAYLOAD_LOW, LABEL_END_LOW],
+            Role::High => [LABEL_CONFIRM_HIGH, LABEL_PAYLOAD_HIGH, LABEL_END_HIGH],
         }
     }
 }
@@ -99,6 +109,10 @@ secret_key!(
     PayloadKey
 );
 secret_key!(
+    /// ChaCha20-Poly1305 key for one direction's `end` message.
+    EndKey
+);
+secret_key!(
     /// A long-term secret both sides share after pairing, for later use
     /// (re-keying, re-pairing without a code). Never shown.
     PairSecret
@@ -124,6 +138,8 @@ pub struct SessionKeys {
     pub peer_confirm: ConfirmKey,
     pub own_payload: PayloadKey,
     pub peer_payload: PayloadKey,
+    pub own_end: EndKey,
+    pub peer_end: EndKey,
     pub sas: ShortAuthString,
     pub pair_secret: PairSecret,
 }
@@ -171,8 +187,8 @@ pub fn derive(pake: &PakeKey, own: &SessionId, peer: &SessionId) -> SessionKeys 
             .expect("32 bytes is a valid HKDF-SHA256 output length");
         out
     };
-    let (own_confirm_label, own_payload_label) = role.labels();
-    let (peer_confirm_label, peer_payload_label) = role.other().labels();
+    let [own_confirm_label, own_payload_label, own_end_label] = role.labels();
+    let [peer_confirm_label, peer_payload_label, peer_end_label] = role.other().labels();
     let mut sas_bytes = Zeroizing::new(expand(LABEL_SAS));
     let n = u32::from_be_bytes([0, sas_bytes[0], sas_bytes[1], sas_bytes[2]]) % 1_000_000;
     sas_bytes.zeroize();
@@ -182,6 +198,8 @@ pub fn derive(pake: &PakeKey, own: &SessionId, peer: &SessionId) -> SessionKeys 
         peer_confirm: ConfirmKey(expand(peer_confirm_label)),
         own_payload: PayloadKey(expand(own_payload_label)),
         peer_payload: PayloadKey(expand(peer_payload_label)),
+        own_end: EndKey(expand(own_end_label)),
+        peer_end: EndKey(expand(peer_end_label)),
         sas: ShortAuthString(format!("{:03} {:03}", n / 1000, n % 1000)),
         pair_secret: PairSecret(expand(LABEL_PAIR_SECRET)),
     }
@@ -233,52 +251,147 @@ pub fn verify_confirmation(keys: &SessionKeys, t: &Transcript<'_>, tag: &[u8]) -
     t.mac(&keys.peer_confirm).verify_slice(tag).is_ok()
 }
 
-fn aad(sender: &SessionId, receiver: &SessionId) -> Vec<u8> {
-    let mut aad = Vec::with_capacity(PROTOCOL.len() + 40);
+/// `PROTOCOL || " " || what || sender id || receiver id || extra`: the associated data of
+/// every sealed message, binding it to its kind, its direction and its session.
+fn aad(what: &str, sender: &SessionId, receiver: &SessionId, extra: &[u8]) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(PROTOCOL.len() + what.len() + 34 + extra.len());
     aad.extend_from_slice(PROTOCOL.as_bytes());
-    aad.extend_from_slice(b" payload");
+    aad.push(b' ');
+    aad.extend_from_slice(what.as_bytes());
     aad.extend_from_slice(sender.as_bytes());
     aad.extend_from_slice(receiver.as_bytes());
+    aad.extend_from_slice(extra);
     aad
 }
 
-// Each payload key encrypts exactly one message (one direction of one
-// session, with keys fresh from a new SPAKE2 run), so a fixed nonce is safe.
-const NONCE: [u8; 12] = [0; 12];
+/// Piece `i`'s nonce: eleven zero bytes, then `i`. Each payload key seals
+/// one payload (one direction of one session, with keys fresh from a new
+/// SPAKE2 run), and each piece of it once, so no nonce repeats under a key.
+fn piece_nonce(i: u8) -> [u8; 12] {
+    let mut nonce = [0u8; 12];
+    nonce[11] = i;
+    nonce
+}
 
-/// Encrypts this side's payload for the peer.
-pub fn seal(keys: &SessionKeys, own: &SessionId, peer: &SessionId, plaintext: &[u8]) -> Vec<u8> {
-    let cipher = ChaCha20Poly1305::new((&keys.own_payload.0).into());
-    cipher
+// Each end key seals exactly one message (a side ends a session once), so a
+// fixed nonce is safe.
+const END_NONCE: [u8; 12] = [0; 12];
+
+fn seal_with(key: &[u8; 32], nonce: &[u8; 12], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+    ChaCha20Poly1305::new(key.into())
         .encrypt(
-            (&NONCE).into(),
+            nonce.into(),
             AeadPayload {
                 msg: plaintext,
-                aad: &aad(own, peer),
+                aad,
             },
         )
         .expect("ChaCha20-Poly1305 encryption of an in-memory buffer cannot fail")
 }
 
-/// Decrypts the peer's payload; `None` when it was not made with the same
-/// key, i.e. the codes differ, or it was tampered with, reflected or spliced.
-pub fn open(
+fn open_with(
+    key: &[u8; 32],
+    nonce: &[u8; 12],
+    aad: &[u8],
+    ciphertext: &[u8],
+) -> Option<Zeroizing<Vec<u8>>> {
+    ChaCha20Poly1305::new(key.into())
+        .decrypt(
+            nonce.into(),
+            AeadPayload {
+                msg: ciphertext,
+                aad,
+            },
+        )
+        .ok()
+        .map(Zeroizing::new)
+}
+
+/// Encrypts this side's payload for the peer as `n` pieces of at most
+/// [`PIECE_PLAIN`] bytes each (at least one, so an empty payload is one
+/// piece), each sealed on its own so that the peer can check every piece as
+/// it arrives: a forged piece is dropped without spoiling the real one. The
+/// piece's index and the count are bound into its nonce and associated data.
+/// `None` if the payload needs more than 255 pieces.
+pub fn seal_pieces(
+    keys: &SessionKeys,
+    own: &SessionId,
+    peer: &SessionId,
+    plaintext: &[u8],
+) -> Option<Vec<Vec<u8>>> {
+    let chunks: Vec<&[u8]> = if plaintext.is_empty() {
+        vec![&[]]
+    } else {
+        plaintext.chunks(PIECE_PLAIN).collect()
+    };
+    let n = u8::try_from(chunks.len()).ok()?;
+    Some(
+        chunks
+            .iter()
+            .enumerate()
+            .map(|(i, chunk)| {
+                let i = i as u8;
+                seal_with(
+                    &keys.own_payload.0,
+                    &piece_nonce(i),
+                    &aad("piece", own, peer, &[i, n]),
+                    chunk,
+                )
+            })
+            .collect(),
+    )
+}
+
+/// Opens piece `i` of `n` of the peer's payload; `None` when it was not made
+/// with the same key (the codes differ, or it is forged), or it was
+/// tampered with, reflected, moved to another index or count, or spliced from
+/// another session.
+pub fn open_piece(
+    keys: &SessionKeys,
+    own: &SessionId,
+    peer: &SessionId,
+    i: u8,
+    n: u8,
+    ciphertext: &[u8],
+) -> Option<Zeroizing<Vec<u8>>> {
+    open_with(
+        &keys.peer_payload.0,
+        &piece_nonce(i),
+        &aad("piece", peer, own, &[i, n]),
+        ciphertext,
+    )
+}
+
+/// Seals this side's `end` message (how its part of the session ended) for
+/// the peer.
+pub fn seal_end(
+    keys: &SessionKeys,
+    own: &SessionId,
+    peer: &SessionId,
+    plaintext: &[u8],
+) -> Vec<u8> {
+    seal_with(
+        &keys.own_end.0,
+        &END_NONCE,
+        &aad("end", own, peer, &[]),
+        plaintext,
+    )
+}
+
+/// Opens the peer's `end` message; `None` unless the peer holds this
+/// session's keys, i.e. the code.
+pub fn open_end(
     keys: &SessionKeys,
     own: &SessionId,
     peer: &SessionId,
     ciphertext: &[u8],
 ) -> Option<Zeroizing<Vec<u8>>> {
-    let cipher = ChaCha20Poly1305::new((&keys.peer_payload.0).into());
-    cipher
-        .decrypt(
-            (&NONCE).into(),
-            AeadPayload {
-                msg: ciphertext,
-                aad: &aad(peer, own),
-            },
-        )
-        .ok()
-        .map(Zeroizing::new)
+    open_with(
+        &keys.peer_end.0,
+        &END_NONCE,
+        &aad("end", peer, own, &[]),
+        ciphertext,
+    )
 }
 
 #[cfg(test)]

@@ -7,11 +7,13 @@
 //! - [`lab`]: two hosts and the cleanup of everything (also after a panic, also of killed runs).
 //! - [`gitpair`]: running git-pair on both sides and reading its JSON events and remotes.
 //! - [`mcast`]: a multicast probe that needs no git-pair.
+//! - [`forge`]: an attacker without the code that forges datagrams on the LAN.
 //! - [`locate`]: a stolen query, an impostor and a flood, in the locate protocol.
 //!
 //! [`preflight`] says why a test cannot run here (not root, a tool missing, no namespaces):
 //! such a test is reported as ignored with that reason, never as passed.
 
+pub mod forge;
 pub mod gitpair;
 pub mod host;
 pub mod lab;

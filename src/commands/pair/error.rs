@@ -21,8 +21,8 @@ pub enum PairError {
         port: u16,
     },
     #[error(
-        "verification failed: {failures} peer(s) answered with a different code. Check the code \
-         on both machines and start again; nothing was written"
+        "verification failed: the codes differ ({failures} machine(s) answered with another code, \
+         or someone guessed). Start again on both machines with a new code; nothing was written"
     )]
     WrongCode { failures: u32 },
     #[error(
@@ -54,6 +54,17 @@ pub enum PairError {
     SameRepository { path: String },
     #[error("the peer refused this pairing: {0}. Nothing was written")]
     PeerRejected(String),
+    #[error(
+        "the person at the other machine did not confirm that the check codes match, so the \
+         pairing was called off; nothing was written. If the check codes differed, someone may be \
+         in the middle: start again with a new code"
+    )]
+    PeerDeclined,
+    #[error(
+        "setting up the other machine failed ({0}), so the pairing is off on both machines; \
+         nothing was left behind here"
+    )]
+    PeerFailed(String),
     #[error("the peer sent details this machine cannot use: {0}")]
     BadPeer(String),
     #[error("{0}; nothing was written")]
@@ -81,10 +92,13 @@ impl PairError {
         match self {
             PairError::Usage(_) | PairError::SameRepository { .. } => Exit::Usage,
             PairError::NoPeer { .. } => Exit::NoPeer,
-            PairError::WrongCode { .. } | PairError::Guessing(_) => Exit::Verification,
+            PairError::WrongCode { .. } | PairError::Guessing(_) | PairError::PeerDeclined => {
+                Exit::Verification
+            }
             PairError::SshdUnreachable { .. }
             | PairError::NoLocalSshd { .. }
             | PairError::PeerRejected(_)
+            | PairError::PeerFailed(_)
             | PairError::BadPeer(_)
             | PairError::KeyInUse(_)
             | PairError::Setup => Exit::Setup,
@@ -102,6 +116,8 @@ impl PairError {
             PairError::SshdUnreachable { .. } => Reason::SshdUnreachable,
             PairError::NoLocalSshd { .. } => Reason::NoSshd,
             PairError::PeerRejected(_) => Reason::PeerRejected,
+            PairError::PeerDeclined => Reason::PeerDeclined,
+            PairError::PeerFailed(_) => Reason::PeerFailed,
             PairError::BadPeer(_) | PairError::KeyInUse(_) | PairError::Setup => Reason::Setup,
             PairError::Interrupted => Reason::Interrupted,
         }
@@ -134,6 +150,8 @@ mod tests {
             },
             PairError::SameRepository { path: "/r".into() },
             PairError::PeerRejected("x".into()),
+            PairError::PeerDeclined,
+            PairError::PeerFailed("x".into()),
             PairError::Setup,
             PairError::Interrupted,
         ];

@@ -46,6 +46,7 @@ use crate::events::{Event as JsonEvent, Reason};
 use crate::interrupt::Interrupts;
 use crate::keys::{self, LoginKey};
 use crate::local;
+use crate::protocol::codec::End;
 use crate::protocol::machine;
 use crate::protocol::payload::Payload;
 use crate::protocol::{Code, Config, Event, Machine};
@@ -238,29 +239,47 @@ fn exchange(
         &mut handler,
     )?;
     if let Some(err) = state.error.take() {
+        // A refusal is delivered, sealed, before the run ends.
+        if machine.is_ending() {
+            linger(&mut machine, &mut sockets, interrupts, out);
+        }
         return Err(err);
     }
     if let Some(verified) = state.verified.take() {
-        // The peer is verified: set up now, then linger so that the peer
-        // finishes too.
-        let done = setup(args, &p, &verified, out, interrupts)?;
-        let linger_until = Instant::now() + machine::LINGER_MAX;
-        if !machine.is_done() {
-            out.status("waiting for the other machine to finish…");
-            // This side is set up; a network error now only means the peer
-            // may have to finish without our last acknowledgement.
-            let lingered = driver::drive(
-                &mut machine,
-                &mut sockets,
-                interrupts,
-                linger_until,
-                &mut Linger { out },
-            );
-            if let Err(e) = lingered {
-                out.line(&format!("warning: {:#}", anyhow::Error::new(e)));
+        // The peer is verified: set up now, tell the peer how that went,
+        // and keep answering until it has heard.
+        let done = match setup(args, &p, &verified, out, interrupts) {
+            Ok(done) => done,
+            Err(err) => {
+                machine.conclude(
+                    Instant::now(),
+                    End::Failed {
+                        detail: format!("{err:#}"),
+                    },
+                );
+                linger(&mut machine, &mut sockets, interrupts, out);
+                return Err(err);
             }
-        }
+        };
+        machine.conclude(Instant::now(), End::Ready);
+        let peer_end = linger(&mut machine, &mut sockets, interrupts, out);
         out.progress.finish();
+        match peer_end {
+            Some(End::Ready) => {}
+            Some(end) => {
+                if let Some(err) = peer::peer_error(&end) {
+                    out.line(&format!(
+                        "warning: {err}; this machine is set up: `git pair remove {}` undoes it",
+                        done.remote
+                    ));
+                }
+            }
+            None => out.line(&format!(
+                "warning: the other machine did not say whether it is set up, so it may not be: \
+                 check with `git fetch {0}`; `git pair remove {0}` undoes this side",
+                done.remote
+            )),
+        }
         out.event(JsonEvent::Paired {
             remote: done.remote.clone(),
             alias: done.alias.clone(),
@@ -324,14 +343,48 @@ impl driver::Handler<OsRng> for Exchange<'_> {
     }
 }
 
-/// After setup: keep answering the peer until it has finished too.
+/// Drives the machine until it has finished ending its part (our end is
+/// acknowledged, or the peer went quiet, at most [`machine::LINGER_MAX`]
+/// after the peer's end or [`machine::OUTCOME_MAX`] in all); returns the
+/// peer's end, if it told one. A network error now only means that the peer
+/// may not hear our last word: it is a warning.
+fn linger(
+    machine: &mut Machine<OsRng>,
+    sockets: &mut Sockets,
+    interrupts: &mut Interrupts,
+    out: &mut Reporter,
+) -> Option<End> {
+    let mut handler = Linger {
+        out,
+        peer_end: None,
+    };
+    if !machine.is_done() {
+        handler
+            .out
+            .status("telling the other machine how this side ended…");
+        let until = Instant::now() + machine::OUTCOME_MAX + machine::LINGER_MAX;
+        if let Err(e) = driver::drive(machine, sockets, interrupts, until, &mut handler) {
+            handler
+                .out
+                .line(&format!("warning: {:#}", anyhow::Error::new(e)));
+        }
+    }
+    handler.peer_end
+}
+
+/// While ending: collect the peer's end, stop when the machine is done.
 struct Linger<'a> {
     out: &'a mut Reporter,
+    peer_end: Option<End>,
 }
 
 impl driver::Handler<OsRng> for Linger<'_> {
     fn event(&mut self, _: &mut Machine<OsRng>, event: Event) -> Control {
         match event {
+            Event::PeerEnded { end, .. } => {
+                self.peer_end = Some(end);
+                Control::Continue
+            }
             Event::Finished => Control::Stop,
             _ => Control::Continue,
         }

@@ -11,7 +11,7 @@ use rand_core::OsRng;
 use crate::commands::serve;
 use crate::events::{Event as JsonEvent, PeerView};
 use crate::keys;
-use crate::protocol::codec::SessionId;
+use crate::protocol::codec::{End, SessionId};
 use crate::protocol::machine::MAX_FAILURES;
 use crate::protocol::payload::PeerInfo;
 use crate::protocol::schedule::{PairSecret, Role};
@@ -100,18 +100,18 @@ impl Session {
                 ));
                 Control::Continue
             }
-            Event::PeerRejected { detail, .. } => {
-                let mut detail = detail
-                    .as_deref()
-                    .map(sanitize::for_terminal)
-                    .unwrap_or_default()
-                    .into_owned();
-                if detail.contains("sshd") {
-                    detail.push_str(" (is sshd running here, on the port given with --ssh-port?)");
+            Event::PeerEnded { end, .. } => match peer_error(&end) {
+                Some(err) => {
+                    self.error = Some(err.into());
+                    Control::Stop
                 }
-                self.error = Some(PairError::PeerRejected(detail).into());
+                None => Control::Continue,
+            },
+            Event::CodesDiffer { failures } => {
+                self.error = Some(PairError::WrongCode { failures }.into());
                 Control::Stop
             }
+            Event::PeerSilent { .. } => Control::Continue,
             Event::TooManyFailures { failures } => {
                 self.error = Some(PairError::Guessing(failures).into());
                 Control::Stop
@@ -172,7 +172,7 @@ impl Session {
         let info = match PeerInfo::parse(payload) {
             Ok(info) => info,
             Err(e) => {
-                m.reject(peer, "your payload is invalid");
+                m.refuse(Instant::now(), peer, "your payload is invalid");
                 self.error = Some(
                     PairError::BadPeer(sanitize::for_terminal(&e.to_string()).into_owned()).into(),
                 );
@@ -180,7 +180,7 @@ impl Session {
             }
         };
         if is_this_repository(p, &info) {
-            m.reject(peer, SAME_REPOSITORY);
+            m.refuse(Instant::now(), peer, SAME_REPOSITORY);
             self.error = Some(
                 PairError::SameRepository {
                     path: p.info.path.display().to_string(),
@@ -190,13 +190,13 @@ impl Session {
             return Control::Stop;
         }
         if let Some(conflict) = annex_uuid_conflict(p.info.annex_uuid.as_deref(), &info) {
-            m.reject(peer, &conflict.for_peer);
+            m.refuse(Instant::now(), peer, &conflict.for_peer);
             self.error = Some(PairError::BadPeer(conflict.here).into());
             return Control::Stop;
         }
         // A key that a line git pair did not write lets in: refused whatever is replaced.
         if let Some(conflict) = key_conflict(p, &info, &[]).filter(|c| c.by_hand) {
-            m.reject(peer, &conflict.for_peer);
+            m.refuse(Instant::now(), peer, &conflict.for_peer);
             self.error = Some(PairError::KeyInUse(conflict.here).into());
             return Control::Stop;
         }
@@ -208,7 +208,8 @@ impl Session {
         let address = match probe::first_reachable(&candidates, SSHD_PROBE_TIMEOUT) {
             Ok(address) => address,
             Err(failures) => {
-                m.reject(
+                m.refuse(
+                    Instant::now(),
                     peer,
                     &format!("your sshd on TCP port {} does not answer", info.ssh_port),
                 );
@@ -231,13 +232,17 @@ impl Session {
         let decision = match decide(p, &info, address, out) {
             Ok(decision) => decision,
             Err(e) => {
-                m.reject(peer, "this side cannot read its own pairings");
+                m.refuse(
+                    Instant::now(),
+                    peer,
+                    "this side cannot read its own pairings",
+                );
                 self.error = Some(e);
                 return Control::Stop;
             }
         };
         if let Some(conflict) = key_conflict(p, &info, &decision.replaced_markers()) {
-            m.reject(peer, &conflict.for_peer);
+            m.refuse(Instant::now(), peer, &conflict.for_peer);
             self.error = Some(PairError::KeyInUse(conflict.here).into());
             return Control::Stop;
         }
@@ -249,6 +254,24 @@ impl Session {
         });
         m.accept(Instant::now(), peer);
         Control::Continue
+    }
+}
+
+/// What the peer's authenticated end means for this side, when it ends the pairing: its words,
+/// sanitized, as the reason.
+pub(super) fn peer_error(end: &End) -> Option<PairError> {
+    let words = |detail: &str| sanitize::for_terminal(detail).into_owned();
+    match end {
+        End::Ready => None,
+        End::Refused { detail } => {
+            let mut detail = words(detail);
+            if detail.contains("sshd") {
+                detail.push_str(" (is sshd running here, on the port given with --ssh-port?)");
+            }
+            Some(PairError::PeerRejected(detail))
+        }
+        End::Declined => Some(PairError::PeerDeclined),
+        End::Failed { detail } => Some(PairError::PeerFailed(words(detail))),
     }
 }
 

@@ -39,7 +39,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use zeroize::Zeroize;
 
-use super::schedule::{PairSecret, Role, PROTOCOL};
+use super::schedule::{PairSecret, Role};
 
 /// The UDP port of the locate protocol: next to the pairing's, so that a watcher never
 /// receives (nor, on a host that shares the port, takes away) a pairing's unicast datagrams.
@@ -121,7 +121,8 @@ impl fmt::Debug for LocateKeys {
 impl LocateKeys {
     /// Derives the keys of `secret` for the side whose role in the pairing was `own`.
     pub fn derive(secret: &PairSecret, own: Role) -> LocateKeys {
-        debug_assert!(SALT.starts_with(PROTOCOL.as_bytes()));
+        // The locate protocol has its own version ("v1"), apart from the pairing protocol's.
+        debug_assert!(SALT.starts_with(b"git-pair/v1 locate"));
         let hk = Hkdf::<Sha256>::new(Some(SALT), secret.expose());
         let key = |label: &[u8]| {
             let mut out = [0u8; 32];

@@ -61,28 +61,37 @@ fn kat_key_schedule() {
     assert_eq!(high.role, Role::High);
     assert_eq!(
         hex(&low.own_confirm.0),
-        "1b397a9efb4280e60fa9824b6b5eed407130289ee4ab502ebbd549fcfcc76f99"
+        "f8288a58fa0477a39165c29f574be11c9cb6636545f41d848b8ffc91b96e25fd"
     );
     assert_eq!(
         hex(&low.peer_confirm.0),
-        "b4fbcf1d1eba6dea3256b986a8d26ab520597bb4b8f06d6444d28b53b28f82b4"
+        "4d92e9614c70c02568d3f0b8928eda994d4a87fcba11b0e7604aea29e73d370c"
     );
     assert_eq!(
         hex(&low.own_payload.0),
-        "2ce1a0c457bd191845079a822a1d2c047450bd25f638ca6d0327b1d406284d00"
+        "908eedd9495db7dad9c2b1e0de7d1597085fd036f63fe5bdd152bfb2ebc7838b"
     );
     assert_eq!(
         hex(&low.peer_payload.0),
-        "80b856a595cab36c4d8b06e1c5bbe54415a0c7d04657c0a381484cf5efc30f98"
+        "2a41a035381173b6cc5e1789e5fb2540e44550aa2494b31e100e0b38929bcd1b"
+    );
+    assert_eq!(
+        hex(&low.own_end.0),
+        "1a03a303b11b12dfc64850bbeff09572d783834404dcaa8c545d78fae2f98e05"
+    );
+    assert_eq!(
+        hex(&low.peer_end.0),
+        "2c755568b2ffa026556e0c54ddefce33ac938623a8106958f3494192c00f30fa"
     );
     assert_eq!(
         hex(low.pair_secret.expose()),
-        "31fbde67c7284fa5cc990ce1e7febef4a0c419629f91bfc8ff9f08e9c49f5a59"
+        "27d47e0d1f008b89848790d395b5e97192361eab9831d767751f34403a0cbad7"
     );
-    assert_eq!(low.sas.as_str(), "756 120");
+    assert_eq!(low.sas.as_str(), "566 230");
     // The high side derives the same keys with the directions swapped.
     assert_eq!(high.own_confirm.0, low.peer_confirm.0);
     assert_eq!(high.peer_payload.0, low.own_payload.0);
+    assert_eq!(high.own_end.0, low.peer_end.0);
     assert_eq!(high.sas, low.sas);
     assert_eq!(high.pair_secret.expose(), low.pair_secret.expose());
 }
@@ -94,28 +103,100 @@ fn kat_transcript_macs() {
     let mac_high = confirmation(&high, &from_high());
     assert_eq!(
         hex(&mac_low),
-        "a4da182e4e3b94d2213dc2a8fcc901071b0722916c5b5f5575bed1177c27aa00"
+        "cd941fe035887ea71cd7253b0e2bb7c902147043575f7700227d59f04e555fec"
     );
     assert_eq!(
         hex(&mac_high),
-        "236964c140fb9f341bd1f684404849e491d7a313c0c4be6934593de84ce83fcd"
+        "16bb7f08f7bcb48d550ce6f80014684011b72377dc89c6227fa3e5f3e7f9edad"
     );
     assert!(verify_confirmation(&high, &from_low(), &mac_low));
     assert!(verify_confirmation(&low, &from_high(), &mac_high));
 }
 
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex(&Sha256::digest(bytes))
+}
+
 #[test]
-fn kat_payload_ciphertext() {
+fn kat_payload_pieces() {
     let (low, high) = fixture();
-    let ct = seal(&low, &LOW, &HIGH, PAYLOAD_LOW);
+    let pieces = seal_pieces(&low, &LOW, &HIGH, PAYLOAD_LOW).unwrap();
+    assert_eq!(pieces.len(), 1);
     assert_eq!(
-        hex(&ct),
-        "c03f78b73fc0f189fc0ae77d54eaecdd09d7045bcd7116ccc8bb6e53d9f9a4a3"
+        hex(&pieces[0]),
+        "0d29942fc64ad5b67c38ce3425ab52c04c56dee3ad76bd6f56b04d2eadf79e1c"
     );
     assert_eq!(
-        open(&high, &HIGH, &LOW, &ct).unwrap().as_slice(),
+        open_piece(&high, &HIGH, &LOW, 0, 1, &pieces[0])
+            .unwrap()
+            .as_slice(),
         PAYLOAD_LOW
     );
+    // Two pieces, the first one full.
+    let long: Vec<u8> = (0..800).map(|k| (k % 251) as u8).collect();
+    let pieces = seal_pieces(&high, &HIGH, &LOW, &long).unwrap();
+    assert_eq!(
+        pieces.iter().map(Vec::len).collect::<Vec<_>>(),
+        [PIECE_LEN, 800 - PIECE_PLAIN + TAG_LEN]
+    );
+    assert_eq!(
+        sha256_hex(&pieces[0]),
+        "56297c3a1123af057cd9113f154ff2904ddc9e6062b7aa11e6b8a83fc6980fc4"
+    );
+    assert_eq!(
+        sha256_hex(&pieces[1]),
+        "7f653397a6ece744e421e49e70fee06244ba3cba5040bb99a69e9ffa3028f5f0"
+    );
+    let opened: Vec<u8> = pieces
+        .iter()
+        .enumerate()
+        .flat_map(|(i, p)| {
+            open_piece(&low, &LOW, &HIGH, i as u8, 2, p)
+                .unwrap()
+                .to_vec()
+        })
+        .collect();
+    assert_eq!(opened, long);
+    // An empty payload is one piece that holds only its tag.
+    let empty = seal_pieces(&low, &LOW, &HIGH, b"").unwrap();
+    assert_eq!(hex(&empty[0]), "32964281b3581ab7d9e9e66bc4b818bb");
+}
+
+#[test]
+fn kat_end_message() {
+    let (low, high) = fixture();
+    let plain = br#"{"end":"refused","detail":"no"}"#;
+    let sealed = seal_end(&low, &LOW, &HIGH, plain);
+    assert_eq!(
+        hex(&sealed),
+        "8db6425a690977ad09426b2a79b721a5e5d71c0cac1aa3944cd8932e74801c58981de72afe5ed79b151222eb098e1c"
+    );
+    assert_eq!(
+        open_end(&high, &HIGH, &LOW, &sealed).unwrap().as_slice(),
+        plain
+    );
+    // Reflected back at its sender, or opened as the other direction: refused.
+    assert!(open_end(&low, &LOW, &HIGH, &sealed).is_none());
+    assert!(open_end(&high, &LOW, &HIGH, &sealed).is_none());
+}
+
+#[test]
+fn fail_moved_or_forged_pieces() {
+    let (low, high) = fixture();
+    let long: Vec<u8> = (0..800).map(|k| (k % 251) as u8).collect();
+    let pieces = seal_pieces(&low, &LOW, &HIGH, &long).unwrap();
+    // Another index, another count, a reflection, another session.
+    assert!(open_piece(&high, &HIGH, &LOW, 1, 2, &pieces[0]).is_none());
+    assert!(open_piece(&high, &HIGH, &LOW, 0, 3, &pieces[0]).is_none());
+    assert!(open_piece(&low, &LOW, &HIGH, 0, 2, &pieces[0]).is_none());
+    let other = SessionId([0x33; 16]);
+    assert!(open_piece(&high, &other, &LOW, 0, 2, &pieces[0]).is_none());
+    // An outsider's bytes never open.
+    assert!(open_piece(&high, &HIGH, &LOW, 0, 2, &[0u8; 64]).is_none());
+    let mut flipped = pieces[1].clone();
+    flipped[0] ^= 1;
+    assert!(open_piece(&high, &HIGH, &LOW, 1, 2, &flipped).is_none());
 }
 
 #[test]
@@ -131,8 +212,8 @@ fn fail_reflected_confirmation() {
 #[test]
 fn fail_reflected_payload() {
     let (low, _) = fixture();
-    let ct = seal(&low, &LOW, &HIGH, PAYLOAD_LOW);
-    assert!(open(&low, &LOW, &HIGH, &ct).is_none());
+    let ct = seal_pieces(&low, &LOW, &HIGH, PAYLOAD_LOW).unwrap();
+    assert!(open_piece(&low, &LOW, &HIGH, 0, 1, &ct[0]).is_none());
 }
 
 #[test]
@@ -158,12 +239,14 @@ fn fail_spliced_payload() {
     };
     assert!(!verify_confirmation(&high, &t, &mac_low));
     // A ciphertext moved to another session (other ids) fails too.
-    let ct = seal(&low, &LOW, &HIGH, PAYLOAD_LOW);
+    let ct = seal_pieces(&low, &LOW, &HIGH, PAYLOAD_LOW)
+        .unwrap()
+        .remove(0);
     let other = SessionId([0x33; 16]);
-    assert!(open(&high, &other, &LOW, &ct).is_none());
+    assert!(open_piece(&high, &other, &LOW, 0, 1, &ct).is_none());
     let mut flipped = ct.clone();
     flipped[0] ^= 1;
-    assert!(open(&high, &HIGH, &LOW, &flipped).is_none());
+    assert!(open_piece(&high, &HIGH, &LOW, 0, 1, &flipped).is_none());
 }
 
 #[test]
@@ -180,7 +263,7 @@ fn spake(password: &str, id: &[u8]) -> (Spake2<Ed25519Group>, Vec<u8>) {
 
 #[test]
 fn fail_wrong_code() {
-    let id = b"git-pair/v1 channel=7";
+    let id = b"git-pair/v2 channel=7";
     let (a, msg_a) = spake("guitar-orbit-velvet", id);
     let (b, msg_b) = spake("guitar-orbit-violin", id);
     let ka = derive(&PakeKey::new(a.finish(&msg_b).unwrap()), &LOW, &HIGH);
@@ -193,13 +276,15 @@ fn fail_wrong_code() {
     };
     let mac = confirmation(&ka, &t);
     assert!(!verify_confirmation(&kb, &t, &mac));
-    assert!(open(&kb, &HIGH, &LOW, &seal(&ka, &LOW, &HIGH, b"x")).is_none());
+    let piece = seal_pieces(&ka, &LOW, &HIGH, b"x").unwrap().remove(0);
+    assert!(open_piece(&kb, &HIGH, &LOW, 0, 1, &piece).is_none());
+    assert!(open_end(&kb, &HIGH, &LOW, &seal_end(&ka, &LOW, &HIGH, b"{}")).is_none());
     assert_ne!(ka.sas, kb.sas);
 }
 
 #[test]
 fn same_code_agrees() {
-    let id = b"git-pair/v1 channel=7";
+    let id = b"git-pair/v2 channel=7";
     let (a, msg_a) = spake("guitar-orbit-velvet", id);
     let (b, msg_b) = spake("guitar-orbit-velvet", id);
     let ka = derive(&PakeKey::new(a.finish(&msg_b).unwrap()), &LOW, &HIGH);
@@ -217,8 +302,8 @@ fn same_code_agrees() {
 fn fail_other_channel() {
     // The channel is bound into the SPAKE2 identity: the same words under
     // another number do not agree.
-    let (a, msg_a) = spake("guitar-orbit-velvet", b"git-pair/v1 channel=7");
-    let (b, msg_b) = spake("guitar-orbit-velvet", b"git-pair/v1 channel=8");
+    let (a, msg_a) = spake("guitar-orbit-velvet", b"git-pair/v2 channel=7");
+    let (b, msg_b) = spake("guitar-orbit-velvet", b"git-pair/v2 channel=8");
     let ka = derive(&PakeKey::new(a.finish(&msg_b).unwrap()), &LOW, &HIGH);
     let kb = derive(&PakeKey::new(b.finish(&msg_a).unwrap()), &HIGH, &LOW);
     assert_ne!(ka.sas, kb.sas);
@@ -228,7 +313,7 @@ fn fail_other_channel() {
 fn keys_never_show_in_debug() {
     let (low, _) = fixture();
     let dbg = format!("{low:?}");
-    assert!(!dbg.contains("1b397a9e"), "{dbg}");
-    assert!(!dbg.to_lowercase().contains("27, 57"), "{dbg}");
+    assert!(!dbg.contains("f8288a58"), "{dbg}");
+    assert!(!dbg.to_lowercase().contains("248, 40"), "{dbg}");
     assert!(dbg.contains("redacted"));
 }
