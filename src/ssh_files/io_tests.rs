@@ -1017,7 +1017,7 @@ fn without_edit_config_the_ssh_config_is_left_alone_and_git_pairs_files_are_writ
     assert_eq!(line, "Include ~/.ssh/git-pair/config");
     let mut s = setup(generated());
     s.edit_config = false;
-    apply(&dir, &s, &mut never()).unwrap().commit();
+    apply(&dir, &s, &mut never()).unwrap().commit().unwrap();
     assert_eq!(
         fs::read(dir.config()).unwrap(),
         config,
@@ -1042,7 +1042,7 @@ fn an_include_line_already_there_needs_no_write_and_stays_on_removal_if_not_ours
     assert_eq!(dir.include_state(true).unwrap(), IncludeState::Present);
     assert_eq!(dir.include_state(false).unwrap(), IncludeState::Present);
     let s = setup(generated());
-    apply(&dir, &s, &mut never()).unwrap().commit();
+    apply(&dir, &s, &mut never()).unwrap().commit().unwrap();
     assert_eq!(fs::read(dir.config()).unwrap(), managed);
     remove(&dir, &s.alias, None, Some(&s.authorized.marker)).unwrap();
     assert_eq!(fs::read(dir.config()).unwrap(), managed);
