@@ -852,6 +852,7 @@ pub fn apply(
 ) -> Result<Applied, Error> {
     // Checked before the lock and the directories, so that a bad setup changes nothing at all.
     prepare(dir, setup)?;
+    dir.check_writable()?;
     dir.include_state(setup.edit_config)?;
     let label = format!("pairing, ssh alias {}", setup.alias);
     let mut tx = begin(dir, &label, interrupted)?;
