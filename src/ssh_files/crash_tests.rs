@@ -12,7 +12,7 @@ use super::io_tests::{
     generated, lived_in_home, mode, never, setup, snapshot, without_created_dirs, Snapshot,
     TempHome,
 };
-use super::journal::{Journal, Written};
+use super::journal::{self, Journal};
 use super::transaction::Lock;
 use super::*;
 
@@ -390,5 +390,36 @@ fn a_create_that_finds_the_file_journals_nothing() {
     // Nothing was journaled, so the next run does not touch it.
     assert!(recover(&dir).unwrap().interrupted.is_none());
     assert_eq!(fs::read(&path).unwrap(), b"someone else's");
-    let _ = Written::Removed;
+    let _ = journal::Written::Removed;
+}
+
+/// A pairing committed before the peer's answer (so that the lock is free while it waits) and
+/// undone then: every file, the repository's config among them, byte for byte, git's way.
+#[test]
+fn a_committed_pairing_and_its_repository_config_are_undone_byte_for_byte() {
+    let home = lived_in_home();
+    let config = repo_config(&home);
+    let dir = SshDir::new(home.path());
+    let before = state(&home);
+    let s = setup(generated());
+    let mut tx = begin(&dir, "t", &mut never()).unwrap();
+    apply_in(&mut tx, &dir, &s, &mut never()).unwrap();
+    tx.update_git_file(&config, 0o644, add_remote).unwrap();
+    let committed = tx.commit_keeping_undo().unwrap();
+    assert!(!dir.journal().exists(), "committed");
+    assert_ne!(state(&home), before);
+    let fingerprint = s.authorized.key.fingerprint(ssh_key::HashAlg::Sha256);
+    undo_committed(
+        &dir,
+        committed,
+        &Written {
+            alias: &s.alias,
+            marker: &s.authorized.marker,
+            fingerprint: &fingerprint,
+        },
+    )
+    .unwrap();
+    assert_eq!(state(&home), before);
+    assert!(!config.with_file_name("config.lock").exists());
+    assert!(!dir.journal().exists());
 }

@@ -197,6 +197,8 @@ pub struct Applied {
     before: HashMap<PathBuf, Option<FileContents>>,
     /// Directories whose entries changed, synced once by [`Applied::flush`].
     dirs: Vec<PathBuf>,
+    /// The files written with [`Applied::update_git_file`].
+    git_files: Vec<PathBuf>,
     /// Every file flushed so far, with its previous state; on disk from the first flush to the
     /// commit.
     journal: Journal,
@@ -224,6 +226,18 @@ impl Applied {
     ) -> Result<Self, Error> {
         let lock = Lock::take(&dir.lock_file(), true, interrupted)?
             .expect("a waiting lock is always taken");
+        Self::locked(dir, label, lock)
+    }
+
+    /// Like [`Applied::begin`], without waiting: `None` while another git-pair holds the lock.
+    pub(crate) fn try_begin(dir: &SshDir, label: &str) -> Result<Option<Self>, Error> {
+        match Lock::take(&dir.lock_file(), false, None)? {
+            Some(lock) => Self::locked(dir, label, lock).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn locked(dir: &SshDir, label: &str, lock: Lock) -> Result<Self, Error> {
         let recovered = recovery::recover_locked(dir)?;
         let started = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -233,6 +247,7 @@ impl Applied {
             view: HashMap::new(),
             before: HashMap::new(),
             dirs: Vec::new(),
+            git_files: Vec::new(),
             journal: Journal::new(started, std::process::id(), label),
             journal_path: dir.journal(),
             swept: [dir.root().to_path_buf(), dir.pair_dir()],
@@ -357,6 +372,9 @@ impl Applied {
             mode,
         };
         let base = current.map(|c| c.bytes);
+        if !self.git_files.contains(&real) {
+            self.git_files.push(real.clone());
+        }
         self.stage(real, Op::GitReplace { temp, lock, base }, Some(now), path);
         Ok(())
     }
@@ -526,17 +544,10 @@ impl Applied {
     /// if anything is still staged. If the journal cannot be deleted, the changes are undone
     /// (so that this run and the next agree), and the error returned.
     pub fn commit(mut self) -> Result<(), Error> {
-        if let Err(cause) = self.flush() {
-            self.finished = true;
-            return Err(match self.undo_all() {
-                Ok(()) => cause,
-                Err(rollback) => Error::Incomplete {
-                    cause: Box::new(cause),
-                    rollback: Box::new(rollback),
-                },
-            });
-        }
         self.finished = true;
+        if let Err(cause) = self.flush() {
+            return Err(self.undone_after(cause));
+        }
         if !self.on_disk {
             return Ok(());
         }
@@ -546,14 +557,50 @@ impl Applied {
                 self.journal.entries.clear();
                 Ok(())
             }
-            Err(cause) => Err(match self.undo_all() {
-                Ok(()) => cause,
-                Err(rollback) => Error::Incomplete {
-                    cause: Box::new(cause),
-                    rollback: Box::new(rollback),
-                },
-            }),
+            Err(cause) => Err(self.undone_after(cause)),
         }
+    }
+
+    /// Undoes everything after `cause`, and says so if that fails too.
+    fn undone_after(&mut self, cause: Error) -> Error {
+        match self.undo_all() {
+            Ok(()) => cause,
+            Err(rollback) => Error::Incomplete {
+                cause: Box::new(cause),
+                rollback: Box::new(rollback),
+            },
+        }
+    }
+
+    /// Keeps the changes and releases the lock, like [`Applied::commit`], and returns what each
+    /// file held before and holds now, so that they can be undone later, under the lock again,
+    /// by [`undo_committed`](super::undo_committed): a pairing keeps its files while it waits
+    /// for the peer to say that it is set up too, without holding the lock that long.
+    pub fn commit_keeping_undo(mut self) -> Result<Committed, Error> {
+        if let Err(cause) = self.flush() {
+            self.finished = true;
+            return Err(self.undone_after(cause));
+        }
+        let changes = self
+            .journal
+            .entries
+            .iter()
+            // Temporary files and git's lock file are gone once the changes are in place.
+            .filter_map(|entry| {
+                let after = self.view.get(&entry.path)?;
+                Some(Change {
+                    path: entry.path.clone(),
+                    before: entry.before.as_ref().map(|b| FileContents {
+                        bytes: b.bytes.clone(),
+                        mode: b.mode,
+                    }),
+                    after: after.as_ref().map(copy),
+                    git: self.git_files.contains(&entry.path),
+                })
+            })
+            .collect();
+        self.commit()?;
+        Ok(Committed { changes })
     }
 
     /// Puts every touched file back to its exact previous bytes and mode, removes the files that
@@ -583,6 +630,31 @@ impl Drop for Applied {
         if !self.finished {
             let _ = self.undo_all();
         }
+    }
+}
+
+/// What a committed transaction changed: each file's bytes and mode before and after (`None`:
+/// it did not exist), in the order the files were first changed.
+pub struct Committed {
+    pub(crate) changes: Vec<Change>,
+}
+
+/// One file a committed transaction changed.
+pub(crate) struct Change {
+    /// The path written (symlinks resolved).
+    pub(crate) path: PathBuf,
+    pub(crate) before: Option<FileContents>,
+    pub(crate) after: Option<FileContents>,
+    /// Written git's way ([`Applied::update_git_file`]): undone the same way.
+    pub(crate) git: bool,
+}
+
+// By hand: it may hold a private key.
+impl fmt::Debug for Committed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.changes.iter().map(|c| &c.path))
+            .finish()
     }
 }
 

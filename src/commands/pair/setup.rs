@@ -1,6 +1,6 @@
-//! Writing a verified pairing on this machine: ~/.ssh, then the remote, as one transaction that
-//! is rolled back on any failure or interruption, and by the next run of git pair after a crash
-//! (see `ssh_files::journal`).
+//! Writing a verified pairing on this machine: ~/.ssh, then the remote, as one unit under the
+//! ssh lock, kept once the peer is set up too and rolled back otherwise, or on any failure or
+//! interruption.
 
 use std::fs;
 use std::net::SocketAddr;
@@ -13,6 +13,7 @@ use crate::cli::PairArgs;
 use crate::events::{Event as JsonEvent, NotReplaced, PeerView};
 use crate::interrupt::Interrupts;
 use crate::keys::{self, LoginKey};
+use crate::protocol::payload::PeerInfo;
 use crate::repo;
 use crate::sanitize;
 use crate::ssh_files::{self, AuthorizedEntry, Identity, PairSetup};
@@ -95,28 +96,49 @@ impl Replacement {
     }
 }
 
-/// Applies the pairing on this machine: ~/.ssh, then the remote, as one
-/// transaction. Any failure or interruption undoes all of it; so does the next
-/// run of git pair if this one is killed before the commit.
-pub(super) fn setup(
+/// A pairing written on this machine while the peer has not yet said that it is set up too:
+/// kept then ([`Pending::keep`]), undone if the peer failed or declined ([`Pending::undo`]).
+/// The ssh files and the repository's config are written in one journaled transaction (a crash
+/// while it writes is undone by the next run) and committed at once, so that the lock is not
+/// held while the peer decides (two pairings between the same two users, or of two
+/// repositories of one user, would wait for each other's lock); what they held before is kept
+/// for the undo.
+pub(super) struct Pending {
+    committed: ssh_files::Committed,
+    written: Vec<std::path::PathBuf>,
+    /// The repository opened again under the lock, so that it showed what other runs wrote.
+    repo: git2::Repository,
+    plan: repo::RemotePlan,
+    extra_remotes: Vec<String>,
+    alias: String,
+    marker: String,
+    fingerprint: ssh_key::Fingerprint,
+}
+
+/// Writes the pairing on this machine under `lock` (taken with [`ssh_files::try_lock`]):
+/// ~/.ssh, then the remote, as one unit that is kept or undone later. The names are chosen
+/// here, under the lock, from what the repository and ~/.ssh hold now, so that two runs in one
+/// repository never pick the same remote name. Any failure or interruption undoes all of it.
+pub(super) fn write(
     args: &PairArgs,
     p: &Prepared,
     v: &VerifiedPeer,
+    lock: ssh_files::Applied,
     out: &mut Reporter,
     interrupts: &mut Interrupts,
-) -> anyhow::Result<Done> {
+) -> anyhow::Result<Pending> {
     let info = &v.info;
     let peer_id = peer_id(info);
-    let mut interrupted = || interrupts.check().is_some();
-    let label = format!("pairing {}", p.info.path.display());
-    let mut tx = ssh_files::begin(&p.ssh, &label, &mut interrupted).map_err(setup_error)?;
-    report_recovery(out, tx.recovered());
-    // Under the lock, what the repository and ~/.ssh hold now: another run of this user may
-    // have just paired, and must not lose its remote name or alias to this one.
-    let repository = git2::Repository::open(p.repo.path()).context(PairError::Setup)?;
+    for line in crate::commands::recover::describe(lock.recovered()) {
+        out.line(&line);
+    }
+    // Under the lock: what the repository holds now, not when this run started.
+    let repository = git2::Repository::open(p.repo.path())
+        .with_context(|| format!("cannot open {} again", p.info.path.display()))
+        .context(PairError::Setup)?;
     let remote_names = repo::remote_names(&repository).context(PairError::Setup)?;
-    let remotes = repo::paired_remotes(&repository).context(PairError::Setup)?;
     // Names drawn here, never from the peer's values (see `names`).
+    let remotes = repo::paired_remotes(&repository).context(PairError::Setup)?;
     let names = names::choose(&info.host, &mut OsRng, &mut |n| {
         names::in_use(&p.ssh, &remotes, n)
     })?;
@@ -189,80 +211,152 @@ pub(super) fn setup(
         edit_config: p.edit_config,
     };
 
+    let mut tx = lock;
+    let mut interrupted = || interrupts.check().is_some();
     if let Err(e) = ssh_files::apply_in(&mut tx, &p.ssh, &ssh_setup, &mut interrupted) {
         return Err(undo(tx, setup_error(e)));
     }
     if let Err(e) = repo::write_remote(&mut tx, &repository, &plan) {
         return Err(undo(tx, anyhow::Error::new(e).context(PairError::Setup)));
     }
-    // Everything in place, journaled: from here to the commit a crash is undone by the next run.
+    // Everything goes in place, journaled: a crash from here to the commit is undone by the
+    // next run.
     if let Err(e) = tx.flush() {
         return Err(undo(tx, setup_error(e)));
     }
-    if interrupted() {
-        return Err(undo(tx, PairError::Interrupted.into()));
-    }
     let written = tx.written();
-    tx.commit().context(PairError::Setup)?;
-    if let Some(old) = plan.replaces.as_deref().filter(|old| *old != plan.name) {
-        if let Err(e) = repo::rename_tracking_refs(&repository, old, &plan.name) {
-            out.line(&format!("warning: {:#}", anyhow::Error::new(e)));
+    let committed = tx.commit_keeping_undo().map_err(setup_error)?;
+    let pending = Pending {
+        committed,
+        written,
+        repo: repository,
+        plan,
+        extra_remotes,
+        alias,
+        marker: names.marker.clone(),
+        fingerprint: info.user_key.fingerprint(ssh_key::HashAlg::Sha256),
+    };
+    if interrupts.check().is_some() {
+        pending
+            .undo(p)
+            .context("undoing the setup after Ctrl-C failed")?;
+        return Err(PairError::Interrupted.into());
+    }
+    Ok(pending)
+}
+
+impl Pending {
+    /// The remote's name.
+    pub(super) fn remote(&self) -> &str {
+        &self.plan.name
+    }
+
+    /// Keeps the pairing (releasing the lock) and says what was set up.
+    pub(super) fn keep(self, p: &Prepared, v: &VerifiedPeer, out: &mut Reporter) -> Done {
+        let info: &PeerInfo = &v.info;
+        let Pending {
+            written,
+            repo: repository,
+            plan,
+            extra_remotes,
+            alias,
+            ..
+        } = self;
+        if let Some(old) = plan.replaces.as_deref().filter(|old| *old != plan.name) {
+            if let Err(e) = repo::rename_tracking_refs(&repository, old, &plan.name) {
+                out.line(&format!("warning: {:#}", anyhow::Error::new(e)));
+            }
+        }
+
+        let replacement = Replacement::of(&v.decision, plan.replaces.as_deref());
+        out.event(JsonEvent::Remote {
+            name: plan.name.clone(),
+            url: sanitize::for_terminal(&plan.url).into_owned(),
+            alias: alias.clone(),
+            replaced: replacement.replaced.clone(),
+            not_replaced: replacement.not_replaced.clone(),
+        });
+        out.line(&format!(
+            "Set up: remote {} -> {}",
+            plan.name,
+            sanitize::for_terminal(&plan.url)
+        ));
+        out.line(&format!(
+            "        ssh alias {alias} in {} (host key pinned)",
+            p.ssh.pair_config().display()
+        ));
+        out.line(&format!(
+            "        the peer may fetch and push {} only ({})",
+            p.info.path.display(),
+            p.ssh.authorized_keys().display()
+        ));
+        if written.is_empty() {
+            out.line("        (the ssh files already held this pairing)");
+        }
+        for line in replacement.lines(&plan.name, &view_of(info)) {
+            out.line(&line);
+        }
+        for extra in &extra_remotes {
+            if let Err(e) = repo::remove_remote(&repository, extra) {
+                out.line(&format!(
+                    "warning: remote {extra} of the earlier pairing is left: {:#}",
+                    anyhow::Error::new(e)
+                ));
+            }
+        }
+        for warning in annex_warnings(&plan, info, p.annex_shell) {
+            out.line(&format!("warning: {warning}"));
+        }
+        if let ssh_files::IncludeState::Missing { line } = &p.include {
+            out.line(&format!(
+                "warning: {} does not include git pair's ssh configuration, so `git fetch {}` \
+                 cannot find host {alias} yet: add this line at the top of your ssh \
+                 configuration:\n\n    {line}\n",
+                p.ssh.config().display(),
+                plan.name
+            ));
+        }
+        Done {
+            remote: plan.name,
+            alias,
+            replacement,
         }
     }
 
-    let replacement = Replacement::of(&v.decision, plan.replaces.as_deref());
-    out.event(JsonEvent::Remote {
-        name: plan.name.clone(),
-        url: sanitize::for_terminal(&plan.url).into_owned(),
-        alias: alias.clone(),
-        replaced: replacement.replaced.clone(),
-        not_replaced: replacement.not_replaced.clone(),
-    });
-    out.line(&format!(
-        "Set up: remote {} -> {}",
-        plan.name,
-        sanitize::for_terminal(&plan.url)
-    ));
-    out.line(&format!(
-        "        ssh alias {alias} in {} (host key pinned)",
-        p.ssh.pair_config().display()
-    ));
-    out.line(&format!(
-        "        the peer may fetch and push {} only ({})",
-        p.info.path.display(),
-        p.ssh.authorized_keys().display()
-    ));
-    if written.is_empty() {
-        out.line("        (the ssh files already held this pairing)");
-    }
-    for line in replacement.lines(&plan.name, &view_of(info)) {
-        out.line(&line);
-    }
-    for extra in &extra_remotes {
-        if let Err(e) = repo::remove_remote(&repository, extra) {
-            out.line(&format!(
-                "warning: remote {extra} of the earlier pairing is left: {:#}",
-                anyhow::Error::new(e)
-            ));
+    /// Undoes the remote, then the ssh files (under the lock again).
+    pub(super) fn undo(self, p: &Prepared) -> anyhow::Result<()> {
+        // Every file that still holds what the pairing wrote, the repository's config among
+        // them, goes back byte for byte, in one transaction.
+        let ssh = ssh_files::undo_committed(
+            &p.ssh,
+            self.committed,
+            &ssh_files::Written {
+                alias: &self.alias,
+                marker: &self.marker,
+                fingerprint: &self.fingerprint,
+            },
+        );
+        // A config someone changed since keeps that change: only a remote this pairing added
+        // is taken out of it (an updated one is left as the re-pair made it).
+        let ours = repo::paired_remotes(&self.repo)
+            .map(|r| {
+                r.iter()
+                    .any(|r| r.name == self.plan.name && r.alias == self.alias)
+            })
+            .unwrap_or(false);
+        let remote = if ours && self.plan.replaces.is_none() {
+            repo::remove_remote(&self.repo, &self.plan.name)
+        } else {
+            Ok(())
+        };
+        match (remote, ssh) {
+            (Ok(()), Ok(_)) => Ok(()),
+            (Err(e), Ok(_)) => Err(anyhow::Error::new(e).context("cannot undo the remote")),
+            (Ok(()), Err(e)) => Err(anyhow::Error::new(e).context("cannot undo the ssh changes")),
+            (Err(r), Err(e)) => Err(anyhow::Error::new(e)
+                .context(format!("cannot undo the ssh changes, nor the remote ({r})"))),
         }
     }
-    for warning in annex_warnings(&plan, info, p.annex_shell) {
-        out.line(&format!("warning: {warning}"));
-    }
-    if let ssh_files::IncludeState::Missing { line } = &p.include {
-        out.line(&format!(
-            "warning: {} does not include git pair's ssh configuration, so `git fetch {}` cannot \
-             find host {alias} yet: add this line at the top of your ssh configuration:\n\n    \
-             {line}\n",
-            p.ssh.config().display(),
-            plan.name
-        ));
-    }
-    Ok(Done {
-        remote: plan.name,
-        alias,
-        replacement,
-    })
 }
 
 /// `e` with the [`PairError`] that says how it failed.
@@ -280,13 +374,6 @@ fn undo(tx: ssh_files::Applied, cause: anyhow::Error) -> anyhow::Error {
     match tx.rollback() {
         Ok(()) => cause,
         Err(u) => cause.context(format!("undoing the changes also failed: {u}")),
-    }
-}
-
-/// Tells what the transaction found and undid of a crashed run, if anything.
-fn report_recovery(out: &mut Reporter, recovered: &ssh_files::Recovery) {
-    for line in crate::commands::recover::describe(recovered) {
-        out.line(&line);
     }
 }
 
