@@ -76,7 +76,7 @@ pub enum RepoError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot write the repository config")]
+    #[error("cannot write the remote into the repository config")]
     Write(#[from] ssh_files::Error),
     #[error("cannot remove remote {name:?}: try `git remote remove {name}`")]
     RemoveRemote {
