@@ -291,6 +291,13 @@ pub struct PairArgs {
     #[arg(long)]
     pub no_scan: bool,
 
+    /// Do not add the Include line for git pair's ssh configuration to ~/.ssh/config (for a
+    /// read-only one, e.g. made by home-manager); git pair's own files under ~/.ssh/git-pair/
+    /// are written as usual. ssh finds the new alias once the line git pair prints is in your
+    /// ssh configuration. [default: git config pair.sshConfig, true]
+    #[arg(long)]
+    pub no_ssh_config: bool,
+
     /// Print machine-readable events on standard output, one JSON object per
     /// line (see JSON EVENTS in the man page). Nothing else goes to stdout.
     #[arg(long)]

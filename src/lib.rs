@@ -21,7 +21,7 @@
 //! - [`commands`]: `git pair`, `git pair list`, `git pair remove`,
 //!   `git pair refresh`, `git pair watch`, `git pair sync`, `git pair hooks`
 //!   and `git pair serve`, the edge.
-//! - [`cli`], [`man`], [`events`], [`term`], [`prompt`], [`exit`], [`interrupt`]: the
+//! - [`cli`], [`man`], [`completions`], [`events`], [`term`], [`prompt`], [`exit`], [`interrupt`]: the
 //!   interfaces to people and programs; [`sanitize`]: untrusted text made
 //!   inert before it reaches a terminal or a file.
 //!
@@ -113,6 +113,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod completions;
 pub mod events;
 pub mod exit;
 pub mod interrupt;

@@ -436,7 +436,10 @@ fn extra() -> Roff {
         vec![bold("~/.ssh/config")],
         "Gets one line, Include ~/.ssh/git-pair/config, at the top (an Include after a Host line would only \
          apply to that host). Nothing else in it changes. Removing the last pairing takes the two lines \
-         out again, unless they were moved or edited.",
+         out again, unless they were moved or edited. When the line is already there (added by hand or by \
+         a tool such as home-manager) the file is not written at all. A ~/.ssh/config git pair may not \
+         write (a symlink into a read-only store) stops a pairing before the network, with the line to \
+         add; --no-ssh-config (or pair.sshConfig false) pairs without touching it and prints the line.",
     );
     item(
         &mut r,
@@ -695,6 +698,12 @@ fn extra() -> Roff {
         &mut r,
         vec![bold("pair.scan")],
         "false turns the unicast subnet probe off, like --no-scan.",
+    );
+    item(
+        &mut r,
+        vec![bold("pair.sshConfig")],
+        "false pairs without adding the Include line to ~/.ssh/config, like --no-ssh-config (for a \
+         configuration managed by another tool, e.g. home-manager).",
     );
     item(
         &mut r,

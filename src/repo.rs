@@ -80,6 +80,8 @@ pub struct RepoInfo {
     pub port: Option<u16>,
     /// `pair.scan`
     pub scan: Option<bool>,
+    /// `pair.sshConfig`: false pairs without editing ~/.ssh/config, like --no-ssh-config.
+    pub ssh_config: Option<bool>,
     /// Every remote name in use.
     pub remotes: Vec<String>,
 }
@@ -122,6 +124,7 @@ fn read_info(repo: &Repository) -> Result<RepoInfo, RepoError> {
             .ok()
             .and_then(|p| u16::try_from(p).ok()),
         scan: config.get_bool("pair.scan").ok(),
+        ssh_config: config.get_bool("pair.sshConfig").ok(),
         remotes,
     })
 }

@@ -140,9 +140,24 @@ mod harness {
 
         /// Starts git-pair with [`Sandbox::pair_args`] in `cwd`.
         pub fn spawn_pair_in(&self, cwd: &Path, extra: &[&str]) -> Proc {
+            self.spawn_wrapped(cwd, &[], extra)
+        }
+
+        /// Starts git-pair with [`Sandbox::pair_args`] in `cwd`, run by `wrapper` (a program and
+        /// its arguments, which ends by running the rest of its command line).
+        pub fn spawn_wrapped(&self, cwd: &Path, wrapper: &[String], extra: &[&str]) -> Proc {
+            let (program, args): (&str, Vec<String>) = match wrapper.split_first() {
+                None => (BIN, self.pair_args(extra)),
+                Some((first, rest)) => {
+                    let mut args = rest.to_vec();
+                    args.push(BIN.to_string());
+                    args.extend(self.pair_args(extra));
+                    (first.as_str(), args)
+                }
+            };
             let mut child = self
-                .command(BIN, cwd)
-                .args(self.pair_args(extra))
+                .command(program, cwd)
+                .args(args)
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
@@ -1280,6 +1295,165 @@ fn two_repositories_of_one_user_on_one_machine_pair() {
         2,
         "{keys}"
     );
+}
+
+/// Makes ~/.ssh/config a symlink into a "store" directory, as home-manager does, holding
+/// `content`. Returns the wrapper that runs a command with that store mounted read-only (in a
+/// mount namespace of its own, gone when the command ends); None without root.
+fn read_only_ssh_config(sb: &Sandbox, content: &str) -> Option<Vec<String>> {
+    if !nix::unistd::Uid::effective().is_root() {
+        skip("needs root, to mount a read-only store in a mount namespace");
+        return None;
+    }
+    let store = sb.root.join("store");
+    fs::create_dir_all(&store).unwrap();
+    fs::write(store.join("hm-ssh-config"), content).unwrap();
+    let ssh = sb.home.join(".ssh");
+    fs::create_dir_all(&ssh).unwrap();
+    std::os::unix::fs::symlink(store.join("hm-ssh-config"), ssh.join("config")).unwrap();
+    let script = "mount --bind -o ro \"$0\" \"$0\" && exec \"$@\"";
+    Some(
+        [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([store.display().to_string()])
+        .collect(),
+    )
+}
+
+/// Runs git-pair with exactly `args` in `cwd` through `wrapper`.
+fn run_wrapped(sb: &Sandbox, cwd: &Path, wrapper: &[String], args: &[String]) -> Output {
+    sb.command(&wrapper[0], cwd)
+        .args(&wrapper[1..])
+        .arg(harness::BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+const MANAGED_CONFIG: &str = "# made by home-manager\nHost *\n  ServerAliveInterval 5\n";
+
+#[test]
+fn a_read_only_ssh_config_says_what_is_wrong_and_which_line_to_add() {
+    let sb = Sandbox::new("ro-config", 34);
+    let Some(ro) = read_only_ssh_config(&sb, MANAGED_CONFIG) else {
+        return;
+    };
+    let before = sb.snapshot();
+    let out = run_wrapped(&sb, &sb.repo, &ro, &sb.pair_args(&["--json"]));
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    let ev = events(&text(&out.stdout));
+    assert_eq!(names(&ev), ["failed"]);
+    assert_eq!(ev[0]["reason"], "setup");
+    // HOME is not the passwd home here, so the path is absolute (ssh reads ~ from passwd).
+    let include = format!("Include {}/.ssh/git-pair/config", sb.home.display());
+    for needle in [
+        "is a symlink to",
+        "hm-ssh-config",
+        "read-only file system",
+        &include,
+        "--no-ssh-config",
+        "pair.sshConfig",
+    ] {
+        assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
+    }
+    assert!(!err.contains("chmod"), "{err}");
+    sb.assert_unchanged(&before, "read-only config");
+    // With --no-ssh-config it goes on (and, alone, times out); list and remove cope too.
+    let out = run_wrapped(&sb, &sb.repo, &ro, &sb.pair_args(&["--no-ssh-config"]));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    for args in [&["list"][..], &["remove", "nosuch"]] {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let out = run_wrapped(&sb, &sb.repo, &ro, &args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    sb.assert_unchanged(&before, "--no-ssh-config, list, remove");
+}
+
+#[test]
+fn pairs_with_a_read_only_ssh_config_and_removes_the_pairing_again() {
+    if !Path::new(SSHD).exists() {
+        return skip(&format!("{SSHD} is not installed (openssh-server)"));
+    }
+    let a = Sandbox::new("ro-pair-a", 35);
+    let mut b = Sandbox::new("ro-pair-b", 36);
+    b.port = a.port;
+    let Some(ro) = read_only_ssh_config(&b, MANAGED_CONFIG) else {
+        return;
+    };
+    let keys = [
+        a.home.join(".ssh/authorized_keys"),
+        b.home.join(".ssh/authorized_keys"),
+    ];
+    let sshd = Sshd::start(&a.root, &keys);
+    let ssh_port = sshd.port.to_string();
+    let host_key = a.root.join("sshd_host_key.pub").display().to_string();
+    let common = [
+        "--json",
+        "--timeout",
+        "5",
+        "--ssh-port",
+        &ssh_port,
+        "--host-key",
+        &host_key,
+    ];
+    let mut pa = a.spawn_pair(&common);
+    let code = pa.until("code")["code"].as_str().unwrap().to_string();
+    let b_args = [&common[..], &["--no-ssh-config", &code]].concat();
+    let mut pb = b.spawn_wrapped(&b.repo, &ro, &b_args);
+    let (status_b, out_b, err_b) = pb.finish(Duration::from_secs(15));
+    let (status_a, _, err_a) = pa.finish(Duration::from_secs(15));
+    assert_eq!(status_a.code(), Some(0), "A: {err_a}");
+    assert_eq!(status_b.code(), Some(0), "B: {err_b}");
+    let paired = events(&out_b).pop().unwrap();
+    assert_eq!(paired["event"], "paired", "{out_b}");
+    // B was told the one line to add, its config is as it was, git pair's own files are there.
+    let include = format!("Include {}/.ssh/git-pair/config", b.home.display());
+    assert!(err_b.contains(&include), "{err_b}");
+    let store = b.root.join("store/hm-ssh-config");
+    assert_eq!(fs::read_to_string(&store).unwrap(), MANAGED_CONFIG);
+    let own = fs::read_to_string(b.home.join(".ssh/git-pair/config")).unwrap();
+    assert!(own.contains(paired["alias"].as_str().unwrap()), "{own}");
+    // With the line in a configuration of the user's, the remote works.
+    let with_include = b.root.join("with-include");
+    let home = b.home.display();
+    fs::write(
+        &with_include,
+        format!("Include {home}/.ssh/git-pair/config\n"),
+    )
+    .unwrap();
+    let remote = paired["remote"].as_str().unwrap();
+    let ssh = format!("ssh -F {} -o BatchMode=yes", with_include.display());
+    let fetch = b
+        .command("git", &b.repo)
+        .args(["fetch", remote])
+        .env("GIT_SSH_COMMAND", ssh)
+        .output()
+        .unwrap();
+    assert!(fetch.status.success(), "{}", text(&fetch.stderr));
+    // And remove copes with the read-only config.
+    let args = vec!["remove".to_string(), remote.to_string()];
+    let out = run_wrapped(&b, &b.repo, &ro, &args);
+    let said = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains("deleted "), "{said}");
+    assert_eq!(fs::read_to_string(&store).unwrap(), MANAGED_CONFIG);
 }
 
 #[test]

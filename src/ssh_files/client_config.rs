@@ -310,6 +310,15 @@ pub fn plan_include(
     Ok(Some(out))
 }
 
+/// The `Include` line [`plan_include`] adds, for a person to add by hand where git pair may not
+/// write (a read-only `~/.ssh/config`).
+pub fn include_line(include_target: &Path, home: &Path) -> Result<String, Error> {
+    Ok(format!(
+        "Include {}",
+        render_path("Include", include_target, home, false)?
+    ))
+}
+
 /// `~/.ssh/config` without what [`plan_include`] added: its two lines exactly as it writes
 /// them, at the top of the file. `None` when they are not there (a user who moved or edited
 /// them owns them now). Every other byte is kept, so undoing the last pairing gives back the

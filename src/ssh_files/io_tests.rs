@@ -115,6 +115,7 @@ fn setup(identity: Identity) -> PairSetup {
         replaces: Vec::new(),
         replaces_markers: Vec::new(),
         secret: None,
+        edit_config: true,
     }
 }
 
@@ -991,4 +992,50 @@ fn refresh_rewrites_only_the_pairings_address_under_the_lock() {
         refresh(&SshDir::new(empty.path()), "git-pair-desk-1", &r),
         Err(Error::NoHostBlock { .. })
     ));
+}
+
+#[test]
+fn without_edit_config_the_ssh_config_is_left_alone_and_git_pairs_files_are_written() {
+    let home = lived_in_home();
+    let dir = SshDir::new(home.path());
+    let config = fs::read(dir.config()).unwrap();
+    let line = match dir.include_state(false).unwrap() {
+        IncludeState::Missing { line } => line,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(line, "Include ~/.ssh/git-pair/config");
+    let mut s = setup(generated());
+    s.edit_config = false;
+    apply(&dir, &s, &mut never()).unwrap().commit();
+    assert_eq!(
+        fs::read(dir.config()).unwrap(),
+        config,
+        "~/.ssh/config changed"
+    );
+    assert!(fs::read_to_string(dir.pair_config())
+        .unwrap()
+        .contains(&s.alias));
+    assert!(dir.identity(&s.alias).exists());
+    // Removing it leaves the config alone too.
+    remove(&dir, &s.alias, None, Some(&s.authorized.marker)).unwrap();
+    assert_eq!(fs::read(dir.config()).unwrap(), config);
+}
+
+#[test]
+fn an_include_line_already_there_needs_no_write_and_stays_on_removal_if_not_ours() {
+    let home = lived_in_home();
+    let dir = SshDir::new(home.path());
+    // As a tool such as home-manager writes it: not git pair's two lines.
+    let managed = b"# managed elsewhere\nInclude ~/.ssh/git-pair/config\nHost *\n  User me\n";
+    fs::write(dir.config(), managed).unwrap();
+    assert_eq!(dir.include_state(true).unwrap(), IncludeState::Present);
+    assert_eq!(dir.include_state(false).unwrap(), IncludeState::Present);
+    let s = setup(generated());
+    apply(&dir, &s, &mut never()).unwrap().commit();
+    assert_eq!(fs::read(dir.config()).unwrap(), managed);
+    remove(&dir, &s.alias, None, Some(&s.authorized.marker)).unwrap();
+    assert_eq!(fs::read(dir.config()).unwrap(), managed);
+    // Without it, and allowed to edit: git pair adds it.
+    fs::write(dir.config(), b"Host *\n").unwrap();
+    assert_eq!(dir.include_state(true).unwrap(), IncludeState::Add);
 }

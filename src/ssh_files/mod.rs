@@ -67,6 +67,22 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// `~/.ssh/config` lacks git pair's `Include` line and cannot be changed: it is often a
+    /// symlink into a read-only store (home-manager) or otherwise managed by another tool.
+    #[error(
+        "{} cannot be changed: {why}. git pair needs one line at its top so that ssh finds the \
+         aliases git pair makes. Add this line at the top of your ssh configuration (with \
+         home-manager: programs.ssh.includes), then run git pair again:\n\n    {include}\n\n\
+         Or pair now without editing it, with --no-ssh-config (or once for all: git config \
+         --global pair.sshConfig false), and add the line later",
+        .path.display()
+    )]
+    ConfigReadOnly {
+        path: PathBuf,
+        why: String,
+        include: String,
+    },
+
     /// The home directory does not exist, so `~/.ssh` cannot be created.
     #[error("the home directory {} does not exist: set HOME to your home directory", .path.display())]
     NoHome { path: PathBuf },
@@ -381,7 +397,8 @@ impl SshDir {
     /// Preflight, before any network traffic: `~/.ssh` (or the home, if `~/.ssh` does not exist
     /// yet) is a writable directory, and every file git-pair would rewrite is a regular file that
     /// we may write, in a directory where we may create the temporary file. Symlinks are followed
-    /// the way the writes follow them.
+    /// the way the writes follow them. `~/.ssh/config`, which git pair may leave alone, is
+    /// checked by [`SshDir::include_state`].
     ///
     /// Root passes every permission check except on a read-only file system, so as root this
     /// mostly catches "is not a directory" / "is not a regular file".
@@ -398,7 +415,6 @@ impl SshDir {
             DirState::Present => writable_dir(&self.root, SSH_DIR_HINT)?,
         }
         check_file(&self.authorized_keys())?;
-        check_file(&self.config())?;
         match dir_state(&self.pair_dir())? {
             DirState::Missing => Ok(()),
             DirState::Present => {
@@ -406,6 +422,87 @@ impl SshDir {
                 check_file(&self.pair_config())?;
                 check_file(&self.pair_known_hosts())
             }
+        }
+    }
+}
+
+/// Whether `~/.ssh/config` includes git pair's config, and whether a pairing adds the line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IncludeState {
+    /// The `Include` line is there (written by git pair, by hand or by a tool): nothing to do.
+    Present,
+    /// It is missing and the pairing adds it.
+    Add,
+    /// It is missing and stays so (--no-ssh-config): ssh will not find the aliases until this
+    /// line is added by hand.
+    Missing { line: String },
+}
+
+impl SshDir {
+    /// The `Include` line git pair puts at the top of `~/.ssh/config`.
+    pub fn include_line(&self) -> Result<String, Error> {
+        client_config::include_line(&self.pair_config(), self.tilde())
+    }
+
+    /// Whether `~/.ssh/config` already includes git pair's config at its top level.
+    pub fn includes_pair_config(&self) -> Result<bool, Error> {
+        let existing = atomic::read(&atomic::resolve(&self.config())?)?;
+        let plan = client_config::plan_include(
+            existing.as_ref().map(|f| f.bytes.as_slice()),
+            &self.pair_config(),
+            self.tilde(),
+        )?;
+        Ok(plan.is_none())
+    }
+
+    /// What a pairing does with `~/.ssh/config`: nothing if the `Include` line is there; add it
+    /// if `edit` (after checking the file may be written, else [`Error::ConfigReadOnly`] with the
+    /// line to add by hand); else nothing, and the line is missing.
+    pub fn include_state(&self, edit: bool) -> Result<IncludeState, Error> {
+        if self.includes_pair_config()? {
+            return Ok(IncludeState::Present);
+        }
+        if !edit {
+            return Ok(IncludeState::Missing {
+                line: self.include_line()?,
+            });
+        }
+        self.check_config_writable()?;
+        Ok(IncludeState::Add)
+    }
+
+    /// `~/.ssh/config` may be rewritten (as the other files are checked); if not for lack of permission or a
+    /// read-only file system, says why in terms of what the person sees (a symlink into a
+    /// read-only store) and which line to add by hand.
+    pub fn check_config_writable(&self) -> Result<(), Error> {
+        if let DirState::Missing = dir_state(&self.root)? {
+            // Created with ~/.ssh, which check_writable checked can be.
+            return Ok(());
+        }
+        let path = self.config();
+        match check_file(&path) {
+            Err(Error::NotWritable { source, .. }) => {
+                let real = atomic::resolve(&path)?;
+                let read_only_fs = source.raw_os_error() == Some(nix::libc::EROFS);
+                let what = if read_only_fs {
+                    "is on a read-only file system"
+                } else {
+                    "you may not write"
+                };
+                let why = if real != path {
+                    format!("it is a symlink to {}, which {what}", real.display())
+                } else if read_only_fs {
+                    format!("it {what}")
+                } else {
+                    "you may not write it or its directory".to_string()
+                };
+                Err(Error::ConfigReadOnly {
+                    path,
+                    why,
+                    include: self.include_line()?,
+                })
+            }
+            other => other,
         }
     }
 }
@@ -508,6 +605,8 @@ pub struct PairSetup {
     /// The pairing's pair secret, written to [`SshDir::pair_secret`] (0600). `None` writes
     /// none (and leaves an existing one).
     pub secret: Option<SecretRecord>,
+    /// Whether `~/.ssh/config` may get git pair's `Include` line (false: --no-ssh-config).
+    pub edit_config: bool,
 }
 
 /// Which private key a pairing's `Host` block uses.
@@ -688,6 +787,7 @@ pub fn apply(
 ) -> Result<Applied, Error> {
     let prepared = prepare(dir, setup)?;
     dir.check_writable()?;
+    let include = dir.include_state(setup.edit_config)?;
     if prepared.identity.is_some() {
         for path in [dir.identity(&setup.alias), dir.identity_pub(&setup.alias)] {
             if std::fs::symlink_metadata(&path).is_ok() {
@@ -711,7 +811,9 @@ pub fn apply(
     if let Err(cause) = check_free(dir, setup) {
         return Err(undo_after(tx, cause));
     }
-    match apply_steps(&mut tx, dir, setup, &prepared, interrupted).and_then(|()| tx.flush()) {
+    match apply_steps(&mut tx, dir, setup, &prepared, &include, interrupted)
+        .and_then(|()| tx.flush())
+    {
         Ok(()) => Ok(tx),
         Err(cause) => Err(undo_after(tx, cause)),
     }
@@ -722,6 +824,7 @@ fn apply_steps(
     dir: &SshDir,
     setup: &PairSetup,
     prepared: &Prepared,
+    include: &IncludeState,
     interrupted: &mut dyn FnMut() -> bool,
 ) -> Result<(), Error> {
     let alias = &setup.alias;
@@ -751,10 +854,12 @@ fn apply_steps(
             &prepared.block,
         )))
     })?;
-    poll(interrupted)?;
-    tx.update(&dir.config(), FileMode::KeepOr(0o600), |old| {
-        client_config::plan_include(old, &dir.pair_config(), dir.tilde())
-    })?;
+    if *include == IncludeState::Add {
+        poll(interrupted)?;
+        tx.update(&dir.config(), FileMode::KeepOr(0o600), |old| {
+            client_config::plan_include(old, &dir.pair_config(), dir.tilde())
+        })?;
+    }
     poll(interrupted)?;
     tx.update(&dir.authorized_keys(), FileMode::Fixed(0o600), |old| {
         authorized_keys::plan_add(

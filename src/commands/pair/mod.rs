@@ -93,6 +93,9 @@ struct Prepared {
     /// This machine's sshd host keys, as advertised: with the path, they tell a peer that is
     /// this very repository.
     host_keys: Vec<ssh_key::PublicKey>,
+    /// Whether ~/.ssh/config may get the Include line (not --no-ssh-config), and whether it has it.
+    edit_config: bool,
+    include: crate::ssh_files::IncludeState,
 }
 
 fn pair(
@@ -110,6 +113,8 @@ fn pair(
     }
     let ssh = local::ssh_dir().map_err(usage)?;
     ssh.check_writable().context(PairError::Setup)?;
+    let edit_config = !args.no_ssh_config && info.ssh_config.unwrap_or(true);
+    let include = ssh.include_state(edit_config).context(PairError::Setup)?;
     let me = local::whoami().map_err(usage)?;
     let login = match &args.key {
         Some(path) => LoginKey::load(path).map_err(usage)?,
@@ -185,6 +190,8 @@ fn pair(
         port,
         annex_shell,
         host_keys,
+        edit_config,
+        include,
     };
     exchange(args, prepared, sockets, machine, out, interrupts)
 }

@@ -176,6 +176,7 @@ pub(super) fn setup(
             ssh_port: args.ssh_port,
             secret: v.secret.clone(),
         }),
+        edit_config: p.edit_config,
     };
 
     let applied = ssh_files::apply(&p.ssh, &ssh_setup, &mut || interrupts.check().is_some())
@@ -247,6 +248,15 @@ pub(super) fn setup(
     }
     for warning in annex_warnings(&plan, info, p.annex_shell) {
         out.line(&format!("warning: {warning}"));
+    }
+    if let ssh_files::IncludeState::Missing { line } = &p.include {
+        out.line(&format!(
+            "warning: {} does not include git pair's ssh configuration, so `git fetch {}` cannot \
+             find host {alias} yet: add this line at the top of your ssh configuration:\n\n    \
+             {line}\n",
+            p.ssh.config().display(),
+            plan.name
+        ));
     }
     Ok(Done {
         remote: plan.name,
