@@ -124,7 +124,6 @@ fn the_debian_package_holds_everything_and_runs_from_a_scratch_root() {
             "completions/git-pair.fish",
         ),
         ("usr/share/doc/git-pair/README.md", "README.md"),
-        ("usr/share/doc/git-pair/SECURITY.md", "SECURITY.md"),
         ("usr/share/doc/git-pair/PROTOCOL.md", "doc/PROTOCOL.md"),
     ] {
         assert_eq!(
