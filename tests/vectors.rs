@@ -257,6 +257,9 @@ fn driver_stops(events: &[Value]) -> bool {
         .any(|e| e["event"] == "peer_ended" && e["end"]["end"] != "ready")
 }
 
+/// A datagram on the simulated LAN: (arrival, sequence, to node, from, bytes).
+type InFlight = (Instant, u64, usize, SocketAddr, Vec<u8>);
+
 /// The delay of every datagram on the simulated LAN.
 const LATENCY: Duration = Duration::from_millis(1);
 /// A scenario that is not over after this much virtual time is a bug.
@@ -285,9 +288,7 @@ fn record(s: Scenario, start: Instant) -> Value {
             }
         })
         .collect();
-    // (arrival, sequence, to node, from, datagram)
-    let mut wire: BinaryHeap<Reverse<(Instant, u64, usize, SocketAddr, Vec<u8>)>> =
-        BinaryHeap::new();
+    let mut wire: BinaryHeap<Reverse<InFlight>> = BinaryHeap::new();
     let mut seq = 0u64;
     loop {
         if nodes.iter().all(|n| n.stopped || n.machine.is_done()) {
