@@ -68,7 +68,7 @@ _gitpair() {
 
     case "${cmd}" in
         gitpair)
-            opts="-h -V --code-file --interface --port --timeout --name --ssh-port --host-key --key --peer --no-scan --no-ssh-config --json --help --version join list remove refresh watch sync hooks serve"
+            opts="-h -V --code-file --interface --port --timeout --name --ssh-port --host-key --key --peer --no-scan --no-ssh-config --json --verify --help --version join list remove refresh watch sync hooks serve"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -160,7 +160,7 @@ _gitpair() {
             return 0
             ;;
         gitpair__subcmd__join)
-            opts="-h --interface --port --timeout --name --ssh-port --host-key --key --peer --no-scan --no-ssh-config --json --help"
+            opts="-h --interface --port --timeout --name --ssh-port --host-key --key --peer --no-scan --no-ssh-config --json --verify --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -206,7 +206,7 @@ _gitpair() {
             return 0
             ;;
         gitpair__subcmd__list)
-            opts="-h --json --help"
+            opts="-h --json --check --help $(__git_pair_remotes)"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -13,7 +13,7 @@ end
 
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_git_pair_global_optspecs
-    string join \n code-file= interface= port= timeout= name= ssh-port= host-key= key= peer= no-scan no-ssh-config json h/help V/version
+    string join \n code-file= interface= port= timeout= name= ssh-port= host-key= key= peer= no-scan no-ssh-config json verify h/help V/version
 end
 
 function __fish_git_pair_needs_command
@@ -37,7 +37,7 @@ function __fish_git_pair_using_subcommand
     contains -- $cmd[1] $argv
 end
 
-complete -c git-pair -n "__fish_git_pair_needs_command" -l code-file -d 'Read the code from FILE (\'-\' for standard input). Any phrase both sides type is accepted here' -r -F
+complete -c git-pair -n "__fish_git_pair_needs_command" -l code-file -d 'Read the code from FILE (\'-\': the first line of standard input). Any phrase both sides type is accepted here' -r -F
 complete -c git-pair -n "__fish_git_pair_needs_command" -l interface -d 'Use only this network interface (repeatable). By default every interface that is up, multicast-capable and not loopback is used; lo is used only when named' -r -f -a "(__fish_git_pair_interfaces)"
 complete -c git-pair -n "__fish_git_pair_needs_command" -l port -d 'UDP port of the exchange; both sides must use the same one. [default: 28620, or git config pair.port]' -r
 complete -c git-pair -n "__fish_git_pair_needs_command" -l timeout -d 'Give up after this many seconds without a verified peer' -r
@@ -49,6 +49,7 @@ complete -c git-pair -n "__fish_git_pair_needs_command" -l peer -d 'Also greet t
 complete -c git-pair -n "__fish_git_pair_needs_command" -l no-scan -d 'Do not probe the local IPv4 subnet by unicast when no peer answers multicast. [default: probe after 3 s; git config pair.scan]'
 complete -c git-pair -n "__fish_git_pair_needs_command" -l no-ssh-config -d 'Do not add the Include line for git pair\'s ssh configuration to ~/.ssh/config (for a read-only one, e.g. made by home-manager); git pair\'s own files under ~/.ssh/git-pair/ are written as usual. ssh finds the new alias once the line git pair prints is in your ssh configuration. [default: git config pair.sshConfig, true]'
 complete -c git-pair -n "__fish_git_pair_needs_command" -l json -d 'Print machine-readable events on standard output, one JSON object per line (see JSON EVENTS in the man page). Nothing else goes to stdout'
+complete -c git-pair -n "__fish_git_pair_needs_command" -l verify -d 'Before anything is written, ask whether the check code shown on both machines is the same (y to go on). With --json, the sas event says "verify": true and the answer is one line {"verify": true} on standard input. No, no answer within 120 s, or the end of the input writes nothing on either machine'
 complete -c git-pair -n "__fish_git_pair_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c git-pair -n "__fish_git_pair_needs_command" -s V -l version -d 'Print version'
 complete -c git-pair -n "__fish_git_pair_needs_command" -a "join" -d 'Join the pairing shown on the other machine: type its code at a prompt'
@@ -70,8 +71,10 @@ complete -c git-pair -n "__fish_git_pair_using_subcommand join" -l peer -d 'Also
 complete -c git-pair -n "__fish_git_pair_using_subcommand join" -l no-scan -d 'Do not probe the local IPv4 subnet by unicast when no peer answers multicast. [default: probe after 3 s; git config pair.scan]'
 complete -c git-pair -n "__fish_git_pair_using_subcommand join" -l no-ssh-config -d 'Do not add the Include line for git pair\'s ssh configuration to ~/.ssh/config (for a read-only one, e.g. made by home-manager); git pair\'s own files under ~/.ssh/git-pair/ are written as usual. ssh finds the new alias once the line git pair prints is in your ssh configuration. [default: git config pair.sshConfig, true]'
 complete -c git-pair -n "__fish_git_pair_using_subcommand join" -l json -d 'Print machine-readable events on standard output, one JSON object per line (see JSON EVENTS in the man page). Nothing else goes to stdout'
+complete -c git-pair -n "__fish_git_pair_using_subcommand join" -l verify -d 'Before anything is written, ask whether the check code shown on both machines is the same (y to go on). With --json, the sas event says "verify": true and the answer is one line {"verify": true} on standard input. No, no answer within 120 s, or the end of the input writes nothing on either machine'
 complete -c git-pair -n "__fish_git_pair_using_subcommand join" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c git-pair -n "__fish_git_pair_using_subcommand list" -l json -d 'Print a JSON array, one object per pairing (see LIST JSON in the man page)'
+complete -c git-pair -n "__fish_git_pair_using_subcommand list" -l check -d 'Also log in to each peer with the paired key (ssh in batch mode through the pairing\'s alias, running `true`) and say whether it lets this side in. Exit status 1 if a peer does not'
 complete -c git-pair -n "__fish_git_pair_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c git-pair -n "__fish_git_pair_using_subcommand remove" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c git-pair -n "__fish_git_pair_using_subcommand refresh" -l interface -d 'Send locate queries only on this network interface (repeatable), as for pairing' -r -f -a "(__fish_git_pair_interfaces)"
@@ -96,6 +99,7 @@ complete -c git-pair -n "__fish_git_pair_using_subcommand hooks; and __fish_seen
 complete -c git-pair -n "__fish_git_pair_using_subcommand serve" -l repo -d 'The one repository the peer may fetch from and push to' -r -F
 complete -c git-pair -n "__fish_git_pair_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c git-pair -n "not __fish_seen_subcommand_from join list remove refresh watch sync hooks serve" -l interface -r -f -a "(__fish_git_pair_interfaces)"
+complete -c git-pair -n "__fish_git_pair_using_subcommand list" -f -a "(__fish_git_pair_remotes)"
 complete -c git-pair -n "__fish_git_pair_using_subcommand remove" -f -a "(__fish_git_pair_remotes)"
 complete -c git-pair -n "__fish_git_pair_using_subcommand refresh" -f -a "(__fish_git_pair_remotes)"
 complete -c git-pair -n "__fish_git_pair_using_subcommand sync" -f -a "(__fish_git_pair_remotes)"

@@ -43,8 +43,8 @@ pub struct Cli {
     #[arg(value_name = "CODE")]
     pub code: Option<String>,
 
-    /// Read the code from FILE ('-' for standard input). Any phrase both sides type is accepted
-    /// here.
+    /// Read the code from FILE ('-': the first line of standard input). Any phrase both sides
+    /// type is accepted here.
     #[arg(long, value_name = "FILE", conflicts_with = "code")]
     pub code_file: Option<PathBuf>,
 
@@ -71,12 +71,23 @@ pub enum Command {
     /// sshd, the fingerprints of its login key and pinned host keys, when it
     /// was paired, and whether its sshd answers now (a TCP connection, at
     /// most 1.5 s). A pairing whose remote was deleted by hand is listed as
-    /// orphaned.
+    /// orphaned. With --check, each peer is also asked to let this side log
+    /// in with the paired key.
     List {
         /// Print a JSON array, one object per pairing (see LIST JSON in the
         /// man page).
         #[arg(long)]
         json: bool,
+
+        /// Also log in to each peer with the paired key (ssh in batch mode
+        /// through the pairing's alias, running `true`) and say whether it
+        /// lets this side in. Exit status 1 if a peer does not.
+        #[arg(long)]
+        check: bool,
+
+        /// Only this pairing: its remote's name (or its ssh alias).
+        #[arg(value_name = "NAME")]
+        name: Option<String>,
     },
     /// Undo a pairing on this machine.
     ///
@@ -302,6 +313,14 @@ pub struct PairArgs {
     /// line (see JSON EVENTS in the man page). Nothing else goes to stdout.
     #[arg(long)]
     pub json: bool,
+
+    /// Before anything is written, ask whether the check code shown on
+    /// both machines is the same (y to go on). With --json, the sas event
+    /// says "verify": true and the answer is one line {"verify": true} on
+    /// standard input. No, no answer within 120 s, or the end of the input
+    /// writes nothing on either machine.
+    #[arg(long)]
+    pub verify: bool,
 }
 
 /// A TCP or UDP port, with a message that says what is allowed.
@@ -594,7 +613,19 @@ mod tests {
     #[test]
     fn list_remove_and_join_are_subcommands() {
         let cli = parse(&["list", "--json"]).unwrap();
-        assert!(matches!(cli.command, Some(Command::List { json: true })));
+        assert!(matches!(
+            cli.command,
+            Some(Command::List {
+                json: true,
+                check: false,
+                name: None
+            })
+        ));
+        let cli = parse(&["list", "--check", "desk"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::List { json: false, check: true, name: Some(n) }) if n == "desk"
+        ));
         let cli = parse(&["remove", "desk"]).unwrap();
         assert!(matches!(cli.command, Some(Command::Remove { name }) if name == "desk"));
         let cli = parse(&["join", "--interface", "lo", "--timeout", "3"]).unwrap();
@@ -618,7 +649,10 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let cli = parse(&["--json", "list"]).unwrap();
-        assert!(matches!(cli.command, Some(Command::List { json: true })));
+        assert!(matches!(
+            cli.command,
+            Some(Command::List { json: true, .. })
+        ));
     }
 
     #[test]
@@ -763,7 +797,7 @@ mod tests {
             &["--frobnicate"],
             &["serve"],
             &["remove"],
-            &["list", "x"],
+            &["list", "x", "y"],
             &["refresh", "a", "b"],
             &["refresh", "--timeout", "0"],
             &["watch", "x"],

@@ -38,7 +38,7 @@ pub const FILES: [(Shell, &str); 3] = [
 ];
 
 /// The commands whose NAME is a paired remote.
-const NAMED: [&str; 3] = ["remove", "refresh", "sync"];
+const NAMED: [&str; 4] = ["list", "remove", "refresh", "sync"];
 
 /// Puts the markers on the arguments whose values are found at completion time.
 fn mark(cmd: clap::Command) -> clap::Command {

@@ -55,8 +55,14 @@ pub enum Event {
     },
     /// The peer proved it holds the code; `address` is its sshd.
     Verified { peer: PeerView, address: String },
-    /// The short authentication string, equal on both machines.
-    Sas { sas: String },
+    /// The short authentication string, equal on both machines. With
+    /// `--verify`, `verify` is true: git pair now reads the answer, one line
+    /// `{"verify": true}` (or false), from standard input.
+    Sas {
+        sas: String,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        verify: bool,
+    },
     /// The git remote was added (or, for a proven re-pair, updated in place).
     Remote {
         name: String,
@@ -171,6 +177,8 @@ pub enum Reason {
     PeerRejected,
     PeerDeclined,
     PeerFailed,
+    Declined,
+    PeerGone,
     Setup,
     Interrupted,
     HostKeyChanged,
@@ -180,7 +188,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason with its meaning, for the man page.
-    pub const ALL: [(Reason, &'static str, &'static str); 15] = [
+    pub const ALL: [(Reason, &'static str, &'static str); 17] = [
         (
             Reason::Usage,
             "usage",
@@ -229,7 +237,17 @@ impl Reason {
         (
             Reason::PeerFailed,
             "peer_failed",
-            "setting up the other machine failed after verification; this side undid its setup too",
+            "setting up the other machine failed after verification; this side undid its own setup (or wrote nothing)",
+        ),
+        (
+            Reason::Declined,
+            "declined",
+            "--verify: the person here did not confirm that the check codes match (answered no, or no answer); nothing was written, and the other machine was told",
+        ),
+        (
+            Reason::PeerGone,
+            "peer_gone",
+            "the other machine went quiet after verification, before this side wrote anything",
         ),
         (
             Reason::Setup,

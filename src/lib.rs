@@ -136,7 +136,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     use commands::pair::CodeSource;
     match cli.command {
         Some(Command::Serve { repo }) => match commands::serve::run(&repo)? {},
-        Some(Command::List { json }) => commands::list::run(json),
+        Some(Command::List { json, check, name }) => {
+            commands::list::run(json, check, name.as_deref())
+        }
         Some(Command::Remove { name }) => commands::remove::run(&name),
         Some(Command::Sync { name, json, hook }) => {
             commands::sync::run(name.as_deref(), json, hook)

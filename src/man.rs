@@ -240,6 +240,22 @@ fn extra() -> Roff {
     );
     para(
         &mut r,
+        "Asking the user to compare the check code before anything is written, and later checking that \
+         the peer still lets this side in:",
+    );
+    code(
+        &mut r,
+        &[
+            "$ git pair join --verify",
+            "Verified bob@desk:/home/bob/notes at 10.0.0.2 (check code on both machines: 123 456)",
+            "Do the check codes match on both machines? Type y and Enter if they do (anything else: stop, write nothing):",
+            "y",
+            "Paired. Try: git fetch desk",
+            "$ git pair list --check desk",
+        ],
+    );
+    para(
+        &mut r,
         "git pair CODE also works, for scripts, but the code is then in the process list of this \
          machine (ps, /proc/PID/cmdline) for as long as git pair runs, and in the shell's history: \
          any other user of the machine can read it, and race to join the other side first. Prefer \
@@ -272,11 +288,21 @@ fn extra() -> Roff {
     );
     para(
         &mut r,
-        "Then each side sets up and tells the other how that went in an end message sealed under the \
-         session's end keys: ready, or failed with the reason. A refusal before verification \
-         (the peer's sshd does not answer, its key already opens another repository here) is such a sealed \
-         end as well. Only the holder of the code can seal one: nothing an outsider sends ends a session, \
-         and the peer's words are shown only from a sealed end.",
+        &format!(
+            "Then the pairing ends in two phases. Each side (with --verify, once its user confirmed that the \
+             check strings match) takes the lock on ~/.ssh/git-pair, picks the remote's name from the \
+             remotes the repository has at that moment, writes everything, and tells the other how that went \
+             in an end message sealed under the session's end keys: ready, declined (the user did not \
+             confirm), or failed with the reason. A side keeps its setup once the peer said ready; if the \
+             peer declined or failed, it undoes its own setup too (see FILES) and says why. \
+             If the peer goes quiet for {} s (or {} s pass in all) without saying, the setup is kept and git \
+             pair says plainly that the other side may not be set up and how to check (git pair list --check \
+             NAME). A refusal before verification (the peer's sshd does not answer, its key already opens \
+             another repository here) is such a sealed end as well. Only the holder of the code can seal one: \
+             nothing an outsider sends ends a session, and the peer's words are shown only from a sealed end.",
+            OUTCOME_QUIET.as_secs(),
+            OUTCOME_MAX.as_secs()
+        ),
     );
     para(
         &mut r,
@@ -416,10 +442,18 @@ fn extra() -> Roff {
     );
     para(
         &mut r,
-        "Files under ~/.ssh are written atomically (temporary file, fsync, rename) under a lock \
-         (~/.ssh/git-pair/.lock), with mode 0600 (0700 for directories git pair creates). Everything a \
-         pairing writes is written as one unit: if any step fails, or Ctrl-C arrives, every file is restored \
-         byte for byte. The code is never written anywhere.",
+        &format!(
+            "Files under ~/.ssh are written atomically (temporary file, fsync, rename) under a lock \
+             (~/.ssh/git-pair/.lock), with mode 0600 (0700 for directories git pair creates). Everything a \
+             pairing writes is written as one unit: if any step fails, or Ctrl-C arrives, every file is \
+             restored byte for byte. The lock is held only while writing (the names, the remote's among \
+             them, are chosen under it), never while waiting for the peer; another git pair of the same \
+             user waits for it at most {} s. If the peer then says that its side failed or was declined, \
+             the pairing is undone under the lock again: a file that still holds what it wrote gets its \
+             exact bytes back (the repository's config too), and one that another pairing changed since \
+             loses only this pairing's lines. The code is never written anywhere.",
+            crate::commands::pair::LOCK_WITHIN.as_secs()
+        ),
     );
 
     section(&mut r, "PAIRS OVER TIME");
@@ -535,7 +569,7 @@ fn extra() -> Roff {
         ("listening", "{\"interfaces\", \"port\", \"groups\"}."),
         ("peer", "{\"address\"}: a machine on the same channel answered; not yet verified. Once per peer."),
         ("verified", "{\"peer\": {\"user\", \"host\", \"path\"}, \"address\"}: the peer holds the code; address is its sshd."),
-        ("sas", "{\"sas\"}: a six-digit check string, the same on both machines."),
+        ("sas", "{\"sas\", \"verify\"}: a six-digit check string, the same on both machines. With --verify, \"verify\" is true and git pair now reads the answer from standard input, one JSON line: {\"verify\": true} when the user confirmed that the strings match, {\"verify\": false} when not. Anything else, the end of the input, or no answer within 120 s counts as false: nothing is written on either machine (reason declined here, peer_declined there). With --code-file -, the code is the first line of standard input and the answer the next one."),
         ("remote", "{\"name\", \"url\", \"alias\"}: the remote was added; with \"replaced\" (the remote of the earlier pairing it replaced in place, when the peer proved it is the same) and \"not_replaced\" ({\"remotes\", \"reason\"}: earlier pairings that claim the same peer and were left as they are, because it did not prove it) when they apply."),
         ("paired", "{\"remote\", \"alias\", \"peer\", \"address\"} and, as in remote, \"replaced\" and \"not_replaced\": the last line of a success."),
     ] {
@@ -655,7 +689,8 @@ fn extra() -> Roff {
          use, and the peer confined to the one repository. Nothing it forges ends a session or is shown as \
          the peer's words, forged payload pieces cost nothing, and it cannot make git pair send a spoofed \
          address more than three times what it sent. Such an attacker can stop a pairing, never complete \
-         one. Compare the check string (sas) on both machines for extra assurance.",
+         one. Compare the check string (sas) on both machines for extra assurance, or let --verify ask \
+         for it before anything is written.",
     );
     para(
         &mut r,

@@ -158,6 +158,18 @@ pub struct PairedRemote {
     pub annex_uuid: Option<String>,
 }
 
+/// The names of the repository's remotes, as its config says now.
+pub fn remote_names(repo: &Repository) -> Result<Vec<String>, RepoError> {
+    let names = repo.remotes().map_err(RepoError::Config)?;
+    // Names that are not UTF-8 cannot collide with ours.
+    Ok(names
+        .iter()
+        .flatten()
+        .flatten()
+        .map(str::to_string)
+        .collect())
+}
+
 /// Every remote with a `pair-alias`, in config order.
 pub fn paired_remotes(repo: &Repository) -> Result<Vec<PairedRemote>, RepoError> {
     let config = repo
@@ -339,6 +351,10 @@ pub struct RemoteUndo {
     renamed_from: Option<String>,
     /// `(full config key, previous value)` of everything set, in order.
     previous: Vec<(String, Option<String>)>,
+    /// The config file's bytes before and after: the undo puts the first back, byte for byte,
+    /// when the file still holds the second (libgit2 alone would leave an empty `[remote]`
+    /// section behind).
+    exact: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 /// Adds the planned remote, or updates the one it replaces; on any failure every change is
@@ -348,10 +364,13 @@ pub fn apply_remote(repo: &Repository, plan: &RemotePlan) -> Result<RemoteUndo, 
         name: plan.name.clone(),
         source,
     };
+    let config_file = repo.path().join("config");
+    let before = std::fs::read(&config_file).ok();
     let mut undo = RemoteUndo {
         created: None,
         renamed_from: None,
         previous: Vec::new(),
+        exact: None,
     };
     match &plan.replaces {
         None => {
@@ -365,11 +384,46 @@ pub fn apply_remote(repo: &Repository, plan: &RemotePlan) -> Result<RemoteUndo, 
         Some(_) => {}
     }
     let written = set_entries(repo, plan, &mut undo);
+    undo.exact = before.zip(std::fs::read(&config_file).ok());
     if let Err(e) = written {
         let _ = undo_remote(repo, &plan.name, undo);
         return Err(fail(e));
     }
     Ok(undo)
+}
+
+/// Writes `before` over the config file at `path` if it still holds exactly `after`, the way
+/// git writes it: through `config.lock` (which also keeps out a git writing at the same time),
+/// synced, then renamed over the file, with the file's mode. `Ok(false)`: it changed since, or
+/// another writer holds the lock; nothing was done.
+fn restore_config(path: &Path, after: &[u8], before: &[u8]) -> std::io::Result<bool> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let meta = std::fs::metadata(path)?;
+    let lock = path.with_file_name("config.lock");
+    let mut file = match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(meta.permissions().mode() & 0o7777)
+        .open(&lock)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let written = (|| {
+        if std::fs::read(path)? != after {
+            return Ok(false);
+        }
+        file.write_all(before)?;
+        file.sync_all()?;
+        std::fs::rename(&lock, path)?;
+        Ok(true)
+    })();
+    if !matches!(written, Ok(true)) {
+        let _ = std::fs::remove_file(&lock);
+    }
+    written
 }
 
 fn set_entries(
@@ -410,6 +464,11 @@ pub fn undo_remote(repo: &Repository, name: &str, undo: RemoteUndo) -> Result<()
         name: name.to_string(),
         source,
     };
+    if let Some((before, after)) = &undo.exact {
+        if restore_config(&repo.path().join("config"), after, before).unwrap_or(false) {
+            return Ok(());
+        }
+    }
     if let Some(created) = undo.created {
         return repo.remote_delete(&created).map_err(fail);
     }
@@ -686,12 +745,35 @@ mod tests {
     }
 
     #[test]
-    fn undoing_a_new_remote_deletes_it() {
+    fn undoing_a_new_remote_puts_the_config_back_byte_for_byte() {
         let (dir, repo) = temp_repo("undo-new");
+        let before = std::fs::read(dir.join(".git/config")).unwrap();
         let plan = plan_remote(&[], None, "laptop", &record(), None).unwrap();
         let undo = apply_remote(&repo, &plan).unwrap();
         undo_remote(&repo, &plan.name, undo).unwrap();
         assert!(repo.remotes().unwrap().is_empty());
+        // Not even libgit2's empty `[remote "laptop"]` header is left.
+        assert_eq!(
+            String::from_utf8_lossy(&std::fs::read(dir.join(".git/config")).unwrap()),
+            String::from_utf8_lossy(&before)
+        );
+        assert!(!dir.join(".git/config.lock").exists());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_config_changed_by_someone_else_since_is_undone_setting_by_setting() {
+        let (dir, repo) = temp_repo("undo-changed");
+        let plan = plan_remote(&[], None, "laptop", &record(), None).unwrap();
+        let undo = apply_remote(&repo, &plan).unwrap();
+        repo.config()
+            .unwrap()
+            .set_str("user.name", "someone else")
+            .unwrap();
+        undo_remote(&repo, &plan.name, undo).unwrap();
+        assert!(repo.remotes().unwrap().is_empty());
+        // The other writer's setting stays.
+        assert_eq!(get(&repo, "user.name").unwrap(), "someone else");
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -9,6 +9,8 @@ mod support;
 
 #[path = "e2e/annex.rs"]
 mod annex;
+#[path = "e2e/ending.rs"]
+mod ending;
 #[path = "e2e/lifecycle.rs"]
 mod lifecycle;
 #[path = "e2e/locate.rs"]
@@ -25,6 +27,7 @@ use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use serde_json::Value;
 
 use annex::*;
+use ending::*;
 use lifecycle::*;
 use locate::*;
 use support::gitpair::{self, exit, pair, pair_with, PairOpts, Paired};
@@ -65,6 +68,11 @@ fn main() -> ExitCode {
         Base: wrong_code_fails_on_both_sides_and_writes_nothing,
         Base: a_mistyped_code_ends_both_sides_within_seconds,
         Base: forged_datagrams_on_the_lan_do_not_stop_a_pairing,
+        Base: a_setup_that_fails_on_one_side_is_undone_on_both,
+        Base: verify_answered_no_writes_nothing_on_either_side,
+        Base: verify_answered_yes_pairs,
+        Base: two_runs_in_one_repository_each_get_their_own_remote,
+        Base: list_check_logs_in_to_the_peer,
         Nft: pairs_without_multicast_with_peer_flag,
         Nft: pairs_without_multicast_by_subnet_probe,
         Base: pairs_over_ipv6_link_local_only,

@@ -1,10 +1,13 @@
-//! `git pair list [--json]`: the pairings of the current repository.
+//! `git pair list [--json] [--check] [NAME]`: the pairings of the current repository.
 //!
 //! A pairing is found two ways: a remote with git-pair's `remote.<name>.pair-*` records, and a
 //! `Host` block in `~/.ssh/git-pair/config` recorded for this repository. A block whose remote
 //! is gone (deleted by hand) is listed as orphaned, so that `git pair remove` can clean it up.
 //! [`collect`] and the renderers are pure; [`run`] reads the files and probes each peer's sshd
-//! (TCP connect only, all in parallel, with a short timeout).
+//! (TCP connect only, all in parallel, with a short timeout). With `--check` it also logs in to
+//! each peer through the pairing's ssh alias, with the paired key, in batch mode, asking for
+//! `true` (which the peer's forced command answers with exit status 0): the one way to know
+//! that the peer still lets this side in.
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -54,11 +57,16 @@ pub struct Pairing {
     pub orphaned: bool,
     /// Whether the peer's sshd accepted a TCP connection just now; null if not probed.
     pub reachable: Option<bool>,
+    /// `--check`: whether the peer accepted a login with the paired key just now; null if not
+    /// checked.
+    pub accepts: Option<bool>,
+    /// `--check`: what ssh said when the login did not work.
+    pub check_error: Option<String>,
 }
 
 /// Every field of a [`Pairing`] in `--json`, with its meaning, for the man page (a test keeps
 /// this in step with the struct).
-pub const JSON_FIELDS: [(&str, &str); 14] = [
+pub const JSON_FIELDS: [(&str, &str); 16] = [
     ("name", "string: the remote's name; for an orphaned pairing, the name its remote had"),
     ("peer", "string or null: the peer repository, as user@host:path"),
     ("url", "string or null: the remote's URL, <alias>:<path>"),
@@ -73,6 +81,8 @@ pub const JSON_FIELDS: [(&str, &str); 14] = [
     ("annex_uuid", "string or null: the peer's git-annex UUID (between two git-annex repositories)"),
     ("orphaned", "boolean: the remote is gone (deleted by hand) but ssh files of the pairing remain"),
     ("reachable", "boolean: whether the peer's sshd (at current_address) accepted a TCP connection within 1.5 s just now"),
+    ("accepts", "boolean or null: with --check, whether the peer let this side log in with the paired key just now (ssh in batch mode through the alias, running true); null without --check"),
+    ("check_error", "string or null: with --check, the last line ssh printed when the login did not work"),
 ];
 
 /// The pairings of the repository at `local`, from its paired remotes and git-pair's `Host`
@@ -96,6 +106,8 @@ pub fn collect(local: &str, remotes: &[PairedRemote], blocks: &[FoundBlock]) -> 
             annex_uuid: r.annex_uuid.clone(),
             orphaned: false,
             reachable: None,
+            accepts: None,
+            check_error: None,
         })
         .collect();
     for b in orphaned_blocks(local, remotes, blocks) {
@@ -114,6 +126,8 @@ pub fn collect(local: &str, remotes: &[PairedRemote], blocks: &[FoundBlock]) -> 
             annex_uuid: None,
             orphaned: true,
             reachable: None,
+            accepts: None,
+            check_error: None,
         });
     }
     out
@@ -182,6 +196,100 @@ pub fn probe_all(pairings: &mut [Pairing], timeout: Duration) {
     {
         pairings[i].reachable = Some(reachable);
     }
+}
+
+/// How long ssh has to connect for `--check`, and to finish.
+pub const CHECK_CONNECT: Duration = Duration::from_secs(5);
+pub const CHECK_WITHIN: Duration = Duration::from_secs(20);
+
+/// `--check`: logs in to every pairing's peer at once through its ssh alias, with the paired key
+/// and in batch mode (no prompt), running `true`; `accepts` and `check_error` become set.
+pub fn check_all(pairings: &mut [Pairing]) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    for (i, p) in pairings.iter().enumerate() {
+        let alias = p.alias.clone();
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send((i, check_login(&alias)));
+        });
+    }
+    drop(tx);
+    for p in pairings.iter_mut() {
+        p.accepts = Some(false);
+        p.check_error = Some(format!(
+            "ssh did not finish within {} s",
+            CHECK_WITHIN.as_secs()
+        ));
+    }
+    let deadline = std::time::Instant::now() + CHECK_WITHIN + Duration::from_secs(1);
+    while let Ok((i, result)) =
+        rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+    {
+        pairings[i].accepts = Some(result.is_ok());
+        pairings[i].check_error = result.err();
+    }
+}
+
+/// `ssh -o BatchMode=yes ALIAS true`, killed after [`CHECK_WITHIN`]: `Ok` when the peer let us
+/// in and its forced command answered; else the last line ssh printed.
+fn check_login(alias: &str) -> Result<(), String> {
+    use std::process::{Command, Stdio};
+    if crate::ssh_files::validate_alias(alias).is_err() {
+        return Err("not a git-pair ssh alias".into());
+    }
+    let mut child = Command::new("ssh")
+        .args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            &format!("ConnectTimeout={}", CHECK_CONNECT.as_secs()),
+            "-o",
+            "LogLevel=ERROR",
+            "-T",
+            "-n",
+            "--",
+            alias,
+            crate::commands::serve::CONNECTION_PROBE,
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run ssh: {e}"))?;
+    let deadline = std::time::Instant::now() + CHECK_WITHIN;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            Ok(None) | Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "ssh did not finish within {} s",
+                    CHECK_WITHIN.as_secs()
+                ));
+            }
+        }
+    };
+    if status.success() {
+        return Ok(());
+    }
+    let mut said = String::new();
+    if let Some(mut err) = child.stderr.take() {
+        use std::io::Read;
+        let _ = err.read_to_string(&mut said);
+    }
+    let last = said
+        .lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty())
+        .map(|l| sanitize::for_terminal(l).into_owned());
+    Err(last.unwrap_or_else(|| match status.code() {
+        Some(code) => format!("ssh exited with status {code}"),
+        None => "ssh was killed".to_string(),
+    }))
 }
 
 /// The addresses of `host:port`: a literal address (see [`parse_address`]) or a name.
@@ -271,32 +379,66 @@ pub fn render_text(pairings: &[Pairing]) -> String {
             "    ssh alias  {}\n",
             sanitize::for_terminal(&p.alias)
         ));
+        match (p.accepts, &p.check_error) {
+            (Some(true), _) => {
+                out.push_str("    login      accepted (the peer lets this side in)\n")
+            }
+            (Some(false), why) => out.push_str(&format!(
+                "    login      FAILED: {}\n",
+                why.as_deref().map_or_else(
+                    || "-".to_string(),
+                    |w| sanitize::for_terminal(w).into_owned()
+                )
+            )),
+            (None, _) => {}
+        }
     }
     out
 }
 
 /// Runs `git pair list`. With `--json`, a failure also ends stdout with one JSON object, the
-/// `failed` event of `git pair --json`, so that a program always reads JSON there.
-pub fn run(json: bool) -> anyhow::Result<()> {
-    let result = list(json);
+/// `failed` event of `git pair --json`, so that a program always reads JSON there; a `--check`
+/// that finds a peer refusing prints the list as usual and exits with status 1.
+pub fn run(json: bool, check: bool, name: Option<&str>) -> anyhow::Result<()> {
+    let result = list(json, check, name);
     if let (true, Err(err)) = (json, &result) {
-        let reason = super::pair::find(err).map_or(Reason::Error, |e| e.reason());
-        EventWriter::new(io::stdout()).emit(&Event::Failed {
-            reason,
-            message: format!("{err:#}"),
-        });
+        if err.downcast_ref::<CheckFailed>().is_none() {
+            let reason = super::pair::find(err).map_or(Reason::Error, |e| e.reason());
+            EventWriter::new(io::stdout()).emit(&Event::Failed {
+                reason,
+                message: format!("{err:#}"),
+            });
+        }
     }
     result
 }
 
-fn list(json: bool) -> anyhow::Result<()> {
+/// `--check` found peers that do not let this side in.
+#[derive(Debug, thiserror::Error)]
+#[error("the peer does not accept the paired key for: {0}. Pair again (or ask the other side whether it ran `git pair remove`)")]
+pub struct CheckFailed(String);
+
+fn list(json: bool, check: bool, name: Option<&str>) -> anyhow::Result<()> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let (repository, info) = repo::open(&cwd).map_err(super::pair::usage)?;
     let remotes = repo::paired_remotes(&repository)?;
     let ssh = crate::local::ssh_dir()?;
     let blocks = ssh.pair_blocks()?;
     let mut pairings = collect(&info.path.to_string_lossy(), &remotes, &blocks);
+    if let Some(name) = name {
+        pairings.retain(|p| p.name == name || p.alias.eq_ignore_ascii_case(name));
+        if pairings.is_empty() {
+            return Err(super::pair::PairError::Usage(format!(
+                "this repository has no pairing named {}: `git pair list` shows them",
+                sanitize::for_terminal(name)
+            ))
+            .into());
+        }
+    }
     probe_all(&mut pairings, PROBE_TIMEOUT);
+    if check {
+        check_all(&mut pairings);
+    }
     let text = if json {
         let mut line = serde_json::to_string(&pairings).context("cannot encode the list")?;
         line.push('\n');
@@ -310,9 +452,19 @@ fn list(json: bool) -> anyhow::Result<()> {
         .and_then(|()| stdout.flush())
     {
         Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
-            Err(e).context("cannot write to standard output")
+            return Err(e).context("cannot write to standard output")
         }
-        _ => Ok(()),
+        _ => {}
+    }
+    let refused: Vec<String> = pairings
+        .iter()
+        .filter(|p| p.accepts == Some(false))
+        .map(|p| sanitize::for_terminal(&p.name).into_owned())
+        .collect();
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(CheckFailed(refused.join(", ")).into())
     }
 }
 
@@ -384,11 +536,30 @@ mod tests {
             "current_address",
             "refreshed_at",
             "refreshed_by",
+            "accepts",
+            "check_error",
         ] {
             assert!(obj.contains_key(field), "{field}");
         }
         assert_eq!(v[0]["host_keys"][1], "SHA256:h2");
         assert_eq!(v[0]["reachable"], false);
+    }
+
+    #[test]
+    fn a_login_check_is_shown_with_what_ssh_said() {
+        let mut got = collect("/r", &[remote("desk", "a"), remote("lab", "b")], &[]);
+        got[0].accepts = Some(true);
+        got[1].accepts = Some(false);
+        got[1].check_error = Some("Permission denied (publickey).\u{1b}[2J".into());
+        let text = render_text(&got);
+        assert!(text.contains("login      accepted"), "{text}");
+        assert!(
+            text.contains("login      FAILED: Permission denied (publickey)."),
+            "{text}"
+        );
+        assert!(!text.contains('\u{1b}'), "{text}");
+        // Without --check, nothing is said about logins.
+        assert!(!render_text(&collect("/r", &[remote("desk", "a")], &[])).contains("login"));
     }
 
     #[test]

@@ -994,6 +994,101 @@ fn refresh_rewrites_only_the_pairings_address_under_the_lock() {
     ));
 }
 
+fn written_of(setup: &PairSetup) -> (String, String, ssh_key::Fingerprint) {
+    (
+        setup.alias.clone(),
+        setup.authorized.marker.clone(),
+        setup.authorized.key.fingerprint(ssh_key::HashAlg::Sha256),
+    )
+}
+
+/// A pairing is committed at once (the lock is not held while the peer decides), and undone
+/// later if the peer failed: every file it changed gets its exact bytes and mode back, the files
+/// it created go, and the lock is free in between.
+#[test]
+fn a_committed_pairing_is_undone_byte_for_byte() {
+    let home = lived_in_home();
+    let dir = SshDir::new(home.path());
+    let before = snapshot(home.path());
+    let mut s = recorded(setup(generated()), "git-pair-laptop-3f9a1c2e", "laptop");
+    s.secret = Some(secret(crate::protocol::schedule::Role::Low, 7));
+    let committed = apply(&dir, &s, &mut never()).unwrap().commit_keeping_undo();
+    assert_ne!(
+        without_created_dirs(snapshot(home.path())),
+        without_created_dirs(before.clone())
+    );
+    // The lock is free while the peer decides.
+    Applied::try_begin(&dir.lock_file())
+        .unwrap()
+        .expect("the lock is free after the commit")
+        .commit();
+    let (alias, marker, fingerprint) = written_of(&s);
+    let changed = undo_committed(
+        &dir,
+        committed,
+        &Written {
+            alias: &alias,
+            marker: &marker,
+            fingerprint: &fingerprint,
+        },
+    )
+    .unwrap();
+    assert!(!changed.is_empty());
+    assert_eq!(
+        without_created_dirs(snapshot(home.path())),
+        without_created_dirs(before)
+    );
+}
+
+/// If another pairing was written in between (another run of the same user), the undo keeps
+/// that one's lines and removes only its own.
+#[test]
+fn undoing_a_committed_pairing_keeps_what_another_wrote_since() {
+    let home = lived_in_home();
+    let dir = SshDir::new(home.path());
+    let first = recorded(setup(generated()), "git-pair-laptop-3f9a1c2e", "laptop");
+    let committed = apply(&dir, &first, &mut never())
+        .unwrap()
+        .commit_keeping_undo();
+    let mut second = recorded(setup(generated()), "git-pair-desk-00000002", "desk");
+    second.host_name = "10.0.0.7".to_owned();
+    second.authorized.marker = "second".to_owned();
+    // setup() gives each pairing a fresh Ed25519 peer key.
+    second.record.as_mut().unwrap().marker = "second".to_owned();
+    apply(&dir, &second, &mut never()).unwrap().commit();
+
+    let (alias, marker, fingerprint) = written_of(&first);
+    undo_committed(
+        &dir,
+        committed,
+        &Written {
+            alias: &alias,
+            marker: &marker,
+            fingerprint: &fingerprint,
+        },
+    )
+    .unwrap();
+    let text = |p: PathBuf| String::from_utf8_lossy(&fs::read(p).unwrap()).into_owned();
+    let ak = text(dir.authorized_keys());
+    assert!(
+        ak.contains("git-pair:second") && !ak.contains("git-pair:repo-a:repo-b"),
+        "{ak}"
+    );
+    assert!(
+        ak.starts_with("# keys\r\n"),
+        "lines git pair did not write stay: {ak}"
+    );
+    let config = text(dir.pair_config());
+    assert!(config.contains("git-pair-desk-00000002"), "{config}");
+    assert!(!config.contains("git-pair-laptop-3f9a1c2e"), "{config}");
+    let known = text(dir.pair_known_hosts());
+    assert!(known.contains("git-pair-desk-00000002"), "{known}");
+    assert!(!known.contains("git-pair-laptop-3f9a1c2e"), "{known}");
+    // Its own key files went; the other pairing's stay.
+    assert!(!dir.identity(&first.alias).exists());
+    assert!(dir.identity(&second.alias).exists());
+}
+
 #[test]
 fn without_edit_config_the_ssh_config_is_left_alone_and_git_pairs_files_are_written() {
     let home = lived_in_home();

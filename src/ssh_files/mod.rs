@@ -42,7 +42,7 @@ pub(crate) mod test_keys;
 
 pub use client_config::{BlockRecord, FoundBlock, HostBlock, Refresh};
 pub use pair_secret::SecretRecord;
-pub use transaction::Applied;
+pub use transaction::{Applied, Committed};
 
 use transaction::FileMode;
 
@@ -788,21 +788,9 @@ pub fn apply(
     let prepared = prepare(dir, setup)?;
     dir.check_writable()?;
     let include = dir.include_state(setup.edit_config)?;
-    if prepared.identity.is_some() {
-        for path in [dir.identity(&setup.alias), dir.identity_pub(&setup.alias)] {
-            if std::fs::symlink_metadata(&path).is_ok() {
-                return Err(Error::IdentityExists { path });
-            }
-        }
-    }
+    check_identity_free(dir, setup, &prepared)?;
     poll(interrupted)?;
-    // A new directory's name is made durable with the files, by the transaction's flush.
-    let mut created = Vec::new();
-    for d in [dir.root().to_path_buf(), dir.pair_dir()] {
-        if atomic::ensure_dir_unsynced(&d, 0o700)? {
-            created.push(d.parent().unwrap_or(Path::new("/")).to_path_buf());
-        }
-    }
+    let created = ensure_dirs(dir)?;
     let mut tx = Applied::begin(&dir.lock_file(), Some(&mut *interrupted))?;
     for d in &created {
         tx.sync_later(d);
@@ -817,6 +805,144 @@ pub fn apply(
         Ok(()) => Ok(tx),
         Err(cause) => Err(undo_after(tx, cause)),
     }
+}
+
+/// Takes the lock of `dir` for a pairing without waiting: `None` while another git-pair holds
+/// it. A pairing polls this while its protocol keeps running, so that the peer keeps hearing
+/// from it, and then decides what to write (the remote's name among them) under the lock, with
+/// [`apply_locked`]. Creates `~/.ssh` and `~/.ssh/git-pair` (0700) if missing, for the lock file.
+pub fn try_lock(dir: &SshDir) -> Result<Option<Applied>, Error> {
+    dir.check_writable()?;
+    let created = ensure_dirs(dir)?;
+    let Some(mut tx) = Applied::try_begin(&dir.lock_file())? else {
+        return Ok(None);
+    };
+    for d in &created {
+        tx.sync_later(d);
+    }
+    Ok(Some(tx))
+}
+
+/// [`apply`] in a transaction taken with [`try_lock`]: all or nothing, and on failure the lock
+/// is released with everything undone.
+pub fn apply_locked(
+    mut tx: Applied,
+    dir: &SshDir,
+    setup: &PairSetup,
+    interrupted: &mut dyn FnMut() -> bool,
+) -> Result<Applied, Error> {
+    let steps = prepare(dir, setup).and_then(|prepared| {
+        let include = dir.include_state(setup.edit_config)?;
+        check_identity_free(dir, setup, &prepared)?;
+        // Under the lock, so that no other pairing can take a name between the check and the
+        // write.
+        check_free(dir, setup)?;
+        apply_steps(&mut tx, dir, setup, &prepared, &include, interrupted)
+    });
+    match steps.and_then(|()| tx.flush()) {
+        Ok(()) => Ok(tx),
+        Err(cause) => Err(undo_after(tx, cause)),
+    }
+}
+
+/// Which pairing a [`Committed`] set up: what [`undo_committed`] removes from a file that
+/// changed since.
+#[derive(Debug, Clone)]
+pub struct Written<'a> {
+    pub alias: &'a str,
+    pub marker: &'a str,
+    pub fingerprint: &'a ssh_key::Fingerprint,
+}
+
+/// Undoes a committed pairing, under the lock, all or nothing: a file that still holds what the
+/// pairing wrote gets its earlier bytes and mode back (or goes, if the pairing created it); a
+/// file that another git pair changed since keeps that change and loses only this pairing's
+/// part (its `authorized_keys` line, its `Host` block, its pinned host keys). A file created by
+/// the pairing that changed since is left. Returns the paths changed.
+pub fn undo_committed(
+    dir: &SshDir,
+    committed: Committed,
+    written: &Written<'_>,
+) -> Result<Vec<PathBuf>, Error> {
+    let mut tx = Applied::begin(&dir.lock_file(), None)?;
+    let steps = (|| {
+        for change in committed.changes.iter().rev() {
+            let now = tx.read(&change.path)?;
+            let unchanged = match (&now, &change.after) {
+                (Some(now), Some(after)) => now.as_slice() == after.bytes.as_slice(),
+                (None, None) => true,
+                _ => false,
+            };
+            if unchanged {
+                match &change.before {
+                    Some(before) => {
+                        let bytes = before.bytes.to_vec();
+                        tx.update(&change.path, FileMode::Fixed(before.mode), |_| {
+                            Ok(Some(bytes))
+                        })?
+                    }
+                    None => tx.delete(&change.path)?,
+                }
+                continue;
+            }
+            let real = |p: PathBuf| atomic::resolve(&p).unwrap_or(p);
+            if change.path == real(dir.authorized_keys()) {
+                tx.update(&change.path, FileMode::KeepOr(0o600), |old| {
+                    Ok(old.map(|old| {
+                        authorized_keys::plan_remove(
+                            old,
+                            Some(written.fingerprint),
+                            Some(written.marker),
+                        )
+                    }))
+                })?;
+            } else if change.path == real(dir.pair_config()) {
+                tx.update(&change.path, FileMode::KeepOr(0o600), |old| {
+                    Ok(old.map(|old| client_config::plan_remove_host(old, written.alias)))
+                })?;
+            } else if change.path == real(dir.pair_known_hosts()) {
+                tx.update(&change.path, FileMode::KeepOr(0o600), |old| {
+                    Ok(old.map(|old| known_hosts::plan_remove(old, written.alias)))
+                })?;
+            }
+            // ~/.ssh/config (its Include line serves every pairing) and files the pairing created
+            // that changed since are left as they are.
+        }
+        tx.flush()
+    })();
+    match steps {
+        Ok(()) => {
+            let written = tx.written();
+            tx.commit();
+            Ok(written)
+        }
+        Err(cause) => Err(undo_after(tx, cause)),
+    }
+}
+
+/// A generated identity is never written over an existing file.
+fn check_identity_free(dir: &SshDir, setup: &PairSetup, prepared: &Prepared) -> Result<(), Error> {
+    if prepared.identity.is_some() {
+        for path in [dir.identity(&setup.alias), dir.identity_pub(&setup.alias)] {
+            if std::fs::symlink_metadata(&path).is_ok() {
+                return Err(Error::IdentityExists { path });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Creates `~/.ssh` and `~/.ssh/git-pair` (0700) if missing; returns the parents whose entries
+/// changed, for the transaction to sync (a new directory's name is made durable with the files,
+/// by the transaction's flush).
+fn ensure_dirs(dir: &SshDir) -> Result<Vec<PathBuf>, Error> {
+    let mut created = Vec::new();
+    for d in [dir.root().to_path_buf(), dir.pair_dir()] {
+        if atomic::ensure_dir_unsynced(&d, 0o700)? {
+            created.push(d.parent().unwrap_or(Path::new("/")).to_path_buf());
+        }
+    }
+    Ok(created)
 }
 
 fn apply_steps(

@@ -49,6 +49,28 @@ impl Undo {
     }
 }
 
+/// Opens (creating it 0600) the lock file.
+fn open_lock(lock_path: &Path) -> Result<File, Error> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(lock_path)
+        .map_err(|source| Error::Lock {
+            path: lock_path.to_path_buf(),
+            source,
+        })
+}
+
+fn lock_error(lock_path: &Path, errno: Errno) -> Error {
+    Error::Lock {
+        path: lock_path.to_path_buf(),
+        source: io::Error::from(errno),
+    }
+}
+
 /// A change waiting for [`Applied::flush`].
 enum Op {
     /// Rename the staged file over the path.
@@ -101,18 +123,7 @@ impl Applied {
         lock_path: &Path,
         mut interrupted: Option<&mut dyn FnMut() -> bool>,
     ) -> Result<Self, Error> {
-        let lock_error = |source| Error::Lock {
-            path: lock_path.to_path_buf(),
-            source,
-        };
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(lock_path)
-            .map_err(lock_error)?;
+        let mut file = open_lock(lock_path)?;
         let lock = loop {
             match Flock::lock(file, FlockArg::LockExclusive) {
                 Ok(lock) => break lock,
@@ -124,10 +135,24 @@ impl Applied {
                     }
                     file = back;
                 }
-                Err((_, errno)) => return Err(lock_error(io::Error::from(errno))),
+                Err((_, errno)) => return Err(lock_error(lock_path, errno)),
             }
         };
-        Ok(Applied {
+        Ok(Self::locked(lock))
+    }
+
+    /// Like [`Applied::begin`], without waiting: `None` while another git-pair holds the lock.
+    pub(crate) fn try_begin(lock_path: &Path) -> Result<Option<Self>, Error> {
+        let file = open_lock(lock_path)?;
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => Ok(Some(Self::locked(lock))),
+            Err((_, Errno::EWOULDBLOCK | Errno::EINTR)) => Ok(None),
+            Err((_, errno)) => Err(lock_error(lock_path, errno)),
+        }
+    }
+
+    fn locked(lock: Flock<File>) -> Self {
+        Applied {
             staged: Vec::new(),
             view: HashMap::new(),
             before: HashMap::new(),
@@ -136,7 +161,7 @@ impl Applied {
             written: Vec::new(),
             finished: false,
             _lock: lock,
-        })
+        }
     }
 
     /// Also syncs `dir` in [`Applied::flush`] (e.g. the parent of a directory just created).
@@ -315,6 +340,25 @@ impl Applied {
         self.finished = true;
     }
 
+    /// Keeps the changes and releases the lock, like [`Applied::commit`], and returns what each
+    /// file held before and holds now, so that they can be undone later, under the lock again,
+    /// by [`undo_committed`](super::undo_committed): a pairing keeps its files while it waits
+    /// for the peer to say that it is set up too, without holding the lock that long.
+    pub fn commit_keeping_undo(mut self) -> Committed {
+        debug_assert!(self.staged.is_empty(), "commit before flush");
+        let mut changes = Vec::new();
+        for undo in std::mem::take(&mut self.undo) {
+            let after = self.view.get(&undo.path).and_then(|v| v.as_ref().map(copy));
+            changes.push(Change {
+                path: undo.path,
+                before: undo.before,
+                after,
+            });
+        }
+        self.finished = true;
+        Committed { changes }
+    }
+
     /// Puts every touched file back to its exact previous bytes and mode, removes the files that
     /// were created, then releases the lock. Keeps going past a failure and reports every file
     /// it could not restore.
@@ -349,6 +393,29 @@ impl Drop for Applied {
         if !self.finished {
             let _ = self.undo_all();
         }
+    }
+}
+
+/// What a committed transaction changed: each file's bytes and mode before and after (`None`:
+/// it did not exist), in the order the changes were made.
+pub struct Committed {
+    pub(crate) changes: Vec<Change>,
+}
+
+/// One file a committed transaction changed.
+pub(crate) struct Change {
+    /// The path written (symlinks resolved).
+    pub(crate) path: PathBuf,
+    pub(crate) before: Option<FileContents>,
+    pub(crate) after: Option<FileContents>,
+}
+
+// By hand: it may hold a private key.
+impl fmt::Debug for Committed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.changes.iter().map(|c| &c.path))
+            .finish()
     }
 }
 

@@ -31,12 +31,15 @@ pub enum Outcome {
 
 /// What the caller does with the machine's events.
 pub trait Handler<R> {
-    /// One event; the handler may call `accept` or `reject` on the machine.
+    /// One event; the handler may call `accept`, `refuse` or `conclude` on
+    /// the machine.
     fn event(&mut self, machine: &mut Machine<R>, event: Event) -> Control;
     /// Runs on every turn of the loop, at least every [`IDLE_TICK`]: turn a
-    /// spinner, report socket warnings.
-    fn idle(&mut self, sockets: &mut Sockets) {
-        let _ = sockets;
+    /// spinner, report socket warnings, look whether something the handler
+    /// waits for (an answer, a lock) has come, and stop the loop if so.
+    fn idle(&mut self, machine: &mut Machine<R>, sockets: &mut Sockets) -> Control {
+        let _ = (machine, sockets);
+        Control::Continue
     }
 }
 
@@ -44,8 +47,10 @@ pub trait Handler<R> {
 pub const IDLE_TICK: Duration = Duration::from_millis(100);
 
 /// Runs `machine` until the handler stops it, the deadline passes or a
-/// signal arrives. The handler may block (it checks addresses and writes
-/// files); the peer's retransmissions cover the pause.
+/// signal arrives. The handler may block briefly (it checks addresses and
+/// writes files); the peer's retransmissions cover the pause. Waits that may
+/// be long (a person's answer, another run's lock) are polled from
+/// [`Handler::idle`] instead, so that the peer keeps hearing from us.
 pub fn drive<R: RngCore + CryptoRng>(
     machine: &mut Machine<R>,
     sockets: &mut Sockets,
@@ -54,8 +59,11 @@ pub fn drive<R: RngCore + CryptoRng>(
     handler: &mut impl Handler<R>,
 ) -> Result<Outcome, TransportError> {
     loop {
-        handler.idle(sockets);
+        let control = handler.idle(machine, sockets);
         flush(machine, sockets);
+        if control == Control::Stop {
+            return Ok(Outcome::Stopped);
+        }
         while let Some(event) = machine.poll_event() {
             let control = handler.event(machine, event);
             flush(machine, sockets);

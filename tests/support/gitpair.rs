@@ -37,6 +37,8 @@ pub struct PairOpts {
     pub cwd: Option<PathBuf>,
     /// More arguments (`--name`, `--key`).
     pub extra: Vec<String>,
+    /// Standard input after the code (if `code_on_stdin`): a `--verify` answer.
+    pub stdin: Option<String>,
     /// `--ssh-port`.
     pub ssh_port: u16,
     /// `--host-key`, instead of the host's sshd key.
@@ -51,6 +53,7 @@ impl Default for PairOpts {
             code_on_stdin: false,
             cwd: None,
             extra: Vec::new(),
+            stdin: None,
             ssh_port: 22,
             host_key: None,
         }
@@ -92,6 +95,13 @@ impl PairOpts {
         self
     }
 
+    /// `--verify`, answered with `answer` as JSON on standard input.
+    pub fn verify(mut self, answer: bool) -> PairOpts {
+        self.extra.push("--verify".into());
+        self.stdin = Some(format!("{{\"verify\": {answer}}}\n"));
+        self
+    }
+
     fn wait_limit(&self) -> Duration {
         Duration::from_secs(self.timeout_secs) + KILL_SLACK
     }
@@ -115,13 +125,18 @@ impl Host {
         if let Some(dir) = &opts.cwd {
             cmd = cmd.cwd(dir);
         }
+        let more = opts.stdin.clone().unwrap_or_default();
         match code {
-            Some(code) if opts.code_on_stdin => {
-                cmd.args(["--code-file", "-"]).stdin(format!("{code}\n"))
-            }
+            Some(code) if opts.code_on_stdin => cmd
+                .args(["--code-file", "-"])
+                .stdin(format!("{code}\n{more}")),
             Some(code) => cmd.arg(code),
             None => cmd,
         }
+        .stdin_if(
+            opts.stdin.is_some() && !(code.is_some() && opts.code_on_stdin),
+            more,
+        )
         .timeout(opts.wait_limit())
     }
 }

@@ -112,6 +112,15 @@ impl Cmd {
         self
     }
 
+    /// [`Cmd::stdin`] when `give`.
+    pub fn stdin_if(self, give: bool, bytes: impl Into<Vec<u8>>) -> Cmd {
+        if give {
+            self.stdin(bytes)
+        } else {
+            self
+        }
+    }
+
     pub fn timeout(mut self, timeout: Duration) -> Cmd {
         self.timeout = timeout;
         self

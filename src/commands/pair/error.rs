@@ -65,6 +65,23 @@ pub enum PairError {
          nothing was left behind here"
     )]
     PeerFailed(String),
+    #[error(
+        "the check codes were not confirmed here ({0}), so nothing was written. If they differed \
+         on the two machines, someone may be in the middle: start again with a new code"
+    )]
+    Declined(String),
+    #[error(
+        "the other machine went quiet after verification, before this side was set up, so \
+         nothing was written here. It may have set itself up: check there with `git pair list`, \
+         and undo it with `git pair remove`"
+    )]
+    PeerGone,
+    #[error(
+        "another git pair of this user held {lock} for {seconds} s while it finished its own \
+         pairing, so this one was called off on both machines; nothing was written. Pair again \
+         once it is done"
+    )]
+    Busy { lock: String, seconds: u64 },
     #[error("the peer sent details this machine cannot use: {0}")]
     BadPeer(String),
     #[error("{0}; nothing was written")]
@@ -92,13 +109,16 @@ impl PairError {
         match self {
             PairError::Usage(_) | PairError::SameRepository { .. } => Exit::Usage,
             PairError::NoPeer { .. } => Exit::NoPeer,
-            PairError::WrongCode { .. } | PairError::Guessing(_) | PairError::PeerDeclined => {
-                Exit::Verification
-            }
+            PairError::WrongCode { .. }
+            | PairError::Guessing(_)
+            | PairError::PeerDeclined
+            | PairError::Declined(_) => Exit::Verification,
             PairError::SshdUnreachable { .. }
             | PairError::NoLocalSshd { .. }
             | PairError::PeerRejected(_)
             | PairError::PeerFailed(_)
+            | PairError::PeerGone
+            | PairError::Busy { .. }
             | PairError::BadPeer(_)
             | PairError::KeyInUse(_)
             | PairError::Setup => Exit::Setup,
@@ -118,6 +138,9 @@ impl PairError {
             PairError::PeerRejected(_) => Reason::PeerRejected,
             PairError::PeerDeclined => Reason::PeerDeclined,
             PairError::PeerFailed(_) => Reason::PeerFailed,
+            PairError::Declined(_) => Reason::Declined,
+            PairError::PeerGone => Reason::PeerGone,
+            PairError::Busy { .. } => Reason::Setup,
             PairError::BadPeer(_) | PairError::KeyInUse(_) | PairError::Setup => Reason::Setup,
             PairError::Interrupted => Reason::Interrupted,
         }
@@ -152,6 +175,12 @@ mod tests {
             PairError::PeerRejected("x".into()),
             PairError::PeerDeclined,
             PairError::PeerFailed("x".into()),
+            PairError::Declined("x".into()),
+            PairError::PeerGone,
+            PairError::Busy {
+                lock: "l".into(),
+                seconds: 1,
+            },
             PairError::Setup,
             PairError::Interrupted,
         ];

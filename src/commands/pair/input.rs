@@ -36,7 +36,8 @@ pub(super) fn read_code(source: &CodeSource) -> anyhow::Result<Option<Code>> {
         CodeSource::File(file) => {
             let mut text = Zeroizing::new(String::new());
             let read = if file == Path::new("-") {
-                io::stdin().read_to_string(&mut text)
+                // One line: with --verify --json, the answer follows on standard input.
+                io::stdin().lock().read_line(&mut text)
             } else {
                 fs::File::open(file).and_then(|mut f| f.read_to_string(&mut text))
             };

@@ -12,11 +12,15 @@
 //! - `preflight`: what is checked about this machine before the network (its sshd answers);
 //! - `peer`: what is checked about a peer before it is confirmed (its payload, its login key,
 //!   its sshd);
+//! - `finish`: the end of a pairing in two phases: ask (`--verify`), write, tell the peer, keep
+//!   or undo by what the peer says;
+//! - `verify`: the `--verify` question and its answer;
 //! - `setup`: writing the pairing on this machine, all or nothing;
 //! - `report`: progress for people, events for programs;
 //! - `error`: why a pairing failed, with its exit status.
 
 mod error;
+mod finish;
 mod input;
 mod names;
 mod peer;
@@ -24,16 +28,19 @@ mod preflight;
 mod replace;
 mod report;
 mod setup;
+mod verify;
 
 #[cfg(test)]
 mod fixtures;
 
 pub(crate) use error::usage;
 pub use error::{find, PairError};
+pub use finish::LOCK_WITHIN;
 pub(crate) use input::resolve_peers;
 pub use input::CodeSource;
 pub(crate) use report::Reporter;
 pub(crate) use setup::host_name_for;
+pub use verify::ANSWER_WITHIN;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -46,7 +53,6 @@ use crate::events::{Event as JsonEvent, Reason};
 use crate::interrupt::Interrupts;
 use crate::keys::{self, LoginKey};
 use crate::local;
-use crate::protocol::codec::End;
 use crate::protocol::machine;
 use crate::protocol::payload::Payload;
 use crate::protocol::{Code, Config, Event, Machine};
@@ -59,7 +65,6 @@ use crate::transport::{scan, Sockets, DEFAULT_PORT, GROUP_V4, GROUP_V6};
 
 use input::{ask_code, read_code};
 use peer::{annex_shell_installed, Session};
-use setup::setup;
 
 /// Runs `git pair [CODE]` and `git pair join`.
 pub fn run(args: &PairArgs, code: CodeSource) -> anyhow::Result<()> {
@@ -93,6 +98,8 @@ struct Prepared {
     /// This machine's sshd host keys, as advertised: with the path, they tell a peer that is
     /// this very repository.
     host_keys: Vec<ssh_key::PublicKey>,
+    /// `--verify`: the person confirms the check string before anything is written.
+    verify: bool,
     /// Whether ~/.ssh/config may get the Include line (not --no-ssh-config), and whether it has it.
     edit_config: bool,
     include: crate::ssh_files::IncludeState,
@@ -190,6 +197,7 @@ fn pair(
         port,
         annex_shell,
         host_keys,
+        verify: args.verify,
         edit_config,
         include,
     };
@@ -253,50 +261,17 @@ fn exchange(
         return Err(err);
     }
     if let Some(verified) = state.verified.take() {
-        // The peer is verified: set up now, tell the peer how that went,
-        // and keep answering until it has heard.
-        let done = match setup(args, &p, &verified, out, interrupts) {
-            Ok(done) => done,
-            Err(err) => {
-                machine.conclude(
-                    Instant::now(),
-                    End::Failed {
-                        detail: format!("{err:#}"),
-                    },
-                );
-                linger(&mut machine, &mut sockets, interrupts, out);
-                return Err(err);
-            }
-        };
-        machine.conclude(Instant::now(), End::Ready);
-        let peer_end = linger(&mut machine, &mut sockets, interrupts, out);
-        out.progress.finish();
-        match peer_end {
-            Some(End::Ready) => {}
-            Some(end) => {
-                if let Some(err) = peer::peer_error(&end) {
-                    out.line(&format!(
-                        "warning: {err}; this machine is set up: `git pair remove {}` undoes it",
-                        done.remote
-                    ));
-                }
-            }
-            None => out.line(&format!(
-                "warning: the other machine did not say whether it is set up, so it may not be: \
-                 check with `git fetch {0}`; `git pair remove {0}` undoes this side",
-                done.remote
-            )),
-        }
-        out.event(JsonEvent::Paired {
-            remote: done.remote.clone(),
-            alias: done.alias.clone(),
-            peer: verified.view.clone(),
-            address: verified.address.to_string(),
-            replaced: done.replacement.replaced.clone(),
-            not_replaced: done.replacement.not_replaced.clone(),
-        });
-        out.line(&format!("Paired. Try: git fetch {}", done.remote));
-        return Ok(());
+        // The peer is verified: ask (--verify), write, tell the peer how that went, and keep or
+        // undo by what it says.
+        return finish::finish(
+            args,
+            &p,
+            &verified,
+            &mut machine,
+            &mut sockets,
+            interrupts,
+            out,
+        );
     }
     match outcome {
         Outcome::Interrupted => Err(PairError::Interrupted.into()),
@@ -345,59 +320,44 @@ impl driver::Handler<OsRng> for Exchange<'_> {
             .on_event(self.prepared, machine, event, self.out)
     }
 
-    fn idle(&mut self, sockets: &mut Sockets) {
+    fn idle(&mut self, _: &mut Machine<OsRng>, sockets: &mut Sockets) -> Control {
         self.out.idle(sockets);
+        Control::Continue
     }
 }
 
-/// Drives the machine until it has finished ending its part (our end is
-/// acknowledged, or the peer went quiet, at most [`machine::LINGER_MAX`]
-/// after the peer's end or [`machine::OUTCOME_MAX`] in all); returns the
-/// peer's end, if it told one. A network error now only means that the peer
-/// may not hear our last word: it is a warning.
+/// Drives the machine until it has delivered this side's refusal (the peer
+/// acknowledged it, or went quiet, at most [`machine::LINGER_MAX`]). A
+/// network error now only means that the peer may not hear our last word: it
+/// is a warning.
 fn linger(
     machine: &mut Machine<OsRng>,
     sockets: &mut Sockets,
     interrupts: &mut Interrupts,
     out: &mut Reporter,
-) -> Option<End> {
-    let mut handler = Linger {
-        out,
-        peer_end: None,
-    };
-    if !machine.is_done() {
-        handler
-            .out
-            .status("telling the other machine how this side ended…");
-        let until = Instant::now() + machine::OUTCOME_MAX + machine::LINGER_MAX;
-        if let Err(e) = driver::drive(machine, sockets, interrupts, until, &mut handler) {
-            handler
-                .out
-                .line(&format!("warning: {:#}", anyhow::Error::new(e)));
-        }
+) {
+    out.status("telling the other machine why…");
+    let until = Instant::now() + machine::LINGER_MAX;
+    if let Err(e) = driver::drive(machine, sockets, interrupts, until, &mut Linger { out }) {
+        out.line(&format!("warning: {:#}", anyhow::Error::new(e)));
     }
-    handler.peer_end
 }
 
-/// While ending: collect the peer's end, stop when the machine is done.
+/// While delivering a refusal: stop when the machine is done.
 struct Linger<'a> {
     out: &'a mut Reporter,
-    peer_end: Option<End>,
 }
 
 impl driver::Handler<OsRng> for Linger<'_> {
     fn event(&mut self, _: &mut Machine<OsRng>, event: Event) -> Control {
         match event {
-            Event::PeerEnded { end, .. } => {
-                self.peer_end = Some(end);
-                Control::Continue
-            }
             Event::Finished => Control::Stop,
             _ => Control::Continue,
         }
     }
 
-    fn idle(&mut self, sockets: &mut Sockets) {
+    fn idle(&mut self, _: &mut Machine<OsRng>, sockets: &mut Sockets) -> Control {
         self.out.idle(sockets);
+        Control::Continue
     }
 }

@@ -134,6 +134,7 @@ impl Session {
                 });
                 out.event(JsonEvent::Sas {
                     sas: v.sas.to_string(),
+                    verify: p.verify,
                 });
                 out.line(&format!(
                     "Verified {}@{}:{} at {} (check code on both machines: {})",

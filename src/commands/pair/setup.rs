@@ -1,5 +1,6 @@
-//! Writing a verified pairing on this machine: ~/.ssh, then the remote, as one unit that is
-//! rolled back on any failure or interruption.
+//! Writing a verified pairing on this machine: ~/.ssh, then the remote, as one unit under the
+//! ssh lock, kept once the peer is set up too and rolled back otherwise, or on any failure or
+//! interruption.
 
 use std::fs;
 use std::net::SocketAddr;
@@ -12,6 +13,7 @@ use crate::cli::PairArgs;
 use crate::events::{Event as JsonEvent, NotReplaced, PeerView};
 use crate::interrupt::Interrupts;
 use crate::keys::{self, LoginKey};
+use crate::protocol::payload::PeerInfo;
 use crate::repo;
 use crate::sanitize;
 use crate::ssh_files::{self, AuthorizedEntry, Identity, PairSetup};
@@ -94,19 +96,44 @@ impl Replacement {
     }
 }
 
-/// Applies the pairing on this machine: ~/.ssh, then the remote, as one
-/// unit. Any failure or interruption undoes all of it.
-pub(super) fn setup(
+/// A pairing written on this machine while the peer has not yet said that it is set up too:
+/// kept then ([`Pending::keep`]), undone if the peer failed or declined ([`Pending::undo`]).
+/// The ssh files are committed at once, so that the lock is not held while the peer decides
+/// (two pairings between the same two users, or of two repositories of one user, would wait
+/// for each other's lock); what they held before is kept for the undo.
+pub(super) struct Pending {
+    committed: ssh_files::Committed,
+    written: Vec<std::path::PathBuf>,
+    /// The repository opened again under the lock, so that it showed what other runs wrote.
+    repo: git2::Repository,
+    remote_undo: repo::RemoteUndo,
+    plan: repo::RemotePlan,
+    extra_remotes: Vec<String>,
+    alias: String,
+    marker: String,
+    fingerprint: ssh_key::Fingerprint,
+}
+
+/// Writes the pairing on this machine under `lock` (taken with [`ssh_files::try_lock`]):
+/// ~/.ssh, then the remote, as one unit that is kept or undone later. The names are chosen
+/// here, under the lock, from what the repository and ~/.ssh hold now, so that two runs in one
+/// repository never pick the same remote name. Any failure or interruption undoes all of it.
+pub(super) fn write(
     args: &PairArgs,
     p: &Prepared,
     v: &VerifiedPeer,
-    out: &mut Reporter,
+    lock: ssh_files::Applied,
     interrupts: &mut Interrupts,
-) -> anyhow::Result<Done> {
+) -> anyhow::Result<Pending> {
     let info = &v.info;
     let peer_id = peer_id(info);
+    // Under the lock: what the repository holds now, not when this run started.
+    let repository = git2::Repository::open(p.repo.path())
+        .with_context(|| format!("cannot open {} again", p.info.path.display()))
+        .context(PairError::Setup)?;
+    let remote_names = repo::remote_names(&repository).context(PairError::Setup)?;
     // Names drawn here, never from the peer's values (see `names`).
-    let remotes = repo::paired_remotes(&p.repo).context(PairError::Setup)?;
+    let remotes = repo::paired_remotes(&repository).context(PairError::Setup)?;
     let names = names::choose(&info.host, &mut OsRng, &mut |n| {
         names::in_use(&p.ssh, &remotes, n)
     })?;
@@ -139,7 +166,7 @@ pub(super) fn setup(
         local_annex: p.info.annex_uuid.is_some(),
     };
     let plan = repo::plan_remote(
-        &p.info.remotes,
+        &remote_names,
         args.name.as_deref(),
         &info.host,
         &record,
@@ -179,16 +206,18 @@ pub(super) fn setup(
         edit_config: p.edit_config,
     };
 
-    let applied = ssh_files::apply(&p.ssh, &ssh_setup, &mut || interrupts.check().is_some())
-        .map_err(|e| {
-            let interrupted = matches!(e, ssh_files::Error::Interrupted);
-            anyhow::Error::new(e).context(if interrupted {
-                PairError::Interrupted
-            } else {
-                PairError::Setup
-            })
-        })?;
-    let remote_undo = match repo::apply_remote(&p.repo, &plan) {
+    let applied = ssh_files::apply_locked(lock, &p.ssh, &ssh_setup, &mut || {
+        interrupts.check().is_some()
+    })
+    .map_err(|e| {
+        let interrupted = matches!(e, ssh_files::Error::Interrupted);
+        anyhow::Error::new(e).context(if interrupted {
+            PairError::Interrupted
+        } else {
+            PairError::Setup
+        })
+    })?;
+    let remote_undo = match repo::apply_remote(&repository, &plan) {
         Ok(undo) => undo,
         Err(e) => {
             let undo = applied.rollback();
@@ -199,70 +228,120 @@ pub(super) fn setup(
             });
         }
     };
+    let written = applied.written();
+    let pending = Pending {
+        committed: applied.commit_keeping_undo(),
+        written,
+        repo: repository,
+        remote_undo,
+        plan,
+        extra_remotes,
+        alias,
+        marker: names.marker.clone(),
+        fingerprint: info.user_key.fingerprint(ssh_key::HashAlg::Sha256),
+    };
     if interrupts.check().is_some() {
-        let _ = repo::undo_remote(&p.repo, &plan.name, remote_undo);
-        applied
-            .rollback()
-            .context("undoing the ssh changes after Ctrl-C failed")?;
+        pending
+            .undo(p)
+            .context("undoing the setup after Ctrl-C failed")?;
         return Err(PairError::Interrupted.into());
     }
-    drop(remote_undo);
-    let written = applied.written();
-    applied.commit();
+    Ok(pending)
+}
 
-    let replacement = Replacement::of(&v.decision, plan.replaces.as_deref());
-    out.event(JsonEvent::Remote {
-        name: plan.name.clone(),
-        url: sanitize::for_terminal(&plan.url).into_owned(),
-        alias: alias.clone(),
-        replaced: replacement.replaced.clone(),
-        not_replaced: replacement.not_replaced.clone(),
-    });
-    out.line(&format!(
-        "Set up: remote {} -> {}",
-        plan.name,
-        sanitize::for_terminal(&plan.url)
-    ));
-    out.line(&format!(
-        "        ssh alias {alias} in {} (host key pinned)",
-        p.ssh.pair_config().display()
-    ));
-    out.line(&format!(
-        "        the peer may fetch and push {} only ({})",
-        p.info.path.display(),
-        p.ssh.authorized_keys().display()
-    ));
-    if written.is_empty() {
-        out.line("        (the ssh files already held this pairing)");
+impl Pending {
+    /// The remote's name.
+    pub(super) fn remote(&self) -> &str {
+        &self.plan.name
     }
-    for line in replacement.lines(&plan.name, &view_of(info)) {
-        out.line(&line);
-    }
-    for extra in &extra_remotes {
-        if let Err(e) = repo::remove_remote(&p.repo, extra) {
+
+    /// Keeps the pairing (releasing the lock) and says what was set up.
+    pub(super) fn keep(self, p: &Prepared, v: &VerifiedPeer, out: &mut Reporter) -> Done {
+        let info: &PeerInfo = &v.info;
+        let Pending {
+            written,
+            repo: repository,
+            plan,
+            extra_remotes,
+            alias,
+            ..
+        } = self;
+
+        let replacement = Replacement::of(&v.decision, plan.replaces.as_deref());
+        out.event(JsonEvent::Remote {
+            name: plan.name.clone(),
+            url: sanitize::for_terminal(&plan.url).into_owned(),
+            alias: alias.clone(),
+            replaced: replacement.replaced.clone(),
+            not_replaced: replacement.not_replaced.clone(),
+        });
+        out.line(&format!(
+            "Set up: remote {} -> {}",
+            plan.name,
+            sanitize::for_terminal(&plan.url)
+        ));
+        out.line(&format!(
+            "        ssh alias {alias} in {} (host key pinned)",
+            p.ssh.pair_config().display()
+        ));
+        out.line(&format!(
+            "        the peer may fetch and push {} only ({})",
+            p.info.path.display(),
+            p.ssh.authorized_keys().display()
+        ));
+        if written.is_empty() {
+            out.line("        (the ssh files already held this pairing)");
+        }
+        for line in replacement.lines(&plan.name, &view_of(info)) {
+            out.line(&line);
+        }
+        for extra in &extra_remotes {
+            if let Err(e) = repo::remove_remote(&repository, extra) {
+                out.line(&format!(
+                    "warning: remote {extra} of the earlier pairing is left: {:#}",
+                    anyhow::Error::new(e)
+                ));
+            }
+        }
+        for warning in annex_warnings(&plan, info, p.annex_shell) {
+            out.line(&format!("warning: {warning}"));
+        }
+        if let ssh_files::IncludeState::Missing { line } = &p.include {
             out.line(&format!(
-                "warning: remote {extra} of the earlier pairing is left: {:#}",
-                anyhow::Error::new(e)
+                "warning: {} does not include git pair's ssh configuration, so `git fetch {}` \
+                 cannot find host {alias} yet: add this line at the top of your ssh \
+                 configuration:\n\n    {line}\n",
+                p.ssh.config().display(),
+                plan.name
             ));
         }
+        Done {
+            remote: plan.name,
+            alias,
+            replacement,
+        }
     }
-    for warning in annex_warnings(&plan, info, p.annex_shell) {
-        out.line(&format!("warning: {warning}"));
+
+    /// Undoes the remote, then the ssh files (under the lock again).
+    pub(super) fn undo(self, p: &Prepared) -> anyhow::Result<()> {
+        let remote = repo::undo_remote(&self.repo, &self.plan.name, self.remote_undo);
+        let ssh = ssh_files::undo_committed(
+            &p.ssh,
+            self.committed,
+            &ssh_files::Written {
+                alias: &self.alias,
+                marker: &self.marker,
+                fingerprint: &self.fingerprint,
+            },
+        );
+        match (remote, ssh) {
+            (Ok(()), Ok(_)) => Ok(()),
+            (Err(e), Ok(_)) => Err(anyhow::Error::new(e).context("cannot undo the remote")),
+            (Ok(()), Err(e)) => Err(anyhow::Error::new(e).context("cannot undo the ssh changes")),
+            (Err(r), Err(e)) => Err(anyhow::Error::new(e)
+                .context(format!("cannot undo the ssh changes, nor the remote ({r})"))),
+        }
     }
-    if let ssh_files::IncludeState::Missing { line } = &p.include {
-        out.line(&format!(
-            "warning: {} does not include git pair's ssh configuration, so `git fetch {}` cannot \
-             find host {alias} yet: add this line at the top of your ssh configuration:\n\n    \
-             {line}\n",
-            p.ssh.config().display(),
-            plan.name
-        ));
-    }
-    Ok(Done {
-        remote: plan.name,
-        alias,
-        replacement,
-    })
 }
 
 /// `HostName` for the alias: a link-local IPv6 address needs the name of
