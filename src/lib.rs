@@ -75,8 +75,9 @@
 //!      another pairing's `Host` block, pinned keys, key file, line or remote is never
 //!      overwritten: such a collision is refused, under the lock.
 //!    - An earlier pairing that claims the same `user@host:path` is replaced only when the
-//!      peer proves it is that pairing's peer: its sshd presents, in a real key exchange at its
-//!      address, a host key pinned for it. Otherwise the new pairing is made beside it, under
+//!      peer proves it is that pairing's peer: it proves that pairing's pair secret (an HMAC
+//!      over both session ids, in its encrypted payload), or its sshd proves, in a key exchange
+//!      verified by ssh itself at its address, that it holds a host key pinned for it. Otherwise the new pairing is made beside it, under
 //!      its own names, and the user is told.
 //!    - Every peer string is checked before use (control characters, addresses that are this
 //!      machine, an annex UUID equal to ours are refused, naming the field) and sanitized

@@ -382,6 +382,15 @@ fn extra() -> Roff {
             locate::PORT
         ),
     );
+    item(
+        &mut r,
+        vec![bold("Payload")],
+        "user, host, path (the absolute repository path), user_key (the OpenSSH public key the sender logs in \
+         with), host_keys (its sshd host keys), ssh_port, addresses, and, when the repository is a git-annex \
+         repository, annex_uuid and annex_shell (whether git-annex-shell is installed on the sender). The \
+         sealed plaintext is the payload's JSON, a zero byte, and the eight 32-byte re-pair proofs (see \
+         SECURITY).",
+    );
 
     section(&mut r, "FILES");
     item(
@@ -463,10 +472,11 @@ fn extra() -> Roff {
          fetch settings and its remote-tracking branches and gets the new address and keys; the old ssh \
          alias, pinned host keys, pair secret, key files and authorized_keys line are replaced in the same \
          transaction, so \
-         no duplicate is left. \"The same\" is proven, not claimed: the peer's sshd must present a host key \
-         pinned for the old pairing (see SECURITY); a peer that cannot gets a new pairing beside the old \
-         one, and git pair says so. If the peer really is the same machine with new host keys, git pair \
-         remove the old pairing. One repository may be paired with several peers, and several repositories on \
+         no duplicate is left. \"The same\" is proven, not claimed: the peer must prove the old pairing's \
+         pair secret, or its sshd a host key pinned for the old pairing (see SECURITY); a peer that cannot \
+         gets a new pairing beside the old one, and git pair says so. A peer that reinstalled its sshd \
+         (new host keys) still proves the pair secret; one that also lost it (or paired before git pair \
+         stored pair secrets) gets a new pairing: git pair remove the old one. One repository may be paired with several peers, and several repositories on \
          one machine with the same peer: each pairing has its own key, alias and authorized_keys line. A \
          login key can open only one repository (sshd uses the first matching authorized_keys line), so a \
          peer that offers, with --key, a key already paired with another repository here is refused before \
@@ -702,7 +712,10 @@ fn extra() -> Roff {
          authorized_keys already lets in, on another pairing's line or on a line git pair did not write, \
          is refused on both sides before anything is written; git pair never drops or edits a line it did \
          not write. A peer that claims the same user@host:path as an earlier pairing replaces it only when \
-         its sshd proves, in a real ssh key exchange at its address checked by ssh itself with that \
+         it proves that pairing's pair secret (an HMAC-SHA256 under the secret over \"git-pair re-pair \
+         proof v1\" and both session ids, sender first, in its encrypted payload; each side sends eight \
+         such values, one per pair secret of its repository's pairings and the rest random), or when its \
+         sshd proves, in a real ssh key exchange at its address checked by ssh itself with that \
          pairing's pinned known_hosts, that it holds a host key pinned for that pairing (and the new \
          pairing pins it again); otherwise the new pairing is made beside the old one, under its own remote name, \
          and git pair says so (the remote and paired events carry not_replaced). Peer strings with control \

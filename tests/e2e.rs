@@ -99,6 +99,7 @@ fn main() -> ExitCode {
         Base: refresh_prefers_a_name_that_resolves,
         Base: watch_notices_pairings_made_and_removed_while_it_runs,
         Nft: refresh_without_multicast_by_peer_and_by_subnet_probe,
+        Base: a_re_pair_proven_by_the_pair_secret_replaces_in_place,
         Base: a_commit_reaches_the_peer_by_itself,
         Base: a_users_hook_keeps_running_and_comes_back_byte_for_byte,
         Base: diverged_histories_are_reported_and_left_alone,

@@ -170,6 +170,7 @@ fn main() -> ExitCode {
             let runs = sim::time_to_pair(c.imp, options.sim_runs, c.seed);
             eprintln!("{}: {}", c.name, report::summary(&runs));
         }
+        eprintln!("{:?}", sim::neighbour_floor(0.3, 100_000, 5));
         let crowds = sim::crowds(SIM_CROWD, options.sim_crowds, 64);
         eprintln!(
             "{SIM_CROWD} pairings at once: {}",
@@ -218,6 +219,12 @@ fn run(o: &Options) {
         return;
     }
     let mut r = report::Report::default();
+    let loadavg = || {
+        std::fs::read_to_string("/proc/loadavg")
+            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(", "))
+            .unwrap_or_default()
+    };
+    let load_at_start = loadavg();
     let binary = lab::binary_under_test();
 
     section("cost of a guess (git-annex's HMAC-SHA1, one core)");
@@ -234,6 +241,7 @@ fn run(o: &Options) {
         o.sim_crowds
     ));
     r.sim_crowds = sim::crowds(SIM_CROWD, o.sim_crowds, 64);
+    r.neighbour_floor = Some(sim::neighbour_floor(0.3, 100_000, 5));
 
     {
         let mut lab = Lab::new(Network::Bridged);
@@ -252,6 +260,11 @@ fn run(o: &Options) {
         r.help_startup = Some(namespaces::help_startup(&binary, 50));
         r.binary_size = std::fs::metadata(&binary).map(|m| m.len()).ok();
         r.peak_rss_kib = namespaces::peak_rss_kib(&lab, 3);
+
+        section("where the time of a clean pairing goes (traced at a few syscalls)");
+        namespaces::set_rules(&lab, Loss::None);
+        let traces = lab.dir.join("phases");
+        r.phases = namespaces::phases(&lab, &traces, 15);
 
         for &loss in &o.conditions {
             section(&format!(
@@ -328,6 +341,7 @@ fn run(o: &Options) {
     }
 
     r.criterion = o.criterion.as_deref().map(report::criterion_results);
+    r.load = (load_at_start, loadavg());
     let text = r.render(o, &conditions);
     std::fs::write(&o.out, text)
         .unwrap_or_else(|e| panic!("cannot write {}: {e}", o.out.display()));

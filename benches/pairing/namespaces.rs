@@ -467,7 +467,7 @@ fn wrapped(h: &Host, wrapper: &[&str], code: Option<&str>) -> Cmd {
     cmd
 }
 
-/// One pairing with both sides under `strace -f -tt -T`, the traces written
+/// One pairing with both sides under `strace -f -ttt -T`, the traces written
 /// to `dir/a.strace` and `dir/b.strace`: where the time of a pairing goes.
 /// With `only` (a syscall list such as `fsync,rename,connect`), strace stops
 /// the process only at those (`--seccomp-bpf`), so that the timings stay
@@ -485,7 +485,7 @@ pub fn trace(lab: &Lab, dir: &Path, only: Option<&str>) {
     let (fa, fb) = (file("a"), file("b"));
     let filter = only.map(|list| format!("trace={list}"));
     let strace = |out: &str| {
-        let mut args = vec!["strace", "-f", "-tt", "-T"];
+        let mut args = vec!["strace", "-f", "-ttt", "-T"];
         if let Some(f) = &filter {
             args.extend(["--seccomp-bpf", "-e"]);
             args.push(f);
@@ -566,4 +566,126 @@ pub fn help_startup(binary: &Path, runs: usize) -> Duration {
         .collect();
     times.sort();
     times[times.len() / 2]
+}
+
+/// Where the time of a clean pairing goes: the moments each side reaches, from a trace of the
+/// syscalls that mark them (`strace --seccomp-bpf`, which stops the process at those alone).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Phases {
+    /// B's `execve` to its first hello: process start (dynamic loading), the repository, the
+    /// user, a new login key, the host keys, the interfaces, the check of this machine's own
+    /// sshd, the sockets.
+    pub start: Duration,
+    /// B's first hello to its first TCP connect to the peer's sshd: A's answer, both SPAKE2
+    /// halves, the encrypted payloads.
+    pub exchange: Duration,
+    /// The sshd check and the confirmations, until B is verified.
+    pub check: Duration,
+    /// B's setup: the ssh files, the git remote.
+    pub setup: Duration,
+    /// B's last event to the later of both exits.
+    pub finish: Duration,
+    /// B's `execve` to the later of both exits.
+    pub total: Duration,
+}
+
+/// The moments of one side in a `strace -ttt` trace, in seconds.
+#[derive(Debug, Default)]
+struct Marks {
+    exec: Option<f64>,
+    hello: Option<f64>,
+    check: Option<f64>,
+    verified: Option<f64>,
+    remote: Option<f64>,
+    exit: Option<f64>,
+}
+
+fn marks(trace: &str) -> Marks {
+    let mut m = Marks::default();
+    for line in trace.lines() {
+        let mut words = line.split_whitespace();
+        let (Some(_pid), Some(t)) = (words.next(), words.next()) else {
+            continue;
+        };
+        let Ok(t) = t.parse::<f64>() else {
+            continue;
+        };
+        let rest = &line[line.find(char::is_alphabetic).unwrap_or(0)..];
+        let first = |slot: &mut Option<f64>| {
+            slot.get_or_insert(t);
+        };
+        if rest.contains("execve(") && rest.contains("= 0") {
+            first(&mut m.exec);
+        } else if rest.starts_with("sendto(") && rest.contains(r#"\"ch\":"#) {
+            first(&mut m.hello);
+        } else if rest.starts_with("connect(") && rest.contains("htons(22)") && m.hello.is_some() {
+            // After the first hello: the connects before it check this machine's own sshd.
+            first(&mut m.check);
+        } else if rest.starts_with("write(1,") && rest.contains(r#"\"event\":\"verified\""#) {
+            first(&mut m.verified);
+        } else if rest.starts_with("write(1,") && rest.contains(r#"\"event\":\"remote\""#) {
+            first(&mut m.remote);
+        } else if rest.starts_with("exit_group(") || rest.contains("+++ exited") {
+            first(&mut m.exit);
+        }
+    }
+    m
+}
+
+/// `runs` clean pairings traced at the marking syscalls only; the median of each phase.
+pub fn phases(lab: &Lab, dir: &Path, runs: usize) -> Option<Phases> {
+    const ONLY: &str = "execve,sendto,connect,write,exit_group";
+    let mut all: Vec<Phases> = Vec::new();
+    for _ in 0..runs {
+        reset(&lab.a, std::slice::from_ref(&lab.a.repo));
+        reset(&lab.b, std::slice::from_ref(&lab.b.repo));
+        forget_neighbours(lab, &[]);
+        trace(lab, dir, Some(ONLY));
+        let read = |side: &str| fs::read_to_string(dir.join(format!("{side}.strace")));
+        let (Ok(a), Ok(b)) = (read("a"), read("b")) else {
+            continue;
+        };
+        let (a, b) = (marks(&a), marks(&b));
+        let (
+            Some(exec),
+            Some(hello),
+            Some(check),
+            Some(verified),
+            Some(remote),
+            Some(xb),
+            Some(xa),
+        ) = (
+            b.exec, b.hello, b.check, b.verified, b.remote, b.exit, a.exit,
+        )
+        else {
+            eprintln!("  a trace lacks a mark: A {a:?} B {b:?}");
+            continue;
+        };
+        let d = |from: f64, to: f64| Duration::from_secs_f64((to - from).max(0.0));
+        let end = xa.max(xb);
+        all.push(Phases {
+            start: d(exec, hello),
+            exchange: d(hello, check),
+            check: d(check, verified),
+            setup: d(verified, remote),
+            finish: d(remote, end),
+            total: d(exec, end),
+        });
+    }
+    if all.is_empty() {
+        return None;
+    }
+    let median = |f: fn(&Phases) -> Duration| {
+        let mut v: Vec<Duration> = all.iter().map(f).collect();
+        v.sort();
+        v[v.len() / 2]
+    };
+    Some(Phases {
+        start: median(|p| p.start),
+        exchange: median(|p| p.exchange),
+        check: median(|p| p.check),
+        setup: median(|p| p.setup),
+        finish: median(|p| p.finish),
+        total: median(|p| p.total),
+    })
 }

@@ -254,6 +254,7 @@ impl Sim {
             payload: self.nodes[i].payload.clone(),
             peers: Vec::new(),
             scan: Vec::new(),
+            proof_secrets: Vec::new(),
         };
         let rng = ChaCha20Rng::seed_from_u64(self.rng.next_u64());
         let machine = Machine::new(config, self.now, rng).expect("the payload fits");
@@ -518,4 +519,74 @@ pub fn crowds(k: usize, runs: usize, seed: u64) -> Vec<Crowd> {
     (0..runs as u64)
         .map(|r| Sim::new(seed_of(seed, r), imp, k).run(Duration::from_secs(120)))
         .collect()
+}
+
+/// How long two hosts that have never talked take to learn each other's link-layer address
+/// when frames are lost, ARP and neighbour discovery included: the floor the kernel's 1 s
+/// neighbour retransmission sets for the first unicast exchange of a pairing.
+///
+/// The model follows Linux: a host with a packet for an unknown neighbour queues it and sends a
+/// request at once, then every `retrans_time` (1 s); a request that arrives teaches its sender's
+/// address to the receiver (which can then send at once) and is answered; an answer that arrives
+/// teaches the requester. Both hosts start at the same moment (each has something to send to
+/// the other), each frame is lost with probability `loss`.
+#[derive(Debug, Clone, Copy)]
+pub struct NeighbourFloor {
+    pub trials: usize,
+    /// One address family (ARP for IPv4, or neighbour discovery for IPv6): share of trials in
+    /// which both hosts know each other only after the first retransmission (≥ 1 s)...
+    pub one_family_1s: f64,
+    /// ...and after the second (≥ 2 s).
+    pub one_family_2s: f64,
+    /// Two families resolved independently, whichever completes first (≥ 1 s, ≥ 2 s).
+    pub either_family_1s: f64,
+    pub either_family_2s: f64,
+}
+
+/// Rounds (each `retrans_time` apart) until both hosts know each other, over one family.
+fn resolution_rounds(rng: &mut ChaCha20Rng, loss: f64) -> u32 {
+    let lost = |rng: &mut ChaCha20Rng| (rng.next_u64() as f64 / u64::MAX as f64) < loss;
+    let (mut a_knows_b, mut b_knows_a) = (false, false);
+    for round in 0..16 {
+        // Requests of this round, from whoever does not know the other yet.
+        let a_asks = !a_knows_b;
+        let b_asks = !b_knows_a;
+        if a_asks && !lost(rng) {
+            b_knows_a = true;
+            if !lost(rng) {
+                a_knows_b = true;
+            }
+        }
+        if b_asks && !lost(rng) {
+            a_knows_b = true;
+            if !lost(rng) {
+                b_knows_a = true;
+            }
+        }
+        if a_knows_b && b_knows_a {
+            return round;
+        }
+    }
+    16
+}
+
+pub fn neighbour_floor(loss: f64, trials: usize, seed: u64) -> NeighbourFloor {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let (mut one1, mut one2, mut either1, mut either2) = (0, 0, 0, 0);
+    for _ in 0..trials {
+        let v4 = resolution_rounds(&mut rng, loss);
+        let v6 = resolution_rounds(&mut rng, loss);
+        one1 += usize::from(v4 >= 1);
+        one2 += usize::from(v4 >= 2);
+        either1 += usize::from(v4.min(v6) >= 1);
+        either2 += usize::from(v4.min(v6) >= 2);
+    }
+    let share = |n: usize| n as f64 / trials as f64;
+    NeighbourFloor {
+        trials,
+        one_family_1s: share(one1),
+        one_family_2s: share(one2),
+        either_family_1s: share(either1),
+        either_family_2s: share(either2),
+    }
 }

@@ -113,6 +113,9 @@ struct Attacker {
     machine_pake: Option<Vec<u8>>,
     /// Keys of the last finished run, with the attacker's message in it and the machine's.
     keys: Option<(SessionKeys, Vec<u8>, Vec<u8>)>,
+    /// The machine's payload pieces this attacker could open (with the right code): what the
+    /// machine sealed, its payload and its re-pair proofs, which its MAC covers.
+    machine_plain: Vec<Option<Vec<u8>>>,
 }
 
 /// The machine's session id, for building seeds by hand.
@@ -198,6 +201,7 @@ impl Harness {
             payload: PAYLOAD.to_vec(),
             peers: vec![address(200)],
             scan: vec![address(201), address(202)],
+            proof_secrets: Vec::new(),
         };
         let machine = Machine::new(config, now, ChaCha20Rng::seed_from_u64(MACHINE_SEED))
             .expect("small payload");
@@ -214,6 +218,7 @@ impl Harness {
                     pending: None,
                     machine_pake: None,
                     keys: None,
+                    machine_plain: Vec::new(),
                 })
                 .collect(),
             recent: Vec::new(),
@@ -296,6 +301,9 @@ impl Harness {
                 let epoch = self.machine_pakes.get(to).cloned().unwrap_or_default();
                 self.guessed.insert((*to, epoch));
                 self.outcome.guesses = self.guessed.len();
+                if let Message::Data { i, n, d, .. } = &msg {
+                    self.keep_piece(*to, *i, *n, &d.0);
+                }
             }
             _ => {}
         }
@@ -303,6 +311,23 @@ impl Harness {
             self.recent.remove(0);
         }
         self.recent.push(datagram.to_vec());
+    }
+
+    /// Keeps a payload piece the machine sent to an attacker that can open it.
+    fn keep_piece(&mut self, to: SessionId, i: u8, n: u8, d: &[u8]) {
+        let machine = self.sid;
+        let Some(a) = self.attackers.iter_mut().find(|a| a.sid == to) else {
+            return;
+        };
+        let Some((keys, _, _)) = &a.keys else {
+            return;
+        };
+        if let Some(plain) = schedule::open_piece(keys, &a.sid, &machine, i, n, d) {
+            if a.machine_plain.len() != usize::from(n) {
+                a.machine_plain = vec![None; usize::from(n)];
+            }
+            a.machine_plain[usize::from(i)] = Some(plain.to_vec());
+        }
     }
 
     /// Completes attacker `k`'s SPAKE2 if it is waiting and has the machine's message.
@@ -314,6 +339,7 @@ impl Harness {
         if let Ok(key) = spake.finish(&theirs) {
             let keys = schedule::derive(&PakeKey::new(key), &a.sid, &self.sid);
             a.keys = Some((keys, ours, theirs));
+            a.machine_plain.clear();
         }
     }
 
@@ -425,7 +451,14 @@ impl Harness {
             }
             op::CONFIRM => {
                 let flags = r.u8();
-                let mac = match &self.attackers[k].keys {
+                let a = &self.attackers[k];
+                // What the machine sealed, when the attacker could open all of it; otherwise
+                // the payload it is known to send (its proofs unknown).
+                let machine_plain: Option<Vec<u8>> = (!a.machine_plain.is_empty())
+                    .then(|| a.machine_plain.iter().cloned().collect::<Option<Vec<_>>>())
+                    .flatten()
+                    .map(|pieces| pieces.concat());
+                let mac = match &a.keys {
                     Some((keys, ours, theirs)) if flags & 1 == 0 => {
                         // Even knowing the machine's payload does not help without the code.
                         let t = Transcript {
@@ -434,7 +467,7 @@ impl Harness {
                             sender_pake: ours,
                             receiver_pake: theirs,
                             sender_payload: ATTACKER_PAYLOAD,
-                            receiver_payload: PAYLOAD,
+                            receiver_payload: machine_plain.as_deref().unwrap_or(PAYLOAD),
                         };
                         schedule::confirmation(keys, &t).to_vec()
                     }

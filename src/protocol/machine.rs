@@ -76,6 +76,7 @@ use zeroize::Zeroizing;
 use super::code::Code;
 use super::codec::{self, Ack, Bytes, End, Message, SessionId, MAX_PIECES, PAKE_MESSAGE_LEN};
 use super::payload::MAX_PAYLOAD;
+use super::repair;
 use super::schedule::{
     self, PairSecret, PakeKey, SessionKeys, ShortAuthString, Transcript, PIECE_PLAIN,
 };
@@ -168,6 +169,8 @@ pub enum Event {
         peer: PeerId,
         payload: Zeroizing<Vec<u8>>,
         sources: Vec<SocketAddr>,
+        /// The peer's proofs of the pair secrets it holds ([`repair`]), for this session.
+        proofs: Vec<repair::Proof>,
     },
     /// A session failed verification: wrong code, or someone guessing.
     VerifyFailed {
@@ -223,6 +226,10 @@ pub struct Config {
     pub peers: Vec<SocketAddr>,
     /// Addresses to probe when no peer has been heard for [`SCAN_AFTER`].
     pub scan: Vec<SocketAddr>,
+    /// The pair secrets of this repository's earlier pairings (at most
+    /// [`repair::MAX_PROOFS`] are used): each session's payload carries a proof of each, bound
+    /// to both session ids, so that a peer re-pairing with one of them can tell it is the same.
+    pub proof_secrets: Vec<PairSecret>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -347,6 +354,8 @@ struct Session {
     early: Vec<(u8, u8, Vec<u8>, SocketAddr)>,
     /// Our sealed payload pieces, present once key material was sent.
     own_pieces: Vec<Vec<u8>>,
+    /// What those pieces seal: the payload and this session's proofs ([`repair::frame`]).
+    own_plain: Zeroizing<Vec<u8>>,
     key_sent_at: Option<Instant>,
     rx: Reassembly,
     peer_payload: Option<Zeroizing<Vec<u8>>>,
@@ -437,6 +446,7 @@ pub struct Machine<R> {
     channel: String,
     code: Code,
     payload: Vec<u8>,
+    proof_secrets: Vec<PairSecret>,
     peers: Vec<SocketAddr>,
     scan: Vec<SocketAddr>,
     phase: Phase,
@@ -466,7 +476,10 @@ pub struct Machine<R> {
 impl<R: RngCore + CryptoRng> Machine<R> {
     /// A machine that starts announcing itself at `now`.
     pub fn new(config: Config, now: Instant, mut rng: R) -> Result<Self, MachineError> {
-        let pieces = config.payload.len().div_ceil(PIECE_PLAIN).max(1);
+        // The proofs follow the payload in the same pieces.
+        let pieces = (config.payload.len() + repair::FRAMED_EXTRA)
+            .div_ceil(PIECE_PLAIN)
+            .max(1);
         if config.payload.len() > MAX_PAYLOAD || pieces > MAX_PIECES {
             return Err(MachineError::PayloadTooLarge(config.payload.len()));
         }
@@ -478,6 +491,7 @@ impl<R: RngCore + CryptoRng> Machine<R> {
             channel: config.code.channel().to_string(),
             code: config.code,
             payload: config.payload,
+            proof_secrets: config.proof_secrets,
             peers: config.peers,
             scan: config.scan,
             phase: Phase::Searching,
@@ -770,6 +784,7 @@ impl<R: RngCore + CryptoRng> Machine<R> {
                 keys: None,
                 early: Vec::new(),
                 own_pieces: Vec::new(),
+                own_plain: Zeroizing::new(Vec::new()),
                 key_sent_at: None,
                 rx: Reassembly::default(),
                 peer_payload: None,
@@ -1061,8 +1076,11 @@ impl<R: RngCore + CryptoRng> Machine<R> {
         if let (Some(keys), false, true, true, Phase::Searching) =
             (&s.keys, s.key_material_sent(), budget, receives, self.phase)
         {
-            s.own_pieces = schedule::seal_pieces(keys, &sid, &peer, &self.payload)
+            let proofs = repair::offer(&self.proof_secrets, &sid, &peer, &mut self.rng);
+            let plain = Zeroizing::new(repair::frame(&self.payload, &proofs));
+            s.own_pieces = schedule::seal_pieces(keys, &sid, &peer, &plain)
                 .expect("the payload's size was checked when the machine was made");
+            s.own_plain = plain;
             s.key_sent_at = Some(now);
             sent += self.send_pieces(peer, false);
         }
@@ -1072,14 +1090,18 @@ impl<R: RngCore + CryptoRng> Machine<R> {
         // The peer's payload.
         if s.peer_payload.is_none() && s.rx.complete() {
             let plain = s.rx.assemble();
-            s.peer_payload = Some(plain.clone());
+            let (payload, proofs) = repair::split(&plain);
+            let payload = Zeroizing::new(payload.to_vec());
+            s.peer_payload = Some(plain);
             self.events.push_back(Event::PeerPayload {
                 peer,
-                payload: plain,
+                payload,
                 sources: s.sources.clone(),
+                proofs,
             });
         }
-        let own_payload = &self.payload;
+        // The transcript covers what was sealed: payloads and proofs.
+        let own_payload = &s.own_plain;
         let (Some(keys), Some(peer_pake), Some(peer_payload)) =
             (&s.keys, &s.peer_pake, &s.peer_payload)
         else {
@@ -1142,7 +1164,7 @@ impl<R: RngCore + CryptoRng> Machine<R> {
         s.verified = true;
         self.events.push_back(Event::Verified(Box::new(Verified {
             peer,
-            payload: payload.clone(),
+            payload: Zeroizing::new(repair::split(payload).0.to_vec()),
             sas: keys.sas.clone(),
             pair_secret: keys.pair_secret.clone(),
             sources: s.sources.clone(),

@@ -8,6 +8,7 @@ pub mod codec;
 pub mod locate;
 pub mod machine;
 pub mod payload;
+pub mod repair;
 pub mod schedule;
 pub mod words;
 

@@ -523,8 +523,8 @@ fn remote_event(out: &Output) -> Value {
 }
 
 /// Issue 8, item 3: a peer that claims an earlier pairing's `user@host:path` but whose sshd
-/// presents another host key (here B's second sshd, with a key made now) gets a new pairing of
-/// its own name on A, said plainly; A's earlier pairing is untouched and still works. The peer
+/// presents another host key (here B's second sshd, with a key made now) and that does not hold
+/// that pairing's pair secret gets a new pairing of its own name on A, said plainly; A's earlier pairing is untouched and still works. The peer
 /// that does prove it (A, whose sshd is the same, seen from B) replaces in place. A logs in
 /// with `--key` both times, as in the issue's repro, so that B's in-place update keeps A's old
 /// pairing working.
@@ -559,6 +559,18 @@ pub fn a_peer_whose_sshd_cannot_prove_an_earlier_pairing_gets_a_new_one() {
         })
         .collect();
 
+    // B without its pair secret of the first pairing stands for a machine that claims B's
+    // user@host:path but holds neither B's host key nor that pairing's secret (the secret is
+    // the other proof, see `a_re_pair_proven_by_the_pair_secret_replaces_in_place`).
+    for entry in std::fs::read_dir(lab.b.home.join(".ssh/git-pair")).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("secret_"))
+        {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
     let extra = lab.b.start_extra_sshd("ssh_host_ed25519_key_new", 2222);
     let run = pair(
         &lab,

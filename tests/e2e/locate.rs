@@ -805,3 +805,41 @@ fn pair_default_with_peer(lab: &Lab) -> Paired {
     )
     .expect_paired()
 }
+
+/// Issue 11: proof of the stored pair secret counts as proof that a re-pairing peer is the one
+/// an earlier pairing was made with. B's sshd gets a new host key (reinstalled), so it cannot
+/// prove the pinned one; B still holds the pair secret, so A's re-pair replaces the earlier
+/// pairing in place (same remote, one alias, the old secret replaced by the new one), and the
+/// remote works with the new host key.
+pub fn a_re_pair_proven_by_the_pair_secret_replaces_in_place() {
+    use super::support::gitpair::{pair, PairOpts};
+    let lab = Lab::new(Network::DualStack);
+    let first = pair_default(&lab);
+    let old_alias = lab.a.remote(&first.remote_on_a).alias;
+    let old_secret = only_secret(&lab.a);
+    let new_key = lab.b.replace_sshd_host_key();
+    let run = pair(
+        &lab,
+        &PairOpts::default(),
+        &PairOpts::default().sshd(22, &new_key),
+    );
+    let second = run.expect_paired();
+    assert_eq!(second.remote_on_a, first.remote_on_a, "{run}");
+    let ev = events(&run.a);
+    let remote = event(&ev, "remote").unwrap_or_else(|| panic!("{run}"));
+    assert_eq!(remote["replaced"], first.remote_on_a.as_str(), "{run}");
+    assert!(
+        run.a.stderr_str().contains("pair secret"),
+        "A says how the peer proved it\n{run}"
+    );
+    let new_alias = lab.a.remote(&first.remote_on_a).alias;
+    assert_ne!(new_alias, old_alias);
+    let config = String::from_utf8(pair_config(&lab.a)).unwrap();
+    assert!(!config.contains(&format!("Host {old_alias}")), "{config}");
+    assert!(
+        !old_secret.exists(),
+        "the replaced pairing's secret is gone"
+    );
+    assert_eq!(secret_files(&lab.a).len(), 1);
+    expect_ok(&lab, push(&lab.a, &first.remote_on_a, "after-re-pair"));
+}

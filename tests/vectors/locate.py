@@ -48,3 +48,9 @@ a += bytes([4]) + ipaddress.IPv4Address("10.0.0.2").packed
 a += bytes([6]) + ipaddress.IPv6Address("fe80::2").packed
 a += hmac.new(keys["answer high"], a, hashlib.sha256).digest()
 print("answer      ", a.hex())
+
+# The re-pair proof (src/protocol/repair.rs): HMAC-SHA256(pair secret,
+# "git-pair re-pair proof v1" || sender sid || receiver sid), sender 0x11 * 16, receiver 0x22 * 16.
+proof = hmac.new(SECRET, b"git-pair re-pair proof v1" + bytes([0x11] * 16) + bytes([0x22] * 16),
+                 hashlib.sha256).digest()
+print("re-pair     ", proof.hex())

@@ -55,6 +55,8 @@ use crate::keys::{self, LoginKey};
 use crate::local;
 use crate::protocol::machine;
 use crate::protocol::payload::Payload;
+use crate::protocol::repair;
+use crate::protocol::schedule::PairSecret;
 use crate::protocol::{Code, Config, Event, Machine};
 use crate::repo::{self, RepoInfo};
 use crate::ssh_files::SshDir;
@@ -81,6 +83,22 @@ pub fn run(args: &PairArgs, code: CodeSource) -> anyhow::Result<()> {
         });
     }
     result
+}
+
+/// The pair secrets of this repository's pairings, the most recent first (a pairing's block is appended when it is made), at most
+/// [`repair::MAX_PROOFS`]: the peer of a re-pair can tell from a proof of one that this side is
+/// the one it paired with (`replace`). A secret that cannot be read is left out.
+fn repair_secrets(ssh: &SshDir, info: &RepoInfo) -> Vec<PairSecret> {
+    let local = info.path.to_string_lossy();
+    let blocks = ssh.pair_blocks().unwrap_or_default();
+    blocks
+        .iter()
+        .rev()
+        .filter(|b| b.repo.as_deref() == Some(&*local))
+        .filter_map(|b| ssh.read_pair_secret(&b.alias).ok().flatten())
+        .take(repair::MAX_PROOFS)
+        .map(|r| r.secret)
+        .collect()
 }
 
 /// Everything checked and prepared before the first datagram.
@@ -182,6 +200,7 @@ fn pair(
             payload: payload.to_bytes(),
             peers,
             scan: scan_targets,
+            proof_secrets: repair_secrets(&ssh, &info),
         },
         Instant::now(),
         OsRng,

@@ -14,6 +14,7 @@ use crate::keys;
 use crate::protocol::codec::{End, SessionId};
 use crate::protocol::machine::MAX_FAILURES;
 use crate::protocol::payload::PeerInfo;
+use crate::protocol::repair;
 use crate::protocol::schedule::{PairSecret, Role};
 use crate::protocol::{Event, Machine};
 use crate::repo;
@@ -42,6 +43,15 @@ pub(super) struct VerifiedPeer {
     pub(super) role: Role,
     /// Whether it replaces an earlier pairing (see [`replacement_proof`]).
     pub(super) decision: Decision,
+}
+
+/// What a peer's payload brought, as the machine handed it over.
+pub(super) struct Offer<'a> {
+    payload: &'a [u8],
+    /// The addresses its datagrams came from.
+    sources: &'a [SocketAddr],
+    /// Its re-pair proofs, for this session.
+    proofs: &'a [repair::Proof],
 }
 
 /// A peer whose payload passed every check, before the protocol verified it.
@@ -84,7 +94,15 @@ impl Session {
                 peer,
                 payload,
                 sources,
-            } => self.check_peer(p, m, peer, &payload, &sources, out),
+                proofs,
+            } => {
+                let offer = Offer {
+                    payload: &payload,
+                    sources: &sources,
+                    proofs: &proofs,
+                };
+                self.check_peer(p, m, peer, offer, out)
+            }
             Event::VerifyFailed { from, failures, .. } => {
                 out.event(JsonEvent::VerifyFailed {
                     address: from.ip().to_string(),
@@ -166,8 +184,11 @@ impl Session {
         p: &Prepared,
         m: &mut Machine<OsRng>,
         peer: SessionId,
-        payload: &[u8],
-        sources: &[SocketAddr],
+        Offer {
+            payload,
+            sources,
+            proofs,
+        }: Offer<'_>,
         out: &mut Reporter,
     ) -> Control {
         let info = match PeerInfo::parse(payload) {
@@ -230,7 +251,8 @@ impl Session {
                 return Control::Stop;
             }
         };
-        let decision = match decide(p, &info, address, out) {
+        let sessions = (peer, m.session_id());
+        let decision = match decide(p, &info, address, (proofs, sessions), out) {
             Ok(decision) => decision,
             Err(e) => {
                 m.refuse(
@@ -277,8 +299,10 @@ pub(super) fn peer_error(end: &End) -> Option<PairError> {
 }
 
 /// Whether the new pairing replaces an earlier one that claims the same peer: only when the
-/// peer's sshd proves it in a key exchange (see [`replacement_proof`]). Asks the sshd only when
-/// there is an earlier pairing to prove.
+/// peer proves it holds that pairing's pair secret (`proofs`, from its payload, bound to this
+/// session: `(peer's sid, own sid)`), or its sshd proves it in a key exchange (see
+/// [`replacement_proof`]). Asks the sshd only when there is an earlier pairing the secret did
+/// not prove.
 ///
 /// ssh itself asks, once per earlier pairing, with that pairing's alias and pinned keys
 /// ([`hostkey::check`]): it accepts a key only after the sshd signed the key exchange with it.
@@ -288,11 +312,29 @@ fn decide(
     p: &Prepared,
     info: &PeerInfo,
     address: SocketAddr,
+    (proofs, (peer, own)): (&[repair::Proof], (SessionId, SessionId)),
     out: &mut Reporter,
 ) -> anyhow::Result<Decision> {
     let earlier = earlier_pairings(&p.repo, &p.info.path, &p.ssh, &peer_id(info))?;
     if earlier.is_empty() {
         return Ok(Decision::First);
+    }
+    let mut secret_proven: Vec<String> = Vec::new();
+    for e in &earlier {
+        // A damaged secret file proves nothing; the sshd may still prove the pairing.
+        if let Ok(Some(stored)) = p.ssh.read_pair_secret(&e.alias) {
+            if repair::proves(&stored.secret, &peer, &own, proofs) {
+                secret_proven.push(e.alias.clone());
+            }
+        }
+    }
+    if !secret_proven.is_empty() {
+        return Ok(replacement_proof(&Evidence {
+            earlier: &earlier,
+            presented: Err("not asked: the pair secret proved it"),
+            offered: &info.host_keys,
+            secret_proven: &secret_proven,
+        }));
     }
     out.status("checking the peer's sshd host keys…");
     let host = super::setup::host_name_for(address, &p.interfaces);
@@ -329,6 +371,7 @@ fn decide(
             Ok(&proven)
         },
         offered: &info.host_keys,
+        secret_proven: &[],
     }))
 }
 

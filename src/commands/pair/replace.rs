@@ -8,12 +8,16 @@
 //! the new peer proves it is the one that pairing was made with; otherwise the new pairing is
 //! made beside it, under its own names, and the user is told so.
 //!
-//! The proof today: the sshd at the address the new peer is reached at proves, in a real ssh
-//! key exchange checked by ssh itself ([`transport::hostkey`](crate::transport::hostkey)), that
-//! it holds a host key pinned for the earlier pairing (`~/.ssh/git-pair/known_hosts`), and the
-//! new peer's payload pins that key again. The keys in the payload alone prove nothing: they are public. [`replacement_proof`]
-//! is the one place that decides, from the [`Evidence`]; a second proof (the pair secret stored
-//! with each pairing) belongs there too.
+//! Two proofs count, either suffices:
+//! - the sshd at the address the new peer is reached at proves, in a real ssh key exchange
+//!   checked by ssh itself ([`transport::hostkey`](crate::transport::hostkey)), that it holds a
+//!   host key pinned for the earlier pairing (`~/.ssh/git-pair/known_hosts`), and the new peer's
+//!   payload pins that key again (the keys in the payload alone prove nothing: they are public);
+//! - the new peer proves it holds the pair secret stored with the earlier pairing, by an HMAC
+//!   over both session ids in its encrypted payload ([`crate::protocol::repair`]), so that a
+//!   peer whose sshd got a new host key (reinstalled) can still re-pair in place.
+//!
+//! [`replacement_proof`] is the one place that decides, from the [`Evidence`].
 
 use std::path::Path;
 
@@ -47,6 +51,8 @@ pub(super) struct Evidence<'a> {
     pub(super) presented: Result<&'a [PublicKey], &'a str>,
     /// The host keys the new peer's payload asks to pin.
     pub(super) offered: &'a [PublicKey],
+    /// The aliases of the earlier pairings whose pair secret the new peer proved it holds.
+    pub(super) secret_proven: &'a [String],
 }
 
 /// The decision.
@@ -98,11 +104,27 @@ impl Decision {
 }
 
 /// Decides whether a new pairing replaces earlier ones (see the module documentation): an
-/// earlier pairing is replaced only when a host key presented by the sshd at the new peer's
-/// address is pinned for it and offered again by the new peer. Pure.
+/// earlier pairing is replaced only when the new peer proved its pair secret, or when a host key
+/// the sshd at the new peer's address proved it holds is pinned for it and offered again by the
+/// new peer. Pure.
 pub(super) fn replacement_proof(evidence: &Evidence) -> Decision {
     if evidence.earlier.is_empty() {
         return Decision::First;
+    }
+    let by_secret = |e: &Earlier| {
+        evidence
+            .secret_proven
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(&e.alias))
+    };
+    if evidence.earlier.iter().any(by_secret) {
+        let (replaced, kept): (Vec<Earlier>, Vec<Earlier>) =
+            evidence.earlier.iter().cloned().partition(by_secret);
+        return Decision::Replace {
+            replaced,
+            kept,
+            proof: "it proved it holds the pair secret of that pairing".to_owned(),
+        };
     }
     let presented = match evidence.presented {
         Ok(keys) => keys,
@@ -221,6 +243,7 @@ mod tests {
             earlier: &[],
             presented: Err("not asked"),
             offered: &[key(ED25519_PUB)],
+            secret_proven: &[],
         });
         assert_eq!(d, Decision::First);
     }
@@ -237,6 +260,7 @@ mod tests {
             earlier: &old,
             presented: Ok(&same),
             offered: &same,
+            secret_proven: &[],
         });
         assert!(
             matches!(&d, Decision::Replace { replaced, kept, proof }
@@ -251,6 +275,7 @@ mod tests {
             earlier: &old,
             presented: Ok(&new),
             offered: &new,
+            secret_proven: &[],
         });
         assert!(
             matches!(&d, Decision::New { kept, why }
@@ -266,6 +291,7 @@ mod tests {
             earlier: &old,
             presented: Ok(&new),
             offered: &both,
+            secret_proven: &[],
         });
         assert!(matches!(d, Decision::New { .. }), "{d:?}");
 
@@ -275,6 +301,7 @@ mod tests {
             earlier: &old,
             presented: Ok(&same),
             offered: &new,
+            secret_proven: &[],
         });
         assert!(
             matches!(&d, Decision::New { why, .. } if why.contains("none of the host keys it sent")),
@@ -286,6 +313,7 @@ mod tests {
             earlier: &old,
             presented: Err("ssh: connect to host 10.0.0.2 port 22: Connection refused"),
             offered: &same,
+            secret_proven: &[],
         });
         assert!(
             matches!(&d, Decision::New { why, .. } if why.contains("Connection refused")),
@@ -305,6 +333,7 @@ mod tests {
             earlier: &old,
             presented: Ok(&presented),
             offered: &presented,
+            secret_proven: &[],
         });
         let replaced: Vec<_> = d
             .replaced()
@@ -318,5 +347,43 @@ mod tests {
             d.replaced_remotes(),
             (Some("beta".to_owned()), vec!["beta-3".to_owned()])
         );
+    }
+
+    /// The second proof: the pair secret of an earlier pairing, proven in the payload, is
+    /// enough even when the sshd shows a new host key (or cannot be asked), and replaces only
+    /// the pairings whose secret was proven.
+    #[test]
+    fn a_proven_pair_secret_replaces_its_pairing_whatever_the_sshd_shows() {
+        let old = [
+            earlier("beta", &[ED25519_PUB]),
+            earlier("beta-2", &[RSA_PUB]),
+        ];
+        let new = [key(ECDSA_PUB)];
+        let proven = ["GIT-PAIR-BETA-00000001".to_owned()];
+        for presented in [
+            Ok(&new[..]),
+            Err("ssh: connect to host x port 22: Connection refused"),
+        ] {
+            let d = replacement_proof(&Evidence {
+                earlier: &old,
+                presented,
+                offered: &new,
+                secret_proven: &proven,
+            });
+            assert!(
+                matches!(&d, Decision::Replace { replaced, kept, proof }
+                if replaced.len() == 1 && replaced[0].alias == "git-pair-beta-00000001"
+                    && kept.len() == 1 && proof.contains("pair secret")),
+                "{d:?}"
+            );
+        }
+        // A secret of a pairing that is not one of the earlier ones proves nothing here.
+        let d = replacement_proof(&Evidence {
+            earlier: &old,
+            presented: Ok(&new),
+            offered: &new,
+            secret_proven: &["git-pair-other-1".to_owned()],
+        });
+        assert!(matches!(d, Decision::New { .. }), "{d:?}");
     }
 }

@@ -65,6 +65,8 @@ struct Node {
     seen: usize,
     /// Receives multicast.
     multicast: bool,
+    /// The re-pair proofs each peer's payload carried.
+    peer_proofs: Vec<(PeerId, Vec<crate::protocol::repair::Proof>)>,
 }
 
 struct Lan {
@@ -78,6 +80,8 @@ struct Lan {
     sent: usize,
     /// Every datagram put on the wire: (from node, destination, bytes).
     log: Vec<(usize, Destination, Vec<u8>)>,
+    /// The pair secrets the next node added offers proofs of.
+    secrets: Vec<PairSecret>,
 }
 
 fn payload_of(name: &str) -> Vec<u8> {
@@ -97,6 +101,7 @@ impl Lan {
             imp,
             sent: 0,
             log: Vec::new(),
+            secrets: Vec::new(),
         }
     }
 
@@ -114,6 +119,7 @@ impl Lan {
             payload: payload.clone(),
             peers,
             scan,
+            proof_secrets: std::mem::take(&mut self.secrets),
         };
         let machine = Machine::new(config, self.now, ChaCha20Rng::seed_from_u64(seed)).unwrap();
         self.nodes.push(Node {
@@ -131,6 +137,7 @@ impl Lan {
             codes_differ_at: None,
             seen: 0,
             multicast: true,
+            peer_proofs: Vec::new(),
         });
         index
     }
@@ -199,7 +206,13 @@ impl Lan {
             let node = &mut self.nodes[i];
             match e {
                 Event::PeerSeen { .. } => node.seen += 1,
-                Event::PeerPayload { peer, payload, .. } => {
+                Event::PeerPayload {
+                    peer,
+                    payload,
+                    proofs,
+                    ..
+                } => {
+                    node.peer_proofs.push((peer, proofs));
                     if node.expect.as_ref().is_none_or(|want| *want == *payload) {
                         node.machine.accept(now, peer);
                     } else {
@@ -379,6 +392,42 @@ fn two_machines_pair_on_a_clean_network_in_a_few_round_trips() {
         lan.elapsed(b)
     );
     assert!(lan.sent < 30, "{} datagrams", lan.sent);
+}
+
+/// Each session's payload carries proofs of the pair secrets a side offers, bound to both
+/// session ids (sender first); the payload itself reaches the peer unchanged, and the
+/// transcript still verifies.
+#[test]
+fn each_payload_carries_proofs_of_the_offered_pair_secrets_for_that_session() {
+    use crate::protocol::repair::{proves, MAX_PROOFS};
+    let secret = |b: u8| PairSecret::from_bytes([b; 32]);
+    let mut lan = Lan::new(11, Impairment::NONE);
+    lan.secrets = vec![secret(9)];
+    let a = lan.add(CODE, "alice");
+    lan.secrets = vec![secret(8), secret(9)];
+    let b = lan.add(CODE, "bob");
+    lan.run(Duration::from_secs(5));
+    lan.assert_paired(a, b);
+    let (sid_a, sid_b) = (
+        lan.nodes[a].machine.session_id(),
+        lan.nodes[b].machine.session_id(),
+    );
+    let from_b = &lan.nodes[a].peer_proofs;
+    let from_a = &lan.nodes[b].peer_proofs;
+    assert_eq!((from_b.len(), from_a.len()), (1, 1));
+    assert_eq!(from_b[0].1.len(), MAX_PROOFS, "always a full set");
+    assert!(proves(&secret(9), &sid_b, &sid_a, &from_b[0].1));
+    assert!(proves(&secret(8), &sid_b, &sid_a, &from_b[0].1));
+    assert!(!proves(&secret(7), &sid_b, &sid_a, &from_b[0].1));
+    assert!(
+        !proves(&secret(9), &sid_a, &sid_b, &from_b[0].1),
+        "the other direction"
+    );
+    assert!(proves(&secret(9), &sid_a, &sid_b, &from_a[0].1));
+    assert!(!proves(&secret(8), &sid_a, &sid_b, &from_a[0].1));
+    let payload = |n: usize| lan.nodes[n].verified.as_ref().unwrap().payload.to_vec();
+    assert_eq!(payload(a), payload_of("bob"));
+    assert_eq!(payload(b), payload_of("alice"));
 }
 
 #[test]
@@ -1290,6 +1339,7 @@ fn a_payload_in_too_many_pieces_is_remembered_for_the_report() {
         payload: b"{}".to_vec(),
         peers: Vec::new(),
         scan: Vec::new(),
+        proof_secrets: Vec::new(),
     };
     let mut m = Machine::new(config, now, ChaCha20Rng::seed_from_u64(8)).unwrap();
     assert_eq!(m.oversized_payload(), None);
