@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use git_pair::protocol::codec::End;
 use git_pair::protocol::machine::Event;
 use git_pair::protocol::payload::Payload;
+use git_pair::protocol::schedule::PairSecret;
 use git_pair::protocol::{Code, Config, Destination, Machine};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -59,6 +60,8 @@ struct SideSpec {
     typed: &'static str,
     seed: [u8; 32],
     payload: Payload,
+    /// The pair secrets of earlier pairings this side holds: its payload proves each.
+    proof_secrets: Vec<[u8; 32]>,
     /// On the peer's payload: `None` accepts it, `Some(detail)` refuses it.
     refuse: Option<&'static str>,
     /// Once verified: how this side concludes.
@@ -109,6 +112,8 @@ fn bob() -> Payload {
 }
 
 const SEED_A: [u8; 32] = [0xa1; 32];
+/// The pair secret of an earlier pairing of Alice's and Bob's repositories.
+const EARLIER_SECRET: [u8; 32] = [0x5e; 32];
 const SEED_B: [u8; 32] = [0xb2; 32];
 const ADDR_A: &str = "192.0.2.1:50001";
 const ADDR_B: &str = "192.0.2.2:50002";
@@ -120,6 +125,7 @@ fn scenarios() -> Vec<Scenario> {
         typed,
         seed,
         payload,
+        proof_secrets: Vec::new(),
         refuse: None,
         conclude: End::Ready,
     };
@@ -128,10 +134,18 @@ fn scenarios() -> Vec<Scenario> {
             name: "paired",
             description: "Both sides hold the code (typed differently: case, separators and a \
                           leading zero do not matter), verify each other and end ready. Bob's \
-                          payload takes two pieces.",
+                          payload takes two pieces. A re-pair: both hold the pair secret of an \
+                          earlier pairing of these repositories (Alice one more), and each \
+                          payload proves the secrets its side holds.",
             sides: [
-                side("a", ADDR_A, "7-guitar-orbit-velvet", SEED_A, alice()),
-                side("b", ADDR_B, " 07 Guitar  orbit-VELVET", SEED_B, bob()),
+                SideSpec {
+                    proof_secrets: vec![EARLIER_SECRET, [0x0a; 32]],
+                    ..side("a", ADDR_A, "7-guitar-orbit-velvet", SEED_A, alice())
+                },
+                SideSpec {
+                    proof_secrets: vec![EARLIER_SECRET],
+                    ..side("b", ADDR_B, " 07 Guitar  orbit-VELVET", SEED_B, bob())
+                },
             ],
         },
         Scenario {
@@ -189,8 +203,10 @@ fn event_json(e: &Event) -> Value {
             peer,
             payload,
             sources,
+            proofs,
         } => json!({"event": "peer_payload", "peer": hex(peer.as_bytes()),
-                    "payload": text(payload), "sources": addrs(sources)}),
+                    "payload": text(payload), "sources": addrs(sources),
+                    "proofs": proofs.iter().map(|p| hex(p)).collect::<Vec<_>>()}),
         Event::VerifyFailed {
             peer,
             from,
@@ -276,6 +292,11 @@ fn record(s: Scenario, start: Instant) -> Value {
                 payload: spec.payload.to_bytes(),
                 peers: Vec::new(),
                 scan: Vec::new(),
+                proof_secrets: spec
+                    .proof_secrets
+                    .iter()
+                    .map(|s| PairSecret::from_bytes(*s))
+                    .collect(),
             };
             let machine = Machine::new(config, start, ChaCha20Rng::from_seed(spec.seed))
                 .expect("the payload fits");
@@ -402,6 +423,7 @@ fn record(s: Scenario, start: Instant) -> Value {
                 "sid": hex(n.machine.session_id().as_bytes()),
                 "spake2_x_wide": spake2_randoms(&n.spec.seed, sessions),
                 "payload": String::from_utf8(n.spec.payload.to_bytes()).unwrap(),
+                "proof_secrets": n.spec.proof_secrets.iter().map(|s| hex(s)).collect::<Vec<_>>(),
                 "steps": n.steps,
             })
         })
@@ -413,10 +435,12 @@ fn peer_id(v: &Value) -> git_pair::protocol::codec::SessionId {
     git_pair::protocol::codec::SessionId(unhex(v.as_str().unwrap()).try_into().unwrap())
 }
 
-/// The 64 random bytes each SPAKE2 run of a side reduces its secret scalar from
-/// (`x = little-endian integer mod l`), in the order the sessions were opened: the machine draws
-/// its 16-byte session id from its random number generator first, then 64 bytes per session.
+/// The 64 random bytes the SPAKE2 run of a side reduces its secret scalar from
+/// (`x = little-endian integer mod l`): the machine draws its 16-byte session id from its random
+/// number generator first, then 64 bytes for the first session's SPAKE2 run (then the filler
+/// proofs of that session's payload, and so on). Every vector has one session per side.
 fn spake2_randoms(seed: &[u8; 32], sessions: usize) -> Vec<String> {
+    assert_eq!(sessions, 1, "the vectors have one session per side");
     let mut rng = ChaCha20Rng::from_seed(*seed);
     let mut sid = [0u8; 16];
     rng.fill_bytes(&mut sid);
@@ -483,6 +507,12 @@ fn replay(vector: &str, side: &Value) {
             payload: side["payload"].as_str().unwrap().as_bytes().to_vec(),
             peers: Vec::new(),
             scan: Vec::new(),
+            proof_secrets: side["proof_secrets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| PairSecret::from_bytes(seed_of(s.as_str().unwrap())))
+                .collect(),
         },
         start,
         ChaCha20Rng::from_seed(seed_of(side["rng_seed"].as_str().unwrap())),
@@ -715,6 +745,7 @@ fn the_encodings_the_specification_states() {
                 payload: b"{}".to_vec(),
                 peers: Vec::new(),
                 scan: Vec::new(),
+                proof_secrets: Vec::new(),
             },
             Instant::now(),
             ChaCha20Rng::from_seed([1; 32]),

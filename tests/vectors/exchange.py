@@ -250,6 +250,14 @@ def schedule(pake_key, own_sid, peer_sid):
     return k
 
 
+MAX_PROOFS = 8
+
+
+def repair_proof(secret, sender, receiver):
+    """A re-pair proof: HMAC-SHA256(pair secret, "git-pair re-pair proof v1" || sender || receiver)."""
+    return hmac.new(secret, b"git-pair re-pair proof v1" + sender + receiver, hashlib.sha256).digest()
+
+
 def aad(what, sender, receiver, extra=b""):
     return PROTOCOL + b" " + what + sender + receiver + extra
 
@@ -304,6 +312,7 @@ def check_vector(v):
             "password": password,
             "xs": [int.from_bytes(bytes.fromhex(w), "little") % L for w in side["spake2_x_wide"]],
             "payload": side["payload"].encode(),
+            "secrets": [bytes.fromhex(x) for x in side["proof_secrets"]],
         }
     a, b = sides[0]["name"], sides[1]["name"]
     for me, peer in ((a, b), (b, a)):
@@ -374,22 +383,27 @@ def check_vector(v):
                     ends.append(json.loads(plain))
                 else:
                     check(m["t"] == "ack", f"{name}/{me}: unknown type {m['t']}")
-        # The pieces are the payload, cut at 704 bytes.
+        # The pieces are the sealed plaintext cut at 704 bytes: the payload's JSON, a zero byte,
+        # and eight 32-byte re-pair proofs, among them one per pair secret this side holds.
+        s["plain"], s["proofs"] = None, None
         if pieces:
             n = {n for (_, n) in pieces}
             check(len(n) == 1, f"{name}/{me}: piece counts differ")
             n = n.pop()
             check(sorted(i for i, _ in pieces) == list(range(n)), f"{name}/{me}: missing pieces")
             whole = b"".join(pieces[(i, n)] for i in range(n))
-            check(whole == s["payload"], f"{name}/{me}: the pieces are not the payload")
             check(n == max(1, -(-len(whole) // PIECE_PLAIN)), f"{name}/{me}: piece count")
             check(all(len(pieces[(i, n)]) == PIECE_PLAIN for i in range(n - 1)), f"{name}/{me}: piece sizes")
-        # The MAC: over both ids, both PAKE messages and both payloads (plaintext), sender first.
-        if macs:
-            check(len(macs) == 1, f"{name}/{me}: MAC changed")
-            want = transcript_mac(k["own_confirm"], own_sid, peer_sid, s["pake"], o["pake"],
-                                  s["payload"], o["payload"])
-            check(macs.pop() == want, f"{name}/{me}: the confirmation MAC is not the spec's")
+            check(whole[:len(s["payload"]) + 1] == s["payload"] + b"\x00",
+                  f"{name}/{me}: the sealed plaintext does not start with the payload and a zero byte")
+            rest = whole[len(s["payload"]) + 1:]
+            check(len(rest) == MAX_PROOFS * 32, f"{name}/{me}: {len(rest)} bytes of proofs")
+            proofs = [rest[j:j + 32] for j in range(0, len(rest), 32)]
+            for secret in s["secrets"][:MAX_PROOFS]:
+                check(repair_proof(secret, own_sid, peer_sid) in proofs,
+                      f"{name}/{me}: no proof of a pair secret it holds")
+            s["plain"], s["proofs"] = whole, proofs
+        s["macs"] = macs
         # Its end says what its driver concluded or refused.
         told = [st["input"] for st in s["side"]["steps"] if isinstance(st["input"], dict)
                 and ("conclude" in st["input"] or "refuse" in st["input"])]
@@ -399,6 +413,16 @@ def check_vector(v):
             check(ends and ends[0] == want, f"{name}/{me}: end {ends} is not {want}")
         s["ends"] = ends
 
+
+    # The MAC: over both ids, both PAKE messages and both sealed plaintexts (payload, zero byte,
+    # proofs), sender first.
+    for me, peer in ((a, b), (b, a)):
+        s, o = info[me], info[peer]
+        if s["macs"]:
+            check(len(s["macs"]) == 1, f"{name}/{me}: MAC changed")
+            want = transcript_mac(s["keys"]["own_confirm"], s["sid"], o["sid"], s["pake"], o["pake"],
+                                  s["plain"], o["plain"])
+            check(next(iter(s["macs"])) == want, f"{name}/{me}: the confirmation MAC is not the spec's")
 
     # The receivers: what each could open and what it reported.
     for me, peer in ((a, b), (b, a)):
@@ -420,7 +444,7 @@ def check_vector(v):
                 check(plain is not None, f"{name}/{me}: the peer's end does not open")
             if m["t"] == "confirm":
                 want = transcript_mac(k["peer_confirm"], o["sid"], s["sid"], o["pake"], s["pake"],
-                                      o["payload"], s["payload"])
+                                      o["plain"], s["plain"])
                 check(b64(m["mac"]) == want, f"{name}/{me}: the peer's MAC does not verify")
         events = [e for st in s["side"]["steps"] for e in st["events"]]
         kinds = [e["event"] for e in events]
@@ -428,6 +452,12 @@ def check_vector(v):
             if e["event"] in ("peer_payload", "verified"):
                 check(e["payload"].encode() == o["payload"], f"{name}/{me}: reported payload")
                 check(e["peer"] == o["side"]["sid"], f"{name}/{me}: reported peer")
+            if e["event"] == "peer_payload":
+                got = [bytes.fromhex(x) for x in e["proofs"]]
+                check(got == o["proofs"], f"{name}/{me}: reported proofs")
+                # Which of this side's pair secrets the peer proved: exactly the shared ones.
+                proven = {x for x in s["secrets"] if repair_proof(x, o["sid"], s["sid"]) in got}
+                check(proven == set(s["secrets"]) & set(o["secrets"]), f"{name}/{me}: proven secrets")
             if e["event"] == "verified":
                 check(same_code, f"{name}/{me}: verified with different codes")
                 check(e["sas"] == k["sas"], f"{name}/{me}: check string {e['sas']} is not {k['sas']}")
