@@ -423,3 +423,119 @@ fn a_committed_pairing_and_its_repository_config_are_undone_byte_for_byte() {
     assert!(!config.with_file_name("config.lock").exists());
     assert!(!dir.journal().exists());
 }
+
+/// Whether `needle` occurs in `hay`.
+fn holds(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The files under the home that hold `secret` anywhere in their bytes.
+fn holders(home: &TempHome, secret: &[u8]) -> Vec<std::path::PathBuf> {
+    state(home)
+        .into_iter()
+        .filter(|(_, (kind, _, bytes))| *kind == 'f' && holds(bytes, secret))
+        .map(|(path, _)| path)
+        .collect()
+}
+
+/// A re-pair deletes the old pairing's private key and pair secret, so the journal holds their
+/// bytes while the transaction runs: in a file of mode 0600 in git pair's 0700 directory, and
+/// nowhere once the transaction has ended, however it ends (commit, rollback, a crash and the
+/// next run, or a commit undone later): then each secret is in its own file or in none.
+#[test]
+fn secrets_the_journal_holds_are_0600_and_gone_when_the_transaction_ends() {
+    use super::io_tests::{recorded, secret, written_of};
+    use crate::protocol::schedule::Role;
+    for end in ["commit", "rollback", "crash", "undone later"] {
+        let home = lived_in_home();
+        let dir = SshDir::new(home.path());
+        let old_alias = "git-pair-desk-00000001";
+        let mut first = recorded(setup(generated()), old_alias, "desk");
+        first.secret = Some(secret(Role::Low, 1));
+        apply(&dir, &first, &mut never()).unwrap().commit().unwrap();
+        let old_key = fs::read(dir.identity(old_alias)).unwrap();
+        let old_secret = fs::read(dir.pair_secret(old_alias)).unwrap();
+        assert_eq!(mode(&dir.identity(old_alias)), 0o600);
+        assert_eq!(mode(&dir.pair_secret(old_alias)), 0o600);
+
+        let mut second = recorded(setup(generated()), "git-pair-desk-00000002", "desk");
+        second.authorized.marker = "m2".to_owned();
+        second.record.as_mut().unwrap().marker = "m2".to_owned();
+        second.secret = Some(secret(Role::High, 2));
+        second.replaces = vec![old_alias.to_owned()];
+        second.replaces_markers = vec![first.authorized.marker.clone()];
+        let tx = apply(&dir, &second, &mut never()).unwrap();
+        let new_key = fs::read(dir.identity(&second.alias)).unwrap();
+        let new_secret = fs::read(dir.pair_secret(&second.alias)).unwrap();
+        assert!(!dir.identity(old_alias).exists(), "replaced");
+
+        // While it runs: the old secrets are in the journal, and only there.
+        let journal = fs::read(dir.journal()).unwrap();
+        assert!(holds(&journal, &old_key) && holds(&journal, &old_secret));
+        assert_eq!(
+            holders(&home, &old_key),
+            [Path::new(".ssh/git-pair/journal")]
+        );
+        assert_eq!(
+            holders(&home, &old_secret),
+            [Path::new(".ssh/git-pair/journal")]
+        );
+        assert_eq!(mode(&dir.journal()), 0o600);
+        assert_eq!(mode(&dir.pair_dir()), 0o700);
+        assert!(
+            !holds(&journal, &new_key),
+            "a new file's bytes are not copied"
+        );
+
+        let rel = |p: std::path::PathBuf| p.strip_prefix(home.path()).unwrap().to_path_buf();
+        let kept_old = (old_alias, old_key, old_secret);
+        let new = (second.alias.as_str(), new_key, new_secret);
+        let ((kept, kept_key, kept_secret), (_, gone_key, gone_secret)) = match end {
+            "commit" => {
+                tx.commit().unwrap();
+                (new, kept_old)
+            }
+            "rollback" => {
+                tx.rollback().unwrap();
+                (kept_old, new)
+            }
+            "crash" => {
+                tx.crash();
+                let recovered = recover(&dir).unwrap();
+                assert!(recovered.interrupted.is_some());
+                (kept_old, new)
+            }
+            _ => {
+                let committed = tx.commit_keeping_undo().unwrap();
+                assert!(!dir.journal().exists());
+                let (alias, marker, fingerprint) = written_of(&second);
+                undo_committed(
+                    &dir,
+                    committed,
+                    &Written {
+                        alias: &alias,
+                        marker: &marker,
+                        fingerprint: &fingerprint,
+                    },
+                )
+                .unwrap();
+                (kept_old, new)
+            }
+        };
+        assert!(!dir.journal().exists(), "{end}");
+        let (key_path, secret_path) = (dir.identity(kept), dir.pair_secret(kept));
+        assert_eq!(holders(&home, &kept_key), [rel(key_path.clone())], "{end}");
+        assert_eq!(
+            holders(&home, &kept_secret),
+            [rel(secret_path.clone())],
+            "{end}"
+        );
+        assert_eq!(
+            (mode(&key_path), mode(&secret_path)),
+            (0o600, 0o600),
+            "{end}"
+        );
+        assert!(holders(&home, &gone_key).is_empty(), "{end}");
+        assert!(holders(&home, &gone_secret).is_empty(), "{end}");
+    }
+}

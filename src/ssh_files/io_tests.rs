@@ -678,7 +678,7 @@ fn invalid_setup_fails_before_touching_anything() {
     assert!(snapshot(home.path()).is_empty());
 }
 
-fn recorded(mut s: PairSetup, alias: &str, remote: &str) -> PairSetup {
+pub(super) fn recorded(mut s: PairSetup, alias: &str, remote: &str) -> PairSetup {
     s.alias = alias.to_owned();
     s.record = Some(BlockRecord {
         repo: "/home/alice/notes".to_owned(),
@@ -846,7 +846,7 @@ fn staged_changes_are_read_back_and_invisible_until_flushed() {
     assert_eq!(snapshot(home.path()), before);
 }
 
-fn secret(role: crate::protocol::schedule::Role, byte: u8) -> SecretRecord {
+pub(super) fn secret(role: crate::protocol::schedule::Role, byte: u8) -> SecretRecord {
     SecretRecord {
         role,
         ssh_port: 2222,
@@ -1005,7 +1005,7 @@ fn refresh_rewrites_only_the_pairings_address_under_the_lock() {
     ));
 }
 
-fn written_of(setup: &PairSetup) -> (String, String, ssh_key::Fingerprint) {
+pub(super) fn written_of(setup: &PairSetup) -> (String, String, ssh_key::Fingerprint) {
     (
         setup.alias.clone(),
         setup.authorized.marker.clone(),
