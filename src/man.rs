@@ -9,18 +9,13 @@ use roff::{bold, italic, roman, Inline, Roff};
 use crate::cli::Cli;
 use crate::events::{self, Reason};
 use crate::exit::Exit;
-use crate::protocol::codec::{
-    ECHO_LEN, MAX_DATAGRAM, MAX_DETAIL_LEN, PIECE_LEN, VERSION as WIRE_VERSION,
-};
-use crate::protocol::locate::{
-    self, responder, seeker, MAX_ADDRESSES, MAX_ANSWER_LEN, MAX_PAIRINGS, QUERY_LEN,
-};
+use crate::protocol::codec::{MAX_DATAGRAM, VERSION as WIRE_VERSION};
+use crate::protocol::locate;
 use crate::protocol::machine::{
-    AMPLIFICATION, CODES_DIFFER_AFTER, FINAL_ACK_COPIES, HELLO_INITIAL, HELLO_MAX, LINGER_MAX,
-    LINGER_QUIET, MAX_FAILURES, MAX_SESSIONS, OUTCOME_MAX, OUTCOME_QUIET, RTO_INITIAL, RTO_MAX,
-    RTO_MIN, RTT_FACTOR, SCAN_AFTER, SCAN_PACE, VERIFY_GRACE, VERIFY_WITHIN,
+    AMPLIFICATION, CODES_DIFFER_AFTER, HELLO_INITIAL, HELLO_MAX, MAX_FAILURES, OUTCOME_MAX,
+    OUTCOME_QUIET, RTO_INITIAL, RTO_MAX, RTO_MIN, RTT_FACTOR, SCAN_AFTER, SCAN_PACE, VERIFY_GRACE,
+    VERIFY_WITHIN,
 };
-use crate::protocol::schedule::PIECE_PLAIN;
 use crate::transport::{DEFAULT_PORT, GROUP_V4, GROUP_V6};
 
 fn ms(d: std::time::Duration) -> String {
@@ -327,6 +322,14 @@ fn extra() -> Roff {
     );
 
     section(&mut r, "PROTOCOL");
+    para(
+        &mut r,
+        "The full specification, complete enough to implement a peer that pairs with git pair (the \
+         code's normalization, every datagram's encoding, SPAKE2, the key schedule, nonces and associated \
+         data, the MAC's layout, the end messages, the payload's schema and limits, the timers, the locate \
+         protocol), with recorded exchanges to test against, is doc/PROTOCOL.md in git-pair's source \
+         (/usr/share/doc/git-pair/PROTOCOL.md in the Debian package). In short:",
+    );
     item(
         &mut r,
         vec![bold("Discovery")],
@@ -347,104 +350,42 @@ fn extra() -> Roff {
         &mut r,
         vec![bold("Messages")],
         &format!(
-            "One JSON object per datagram, at most {MAX_DATAGRAM} bytes, with \"v\":{WIRE_VERSION} and a type \
-             \"t\": hello {{sid, ch}}; pake {{sid, to, m}}; data {{sid, to, i, n, d}} (piece i of n of the \
-             payload: at most {PIECE_PLAIN} plaintext bytes, sealed on its own under the sender's payload key \
-             with nonce 0^11 || i and associated data \"git-pair/v2 piece\" || sender id || receiver id || \
-             i || n, {PIECE_LEN} bytes at most, base64); confirm {{sid, to, mac}}; ack {{sid, to}}; end \
-             {{sid, to, box}} (a JSON object {{\"end\": \"ready\" | \"declined\" | \"refused\" | \
-             \"failed\", \"detail\"}}, detail at most {MAX_DETAIL_LEN} bytes, sealed under the sender's end \
-             key with a zero nonce and associated data \"git-pair/v2 end\" || sender id || receiver id). \
-             Every directed message carries \"ack\": {{k, p, c, e}}: k is present once the sender has the \
-             addressee's SPAKE2 message and holds its {ECHO_LEN} bytes after the side byte (base64), p a \
-             bitmap of the addressee's payload pieces that opened, c whether it verified the addressee's \
-             confirmation, e whether it has the addressee's end. Unknown fields are ignored; malformed or \
-             oversized datagrams, and other versions, are dropped. Version 2 replaced version 1's abort \
-             message, which anyone could forge, with the sealed end, and seals each piece on its own; the \
-             versions do not talk to each other. At most {MAX_SESSIONS} peers are tracked at once."
-        ),
-    );
-    item(
-        &mut r,
-        vec![bold("Amplification")],
-        &format!(
-            "A hello can carry anyone's source address. Until an address has shown that it receives what is \
-             sent to it, git pair sends it at most {AMPLIFICATION} times the bytes it received from it, as \
-             QUIC does. An address shows it by echoing this side's SPAKE2 message (sent there alone) in ack.k, \
-             or by sending something that opens under the session keys. Payload pieces go only to such an \
-             address, and replies move to a new source address only once it has shown it."
-        ),
-    );
-    item(
-        &mut r,
-        vec![bold("Delivery")],
-        &format!(
-            "What the peer has not acknowledged is resent after a timeout, doubling up to {}; a duplicate is \
-             answered at once. The timeout is {} until a round trip is measured: from the last copy of the \
-             SPAKE2 message, a payload piece, the confirmation or the end until the peer acknowledges it. Then \
-             it is {RTT_FACTOR} times the shortest round trip measured, at least {} (a slow Wi-Fi link) and at \
-             most {}. A side that answers the peer's SPAKE2 message with its own echoes the peer's in it. A side that has sent its confirmation but lacks the peer's keeps acknowledging on the same \
-             timer, and a verified side answers that at once, so that the peer's confirmation is resent until \
-             it arrives. A verified side keeps acknowledging until both end messages are exchanged, so each \
-             knows the other is still deciding; if the peer goes quiet for {} s (or after {} s in all) without \
-             its end, git pair keeps its own setup and says that the peer may not be set up. The side that \
-             finishes first sends its last acknowledgement {FINAL_ACK_COPIES} times and the other lingers, \
-             answering retransmissions, until told the peer finished, until the peer has been quiet for {}, or \
-             for at most {} s. The TCP check of the peer's sshd opens a fresh connection at {} times the \
-             peer's measured timeout after the first, instead of waiting for the kernel to resend a lost SYN \
-             after 1 s and 3 s.",
+            "One JSON object per datagram, at most {MAX_DATAGRAM} bytes, with \"v\":{WIRE_VERSION}: hello, \
+             pake (SPAKE2, symmetric mode, Ed25519), data (the payload in pieces, each sealed on its own with \
+             ChaCha20-Poly1305), confirm (HMAC-SHA256 over the whole transcript), ack, and end (how a side \
+             ended: ready, refused, declined or failed, sealed). Every directed message acknowledges what its \
+             sender has, and each side resends what is missing after a timeout, doubling up to {}: {} until \
+             a round trip is measured, then {RTT_FACTOR} times the shortest measured, at least {} and at most \
+             {}. The TCP check of the peer's sshd opens fresh connections paced by the same timeout. Version \
+             2 replaced \
+             version 1's forgeable abort message with the sealed end; the versions do not talk to each other. \
+             An address that has not shown that it receives (by echoing this side's SPAKE2 message) gets at \
+             most {AMPLIFICATION} times the bytes it sent.",
             ms(RTO_MAX),
             ms(RTO_INITIAL),
             ms(RTO_MIN),
-            ms(RTO_INITIAL),
+            ms(RTO_INITIAL)
+        ),
+    );
+    item(
+        &mut r,
+        vec![bold("Ending")],
+        &format!(
+            "A verified side that lacks the peer's end waits while the peer keeps sending; if the peer goes \
+             quiet for {} s (or after {} s in all), git pair keeps its own setup and says that the peer may \
+             not be set up.",
             OUTCOME_QUIET.as_secs(),
-            OUTCOME_MAX.as_secs(),
-            ms(LINGER_QUIET),
-            LINGER_MAX.as_secs(),
-            crate::transport::probe::RETRY_STEPS
-                .iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
+            OUTCOME_MAX.as_secs()
         ),
     );
     item(
         &mut r,
         vec![bold("Locate")],
         &format!(
-            "git pair refresh and git pair watch use UDP port {} (--port) and the same multicast groups. \
-             Binary datagrams: a query is \"GPL\" 0x01, type 0x01, a random 16-byte nonce and a tag \
-             ({QUERY_LEN} bytes in all); an answer is \"GPL\" 0x01, type 0x02, the nonce of the query it \
-             answers, the sshd port (2 bytes, big-endian), a count and up to {MAX_ADDRESSES} addresses (0x04 and \
-             4 bytes, or 0x06 and 16), and a tag (at most {MAX_ANSWER_LEN} bytes). The tag is HMAC-SHA256 over \
-             every byte before it, under a key that HKDF-SHA256 (salt \"git-pair/v1 locate\") derives from \
-             the pair secret, one per direction and per side of the pairing (\"git-pair/v1 locate query \
-             low\", \"… query high\", \"… answer low\", \"… answer high\"), and is checked in constant \
-             time. Nothing in a query names the pairing: the watcher tries each pair secret it holds (at \
-             most {MAX_PAIRINGS}). refresh sends a query with a fresh nonce for every pairing still missing \
-             at once and again after each of the pauses {}, by multicast on each chosen interface and to \
-             --peer hosts; \
-             after {} it also sends them to every address of the local IPv4 subnets, one every {}. It \
-             accepts an answer only under the pairing's key and only for one of the last {} nonces it \
-             sent, so a recorded answer replayed later is refused. watch answers from port {} to the \
-             query's source. It drops anything that is not exactly a query unchecked, pays for checking \
-             (one HMAC per pair secret held) from one token bucket ({} HMACs, refilled at {} per second; \
-             none left: dropped unchecked), keeps no state per sender, and remembers the nonces of the \
-             last {} queries it answered, to drop their replays.",
-            locate::PORT,
-            seeker::ROUNDS
-                .iter()
-                .map(|d| ms(*d))
-                .collect::<Vec<_>>()
-                .join(", ")
-                + &format!(" and then every {}", ms(seeker::ROUND_EVERY)),
-            ms(seeker::SCAN_AFTER),
-            ms(seeker::SCAN_PACE),
-            seeker::MAX_NONCES,
-            locate::PORT,
-            responder::BUCKET_CAPACITY,
-            responder::BUCKET_RATE,
-            responder::RECENT_NONCES,
+            "git pair refresh and git pair watch use UDP port {} (--port) and the same multicast groups, with \
+             binary queries and answers authenticated with HMAC-SHA256 under keys derived from the pair \
+             secret. Answers bind the query's fresh nonce, and queries do not name the pairing.",
+            locate::PORT
         ),
     );
     item(
@@ -519,8 +460,9 @@ fn extra() -> Roff {
         &format!(
             "Files under ~/.ssh are written atomically (temporary file, fsync, rename) under a lock \
              (~/.ssh/git-pair/.lock), with mode 0600 (0700 for directories git pair creates). Everything a \
-             pairing writes is written as one unit: if any step fails, or Ctrl-C arrives, every file is \
-             restored byte for byte. The lock is held only while writing (the names, the remote's among \
+             pairing writes, the repository's config included, is written as one unit, journaled (see \
+             ~/.ssh/git-pair/journal): if any step fails, or Ctrl-C arrives, every file is restored byte for \
+             byte. The lock is held only while writing (the names, the remote's among \
              them, are chosen under it), never while waiting for the peer; another git pair of the same \
              user waits for it at most {} s. If the peer then says that its side failed or was declined, \
              the pairing is undone under the lock again: a file that still holds what it wrote gets its \
@@ -528,6 +470,23 @@ fn extra() -> Roff {
              loses only this pairing's lines. The code is never written anywhere.",
             crate::commands::pair::LOCK_WITHIN.as_secs()
         ),
+    );
+    item(
+        &mut r,
+        vec![bold("~/.ssh/git-pair/journal")],
+        "Exists only while a pairing (or a removal) is being written: before the first file changes, the \
+         previous bytes and mode of every file it touches, and a digest of the new bytes, are fsynced here \
+         (mode 0600; it may hold a key or pair secret that the change replaces, as those files did). The \
+         commit deletes it. If git pair is killed, or the machine stops, before that, the next git pair \
+         command (any but serve) puts back every file that still holds what the interrupted run wrote, \
+         removes its temporary files (.<name>.git-pair-<hex>.tmp) and private keys left without their \
+         .pub, and says so on stderr. A file that someone changed after the interruption is left as it is, \
+         with a warning naming it (git pair list and git pair remove deal with what is left). A journal \
+         that cannot be read is moved aside to journal.unreadable-<time>, never acted upon. The lock is a \
+         flock, which ends with the process that held it: a killed run never blocks the next one. The \
+         repository's config is changed the way git changes it (config.lock, then rename), so a git \
+         command writing it at the same moment makes the pairing fail cleanly instead of losing either \
+         change.",
     );
 
     section(&mut r, "PAIRS OVER TIME");

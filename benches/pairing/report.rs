@@ -787,7 +787,7 @@ impl Report {
                  public) one run gives an attacker a {MAX_FAILURES} in 2^30 chance, about 1 in {:.0} \
                  million. Tested by `a_guessing_attacker_gets_three_guesses_then_the_run_stops`, \
                  `an_attacker_who_stalls_after_a_guess_still_spends_it` and \
-                 `an_abort_never_refunds_a_guess` in `src/protocol/machine/tests.rs`, which count \
+                 `a_forged_end_never_refunds_a_guess` in `src/protocol/machine/tests.rs`, which count \
                  the sessions that received anything derived from the victim's PAKE key.\n",
                 2f64.powi(30) / f64::from(MAX_FAILURES) / 1e6
             );

@@ -17,15 +17,19 @@ use ssh_key::PublicKey;
 
 use crate::keys::{ECDSA_PUB, ED25519_PUB, RSA_PUB};
 
-/// `PeerInfo::parse` never panics, and whatever it accepts passed every documented check.
+/// `PeerInfo::parse` never panics, and whatever it accepts passed every documented check
+/// (including those of issue 8: no control character in any string, no unspecified address, a
+/// well-formed annex UUID); and what it accepts, sent again as a payload, is accepted again.
 pub fn payload(data: &[u8]) {
     let info = match PeerInfo::parse(data) {
         Ok(info) => info,
         Err(e) => {
-            let _ = e.to_string();
+            let message = e.to_string();
+            assert!(!message.is_empty());
             return;
         }
     };
+    assert!(data.len() <= git_pair::protocol::payload::MAX_PAYLOAD);
     let user = info.user.as_bytes();
     assert!(!user.is_empty() && user.len() <= 64 && user[0] != b'-');
     assert!(user
@@ -33,7 +37,14 @@ pub fn payload(data: &[u8]) {
         .all(|b| b.is_ascii_alphanumeric() || b"._-@$".contains(b)));
     assert!(!info.host.is_empty() && info.host.len() <= 255);
     assert!(info.path.starts_with('/') && info.path.len() <= 4096);
-    for text in [&info.user, &info.host, &info.path] {
+    let comments = std::iter::once(&info.user_key)
+        .chain(&info.host_keys)
+        .map(|k| k.comment());
+    for text in [info.user.as_str(), &info.host, &info.path]
+        .into_iter()
+        .chain(comments)
+        .chain(info.annex_uuid.as_deref())
+    {
         assert!(!text.chars().any(char::is_control), "{text:?}");
     }
     assert!(
@@ -49,7 +60,45 @@ pub fn payload(data: &[u8]) {
     assert!(info.addresses.len() <= 32);
     if let Some(uuid) = &info.annex_uuid {
         assert_eq!(uuid.len(), 36);
+        for (i, c) in uuid.char_indices() {
+            match i {
+                8 | 13 | 18 | 23 => assert_eq!(c, '-', "{uuid}"),
+                _ => assert!(c.is_ascii_hexdigit(), "{uuid}"),
+            }
+        }
     }
+    // What was accepted, sent again, is accepted again, with the same values.
+    let openssh = |k: &PublicKey| k.to_openssh().ok();
+    let (Some(user_key), Some(host_keys)) = (
+        openssh(&info.user_key),
+        info.host_keys.iter().map(openssh).collect::<Option<Vec<_>>>(),
+    ) else {
+        return;
+    };
+    let again = git_pair::protocol::payload::Payload {
+        user: info.user.clone(),
+        host: info.host.clone(),
+        path: info.path.clone(),
+        user_key,
+        host_keys,
+        ssh_port: info.ssh_port,
+        addresses: info.addresses.iter().map(ToString::to_string).collect(),
+        annex_uuid: info.annex_uuid.clone(),
+        annex_shell: info.annex_shell,
+    };
+    let bytes = again.to_bytes();
+    if bytes.len() > git_pair::protocol::payload::MAX_PAYLOAD {
+        return;
+    }
+    let back = PeerInfo::parse(&bytes).expect("an accepted payload, sent again, is accepted");
+    assert_eq!(
+        (&back.user, &back.host, &back.path, back.ssh_port),
+        (&info.user, &info.host, &info.path, info.ssh_port)
+    );
+    assert_eq!(back.user_key.key_data(), info.user_key.key_data());
+    assert_eq!(back.host_keys.len(), info.host_keys.len());
+    assert_eq!(back.addresses, info.addresses);
+    assert_eq!(back.annex_uuid, info.annex_uuid);
 }
 
 /// The base64 of the fixed start of each test key's blob (length-prefixed algorithm name, cut
