@@ -61,7 +61,7 @@
 //! Every directed message carries an [`Ack`] of what the sender has received,
 //! so each side retransmits only what is missing, with exponential backoff
 //! from a timeout that follows the round trip measured in the session (see
-//! [`rtt`]: [`RTO_INITIAL`] until measured, never below [`RTO_MIN`]). A
+//! [`RTT_FACTOR`]: [`RTO_INITIAL`] until measured, never below [`RTO_MIN`]). A
 //! session opened by the peer's PAKE message answers with ours, which echoes
 //! the peer's. Duplicates are answered at once (rate-limited) since
 //! they mean the peer lacks something. A verified side keeps telling the peer
