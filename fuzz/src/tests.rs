@@ -45,7 +45,12 @@ fn codec_roundtrip(data: &[u8]) {
 #[test]
 fn seeds_pass_their_checks() {
     for (name, data) in seeds("codec") {
-        assert!(codec::decode(&data).is_ok(), "codec/{name} does not decode");
+        // The written seeds are valid messages; those kept from fuzzing (`fuzzed-*`) reach the
+        // decoder's refusals too.
+        assert!(
+            name.starts_with("fuzzed-") || codec::decode(&data).is_ok(),
+            "codec/{name} does not decode"
+        );
         codec_roundtrip(&data);
     }
     for (_, data) in seeds("payload") {
@@ -68,7 +73,6 @@ fn seeds_pass_their_checks() {
     }
     for (_, data) in seeds("machine") {
         machine::machine(&data);
-        machine::machine_guesses(&data);
     }
     for (_, data) in seeds("locate") {
         crate::locate::locate(&data);
@@ -165,10 +169,10 @@ fn three_wrong_guesses_stop_the_machine() {
 }
 
 /// Threat model point 2 against an attacker who ends each guess with an `end` instead of
-/// letting it fail. The fuzzer (machine_guesses) once found that an unauthenticated `busy` or
-/// `rejected` abort removed a session that had key material without counting it. There is no
-/// unauthenticated abort any more; an `end` the attacker seals under its own (wrong) keys, or
-/// does not seal at all, changes nothing.
+/// letting it fail. The fuzzer (then the target `machine_guesses`, now part of `machine`) once
+/// found that an unauthenticated `busy` or `rejected` abort removed a session that had key
+/// material without counting it. There is no unauthenticated abort any more; an `end` the
+/// attacker seals under its own (wrong) keys, or does not seal at all, changes nothing.
 #[test]
 fn forged_ends_do_not_refund_guesses() {
     for kind in 0..4 {
