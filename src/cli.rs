@@ -480,13 +480,14 @@ fn check_code_argument(
                     .into(),
             ))
         }
-        Err(ShapeError::NoNumber) => Err(ParseError::Usage(not_a_command(cmd, args, first))),
+        Err(ShapeError::NoNumber) => Err(ParseError::Usage(not_a_command(cmd, args, positionals))),
         Err(e) => Err(ParseError::Usage(e.to_string())),
     }
 }
 
 /// The message for a word that is neither a command nor a code, naming the nearest command.
-fn not_a_command(cmd: &clap::Command, args: &[OsString], at: usize) -> String {
+fn not_a_command(cmd: &clap::Command, args: &[OsString], positionals: &[usize]) -> String {
+    let at = positionals[0];
     let word = args[at].to_string_lossy();
     // A lone word is shown (it is a mistyped command, most likely); a phrase might be a secret.
     let shown = if word.len() <= 24
@@ -501,12 +502,12 @@ fn not_a_command(cmd: &clap::Command, args: &[OsString], at: usize) -> String {
     let commands = visible_commands(cmd);
     match nearest_command(&word, &commands) {
         Some(name) => {
-            let rest: Vec<String> = args[at + 1..]
-                .iter()
-                .map(|a| crate::sanitize::for_terminal(&a.to_string_lossy()).into_owned())
-                .collect();
+            let rest = suggested_arguments(&name, args, positionals);
             let suggestion = std::iter::once(format!("git pair {name}"))
-                .chain(rest)
+                .chain(
+                    rest.iter()
+                        .map(|a| crate::sanitize::for_terminal(&a.to_string_lossy()).into_owned()),
+                )
                 .collect::<Vec<_>>()
                 .join(" ");
             format!("{shown} is not a git pair command, nor a code: did you mean `{suggestion}`?")
@@ -518,6 +519,32 @@ fn not_a_command(cmd: &clap::Command, args: &[OsString], at: usize) -> String {
             commands.join(", ")
         ),
     }
+}
+
+/// What to keep of the other arguments in a suggested command: all of them when the command
+/// accepts them (`git pair lst --json` -> `git pair list --json`), else only the words after
+/// the mistyped one (`git pair rm vm --interface lo` -> `git pair remove vm`), so that the
+/// suggestion is a command line that works.
+fn suggested_arguments(name: &str, args: &[OsString], positionals: &[usize]) -> Vec<OsString> {
+    let at = positionals[0];
+    let others: Vec<OsString> = args
+        .iter()
+        .enumerate()
+        .skip(1)
+        .filter(|&(i, _)| i != at)
+        .map(|(_, a)| a.clone())
+        .collect();
+    let candidate = [args[0].clone(), name.into()]
+        .into_iter()
+        .chain(others.iter().cloned());
+    if Cli::try_parse_from(candidate).is_ok() {
+        return others;
+    }
+    args.iter()
+        .skip(at + 1)
+        .take_while(|a| !a.to_string_lossy().starts_with('-'))
+        .cloned()
+        .collect()
 }
 
 /// The commands people use (not `serve`, which sshd runs).
@@ -668,6 +695,14 @@ mod tests {
             (&["ls"], "`git pair list`"),
             (&["--interface", "lo", "lsit"], "`git pair list`"),
             (&["rm", "vm"], "`git pair remove vm`"),
+            // Options are kept only where the suggested command takes them.
+            (&["lst", "--json"], "`git pair list --json`"),
+            (&["--json", "lst"], "`git pair list --json`"),
+            (
+                &["rm", "vm", "--interface", "lo", "--timeout", "1"],
+                "`git pair remove vm`",
+            ),
+            (&["lst", "--interface", "lo"], "`git pair list`"),
             (&["remvoe", "vm"], "`git pair remove vm`"),
             (&["jion"], "`git pair join`"),
             (&["receive"], "`git pair join`"),

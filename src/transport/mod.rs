@@ -140,6 +140,36 @@ fn sending(domain: Domain) -> Result<Socket, TransportError> {
     Ok(socket)
 }
 
+/// The warning for a host whose IPv6 sockets cannot be opened: it still pairs over IPv4. The
+/// whole chain of causes is named, since the outermost error alone ("cannot open a socket")
+/// does not say why.
+fn ipv6_unavailable(e: &TransportError) -> String {
+    let why: Vec<String> = std::iter::successors(Some(e as &dyn std::error::Error), |e| e.source())
+        .map(ToString::to_string)
+        .collect();
+    format!(
+        "IPv6 is not available ({}); using IPv4 only",
+        why.join(": ")
+    )
+}
+
+/// The error for chosen interfaces on which no multicast can be sent or received; `errors` are
+/// the failed joins, if any were tried.
+fn no_multicast(interfaces: &[Interface], errors: &[String]) -> TransportError {
+    TransportError::NoMulticast {
+        interfaces: interfaces
+            .iter()
+            .map(|i| i.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        detail: if errors.is_empty() {
+            "they have no IPv4 or IPv6 address".into()
+        } else {
+            errors.join("; ")
+        },
+    }
+}
+
 impl Sockets {
     /// Opens the sockets and joins the groups on `interfaces`.
     pub fn open(
@@ -176,14 +206,7 @@ impl Sockets {
                 Ok(family) => Some(family),
                 // A host with IPv6 disabled still pairs over IPv4.
                 Err(e) if v4.is_some() => {
-                    let why: Vec<String> =
-                        std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source())
-                            .map(ToString::to_string)
-                            .collect();
-                    warnings.push(format!(
-                        "IPv6 is not available ({}); using IPv4 only",
-                        why.join(": ")
-                    ));
+                    warnings.push(ipv6_unavailable(&e));
                     None
                 }
                 Err(e) => return Err(e),
@@ -193,18 +216,7 @@ impl Sockets {
         };
 
         if multicast_v4.is_empty() && multicast_v6.is_empty() {
-            return Err(TransportError::NoMulticast {
-                interfaces: interfaces
-                    .iter()
-                    .map(|i| i.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                detail: if errors.is_empty() {
-                    "they have no IPv4 or IPv6 address".into()
-                } else {
-                    errors.join("; ")
-                },
-            });
+            return Err(no_multicast(&interfaces, &errors));
         }
         warnings.extend(
             errors
@@ -287,7 +299,7 @@ impl Sockets {
                     unicast: socket.into(),
                 }),
                 Err(e) if v4.is_some() => {
-                    warnings.push(format!("IPv6 is not available ({e}); using IPv4 only"));
+                    warnings.push(ipv6_unavailable(&e));
                     None
                 }
                 Err(e) => return Err(e),
@@ -296,14 +308,7 @@ impl Sockets {
             None
         };
         if v4.is_none() && v6.is_none() {
-            return Err(TransportError::NoMulticast {
-                interfaces: interfaces
-                    .iter()
-                    .map(|i| i.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                detail: "they have no IPv4 or IPv6 address".into(),
-            });
+            return Err(no_multicast(&interfaces, &[]));
         }
         for family in v4.iter().chain(v6.iter()) {
             family
