@@ -83,7 +83,10 @@
 //!      machine, an annex UUID equal to ours are refused, naming the field) and sanitized
 //!      before it reaches a terminal.
 //! 7. **Undo.** `git pair remove` revokes the peer's key and removes every
-//!    other trace of the pairing on this machine, and nothing else.
+//!    other trace of the pairing on this machine, and nothing else. A
+//!    pairing is written as one transaction, journaled before the first
+//!    change: killed at any moment, it is undone by the next run of git pair
+//!    (no peer key let in without its remote, no remote without its records).
 //! 8. **Nothing forged counts.** The peer's session id is public, but every
 //!    payload piece, MAC and end message is checked on its own under the
 //!    session keys: a forgery is dropped, costs no guess and is never shown
@@ -135,6 +138,11 @@ use cli::{Cli, Command};
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     use commands::pair::CodeSource;
+    // Before anything else, finish or undo what a killed run left (the forced command changes
+    // nothing, so it leaves that to the user's own runs).
+    if !matches!(cli.command, Some(Command::Serve { .. })) {
+        commands::recover::before_command();
+    }
     match cli.command {
         Some(Command::Serve { repo }) => match commands::serve::run(&repo)? {},
         Some(Command::List { json, check, name }) => {

@@ -454,8 +454,9 @@ fn extra() -> Roff {
         &format!(
             "Files under ~/.ssh are written atomically (temporary file, fsync, rename) under a lock \
              (~/.ssh/git-pair/.lock), with mode 0600 (0700 for directories git pair creates). Everything a \
-             pairing writes is written as one unit: if any step fails, or Ctrl-C arrives, every file is \
-             restored byte for byte. The lock is held only while writing (the names, the remote's among \
+             pairing writes, the repository's config included, is written as one unit, journaled (see \
+             ~/.ssh/git-pair/journal): if any step fails, or Ctrl-C arrives, every file is restored byte for \
+             byte. The lock is held only while writing (the names, the remote's among \
              them, are chosen under it), never while waiting for the peer; another git pair of the same \
              user waits for it at most {} s. If the peer then says that its side failed or was declined, \
              the pairing is undone under the lock again: a file that still holds what it wrote gets its \
@@ -463,6 +464,23 @@ fn extra() -> Roff {
              loses only this pairing's lines. The code is never written anywhere.",
             crate::commands::pair::LOCK_WITHIN.as_secs()
         ),
+    );
+    item(
+        &mut r,
+        vec![bold("~/.ssh/git-pair/journal")],
+        "Exists only while a pairing (or a removal) is being written: before the first file changes, the \
+         previous bytes and mode of every file it touches, and a digest of the new bytes, are fsynced here \
+         (mode 0600; it may hold a key or pair secret that the change replaces, as those files did). The \
+         commit deletes it. If git pair is killed, or the machine stops, before that, the next git pair \
+         command (any but serve) puts back every file that still holds what the interrupted run wrote, \
+         removes its temporary files (.<name>.git-pair-<hex>.tmp) and private keys left without their \
+         .pub, and says so on stderr. A file that someone changed after the interruption is left as it is, \
+         with a warning naming it (git pair list and git pair remove deal with what is left). A journal \
+         that cannot be read is moved aside to journal.unreadable-<time>, never acted upon. The lock is a \
+         flock, which ends with the process that held it: a killed run never blocks the next one. The \
+         repository's config is changed the way git changes it (config.lock, then rename), so a git \
+         command writing it at the same moment makes the pairing fail cleanly instead of losing either \
+         change.",
     );
 
     section(&mut r, "PAIRS OVER TIME");

@@ -2,14 +2,18 @@
 //!
 //! Everything goes through libgit2 (git2). [`plan_remote`] is pure: it turns
 //! the peer and the existing remotes into the exact config entries to write.
-//! [`apply_remote`] applies a plan (a new remote, or a re-pair's update of the
-//! old one in place) and undoes every part of it if any part fails, so a
-//! repository never keeps half a pairing. [`paired_remotes`] reads the
-//! records back for `git pair list` and `git pair remove`.
+//! [`plan_config`] turns those into the new bytes of the repository's config
+//! (libgit2 does the edit on a scratch copy), and [`write_remote`] writes them
+//! in one atomic, journaled step of the pairing's transaction, so a repository
+//! never keeps half a pairing, not even after a SIGKILL (libgit2 writing the
+//! real config would rewrite it once per variable). [`paired_remotes`] reads
+//! the records back for `git pair list` and `git pair remove`.
 
 use std::path::{Path, PathBuf};
 
 use git2::Repository;
+
+use crate::ssh_files;
 
 /// The config variables recorded for a paired remote, under
 /// `remote.<name>.`; `git pair list` and `remove` read them back.
@@ -60,6 +64,20 @@ pub enum RepoError {
         #[source]
         source: git2::Error,
     },
+    #[error("cannot move the remote-tracking branches of remote {name:?}: `git fetch {name}` makes them again")]
+    RenameRefs {
+        name: String,
+        #[source]
+        source: git2::Error,
+    },
+    #[error("cannot plan the repository config in the scratch directory {}", .path.display())]
+    Scratch {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write the remote into the repository config")]
+    Write(#[from] ssh_files::Error),
     #[error("cannot remove remote {name:?}: try `git remote remove {name}`")]
     RemoveRemote {
         name: String,
@@ -105,13 +123,7 @@ fn read_info(repo: &Repository) -> Result<RepoInfo, RepoError> {
         .config()
         .and_then(|mut c| c.snapshot())
         .map_err(RepoError::Config)?;
-    let remotes = repo
-        .remotes()
-        .map_err(RepoError::Config)?
-        .iter()
-        // Names that are not UTF-8 cannot collide with ours.
-        .filter_map(|name| name.ok().flatten().map(str::to_string))
-        .collect();
+    let remotes = remote_names(repo)?;
     Ok(RepoInfo {
         path,
         bare,
@@ -127,6 +139,17 @@ fn read_info(repo: &Repository) -> Result<RepoInfo, RepoError> {
         ssh_config: config.get_bool("pair.sshConfig").ok(),
         remotes,
     })
+}
+
+/// Every remote name in use, as the config says now.
+pub fn remote_names(repo: &Repository) -> Result<Vec<String>, RepoError> {
+    Ok(repo
+        .remotes()
+        .map_err(RepoError::Config)?
+        .iter()
+        // Names that are not UTF-8 cannot collide with ours.
+        .filter_map(|name| name.ok().flatten().map(str::to_string))
+        .collect())
 }
 
 /// A remote to add: its name, URL and the pairing's records.
@@ -156,18 +179,6 @@ pub struct PairedRemote {
     pub identity: Option<String>,
     pub time: Option<String>,
     pub annex_uuid: Option<String>,
-}
-
-/// The names of the repository's remotes, as its config says now.
-pub fn remote_names(repo: &Repository) -> Result<Vec<String>, RepoError> {
-    let names = repo.remotes().map_err(RepoError::Config)?;
-    // Names that are not UTF-8 cannot collide with ours.
-    Ok(names
-        .iter()
-        .flatten()
-        .flatten()
-        .map(str::to_string)
-        .collect())
 }
 
 /// Every remote with a `pair-alias`, in config order.
@@ -341,96 +352,73 @@ pub fn name_from_host(host: &str) -> String {
     }
 }
 
-/// How to put a remote back as it was before [`apply_remote`].
-#[derive(Debug)]
-#[must_use = "keep it to undo the change, or drop it to keep the change"]
-pub struct RemoteUndo {
-    /// The remote did not exist: delete it.
-    created: Option<String>,
-    /// The remote was renamed from this name.
-    renamed_from: Option<String>,
-    /// `(full config key, previous value)` of everything set, in order.
-    previous: Vec<(String, Option<String>)>,
-    /// The config file's bytes before and after: the undo puts the first back, byte for byte,
-    /// when the file still holds the second (libgit2 alone would leave an empty `[remote]`
-    /// section behind).
-    exact: Option<(Vec<u8>, Vec<u8>)>,
+/// The file that holds this repository's own settings, where its remotes live (for a linked
+/// worktree, the main repository's).
+pub fn config_path(repo: &Repository) -> PathBuf {
+    repo.commondir().join("config")
 }
 
-/// Adds the planned remote, or updates the one it replaces; on any failure every change is
-/// undone, so a repository never keeps half a pairing.
-pub fn apply_remote(repo: &Repository, plan: &RemotePlan) -> Result<RemoteUndo, RepoError> {
+/// Writes `plan` into the repository's config as one step of the transaction `tx`: the new
+/// bytes are planned by [`plan_config`] from the current ones under git's `config.lock`, and
+/// replace the file in one atomic rename, journaled (so a crash is undone by the next run,
+/// byte for byte). A rename of the remote's remote-tracking branches is left to
+/// [`rename_tracking_refs`], after the commit.
+pub fn write_remote(
+    tx: &mut ssh_files::Applied,
+    repo: &Repository,
+    plan: &RemotePlan,
+) -> Result<(), RepoError> {
+    let scratch = tx.scratch_dir("repo-config")?;
+    tx.update_git_file(&config_path(repo), 0o644, |old| {
+        plan_config(old.unwrap_or_default(), plan, scratch.path()).map(Some)
+    })
+}
+
+/// The repository config `old` (its bytes) with `plan` applied: libgit2 adds, renames or updates
+/// the remote in a copy of it, in a scratch repository at `scratch` (an empty directory), so
+/// that the result is exactly what libgit2 would have written, but is written to the real
+/// config in one step. A new remote gets its url and default fetch refspec; a re-pair updates
+/// the old remote in place (renamed to the plan's name if that differs, which also moves its
+/// `branch.*.remote` settings), keeping the user's own settings. On any error nothing is
+/// written anywhere.
+///
+/// Values read while planning (whether `annex-cost` is set) come from the copy and the user's
+/// global and system config; an `include.path` relative to the repository is not followed.
+pub fn plan_config(old: &[u8], plan: &RemotePlan, scratch: &Path) -> Result<Vec<u8>, RepoError> {
+    let io = |source| RepoError::Scratch {
+        path: scratch.to_path_buf(),
+        source,
+    };
+    let mut opts = git2::RepositoryInitOptions::new();
+    opts.bare(true).external_template(false).no_reinit(true);
+    drop(Repository::init_opts(scratch, &opts).map_err(RepoError::Config)?);
+    let config = scratch.join("config");
+    std::fs::write(&config, old).map_err(io)?;
+    let repo = Repository::open_bare(scratch).map_err(RepoError::Config)?;
+    change_remote(&repo, plan)?;
+    drop(repo);
+    std::fs::read(&config).map_err(io)
+}
+
+/// Adds the planned remote, or updates the one it replaces, in `repo`.
+fn change_remote(repo: &Repository, plan: &RemotePlan) -> Result<(), RepoError> {
     let fail = |source| RepoError::AddRemote {
         name: plan.name.clone(),
         source,
     };
-    let config_file = repo.path().join("config");
-    let before = std::fs::read(&config_file).ok();
-    let mut undo = RemoteUndo {
-        created: None,
-        renamed_from: None,
-        previous: Vec::new(),
-        exact: None,
-    };
     match &plan.replaces {
         None => {
             repo.remote(&plan.name, &plan.url).map_err(fail)?;
-            undo.created = Some(plan.name.clone());
         }
         Some(old) if *old != plan.name => {
             repo.remote_rename(old, &plan.name).map_err(fail)?;
-            undo.renamed_from = Some(old.clone());
         }
         Some(_) => {}
     }
-    let written = set_entries(repo, plan, &mut undo);
-    undo.exact = before.zip(std::fs::read(&config_file).ok());
-    if let Err(e) = written {
-        let _ = undo_remote(repo, &plan.name, undo);
-        return Err(fail(e));
-    }
-    Ok(undo)
+    set_entries(repo, plan).map_err(fail)
 }
 
-/// Writes `before` over the config file at `path` if it still holds exactly `after`, the way
-/// git writes it: through `config.lock` (which also keeps out a git writing at the same time),
-/// synced, then renamed over the file, with the file's mode. `Ok(false)`: it changed since, or
-/// another writer holds the lock; nothing was done.
-fn restore_config(path: &Path, after: &[u8], before: &[u8]) -> std::io::Result<bool> {
-    use std::io::Write;
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let meta = std::fs::metadata(path)?;
-    let lock = path.with_file_name("config.lock");
-    let mut file = match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(meta.permissions().mode() & 0o7777)
-        .open(&lock)
-    {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
-        Err(e) => return Err(e),
-    };
-    let written = (|| {
-        if std::fs::read(path)? != after {
-            return Ok(false);
-        }
-        file.write_all(before)?;
-        file.sync_all()?;
-        std::fs::rename(&lock, path)?;
-        Ok(true)
-    })();
-    if !matches!(written, Ok(true)) {
-        let _ = std::fs::remove_file(&lock);
-    }
-    written
-}
-
-fn set_entries(
-    repo: &Repository,
-    plan: &RemotePlan,
-    undo: &mut RemoteUndo,
-) -> Result<(), git2::Error> {
+fn set_entries(repo: &Repository, plan: &RemotePlan) -> Result<(), git2::Error> {
     let mut config = repo.config()?;
     let current = |config: &mut git2::Config, key: &str| {
         config
@@ -438,60 +426,61 @@ fn set_entries(
             .ok()
             .and_then(|snap| snap.get_string(key).ok())
     };
-    let url_key = format!("remote.{}.url", plan.name);
-    let mut set = |config: &mut git2::Config, key: String, value: &str| {
-        undo.previous.push((key.clone(), current(config, &key)));
-        config.set_str(&key, value)
-    };
     if plan.replaces.is_some() {
-        set(&mut config, url_key, &plan.url)?;
+        config.set_str(&format!("remote.{}.url", plan.name), &plan.url)?;
     }
     for (key, value) in &plan.entries {
-        set(&mut config, format!("remote.{}.{key}", plan.name), value)?;
+        config.set_str(&format!("remote.{}.{key}", plan.name), value)?;
     }
     for (key, value) in &plan.defaults {
         let key = format!("remote.{}.{key}", plan.name);
         if current(&mut config, &key).is_none() {
-            set(&mut config, key, value)?;
+            config.set_str(&key, value)?;
         }
     }
     Ok(())
 }
 
-/// Reverses [`apply_remote`] for the remote now called `name`.
-pub fn undo_remote(repo: &Repository, name: &str, undo: RemoteUndo) -> Result<(), RepoError> {
-    let fail = |source| RepoError::RemoveRemote {
-        name: name.to_string(),
+/// After a re-pair renamed remote `old` to `new` (in the config, through [`write_remote`]):
+/// moves its remote-tracking branches `refs/remotes/<old>/*` to `refs/remotes/<new>/*`, as
+/// `git remote rename` does, a symbolic `HEAD` among them pointing into the new place. A ref
+/// whose new name is taken stays where it is. They are only a cache of the peer's branches
+/// (the next fetch makes them again), so this runs after the commit, outside the transaction.
+pub fn rename_tracking_refs(repo: &Repository, old: &str, new: &str) -> Result<(), RepoError> {
+    let fail = |source| RepoError::RenameRefs {
+        name: new.to_string(),
         source,
     };
-    if let Some((before, after)) = &undo.exact {
-        if restore_config(&repo.path().join("config"), after, before).unwrap_or(false) {
-            return Ok(());
+    let old_prefix = format!("refs/remotes/{old}/");
+    let new_prefix = format!("refs/remotes/{new}/");
+    let names: Vec<String> = repo
+        .references_glob(&format!("{old_prefix}*"))
+        .map_err(fail)?
+        .names()
+        .filter_map(|n| n.ok().map(str::to_string))
+        .collect();
+    for name in names {
+        let Some(rest) = name.strip_prefix(&old_prefix) else {
+            continue;
+        };
+        let target = format!("{new_prefix}{rest}");
+        if repo.find_reference(&target).is_ok() {
+            continue;
         }
-    }
-    if let Some(created) = undo.created {
-        return repo.remote_delete(&created).map_err(fail);
-    }
-    let mut config = repo.config().map_err(fail)?;
-    for (key, value) in undo.previous.iter().rev() {
-        match value {
-            Some(v) => config.set_str(key, v),
-            None => config.remove(key).or_else(ignore_not_found),
+        let mut reference = repo.find_reference(&name).map_err(fail)?;
+        let message = format!("remote: renamed {name} to {target}");
+        let mut renamed = reference.rename(&target, false, &message).map_err(fail)?;
+        let symbolic = renamed.symbolic_target().ok().flatten().map(str::to_string);
+        if let Some(points_to) = symbolic.and_then(|t| {
+            t.strip_prefix(&old_prefix)
+                .map(|rest| format!("{new_prefix}{rest}"))
+        }) {
+            renamed
+                .symbolic_set_target(&points_to, &message)
+                .map_err(fail)?;
         }
-        .map_err(fail)?;
-    }
-    if let Some(old) = undo.renamed_from {
-        repo.remote_rename(name, &old).map_err(fail)?;
     }
     Ok(())
-}
-
-fn ignore_not_found(e: git2::Error) -> Result<(), git2::Error> {
-    if e.code() == git2::ErrorCode::NotFound {
-        Ok(())
-    } else {
-        Err(e)
-    }
 }
 
 /// Deletes a remote with its config section and remote-tracking branches, as
@@ -715,14 +704,30 @@ mod tests {
         .is_ok());
     }
 
+    /// What `write_remote` does, without a transaction: plans on a scratch copy, then writes.
+    fn apply(repo: &Repository, plan: &RemotePlan) {
+        let path = config_path(repo);
+        let old = std::fs::read(&path).unwrap();
+        let scratch = crate::ssh_files::atomic::TempDir::new(repo.path(), "t").unwrap();
+        let new = plan_config(&old, plan, scratch.path()).unwrap();
+        drop(scratch);
+        std::fs::write(&path, new).unwrap();
+    }
+
     #[test]
-    fn apply_remote_writes_everything_and_reads_back() {
+    fn a_planned_remote_has_everything_and_reads_back() {
         let (dir, repo) = temp_repo("add");
         let (_, info) = open(&dir).unwrap();
         assert!(!info.bare);
         assert_eq!(info.path, std::fs::canonicalize(&dir).unwrap());
+        let before = std::fs::read(config_path(&repo)).unwrap();
         let plan = plan_remote(&info.remotes, None, "laptop", &record(), None).unwrap();
-        let _keep = apply_remote(&repo, &plan).unwrap();
+        apply(&repo, &plan);
+        let after = std::fs::read(config_path(&repo)).unwrap();
+        assert!(
+            after.starts_with(&before),
+            "the old lines stay as they were"
+        );
         assert_eq!(get(&repo, "remote.laptop.url").unwrap(), plan.url);
         assert_eq!(
             get(&repo, "remote.laptop.pair-peer").unwrap(),
@@ -734,10 +739,18 @@ mod tests {
         );
         let (_, info) = open(&dir).unwrap();
         assert_eq!(info.remotes, ["laptop"]);
+        assert_eq!(remote_names(&repo).unwrap(), ["laptop"]);
         let listed = paired_remotes(&repo).unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].alias, "git-pair-laptop-1a2b3c4d");
         assert_eq!(listed[0].host_keys, ["SHA256:h1", "SHA256:h2"]);
+        // Nothing but the config changed: the scratch repository is gone.
+        let names: Vec<String> = std::fs::read_dir(repo.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.'))
+            .collect();
+        assert!(names.is_empty(), "{names:?}");
         remove_remote(&repo, "laptop").unwrap();
         remove_remote(&repo, "laptop").unwrap();
         assert!(get(&repo, "remote.laptop.pair-peer").is_none());
@@ -745,59 +758,54 @@ mod tests {
     }
 
     #[test]
-    fn undoing_a_new_remote_puts_the_config_back_byte_for_byte() {
-        let (dir, repo) = temp_repo("undo-new");
-        let before = std::fs::read(dir.join(".git/config")).unwrap();
+    fn a_taken_name_fails_the_plan_and_writes_nothing() {
+        let (dir, repo) = temp_repo("taken");
         let plan = plan_remote(&[], None, "laptop", &record(), None).unwrap();
-        let undo = apply_remote(&repo, &plan).unwrap();
-        undo_remote(&repo, &plan.name, undo).unwrap();
-        assert!(repo.remotes().unwrap().is_empty());
-        // Not even libgit2's empty `[remote "laptop"]` header is left.
-        assert_eq!(
-            String::from_utf8_lossy(&std::fs::read(dir.join(".git/config")).unwrap()),
-            String::from_utf8_lossy(&before)
-        );
-        assert!(!dir.join(".git/config.lock").exists());
+        apply(&repo, &plan);
+        let old = std::fs::read(config_path(&repo)).unwrap();
+        let scratch = crate::ssh_files::atomic::TempDir::new(repo.path(), "t").unwrap();
+        let err = plan_config(&old, &plan, scratch.path()).unwrap_err();
+        assert!(matches!(err, RepoError::AddRemote { .. }), "{err}");
+        assert_eq!(std::fs::read(config_path(&repo)).unwrap(), old);
         std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
-    fn a_config_changed_by_someone_else_since_is_undone_setting_by_setting() {
-        let (dir, repo) = temp_repo("undo-changed");
-        let plan = plan_remote(&[], None, "laptop", &record(), None).unwrap();
-        let undo = apply_remote(&repo, &plan).unwrap();
-        repo.config()
-            .unwrap()
-            .set_str("user.name", "someone else")
-            .unwrap();
-        undo_remote(&repo, &plan.name, undo).unwrap();
-        assert!(repo.remotes().unwrap().is_empty());
-        // The other writer's setting stays.
-        assert_eq!(get(&repo, "user.name").unwrap(), "someone else");
-        std::fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[test]
-    fn a_repair_with_a_new_name_keeps_user_settings_and_undoes_every_setting() {
+    fn a_repair_with_a_new_name_keeps_user_settings_and_moves_tracking_branches() {
         let (dir, repo) = temp_repo("repair");
         let mut first = record();
         first.annex_uuid = Some("0b1c2d3e-0000-4000-8000-000000000001".into());
         first.local_annex = true;
         let plan = plan_remote(&[], None, "laptop", &first, None).unwrap();
-        let _keep = apply_remote(&repo, &plan).unwrap();
+        apply(&repo, &plan);
         let mut config = repo.config().unwrap();
         config.set_str("remote.laptop.annex-cost", "50").unwrap();
         config
             .set_str("remote.laptop.pushurl", "elsewhere:x")
             .unwrap();
-        let before = settings(&repo);
+        config.set_str("branch.main.remote", "laptop").unwrap();
+        // A remote-tracking branch and its symbolic HEAD.
+        let sig = git2::Signature::now("t", "t@e.invalid").unwrap();
+        let tree = repo.treebuilder(None).unwrap().write().unwrap();
+        let tree = repo.find_tree(tree).unwrap();
+        let commit = repo.commit(None, &sig, &sig, "c", &tree, &[]).unwrap();
+        repo.reference("refs/remotes/laptop/main", commit, false, "t")
+            .unwrap();
+        repo.reference_symbolic(
+            "refs/remotes/laptop/HEAD",
+            "refs/remotes/laptop/main",
+            false,
+            "t",
+        )
+        .unwrap();
 
         let mut second = first.clone();
         second.alias = "git-pair-laptop-99999999".into();
         second.address = "10.0.0.9:22".into();
         let names = vec!["laptop".to_string()];
         let plan = plan_remote(&names, Some("desk"), "laptop", &second, Some("laptop")).unwrap();
-        let undo = apply_remote(&repo, &plan).unwrap();
+        apply(&repo, &plan);
+        rename_tracking_refs(&repo, "laptop", "desk").unwrap();
         assert_eq!(
             get(&repo, "remote.desk.url").unwrap(),
             "git-pair-laptop-99999999:/home/bob/notes"
@@ -808,50 +816,44 @@ mod tests {
             get(&repo, "remote.desk.fetch").unwrap(),
             "+refs/heads/*:refs/remotes/desk/*"
         );
+        assert_eq!(get(&repo, "branch.main.remote").unwrap(), "desk");
         assert!(get(&repo, "remote.laptop.url").is_none());
-
-        undo_remote(&repo, "desk", undo).unwrap();
         assert_eq!(
-            get(&repo, "remote.laptop.url").unwrap(),
-            "git-pair-laptop-1a2b3c4d:/home/bob/notes"
+            repo.refname_to_id("refs/remotes/desk/main").unwrap(),
+            commit
         );
+        assert!(repo.find_reference("refs/remotes/laptop/main").is_err());
+        let head = repo.find_reference("refs/remotes/desk/HEAD").unwrap();
         assert_eq!(
-            get(&repo, "remote.laptop.pair-address").unwrap(),
-            "10.0.0.2:22"
+            head.symbolic_target().unwrap(),
+            Some("refs/remotes/desk/main")
         );
-        assert!(get(&repo, "remote.desk.url").is_none());
-        // Every setting as before. libgit2's rename back leaves an empty `[remote "desk"]`
-        // header and moves url after fetch, neither of which changes what git reads.
-        assert_eq!(settings(&repo), before);
         std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
-    fn a_repair_in_place_undoes_byte_for_byte() {
+    fn a_repair_in_place_changes_only_the_pairing_records() {
         let (dir, repo) = temp_repo("repair-in-place");
-        let mut first = record();
-        first.annex_uuid = Some("0b1c2d3e-0000-4000-8000-000000000001".into());
-        first.local_annex = true;
-        let plan = plan_remote(&[], None, "laptop", &first, None).unwrap();
-        let _keep = apply_remote(&repo, &plan).unwrap();
-        let before = std::fs::read(dir.join(".git/config")).unwrap();
+        let plan = plan_remote(&[], None, "laptop", &record(), None).unwrap();
+        apply(&repo, &plan);
+        let mut config = repo.config().unwrap();
+        config.set_str("remote.laptop.pushurl", "mine:x").unwrap();
+        let before = settings(&repo);
 
-        let mut second = first.clone();
+        let mut second = record();
         second.alias = "git-pair-laptop-99999999".into();
         let names = vec!["laptop".to_string()];
         let plan = plan_remote(&names, None, "laptop", &second, Some("laptop")).unwrap();
         assert_eq!(plan.name, "laptop");
-        let undo = apply_remote(&repo, &plan).unwrap();
-        assert_eq!(
-            get(&repo, "remote.laptop.pair-alias").unwrap(),
-            "git-pair-laptop-99999999"
-        );
-        undo_remote(&repo, "laptop", undo).unwrap();
-        let after = std::fs::read(dir.join(".git/config")).unwrap();
-        assert_eq!(
-            String::from_utf8_lossy(&after),
-            String::from_utf8_lossy(&before)
-        );
+        apply(&repo, &plan);
+        let after = settings(&repo);
+        let changed: Vec<&str> = after
+            .iter()
+            .filter(|kv| !before.contains(kv))
+            .map(|(k, _)| k.as_str())
+            .collect();
+        assert_eq!(changed, ["remote.laptop.pair-alias", "remote.laptop.url"]);
+        assert_eq!(after.len(), before.len());
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -9,6 +9,8 @@ mod support;
 
 #[path = "e2e/annex.rs"]
 mod annex;
+#[path = "e2e/crash.rs"]
+mod crash;
 #[path = "e2e/ending.rs"]
 mod ending;
 #[path = "e2e/lifecycle.rs"]
@@ -27,6 +29,7 @@ use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use serde_json::Value;
 
 use annex::*;
+use crash::*;
 use ending::*;
 use lifecycle::*;
 use locate::*;
@@ -107,6 +110,9 @@ fn main() -> ExitCode {
         Base: a_peer_switched_off_does_not_slow_a_commit,
         Annex: annex_content_travels_through_git_annex_sync,
         Base: a_moved_peer_is_refreshed_once_and_synced,
+        Strace: sigkill_during_setup_leaves_no_torn_pairing,
+        Strace: two_repositories_paired_at_once_both_succeed,
+        Strace: two_pairings_of_one_repository_at_once_get_their_own_remotes,
     ];
     let conclusion = libtest_mimic::run(&args, trials);
     if manage {

@@ -6,6 +6,7 @@
 //! Every function takes arbitrary bytes and panics exactly when a property of git-pair is
 //! violated; see `README.md` for the list.
 
+pub mod journal;
 pub mod locate;
 pub mod machine;
 pub mod planners;

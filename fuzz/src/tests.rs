@@ -77,6 +77,9 @@ fn seeds_pass_their_checks() {
     for (_, data) in seeds("locate") {
         crate::locate::locate(&data);
     }
+    for (_, data) in seeds("journal") {
+        crate::journal::journal(&data);
+    }
 }
 
 /// The locate harness is not vacuous: the same datagrams made with the harness's secret are

@@ -4,6 +4,7 @@
 pub mod hooks;
 pub mod list;
 pub mod pair;
+pub mod recover;
 pub mod refresh;
 pub mod remove;
 pub mod serve;

@@ -59,6 +59,99 @@ pub fn create_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
     }
 }
 
+/// Takes git's lock on `path`: creates `lock` (`<path>.lock`, git's convention) with `O_EXCL`
+/// and mode exactly `mode`. While it exists no git command writes `path`. Fails with
+/// [`Error::FileLocked`] if the lock file exists already (a git command is writing `path`, or
+/// one crashed).
+pub fn take_lock(path: &Path, lock: &Path, mode: u32) -> Result<File, Error> {
+    let file = match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(lock)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            return Err(Error::FileLocked {
+                path: path.to_path_buf(),
+                lock: lock.to_path_buf(),
+            })
+        }
+        Err(source) => return Err(temp_error(path, source)),
+    };
+    if let Err(source) = file.set_permissions(Permissions::from_mode(mode)) {
+        let _ = fs::remove_file(lock);
+        return Err(Error::Io {
+            action: "set the mode of",
+            path: lock.to_path_buf(),
+            source,
+        });
+    }
+    Ok(file)
+}
+
+/// Fills the lock file that [`take_lock`] created with `bytes`, fsyncs it and renames it over
+/// `path`: git's own way of replacing its config. On failure the lock file is removed.
+pub fn commit_lock(file: File, lock: &Path, path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    if let Err(source) = fill(file, bytes).and_then(|()| fs::rename(lock, path)) {
+        let _ = fs::remove_file(lock);
+        return Err(Error::Io {
+            action: "write",
+            path: path.to_path_buf(),
+            source,
+        });
+    }
+    sync_dir(path)
+}
+
+/// A private scratch directory, `.<base>.git-pair-<hex>.tmp` (mode 0700), removed with
+/// everything in it when dropped. Its name is a temporary file's name, so that the next run
+/// removes it if a crash leaves it behind.
+#[derive(Debug)]
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    /// Creates it in `parent`.
+    pub fn new(parent: &Path, base: &str) -> Result<TempDir, Error> {
+        let mut last_error = None;
+        for _ in 0..16 {
+            let path = parent.join(temp_name(base));
+            match fs::DirBuilder::new().mode(0o700).create(&path) {
+                Ok(()) => return Ok(TempDir { path }),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last_error = Some(e),
+                Err(source) => return Err(temp_error(&parent.join(base), source)),
+            }
+        }
+        Err(temp_error(
+            &parent.join(base),
+            last_error.unwrap_or_else(|| io::Error::other("no free temporary name")),
+        ))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+/// `.<base>.git-pair-<16 random hex digits>.tmp`; see [`super::journal::is_temp_name`].
+fn temp_name(base: &str) -> String {
+    format!(".{base}.git-pair-{:016x}.tmp", rand_core::OsRng.next_u64())
+}
+
+/// Replaces `path` with `bytes` and mode `mode` through a temporary file, atomically but without
+/// fsync: the change survives the process being killed, not a power cut.
+pub fn write_unsynced(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
+    Temp::stage(path, bytes, mode)?.rename_to(path)
+}
+
 /// Removes `path` if it exists and fsyncs its directory. A missing file is not an error.
 pub fn remove(path: &Path) -> Result<(), Error> {
     match fs::remove_file(path) {
@@ -85,6 +178,20 @@ impl Temp {
     /// Stages `bytes` with mode exactly `mode` for `path` (nothing is synced yet).
     pub fn stage(path: &Path, bytes: &[u8], mode: u32) -> Result<Temp, Error> {
         let (tmp, file) = create_temp(path, mode)?;
+        Temp::fill(tmp, file, path, bytes)
+    }
+
+    /// [`Temp::stage`] under the temporary name `tmp` chosen beforehand with [`temp_path`] (so
+    /// that it can be journaled before it exists).
+    pub fn stage_at(tmp: PathBuf, path: &Path, bytes: &[u8], mode: u32) -> Result<Temp, Error> {
+        let file = open_temp(&tmp, mode).map_err(|e| match e {
+            TempError::Io(source) => temp_error(path, source),
+            TempError::Other(e) => e,
+        })?;
+        Temp::fill(tmp, file, path, bytes)
+    }
+
+    fn fill(tmp: PathBuf, file: File, path: &Path, bytes: &[u8]) -> Result<Temp, Error> {
         // Built first, so that a failed write removes the temporary file.
         let temp = Temp {
             tmp,
@@ -97,6 +204,12 @@ impl Temp {
             source,
         })?;
         Ok(temp)
+    }
+
+    /// Leaves the temporary file where it is, as a crash would.
+    #[cfg(test)]
+    pub(crate) fn leave(mut self) {
+        self.present = false;
     }
 
     /// Moves the staged bytes over `path` (which is replaced if it exists).
@@ -299,42 +412,57 @@ pub fn ensure_dir_unsynced(path: &Path, mode: u32) -> Result<bool, Error> {
 /// A new, empty file next to `path`, created with `O_EXCL` and `mode` (then set to exactly
 /// `mode`, before anything is written to it, in case the umask cleared bits).
 fn create_temp(path: &Path, mode: u32) -> Result<(PathBuf, File), Error> {
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
     let mut last_error = None;
     for _ in 0..16 {
-        let tmp = dir.join(format!(
-            ".{name}.git-pair-{:016x}.tmp",
-            rand_core::OsRng.next_u64()
-        ));
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)
-        {
-            Ok(file) => {
-                if let Err(source) = file.set_permissions(Permissions::from_mode(mode)) {
-                    let _ = fs::remove_file(&tmp);
-                    return Err(Error::Io {
-                        action: "set the mode of",
-                        path: tmp,
-                        source,
-                    });
-                }
-                return Ok((tmp, file));
+        let tmp = temp_path(path);
+        match open_temp(&tmp, mode) {
+            Ok(file) => return Ok((tmp, file)),
+            Err(TempError::Io(e)) if e.kind() == io::ErrorKind::AlreadyExists => {
+                last_error = Some(e)
             }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last_error = Some(e),
-            Err(source) => return Err(temp_error(path, source)),
+            Err(TempError::Io(source)) => return Err(temp_error(path, source)),
+            Err(TempError::Other(e)) => return Err(e),
         }
     }
     Err(temp_error(
         path,
         last_error.unwrap_or_else(|| io::Error::other("no free temporary name")),
     ))
+}
+
+/// A fresh temporary name next to `path` (see [`super::journal::is_temp_name`]).
+pub fn temp_path(path: &Path) -> PathBuf {
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dir.join(temp_name(&name))
+}
+
+enum TempError {
+    Io(io::Error),
+    Other(Error),
+}
+
+/// Creates `tmp` with `O_EXCL` and mode exactly `mode` (set again before anything is written,
+/// in case the umask cleared bits).
+fn open_temp(tmp: &Path, mode: u32) -> Result<File, TempError> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(tmp)
+        .map_err(TempError::Io)?;
+    if let Err(source) = file.set_permissions(Permissions::from_mode(mode)) {
+        let _ = fs::remove_file(tmp);
+        return Err(TempError::Other(Error::Io {
+            action: "set the mode of",
+            path: tmp.to_path_buf(),
+            source,
+        }));
+    }
+    Ok(file)
 }
 
 fn temp_error(path: &Path, source: io::Error) -> Error {

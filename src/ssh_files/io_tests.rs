@@ -46,9 +46,9 @@ impl Drop for TempHome {
 }
 
 /// Every entry under `root` (but the lock file): path -> (kind, mode, bytes or link target).
-type Snapshot = BTreeMap<PathBuf, (char, u32, Vec<u8>)>;
+pub(super) type Snapshot = BTreeMap<PathBuf, (char, u32, Vec<u8>)>;
 
-fn snapshot(root: &Path) -> Snapshot {
+pub(super) fn snapshot(root: &Path) -> Snapshot {
     fn walk(root: &Path, dir: &Path, out: &mut Snapshot) {
         let Ok(entries) = fs::read_dir(dir) else {
             return;
@@ -80,16 +80,16 @@ fn snapshot(root: &Path) -> Snapshot {
 /// Directories created by apply stay (see its doc), so compare without `~/.ssh` and
 /// `~/.ssh/git-pair` themselves (their contents are still compared, and the mode of an existing
 /// `~/.ssh` is checked in `apply_keeps_existing_modes_where_documented`).
-fn without_created_dirs(mut snap: Snapshot) -> Snapshot {
+pub(super) fn without_created_dirs(mut snap: Snapshot) -> Snapshot {
     snap.retain(|p, _| p != Path::new(".ssh") && p != Path::new(".ssh/git-pair"));
     snap
 }
 
-fn mode(path: &Path) -> u32 {
+pub(super) fn mode(path: &Path) -> u32 {
     fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
 }
 
-fn setup(identity: Identity) -> PairSetup {
+pub(super) fn setup(identity: Identity) -> PairSetup {
     let peer_user_key = test_keys::ed25519_public();
     PairSetup {
         alias: "git-pair-laptop-3f9a1c2e".to_owned(),
@@ -119,16 +119,16 @@ fn setup(identity: Identity) -> PairSetup {
     }
 }
 
-fn generated() -> Identity {
+pub(super) fn generated() -> Identity {
     Identity::Generated(test_keys::ed25519_private())
 }
 
-fn never() -> impl FnMut() -> bool {
+pub(super) fn never() -> impl FnMut() -> bool {
     || false
 }
 
 /// A home with a lived-in ~/.ssh: odd bytes everywhere, config mode 0644.
-fn lived_in_home() -> TempHome {
+pub(super) fn lived_in_home() -> TempHome {
     let home = TempHome::new();
     let ssh = home.path().join(".ssh");
     fs::create_dir(&ssh).unwrap();
@@ -166,7 +166,7 @@ fn apply_creates_files_with_the_right_modes() {
             dir.authorized_keys(),
         ]
     );
-    applied.commit();
+    applied.commit().unwrap();
     assert_eq!(mode(dir.root()), 0o700);
     assert_eq!(mode(&dir.pair_dir()), 0o700);
     assert_eq!(mode(&dir.identity(alias)), 0o600);
@@ -217,7 +217,8 @@ fn apply_keeps_existing_modes_where_documented() {
     let dir = SshDir::new(home.path());
     apply(&dir, &setup(generated()), &mut never())
         .unwrap()
-        .commit();
+        .commit()
+        .unwrap();
     assert_eq!(mode(dir.root()), 0o755, "an existing ~/.ssh keeps its mode");
     assert_eq!(mode(&dir.config()), 0o644, "~/.ssh/config keeps its mode");
     assert_eq!(
@@ -322,7 +323,8 @@ fn interrupted_at_every_step_leaves_everything_byte_identical() {
     let dir = SshDir::new(home.path());
     apply(&dir, &setup(generated()), &mut interrupt_at(8))
         .unwrap()
-        .commit();
+        .commit()
+        .unwrap();
 }
 
 #[test]
@@ -420,14 +422,14 @@ fn re_applying_a_pairing_that_replaces_itself_skips_unchanged_files() {
     let home = lived_in_home();
     let dir = SshDir::new(home.path());
     let s = setup(Identity::Existing(home.path().join(".ssh/id_ed25519")));
-    apply(&dir, &s, &mut never()).unwrap().commit();
+    apply(&dir, &s, &mut never()).unwrap().commit().unwrap();
     let first = snapshot(home.path());
     let mut itself = s.clone();
     itself.replaces = vec![s.alias.clone()];
     itself.replaces_markers = vec![s.authorized.marker.clone()];
     let again = apply(&dir, &itself, &mut never()).unwrap();
     assert!(again.written().is_empty(), "{:?}", again.written());
-    again.commit();
+    again.commit().unwrap();
     assert_eq!(snapshot(home.path()), first);
     // A new peer key for the same pairing (its marker replaced) replaces the old line.
     let mut s2 = itself.clone();
@@ -438,7 +440,7 @@ fn re_applying_a_pairing_that_replaces_itself_skips_unchanged_files() {
             .clone();
     let applied = apply(&dir, &s2, &mut never()).unwrap();
     assert_eq!(applied.written(), vec![dir.authorized_keys()]);
-    applied.commit();
+    applied.commit().unwrap();
     let lines = authorized_keys::git_pair_lines(&fs::read(dir.authorized_keys()).unwrap());
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0].key.key_data(), s2.authorized.key.key_data());
@@ -457,7 +459,10 @@ fn apply_never_overwrites_another_pairing() {
         "git-pair-laptop-3f9a1c2e",
         "laptop",
     );
-    apply(&dir, &victim, &mut never()).unwrap().commit();
+    apply(&dir, &victim, &mut never())
+        .unwrap()
+        .commit()
+        .unwrap();
     let before = snapshot(home.path());
 
     let mut attacker = recorded(setup(generated()), "git-pair-laptop-3f9a1c2e", "laptop-2");
@@ -589,12 +594,12 @@ fn remove_undoes_apply_and_is_idempotent() {
     let dir = SshDir::new(home.path());
     let s = setup(generated());
     let ak_before = fs::read(dir.authorized_keys()).unwrap();
-    apply(&dir, &s, &mut never()).unwrap().commit();
+    apply(&dir, &s, &mut never()).unwrap().commit().unwrap();
     // A second pairing must survive the removal of the first.
     let mut other = setup(Identity::Existing(PathBuf::from("/k")));
     other.alias = "git-pair-other".to_owned();
     other.authorized.marker = "other".to_owned();
-    apply(&dir, &other, &mut never()).unwrap().commit();
+    apply(&dir, &other, &mut never()).unwrap().commit().unwrap();
 
     let fp = s.authorized.key.fingerprint(ssh_key::HashAlg::Sha256);
     let changed = remove(&dir, &s.alias, Some(&fp), None).unwrap();
@@ -649,7 +654,7 @@ fn lock_is_held_until_commit() {
         Flock::lock(file, FlockArg::LockExclusiveNonblock).is_ok()
     };
     assert!(!try_lock(), "the lock must be held while Applied lives");
-    applied.commit();
+    applied.commit().unwrap();
     assert!(try_lock(), "commit must release the lock");
     assert_eq!(mode(&dir.lock_file()), 0o600);
 }
@@ -673,7 +678,7 @@ fn invalid_setup_fails_before_touching_anything() {
     assert!(snapshot(home.path()).is_empty());
 }
 
-fn recorded(mut s: PairSetup, alias: &str, remote: &str) -> PairSetup {
+pub(super) fn recorded(mut s: PairSetup, alias: &str, remote: &str) -> PairSetup {
     s.alias = alias.to_owned();
     s.record = Some(BlockRecord {
         repo: "/home/alice/notes".to_owned(),
@@ -688,7 +693,7 @@ fn a_repair_replaces_the_old_alias_in_the_same_transaction() {
     let home = lived_in_home();
     let dir = SshDir::new(home.path());
     let first = recorded(setup(generated()), "git-pair-desk-00000001", "desk");
-    apply(&dir, &first, &mut never()).unwrap().commit();
+    apply(&dir, &first, &mut never()).unwrap().commit().unwrap();
     let old_key = dir.identity("git-pair-desk-00000001");
     assert!(old_key.exists());
 
@@ -739,7 +744,7 @@ fn remove_keeps_a_key_file_another_pairing_uses() {
     let home = TempHome::new();
     let dir = SshDir::new(home.path());
     let first = recorded(setup(generated()), "git-pair-a-1", "a");
-    apply(&dir, &first, &mut never()).unwrap().commit();
+    apply(&dir, &first, &mut never()).unwrap().commit().unwrap();
     let shared = dir.identity("git-pair-a-1");
     let mut second = recorded(
         setup(Identity::Existing(shared.clone())),
@@ -748,7 +753,10 @@ fn remove_keeps_a_key_file_another_pairing_uses() {
     );
     second.authorized.marker = "other-marker".to_owned();
     second.authorized.key = ssh_key::PublicKey::from_openssh(RSA_PUB).unwrap();
-    apply(&dir, &second, &mut never()).unwrap().commit();
+    apply(&dir, &second, &mut never())
+        .unwrap()
+        .commit()
+        .unwrap();
 
     remove(&dir, "git-pair-a-1", None, Some(&first.authorized.marker)).unwrap();
     assert!(shared.exists(), "still used by git-pair-b-2");
@@ -775,7 +783,7 @@ fn remove_authorized_drops_only_git_pair_lines_of_that_key() {
     let dir = SshDir::new(home.path());
     let before = fs::read(dir.authorized_keys()).unwrap();
     let s = setup(generated());
-    apply(&dir, &s, &mut never()).unwrap().commit();
+    apply(&dir, &s, &mut never()).unwrap().commit().unwrap();
     let fp = s.authorized.key.fingerprint(ssh_key::HashAlg::Sha256);
     let changed = remove_authorized(&dir, &fp).unwrap();
     assert_eq!(changed, vec![dir.authorized_keys()]);
@@ -795,7 +803,7 @@ fn staged_changes_are_read_back_and_invisible_until_flushed() {
     let before = snapshot(home.path());
     let config = dir.pair_config();
     {
-        let mut tx = Applied::begin(&dir.lock_file(), None).unwrap();
+        let mut tx = Applied::begin(&dir, "test", None).unwrap();
         tx.update(&config, FileMode::Fixed(0o600), |_| {
             Ok(Some(b"one\n".to_vec()))
         })
@@ -827,7 +835,7 @@ fn staged_changes_are_read_back_and_invisible_until_flushed() {
     }
     assert_eq!(snapshot(home.path()), before);
 
-    let mut tx = Applied::begin(&dir.lock_file(), None).unwrap();
+    let mut tx = Applied::begin(&dir, "test", None).unwrap();
     tx.update(&config, FileMode::Fixed(0o600), |_| {
         Ok(Some(b"kept\n".to_vec()))
     })
@@ -838,7 +846,7 @@ fn staged_changes_are_read_back_and_invisible_until_flushed() {
     assert_eq!(snapshot(home.path()), before);
 }
 
-fn secret(role: crate::protocol::schedule::Role, byte: u8) -> SecretRecord {
+pub(super) fn secret(role: crate::protocol::schedule::Role, byte: u8) -> SecretRecord {
     SecretRecord {
         role,
         ssh_port: 2222,
@@ -871,7 +879,7 @@ fn the_pair_secret_is_written_0600_rolled_back_and_removed_with_its_pairing() {
         without_created_dirs(before.clone())
     );
 
-    apply(&dir, &s, &mut never()).unwrap().commit();
+    apply(&dir, &s, &mut never()).unwrap().commit().unwrap();
     assert_eq!(dir.pair_secrets().unwrap().len(), 1);
     let changed = remove(&dir, &s.alias, None, Some(&s.authorized.marker)).unwrap();
     assert!(changed.contains(&path), "{changed:?}");
@@ -937,12 +945,15 @@ fn a_repair_deletes_the_replaced_pairings_secret() {
     let dir = SshDir::new(home.path());
     let mut first = recorded(setup(generated()), "git-pair-desk-00000001", "desk");
     first.secret = Some(secret(Role::Low, 1));
-    apply(&dir, &first, &mut never()).unwrap().commit();
+    apply(&dir, &first, &mut never()).unwrap().commit().unwrap();
     let mut second = recorded(setup(generated()), "git-pair-desk-00000002", "desk");
     second.secret = Some(secret(Role::High, 2));
     second.replaces = vec!["git-pair-desk-00000001".to_owned()];
     second.replaces_markers = vec![first.authorized.marker.clone()];
-    apply(&dir, &second, &mut never()).unwrap().commit();
+    apply(&dir, &second, &mut never())
+        .unwrap()
+        .commit()
+        .unwrap();
     let secrets = dir.pair_secrets().unwrap();
     assert_eq!(secrets.len(), 1);
     assert_eq!(secrets[0].0, "git-pair-desk-00000002");
@@ -954,7 +965,7 @@ fn refresh_rewrites_only_the_pairings_address_under_the_lock() {
     let home = lived_in_home();
     let dir = SshDir::new(home.path());
     let s = recorded(setup(generated()), "git-pair-desk-1", "desk");
-    apply(&dir, &s, &mut never()).unwrap().commit();
+    apply(&dir, &s, &mut never()).unwrap().commit().unwrap();
     let before = snapshot(home.path());
     let config_before = fs::read(dir.pair_config()).unwrap();
     let r = Refresh {
@@ -994,7 +1005,7 @@ fn refresh_rewrites_only_the_pairings_address_under_the_lock() {
     ));
 }
 
-fn written_of(setup: &PairSetup) -> (String, String, ssh_key::Fingerprint) {
+pub(super) fn written_of(setup: &PairSetup) -> (String, String, ssh_key::Fingerprint) {
     (
         setup.alias.clone(),
         setup.authorized.marker.clone(),
@@ -1012,16 +1023,20 @@ fn a_committed_pairing_is_undone_byte_for_byte() {
     let before = snapshot(home.path());
     let mut s = recorded(setup(generated()), "git-pair-laptop-3f9a1c2e", "laptop");
     s.secret = Some(secret(crate::protocol::schedule::Role::Low, 7));
-    let committed = apply(&dir, &s, &mut never()).unwrap().commit_keeping_undo();
+    let committed = apply(&dir, &s, &mut never())
+        .unwrap()
+        .commit_keeping_undo()
+        .unwrap();
     assert_ne!(
         without_created_dirs(snapshot(home.path())),
         without_created_dirs(before.clone())
     );
     // The lock is free while the peer decides.
-    Applied::try_begin(&dir.lock_file())
+    Applied::try_begin(&dir, "test")
         .unwrap()
         .expect("the lock is free after the commit")
-        .commit();
+        .commit()
+        .unwrap();
     let (alias, marker, fingerprint) = written_of(&s);
     let changed = undo_committed(
         &dir,
@@ -1049,13 +1064,17 @@ fn undoing_a_committed_pairing_keeps_what_another_wrote_since() {
     let first = recorded(setup(generated()), "git-pair-laptop-3f9a1c2e", "laptop");
     let committed = apply(&dir, &first, &mut never())
         .unwrap()
-        .commit_keeping_undo();
+        .commit_keeping_undo()
+        .unwrap();
     let mut second = recorded(setup(generated()), "git-pair-desk-00000002", "desk");
     second.host_name = "10.0.0.7".to_owned();
     second.authorized.marker = "second".to_owned();
     // setup() gives each pairing a fresh Ed25519 peer key.
     second.record.as_mut().unwrap().marker = "second".to_owned();
-    apply(&dir, &second, &mut never()).unwrap().commit();
+    apply(&dir, &second, &mut never())
+        .unwrap()
+        .commit()
+        .unwrap();
 
     let (alias, marker, fingerprint) = written_of(&first);
     undo_committed(
@@ -1101,7 +1120,7 @@ fn without_edit_config_the_ssh_config_is_left_alone_and_git_pairs_files_are_writ
     assert_eq!(line, "Include ~/.ssh/git-pair/config");
     let mut s = setup(generated());
     s.edit_config = false;
-    apply(&dir, &s, &mut never()).unwrap().commit();
+    apply(&dir, &s, &mut never()).unwrap().commit().unwrap();
     assert_eq!(
         fs::read(dir.config()).unwrap(),
         config,
@@ -1126,7 +1145,7 @@ fn an_include_line_already_there_needs_no_write_and_stays_on_removal_if_not_ours
     assert_eq!(dir.include_state(true).unwrap(), IncludeState::Present);
     assert_eq!(dir.include_state(false).unwrap(), IncludeState::Present);
     let s = setup(generated());
-    apply(&dir, &s, &mut never()).unwrap().commit();
+    apply(&dir, &s, &mut never()).unwrap().commit().unwrap();
     assert_eq!(fs::read(dir.config()).unwrap(), managed);
     remove(&dir, &s.alias, None, Some(&s.authorized.marker)).unwrap();
     assert_eq!(fs::read(dir.config()).unwrap(), managed);

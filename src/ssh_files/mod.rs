@@ -10,13 +10,17 @@
 //! | `~/.ssh/git-pair/known_hosts` | git-pair | the peer's sshd host keys, pinned under `HostKeyAlias <alias>` |
 //! | `~/.ssh/git-pair/id_<alias>{,.pub}` | git-pair | a key generated for one pairing |
 //! | `~/.ssh/git-pair/secret_<alias>` | git-pair | the pairing's pair secret ([`pair_secret`]) |
+//! | `~/.ssh/git-pair/journal` | git-pair | while a transaction is uncommitted: what it changed ([`journal`]) |
+//! | `~/.ssh/git-pair/.lock` | git-pair | flocked while a transaction runs |
 //!
 //! The work is split in two. The planners ([`authorized_keys`], [`client_config`], [`known_hosts`])
 //! are pure functions from the old bytes of one file to its new bytes; every line they do not own
 //! comes out byte for byte, whatever its line ending, encoding or syntax. [`apply`] and [`remove`]
 //! run the planners inside a transaction: a flock on `~/.ssh/git-pair/.lock`, one atomic write per
-//! file ([`atomic`]), and an undo log holding the exact previous bytes and mode of every file touched,
-//! so that a failure, an interruption or a later [`Applied::rollback`] leaves every file as it was.
+//! file ([`atomic`]), and a [`journal`] on disk holding the exact previous bytes and mode of every
+//! file touched, so that a failure, an interruption, a later [`Applied::rollback`] or a crash
+//! (undone by the next run's [`recover`]) leaves every file as it was. The repository's config
+//! joins the same transaction (`repo::write_remote`).
 //!
 //! Everything the peer sent (host name, user, keys, label) is untrusted: values that end up in
 //! `ssh_config` are checked against a strict allowlist, and the label in `authorized_keys` is
@@ -31,10 +35,14 @@ use zeroize::Zeroizing;
 pub mod atomic;
 pub mod authorized_keys;
 pub mod client_config;
+pub mod journal;
 pub mod known_hosts;
 pub mod pair_secret;
+pub mod recovery;
 mod transaction;
 
+#[cfg(test)]
+mod crash_tests;
 #[cfg(test)]
 mod io_tests;
 #[cfg(test)]
@@ -42,9 +50,8 @@ pub(crate) mod test_keys;
 
 pub use client_config::{BlockRecord, FoundBlock, HostBlock, Refresh};
 pub use pair_secret::SecretRecord;
-pub use transaction::{Applied, Committed};
-
-use transaction::FileMode;
+pub use recovery::{recover, Recovery};
+pub use transaction::{Applied, Committed, FileMode};
 
 /// What can go wrong while planning or writing files under `~/.ssh`.
 #[derive(Debug, thiserror::Error)]
@@ -136,6 +143,14 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+
+    /// Another program holds git's lock on a file git pair must change.
+    #[error("{} is being changed by another program ({} exists): retry when it has finished; if no git command is running, remove {} and retry", .path.display(), .lock.display(), .lock.display())]
+    FileLocked { path: PathBuf, lock: PathBuf },
+
+    /// Undoing found a file changed by someone else since git pair wrote it; it was left as is.
+    #[error("{} was changed by another program after git pair wrote it, so git pair left it as it is", .path.display())]
+    ChangedSince { path: PathBuf },
 
     /// A symlink chain under `~/.ssh` does not end.
     #[error("{} is a symlink loop: fix or remove the symlink and retry", .path.display())]
@@ -387,6 +402,12 @@ impl SshDir {
         Ok(bytes
             .map(|f| client_config::pair_blocks(&f.bytes))
             .unwrap_or_default())
+    }
+
+    /// `~/.ssh/git-pair/journal`: the undo journal of an uncommitted transaction (see
+    /// [`journal`]).
+    pub fn journal(&self) -> PathBuf {
+        self.pair_dir().join(journal::FILE_NAME)
     }
 
     /// `~/.ssh/git-pair/.lock`, flocked while a transaction runs.
@@ -765,43 +786,65 @@ fn prepare(dir: &SshDir, setup: &PairSetup) -> Result<Prepared, Error> {
     Ok(Prepared { block, identity })
 }
 
-/// Applies a whole [`PairSetup`], all or nothing.
+/// Starts a transaction on `dir`: creates `~/.ssh` and `~/.ssh/git-pair` (0700) if missing,
+/// takes the lock (waiting for another git-pair; held until the returned [`Applied`] is
+/// committed, rolled back or dropped) and undoes what a crashed run left (see
+/// [`Applied::recovered`]). `label` says what the transaction does, for the message of the run
+/// after a crash. Directories created here are left in place (the lock file lives in one of
+/// them, and removing a lock file others may be waiting on is unsafe).
+pub fn begin(
+    dir: &SshDir,
+    label: &str,
+    interrupted: &mut dyn FnMut() -> bool,
+) -> Result<Applied, Error> {
+    dir.check_writable()?;
+    poll(interrupted)?;
+    let created = ensure_dirs(dir)?;
+    let mut tx = Applied::begin(dir, label, Some(interrupted))?;
+    for d in &created {
+        tx.sync_later(d);
+    }
+    Ok(tx)
+}
+
+/// Applies a whole [`PairSetup`] inside `tx` (see [`begin`]): stages the identity files (if
+/// generated), the pair secret (if given), git-pair's known_hosts, git-pair's config (the `Host`
+/// block), `~/.ssh/config` (the `Include` line), `~/.ssh/authorized_keys`, then the removal of
+/// what `replaces` names. A file whose planned bytes equal its current bytes is not rewritten.
 ///
-/// Creates `~/.ssh` and `~/.ssh/git-pair` (0700) if missing, takes the lock (held until the
-/// returned [`Applied`] is committed, rolled back or dropped), then stages and writes, each
-/// atomically (all synced together, see [`atomic`]): the identity files (if generated), the pair
-/// secret (if given), git-pair's known_hosts, git-pair's config (the `Host`
-/// block), `~/.ssh/config` (the `Include` line), `~/.ssh/authorized_keys`. A file whose planned
-/// bytes equal its current bytes is not rewritten.
-///
-/// `interrupted` is polled before each of those steps; if it returns true, everything done so far
-/// is undone and [`Error::Interrupted`] returned. Any other failure also undoes everything first.
-/// Directories created here are left in place (the lock file lives in one of them, and removing a
-/// lock file others may be waiting on is unsafe).
-///
-/// Dropping the returned [`Applied`] without calling [`Applied::commit`] rolls the changes back.
+/// `interrupted` is polled before each of those steps; if it returns true,
+/// [`Error::Interrupted`] is returned. The changes are staged: [`Applied::flush`] puts them in
+/// place (with whatever else the transaction stages), [`Applied::commit`] keeps them. On any
+/// error the caller rolls `tx` back (dropping it does).
+pub fn apply_in(
+    tx: &mut Applied,
+    dir: &SshDir,
+    setup: &PairSetup,
+    interrupted: &mut dyn FnMut() -> bool,
+) -> Result<(), Error> {
+    let prepared = prepare(dir, setup)?;
+    let include = dir.include_state(setup.edit_config)?;
+    check_identity_free(dir, setup, &prepared)?;
+    // Under the lock, so that no other pairing can take a name between the check and the write.
+    check_free(dir, setup)?;
+    apply_steps(tx, dir, setup, &prepared, &include, interrupted)
+}
+
+/// [`begin`], [`apply_in`] and [`Applied::flush`]: a whole [`PairSetup`] in place, all or
+/// nothing. Any failure undoes everything before it returns. Dropping the returned [`Applied`]
+/// without calling [`Applied::commit`] rolls the changes back.
 pub fn apply(
     dir: &SshDir,
     setup: &PairSetup,
     interrupted: &mut dyn FnMut() -> bool,
 ) -> Result<Applied, Error> {
-    let prepared = prepare(dir, setup)?;
+    // Checked before the lock and the directories, so that a bad setup changes nothing at all.
+    prepare(dir, setup)?;
     dir.check_writable()?;
-    let include = dir.include_state(setup.edit_config)?;
-    check_identity_free(dir, setup, &prepared)?;
-    poll(interrupted)?;
-    let created = ensure_dirs(dir)?;
-    let mut tx = Applied::begin(&dir.lock_file(), Some(&mut *interrupted))?;
-    for d in &created {
-        tx.sync_later(d);
-    }
-    // Under the lock, so that no other pairing can take a name between the check and the write.
-    if let Err(cause) = check_free(dir, setup) {
-        return Err(undo_after(tx, cause));
-    }
-    match apply_steps(&mut tx, dir, setup, &prepared, &include, interrupted)
-        .and_then(|()| tx.flush())
-    {
+    dir.include_state(setup.edit_config)?;
+    let label = format!("pairing, ssh alias {}", setup.alias);
+    let mut tx = begin(dir, &label, interrupted)?;
+    match apply_in(&mut tx, dir, setup, interrupted).and_then(|()| tx.flush()) {
         Ok(()) => Ok(tx),
         Err(cause) => Err(undo_after(tx, cause)),
     }
@@ -811,10 +854,10 @@ pub fn apply(
 /// it. A pairing polls this while its protocol keeps running, so that the peer keeps hearing
 /// from it, and then decides what to write (the remote's name among them) under the lock, with
 /// [`apply_locked`]. Creates `~/.ssh` and `~/.ssh/git-pair` (0700) if missing, for the lock file.
-pub fn try_lock(dir: &SshDir) -> Result<Option<Applied>, Error> {
+pub fn try_lock(dir: &SshDir, label: &str) -> Result<Option<Applied>, Error> {
     dir.check_writable()?;
     let created = ensure_dirs(dir)?;
-    let Some(mut tx) = Applied::try_begin(&dir.lock_file())? else {
+    let Some(mut tx) = Applied::try_begin(dir, label)? else {
         return Ok(None);
     };
     for d in &created {
@@ -831,15 +874,7 @@ pub fn apply_locked(
     setup: &PairSetup,
     interrupted: &mut dyn FnMut() -> bool,
 ) -> Result<Applied, Error> {
-    let steps = prepare(dir, setup).and_then(|prepared| {
-        let include = dir.include_state(setup.edit_config)?;
-        check_identity_free(dir, setup, &prepared)?;
-        // Under the lock, so that no other pairing can take a name between the check and the
-        // write.
-        check_free(dir, setup)?;
-        apply_steps(&mut tx, dir, setup, &prepared, &include, interrupted)
-    });
-    match steps.and_then(|()| tx.flush()) {
+    match apply_in(&mut tx, dir, setup, interrupted).and_then(|()| tx.flush()) {
         Ok(()) => Ok(tx),
         Err(cause) => Err(undo_after(tx, cause)),
     }
@@ -864,7 +899,8 @@ pub fn undo_committed(
     committed: Committed,
     written: &Written<'_>,
 ) -> Result<Vec<PathBuf>, Error> {
-    let mut tx = Applied::begin(&dir.lock_file(), None)?;
+    let label = format!("undoing the pairing of ssh alias {}", written.alias);
+    let mut tx = Applied::begin(dir, &label, None)?;
     let steps = (|| {
         for change in committed.changes.iter().rev() {
             let now = tx.read(&change.path)?;
@@ -875,6 +911,13 @@ pub fn undo_committed(
             };
             if unchanged {
                 match &change.before {
+                    // A file git writes (the repository's config) goes back git's way.
+                    Some(before) if change.git => {
+                        let bytes = before.bytes.to_vec();
+                        tx.update_git_file(&change.path, before.mode, |_| {
+                            Ok::<_, Error>(Some(bytes))
+                        })?
+                    }
                     Some(before) => {
                         let bytes = before.bytes.to_vec();
                         tx.update(&change.path, FileMode::Fixed(before.mode), |_| {
@@ -905,15 +948,16 @@ pub fn undo_committed(
                     Ok(old.map(|old| known_hosts::plan_remove(old, written.alias)))
                 })?;
             }
-            // ~/.ssh/config (its Include line serves every pairing) and files the pairing created
-            // that changed since are left as they are.
+            // ~/.ssh/config (its Include line serves every pairing), the repository's config
+            // (the caller undoes the remote by name) and files the pairing created that changed
+            // since are left as they are.
         }
         tx.flush()
     })();
     match steps {
         Ok(()) => {
             let written = tx.written();
-            tx.commit();
+            tx.commit()?;
             Ok(written)
         }
         Err(cause) => Err(undo_after(tx, cause)),
@@ -1072,7 +1116,8 @@ pub fn remove(
     marker: Option<&str>,
 ) -> Result<Vec<PathBuf>, Error> {
     validate_alias(alias)?;
-    removal(dir, |tx| {
+    let label = format!("removing the pairing of ssh alias {alias}");
+    removal(dir, &label, |tx| {
         remove_steps(tx, dir, alias, authorized_fingerprint, marker)
     })
 }
@@ -1092,7 +1137,8 @@ pub fn refresh(
             alias: alias.to_owned(),
         });
     }
-    removal(dir, |tx| {
+    let label = format!("refreshing the address of ssh alias {alias}");
+    removal(dir, &label, |tx| {
         tx.update(
             &dir.pair_config(),
             FileMode::KeepOr(0o600),
@@ -1112,7 +1158,7 @@ pub fn remove_authorized(
     dir: &SshDir,
     fingerprint: &ssh_key::Fingerprint,
 ) -> Result<Vec<PathBuf>, Error> {
-    removal(dir, |tx| {
+    removal(dir, "revoking a paired key", |tx| {
         tx.update(&dir.authorized_keys(), FileMode::KeepOr(0o600), |old| {
             Ok(old.map(|old| authorized_keys::plan_remove(old, Some(fingerprint), None)))
         })
@@ -1124,6 +1170,7 @@ pub fn remove_authorized(
 /// hold the lock file.
 fn removal(
     dir: &SshDir,
+    label: &str,
     steps: impl FnOnce(&mut Applied) -> Result<(), Error>,
 ) -> Result<Vec<PathBuf>, Error> {
     match dir_state(dir.root())? {
@@ -1132,11 +1179,11 @@ fn removal(
     }
     dir.check_writable()?;
     atomic::ensure_dir(&dir.pair_dir(), 0o700)?;
-    let mut tx = Applied::begin(&dir.lock_file(), None)?;
+    let mut tx = Applied::begin(dir, label, None)?;
     match steps(&mut tx).and_then(|()| tx.flush()) {
         Ok(()) => {
             let written = tx.written();
-            tx.commit();
+            tx.commit()?;
             Ok(written)
         }
         Err(cause) => Err(undo_after(tx, cause)),

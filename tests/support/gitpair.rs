@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::host::Host;
 use super::lab::Lab;
-use super::process::{Cmd, Output};
+use super::process::{Cmd, Output, Running};
 
 /// Exit codes of git-pair.
 pub mod exit {
@@ -102,7 +102,7 @@ impl PairOpts {
         self
     }
 
-    fn wait_limit(&self) -> Duration {
+    pub fn wait_limit(&self) -> Duration {
         Duration::from_secs(self.timeout_secs) + KILL_SLACK
     }
 }
@@ -111,13 +111,21 @@ impl Host {
     /// The git-pair command of this host (the copy in the lab, as this host's user, in its
     /// repository, on its veth, announcing its sshd host key). `code: None` generates one.
     pub fn git_pair(&self, code: Option<&str>, opts: &PairOpts) -> Cmd {
-        let mut cmd = self
-            .cmd(&self.git_pair)
-            .args(["--json", "--interface", &self.iface, "--ssh-port"])
-            .arg(opts.ssh_port.to_string())
-            .arg("--host-key")
-            .arg(opts.host_key.as_ref().unwrap_or(&self.host_key_pub))
-            .args(["--timeout", &opts.timeout_secs.to_string()]);
+        self.git_pair_under(&[], code, opts)
+    }
+
+    /// [`Host::git_pair`] run by `wrapper` (a program and its arguments, e.g. `strace …`),
+    /// which must exec or trace git-pair, given as its last arguments.
+    pub fn git_pair_under(&self, wrapper: &[String], code: Option<&str>, opts: &PairOpts) -> Cmd {
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => self.cmd(program).args(args).arg(&self.git_pair),
+            None => self.cmd(&self.git_pair),
+        }
+        .args(["--json", "--interface", &self.iface, "--ssh-port"])
+        .arg(opts.ssh_port.to_string())
+        .arg("--host-key")
+        .arg(opts.host_key.as_ref().unwrap_or(&self.host_key_pub))
+        .args(["--timeout", &opts.timeout_secs.to_string()]);
         for peer in &opts.peers {
             cmd = cmd.args(["--peer", peer]);
         }
@@ -157,7 +165,22 @@ pub fn pair_with(
     b_opts: &PairOpts,
     code_for_b: impl FnOnce(&str) -> String,
 ) -> PairRun {
-    let mut a = lab.a.git_pair(None, a_opts).spawn();
+    let (a, code) = start_with_code(&lab.a, a_opts);
+    let b = lab.b.git_pair(Some(&code_for_b(&code)), b_opts).spawn();
+    let a = a.wait(a_opts.wait_limit());
+    let b = b.wait(b_opts.wait_limit());
+    PairRun {
+        code,
+        a,
+        b,
+        logs: lab.sshd_logs(),
+    }
+}
+
+/// Starts git-pair on `host` without a code, and reads the code it generated from its `code`
+/// event.
+pub fn start_with_code(host: &Host, opts: &PairOpts) -> (Running, String) {
+    let mut a = host.git_pair(None, opts).spawn();
     let deadline = Instant::now() + CODE_DEADLINE;
     let code = loop {
         let Some(line) = a.next_line(deadline) else {
@@ -169,7 +192,7 @@ pub fn pair_with(
             let out = a.wait(Duration::from_secs(2));
             panic!(
                 "git-pair on {} {why} without printing a code event\n{out}",
-                lab.a.hostname
+                host.hostname
             );
         };
         if let Ok(ev) = serde_json::from_str::<Value>(&line) {
@@ -181,15 +204,7 @@ pub fn pair_with(
             }
         }
     };
-    let b = lab.b.git_pair(Some(&code_for_b(&code)), b_opts).spawn();
-    let a = a.wait(a_opts.wait_limit());
-    let b = b.wait(b_opts.wait_limit());
-    PairRun {
-        code,
-        a,
-        b,
-        logs: lab.sshd_logs(),
-    }
+    (a, code)
 }
 
 /// A pairing where B types the code it was told.

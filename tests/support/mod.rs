@@ -35,6 +35,8 @@ pub enum Needs {
     Nft,
     /// git-annex and git-annex-shell (the git-annex pairing).
     Annex,
+    /// strace (the crash and concurrency tests kill or slow git-pair at chosen system calls).
+    Strace,
 }
 
 const BASE_TOOLS: &[&str] = &[
@@ -67,6 +69,7 @@ pub fn preflight(needs: Needs) -> Option<String> {
         Needs::Nft => NFT.get_or_init(check_nft).clone(),
         Needs::Annex => missing(&["git-annex", "git-annex-shell"])
             .map(|m| format!("{m} (apt-get install git-annex)")),
+        Needs::Strace => missing(&["strace"]).map(|m| format!("{m} (apt-get install strace)")),
     }
 }
 

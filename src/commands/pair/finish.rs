@@ -53,7 +53,7 @@ pub(super) fn finish(
         run.ask(args.json)?;
     }
     let lock = run.lock(p)?;
-    let pending = match setup::write(args, p, v, lock, run.interrupts) {
+    let pending = match setup::write(args, p, v, lock, run.out, run.interrupts) {
         Ok(pending) => pending,
         Err(err) => {
             let detail = match super::error::find(&err) {
@@ -221,7 +221,7 @@ impl Run<'_> {
         let give_up = Instant::now() + LOCK_WITHIN;
         let got = self.wait(
             "waiting for another git pair of this user to finish writing…",
-            || match ssh_files::try_lock(&p.ssh) {
+            || match ssh_files::try_lock(&p.ssh, &format!("pairing {}", p.info.path.display())) {
                 Ok(Some(lock)) => Some(Ok(lock)),
                 Ok(None) if Instant::now() >= give_up => Some(Err(None)),
                 Ok(None) => None,

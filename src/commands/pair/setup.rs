@@ -98,15 +98,16 @@ impl Replacement {
 
 /// A pairing written on this machine while the peer has not yet said that it is set up too:
 /// kept then ([`Pending::keep`]), undone if the peer failed or declined ([`Pending::undo`]).
-/// The ssh files are committed at once, so that the lock is not held while the peer decides
-/// (two pairings between the same two users, or of two repositories of one user, would wait
-/// for each other's lock); what they held before is kept for the undo.
+/// The ssh files and the repository's config are written in one journaled transaction (a crash
+/// while it writes is undone by the next run) and committed at once, so that the lock is not
+/// held while the peer decides (two pairings between the same two users, or of two
+/// repositories of one user, would wait for each other's lock); what they held before is kept
+/// for the undo.
 pub(super) struct Pending {
     committed: ssh_files::Committed,
     written: Vec<std::path::PathBuf>,
     /// The repository opened again under the lock, so that it showed what other runs wrote.
     repo: git2::Repository,
-    remote_undo: repo::RemoteUndo,
     plan: repo::RemotePlan,
     extra_remotes: Vec<String>,
     alias: String,
@@ -123,10 +124,14 @@ pub(super) fn write(
     p: &Prepared,
     v: &VerifiedPeer,
     lock: ssh_files::Applied,
+    out: &mut Reporter,
     interrupts: &mut Interrupts,
 ) -> anyhow::Result<Pending> {
     let info = &v.info;
     let peer_id = peer_id(info);
+    for line in crate::commands::recover::describe(lock.recovered()) {
+        out.line(&line);
+    }
     // Under the lock: what the repository holds now, not when this run started.
     let repository = git2::Repository::open(p.repo.path())
         .with_context(|| format!("cannot open {} again", p.info.path.display()))
@@ -206,34 +211,25 @@ pub(super) fn write(
         edit_config: p.edit_config,
     };
 
-    let applied = ssh_files::apply_locked(lock, &p.ssh, &ssh_setup, &mut || {
-        interrupts.check().is_some()
-    })
-    .map_err(|e| {
-        let interrupted = matches!(e, ssh_files::Error::Interrupted);
-        anyhow::Error::new(e).context(if interrupted {
-            PairError::Interrupted
-        } else {
-            PairError::Setup
-        })
-    })?;
-    let remote_undo = match repo::apply_remote(&repository, &plan) {
-        Ok(undo) => undo,
-        Err(e) => {
-            let undo = applied.rollback();
-            let err = anyhow::Error::new(e).context(PairError::Setup);
-            return Err(match undo {
-                Ok(()) => err,
-                Err(u) => err.context(format!("undoing the ssh changes also failed: {u}")),
-            });
-        }
-    };
-    let written = applied.written();
+    let mut tx = lock;
+    let mut interrupted = || interrupts.check().is_some();
+    if let Err(e) = ssh_files::apply_in(&mut tx, &p.ssh, &ssh_setup, &mut interrupted) {
+        return Err(undo(tx, setup_error(e)));
+    }
+    if let Err(e) = repo::write_remote(&mut tx, &repository, &plan) {
+        return Err(undo(tx, anyhow::Error::new(e).context(PairError::Setup)));
+    }
+    // Everything goes in place, journaled: a crash from here to the commit is undone by the
+    // next run.
+    if let Err(e) = tx.flush() {
+        return Err(undo(tx, setup_error(e)));
+    }
+    let written = tx.written();
+    let committed = tx.commit_keeping_undo().map_err(setup_error)?;
     let pending = Pending {
-        committed: applied.commit_keeping_undo(),
+        committed,
         written,
         repo: repository,
-        remote_undo,
         plan,
         extra_remotes,
         alias,
@@ -266,6 +262,11 @@ impl Pending {
             alias,
             ..
         } = self;
+        if let Some(old) = plan.replaces.as_deref().filter(|old| *old != plan.name) {
+            if let Err(e) = repo::rename_tracking_refs(&repository, old, &plan.name) {
+                out.line(&format!("warning: {:#}", anyhow::Error::new(e)));
+            }
+        }
 
         let replacement = Replacement::of(&v.decision, plan.replaces.as_deref());
         out.event(JsonEvent::Remote {
@@ -324,7 +325,8 @@ impl Pending {
 
     /// Undoes the remote, then the ssh files (under the lock again).
     pub(super) fn undo(self, p: &Prepared) -> anyhow::Result<()> {
-        let remote = repo::undo_remote(&self.repo, &self.plan.name, self.remote_undo);
+        // Every file that still holds what the pairing wrote, the repository's config among
+        // them, goes back byte for byte, in one transaction.
         let ssh = ssh_files::undo_committed(
             &p.ssh,
             self.committed,
@@ -334,6 +336,19 @@ impl Pending {
                 fingerprint: &self.fingerprint,
             },
         );
+        // A config someone changed since keeps that change: only a remote this pairing added
+        // is taken out of it (an updated one is left as the re-pair made it).
+        let ours = repo::paired_remotes(&self.repo)
+            .map(|r| {
+                r.iter()
+                    .any(|r| r.name == self.plan.name && r.alias == self.alias)
+            })
+            .unwrap_or(false);
+        let remote = if ours && self.plan.replaces.is_none() {
+            repo::remove_remote(&self.repo, &self.plan.name)
+        } else {
+            Ok(())
+        };
         match (remote, ssh) {
             (Ok(()), Ok(_)) => Ok(()),
             (Err(e), Ok(_)) => Err(anyhow::Error::new(e).context("cannot undo the remote")),
@@ -341,6 +356,24 @@ impl Pending {
             (Err(r), Err(e)) => Err(anyhow::Error::new(e)
                 .context(format!("cannot undo the ssh changes, nor the remote ({r})"))),
         }
+    }
+}
+
+/// `e` with the [`PairError`] that says how it failed.
+fn setup_error(e: ssh_files::Error) -> anyhow::Error {
+    let interrupted = matches!(e, ssh_files::Error::Interrupted);
+    anyhow::Error::new(e).context(if interrupted {
+        PairError::Interrupted
+    } else {
+        PairError::Setup
+    })
+}
+
+/// Rolls `tx` back after `cause`, adding to it if that fails too.
+fn undo(tx: ssh_files::Applied, cause: anyhow::Error) -> anyhow::Error {
+    match tx.rollback() {
+        Ok(()) => cause,
+        Err(u) => cause.context(format!("undoing the changes also failed: {u}")),
     }
 }
 
