@@ -244,9 +244,21 @@ impl Harness {
     fn drain(&mut self) {
         loop {
             let mut any = false;
+            let mut batch = Vec::new();
             while let Some(t) = self.machine.poll_transmit() {
                 any = true;
-                self.check_transmit(&t.datagram);
+                batch.push(t.datagram);
+            }
+            // The machine may queue a session's first payload piece before the PAKE message it
+            // answers with (both come from handling one datagram): learn the batch's PAKE
+            // messages first, so that such a piece counts for the session it belongs to.
+            for datagram in &batch {
+                if let Ok(Message::Pake { to, m, .. }) = codec::decode(datagram) {
+                    self.machine_pakes.insert(to, m.0);
+                }
+            }
+            for datagram in &batch {
+                self.check_transmit(datagram);
             }
             while let Some(event) = self.machine.poll_event() {
                 any = true;
