@@ -13,8 +13,8 @@ use crate::protocol::codec::{MAX_DATAGRAM, VERSION as WIRE_VERSION};
 use crate::protocol::locate;
 use crate::protocol::machine::{
     AMPLIFICATION, CODES_DIFFER_AFTER, HELLO_INITIAL, HELLO_MAX, MAX_FAILURES, OUTCOME_MAX,
-    OUTCOME_QUIET, RTO_INITIAL, RTO_MAX, RTO_MIN, RTT_FACTOR, SCAN_AFTER, SCAN_PACE, VERIFY_GRACE,
-    VERIFY_WITHIN,
+    OUTCOME_QUIET, RTO_INITIAL, RTO_MAX, RTO_MIN, RTT_FACTOR, SCAN_AFTER, SCAN_PACE,
+    TYPED_PEERS_AFTER, VERIFY_GRACE, VERIFY_WITHIN,
 };
 use crate::transport::{DEFAULT_PORT, GROUP_V4, GROUP_V6};
 
@@ -360,11 +360,15 @@ fn extra() -> Roff {
              2 replaced \
              version 1's forgeable abort message with the sealed end; the versions do not talk to each other. \
              An address that has not shown that it receives (by echoing this side's SPAKE2 message) gets at \
-             most {AMPLIFICATION} times the bytes it sent.",
+             most {AMPLIFICATION} times the bytes it sent. A hello says whether its side generated the code: \
+             a side that generated its code runs no SPAKE2 with another that did, and a side given its code \
+             runs one with another side given its code only {} after it started (many pairings at once on \
+             one channel would otherwise spend each other's guesses).",
             ms(RTO_MAX),
             ms(RTO_INITIAL),
             ms(RTO_MIN),
-            ms(RTO_INITIAL)
+            ms(RTO_INITIAL),
+            ms(TYPED_PEERS_AFTER)
         ),
     );
     item(

@@ -434,6 +434,8 @@ impl Sim {
             peers: Vec::new(),
             scan: Vec::new(),
             proof_secrets: Vec::new(),
+            // The first side of each pairing shows the code it generated; the second types it.
+            generated: i % 2 == 0,
         };
         let rng = ChaCha20Rng::seed_from_u64(self.rng.next_u64());
         let machine = Machine::new(config, self.now, rng).expect("the payload fits");

@@ -57,6 +57,21 @@
 //! keys. Payload pieces go only to such an address, and a session's replies
 //! move to a new source address only once that address has shown it.
 //!
+//! # Crowds
+//! A generated code's channel number is one of 999, so in a crowd of
+//! pairings some share a channel, and every session with another pairing's
+//! side costs a guess ([`MAX_FAILURES`]). A hello says whether its side
+//! generated the code in this run ([`Config::generated`]). Two sides that
+//! generated their codes hold two independent random codes: a side that
+//! generated its code ignores the hellos of others that did. Two sides that
+//! were given their codes may hold the same phrase, but in a crowd they are
+//! usually two joiners of different pairings: such a peer is remembered and
+//! greeted only [`TYPED_PEERS_AFTER`] after this side started, and its PAKE
+//! message is left unanswered until then, by when a joiner has usually paired
+//! with the side that generated its code. A hello without the field (an older
+//! peer) is answered as before. None of this gives anyone another guess: it
+//! only leaves sessions unopened.
+//!
 //! # Delivery
 //! Every directed message carries an [`Ack`] of what the sender has received,
 //! so each side retransmits only what is missing, with exponential backoff
@@ -132,6 +147,11 @@ pub const OUTCOME_QUIET: Duration = Duration::from_secs(5);
 /// ...and in any case after this long, which covers a person answering
 /// `--verify` on the other machine.
 pub const OUTCOME_MAX: Duration = Duration::from_secs(150);
+/// A side that was given its code opens sessions with peers that were given
+/// theirs only this long after it started (see *Crowds* in the module
+/// documentation): time enough for a peer that generated the code, already
+/// waiting, to answer its first hellos.
+pub const TYPED_PEERS_AFTER: Duration = Duration::from_millis(500);
 /// Sessions tracked at once; more peers are ignored until one goes.
 pub const MAX_SESSIONS: usize = 16;
 /// Guesses an attacker gets per run; the run stops after this many failures.
@@ -244,6 +264,10 @@ pub struct Config {
     /// [`repair::MAX_PROOFS`] are used): each session's payload carries a proof of each, bound
     /// to both session ids, so that a peer re-pairing with one of them can tell it is the same.
     pub proof_secrets: Vec<PairSecret>,
+    /// Whether this side generated its code in this run (rather than being
+    /// given it: typed, from a file or the environment). Hellos say so; see
+    /// *Crowds* in the module documentation.
+    pub generated: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -517,6 +541,11 @@ pub struct Machine<R> {
     /// The first sender of a payload in more pieces than the protocol carries (confine, issue
     /// 8: reported by the driver when the run ends unverified, rather than "no peer").
     oversized: Option<(SocketAddr, u8)>,
+    /// Whether this side generated its code.
+    generated: bool,
+    /// Peers that were given their code too, heard before [`TYPED_PEERS_AFTER`]:
+    /// greeted then (at most [`MAX_SESSIONS`]).
+    deferred: Vec<(PeerId, SocketAddr)>,
 }
 
 impl<R: RngCore + CryptoRng> Machine<R> {
@@ -549,6 +578,8 @@ impl<R: RngCore + CryptoRng> Machine<R> {
             silent_told: false,
             budgets: HashMap::new(),
             oversized: None,
+            generated: config.generated,
+            deferred: Vec::new(),
             next_hello: now,
             hello_interval: HELLO_INITIAL,
             started: now,
@@ -632,6 +663,7 @@ impl<R: RngCore + CryptoRng> Machine<R> {
                     Some(self.next_hello),
                     self.scan_deadline(),
                     self.codes_differ_deadline(),
+                    self.deferred_deadline(),
                 ]
                 .into_iter()
                 .chain(sessions)
@@ -664,6 +696,13 @@ impl<R: RngCore + CryptoRng> Machine<R> {
             self.hello_interval = (self.hello_interval * 2).min(HELLO_MAX);
         }
         self.scan_due(now);
+        if self.deferred_deadline().is_some_and(|at| now >= at) {
+            for (peer, from) in std::mem::take(&mut self.deferred) {
+                if !self.sessions.contains_key(&peer) && !self.failed.contains(&peer) {
+                    self.open_session(now, from, peer, true);
+                }
+            }
+        }
         let peers: Vec<PeerId> = self.sessions.keys().copied().collect();
         for peer in peers {
             let Some(s) = self.sessions.get(&peer) else {
@@ -709,7 +748,7 @@ impl<R: RngCore + CryptoRng> Machine<R> {
             return;
         }
         match msg {
-            Message::Hello { sid, ch } => self.on_hello(now, from, sid, ch),
+            Message::Hello { sid, ch, gen } => self.on_hello(now, from, sid, ch, gen),
             msg if msg.addressee() == Some(&self.sid) => self.on_directed(now, from, msg),
             _ => {}
         }
@@ -801,11 +840,30 @@ impl<R: RngCore + CryptoRng> Machine<R> {
         }
     }
 
-    fn on_hello(&mut self, now: Instant, from: SocketAddr, peer: PeerId, ch: String) {
+    fn on_hello(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        peer: PeerId,
+        ch: String,
+        gen: Option<bool>,
+    ) {
         if ch != self.channel || self.phase != Phase::Searching {
             return;
         }
+        // Two generated codes are two independent random codes.
+        if self.generated && gen == Some(true) {
+            return;
+        }
         self.last_peer_heard = Some(now);
+        if !self.generated && gen == Some(false) && self.defers(now) {
+            if let Some(d) = self.deferred.iter_mut().find(|(p, _)| *p == peer) {
+                d.1 = from;
+            } else if self.deferred.len() < MAX_SESSIONS {
+                self.deferred.push((peer, from));
+            }
+            return;
+        }
         if self.sessions.contains_key(&peer) {
             self.route(peer, from);
             let Some(s) = self.sessions.get_mut(&peer) else {
@@ -824,6 +882,18 @@ impl<R: RngCore + CryptoRng> Machine<R> {
     /// Opens a session with `peer`; with `greet`, sends our PAKE message at
     /// once (a session opened by the peer's PAKE message answers it once that
     /// is handled, so that the answer echoes it).
+    /// Whether sessions with peers that were given their code wait: see
+    /// *Crowds* in the module documentation.
+    fn defers(&self, now: Instant) -> bool {
+        now < self.started + TYPED_PEERS_AFTER
+    }
+
+    /// When the deferred peers are greeted.
+    fn deferred_deadline(&self) -> Option<Instant> {
+        (!self.deferred.is_empty() && self.phase == Phase::Searching)
+            .then_some(self.started + TYPED_PEERS_AFTER)
+    }
+
     fn open_session(&mut self, now: Instant, from: SocketAddr, peer: PeerId, greet: bool) -> bool {
         if self.sessions.len() >= MAX_SESSIONS && !self.evict_idle_session() {
             return false;
@@ -916,6 +986,10 @@ impl<R: RngCore + CryptoRng> Machine<R> {
             }
         }
         let opened = !self.sessions.contains_key(&peer);
+        if opened && self.defers(now) && self.deferred.iter().any(|(p, _)| *p == peer) {
+            // A peer that was given its code too: answered once the wait is over.
+            return;
+        }
         if opened {
             // Only a PAKE message may open a session: it answers our hello.
             let opens = matches!(msg, Message::Pake { .. }) && self.phase == Phase::Searching;
@@ -1460,6 +1534,7 @@ impl<R: RngCore + CryptoRng> Machine<R> {
         let hello = Message::Hello {
             sid: self.sid,
             ch: self.channel.clone(),
+            gen: Some(self.generated),
         };
         if let Ok(datagram) = codec::encode(&hello) {
             self.transmits.push_back(Transmit {
@@ -1497,6 +1572,7 @@ impl<R: RngCore + CryptoRng> Machine<R> {
         let Ok(datagram) = codec::encode(&Message::Hello {
             sid: self.sid,
             ch: self.channel.clone(),
+            gen: Some(self.generated),
         }) else {
             return;
         };
