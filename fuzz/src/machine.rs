@@ -655,6 +655,15 @@ impl Script {
         self
     }
 
+    /// Runs `op`, whose datagram then comes from the address the attackers share (192.0.2.1,
+    /// opcode bit 7) instead of the attacker's own.
+    pub fn shared(&mut self, op: impl FnOnce(&mut Self) -> &mut Self) -> &mut Self {
+        let at = self.0.len();
+        op(self);
+        self.0[at] |= 0x80;
+        self
+    }
+
     /// A fresh SPAKE2 message with the attacker's code; acks nothing.
     pub fn pake(&mut self, attacker: usize) -> &mut Self {
         self.opcode(op::PAKE, attacker);
