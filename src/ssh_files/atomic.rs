@@ -223,6 +223,20 @@ impl Temp {
         Ok(())
     }
 
+    /// Moves the staged bytes over `path` now, keeping the open file so that they can still be
+    /// synced ([`sync_at_once`]): for the journal, whose name and bytes are synced in one round
+    /// with everything else (a name whose bytes a power cut lost is an empty file, which
+    /// recovery knows changed nothing yet).
+    pub fn rename_keeping(&mut self, path: &Path) -> Result<(), Error> {
+        fs::rename(&self.tmp, path).map_err(|source| Error::Io {
+            action: "write",
+            path: path.to_path_buf(),
+            source,
+        })?;
+        self.present = false;
+        Ok(())
+    }
+
     /// Makes the staged bytes appear as `path`, which must not exist (see [`create_new`]).
     pub fn link_to(self, path: &Path) -> Result<(), Error> {
         match fs::hard_link(&self.tmp, path) {
@@ -251,41 +265,45 @@ impl Drop for Temp {
 /// Syncs the bytes of every staged file, all at once: concurrent fsyncs share the file system's
 /// journal commits, where one after another each waits for its own.
 pub fn sync_all<'a>(temps: impl IntoIterator<Item = (&'a Temp, &'a Path)>) -> Result<(), Error> {
-    let temps: Vec<(&Temp, &Path)> = temps.into_iter().collect();
-    let results: Vec<Result<(), Error>> = std::thread::scope(|s| {
-        let handles: Vec<_> = temps
-            .iter()
-            .map(|(t, path)| {
-                s.spawn(move || {
-                    t.file.sync_all().map_err(|source| Error::Io {
-                        action: "write",
-                        path: path.to_path_buf(),
-                        source,
-                    })
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(sync_panicked())))
-            .collect()
-    });
-    results.into_iter().collect()
+    sync_at_once(temps, &[])
 }
 
 /// Makes the renames, links and unlinks in each of `dirs` durable, all at once.
 pub fn sync_dirs(dirs: &[PathBuf]) -> Result<(), Error> {
-    let results: Vec<Result<(), Error>> = std::thread::scope(|s| {
-        let handles: Vec<_> = dirs
-            .iter()
-            .map(|dir| s.spawn(move || sync_dir_itself(dir)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(sync_panicked())))
-            .collect()
-    });
-    results.into_iter().collect()
+    sync_at_once([], dirs)
+}
+
+/// [`sync_all`] and [`sync_dirs`] together, in one round: each fsync on its own thread but the
+/// last, which runs on this one (a thread less to start and wait for).
+pub fn sync_at_once<'a>(
+    temps: impl IntoIterator<Item = (&'a Temp, &'a Path)>,
+    dirs: &[PathBuf],
+) -> Result<(), Error> {
+    let mut jobs: Vec<Box<dyn FnOnce() -> Result<(), Error> + Send + '_>> = Vec::new();
+    for (t, path) in temps {
+        jobs.push(Box::new(move || {
+            t.file.sync_all().map_err(|source| Error::Io {
+                action: "write",
+                path: path.to_path_buf(),
+                source,
+            })
+        }));
+    }
+    for dir in dirs {
+        jobs.push(Box::new(move || sync_dir_itself(dir)));
+    }
+    let Some(here) = jobs.pop() else {
+        return Ok(());
+    };
+    std::thread::scope(|s| {
+        let handles: Vec<_> = jobs.into_iter().map(|job| s.spawn(job)).collect();
+        let mut result = here();
+        for h in handles {
+            let done = h.join().unwrap_or_else(|_| Err(sync_panicked()));
+            result = result.and(done);
+        }
+        result
+    })
 }
 
 fn sync_panicked() -> Error {

@@ -13,8 +13,11 @@
 //!
 //! 1. every touched file goes into the [journal](super::journal): its exact previous bytes and
 //!    mode (or "did not exist") and a digest of its new bytes;
-//! 2. the staged files and the journal are synced all at once, the journal is moved into place
-//!    and its directory synced: from now on a crash is undone by the next run;
+//! 2. the journal is moved into place, and its bytes and name, the staged files' bytes and the
+//!    names of new directories are synced all at once, in one round: from now on a crash is
+//!    undone by the next run (a power cut during that round leaves at worst an empty journal,
+//!    with nothing changed yet; a later flush of the same transaction syncs the new journal
+//!    before it replaces the one that holds the undo of the changes already made);
 //! 3. the staged files are renamed, linked or removed in order, and each directory synced once
 //!    (see [`atomic`]).
 //!
@@ -208,6 +211,8 @@ pub struct Applied {
     swept: [PathBuf; 2],
     /// Whether the journal file exists.
     on_disk: bool,
+    /// Whether a flush has begun to put changes in place (the journal on disk holds their undo).
+    placed: bool,
     written: Vec<PathBuf>,
     finished: bool,
     recovered: Recovery,
@@ -252,6 +257,7 @@ impl Applied {
             journal_path: dir.journal(),
             swept: [dir.root().to_path_buf(), dir.pair_dir()],
             on_disk: false,
+            placed: false,
             written: Vec::new(),
             finished: false,
             recovered,
@@ -464,7 +470,24 @@ impl Applied {
             return atomic::sync_dirs(&std::mem::take(&mut self.dirs));
         }
         self.journal_staged();
-        let journal = Temp::stage(&self.journal_path, &self.journal.encode(), 0o600)?;
+        let mut journal = Temp::stage(&self.journal_path, &self.journal.encode(), 0o600)?;
+        let journal_dir = self
+            .journal_path
+            .parent()
+            .unwrap_or(Path::new("/"))
+            .to_path_buf();
+        // The journal's bytes and name, the staged files' bytes and the names of directories
+        // just created are all durable before the first file changes. Before any change is in
+        // place, that takes one round of syncs: the journal is moved into place first and
+        // synced with the rest (a power cut in that round leaves at worst an empty journal, and
+        // nothing changed). Once a flush has changed files, the journal on disk must hold their
+        // undo until the new one is durable: its bytes are synced before it replaces the old.
+        let early = !self.placed;
+        if early {
+            journal.rename_keeping(&self.journal_path)?;
+            self.on_disk = true;
+            self.sync_later(&journal_dir);
+        }
         let temps = self
             .staged
             .iter()
@@ -475,18 +498,16 @@ impl Applied {
                 Op::Delete => None,
             })
             .chain([(&journal, self.journal_path.as_path())]);
-        atomic::sync_all(temps)?;
-        journal.rename_to(&self.journal_path)?;
-        self.on_disk = true;
-        // The journal's name, and the names of directories just created, are durable before
-        // the first file changes.
-        let journal_dir = self
-            .journal_path
-            .parent()
-            .unwrap_or(Path::new("/"))
-            .to_path_buf();
-        self.sync_later(&journal_dir);
-        atomic::sync_dirs(&std::mem::take(&mut self.dirs))?;
+        if early {
+            atomic::sync_at_once(temps, &std::mem::take(&mut self.dirs))?;
+        } else {
+            atomic::sync_all(temps)?;
+            journal.rename_to(&self.journal_path)?;
+            self.on_disk = true;
+            self.sync_later(&journal_dir);
+            atomic::sync_dirs(&std::mem::take(&mut self.dirs))?;
+        }
+        self.placed = true;
         for s in std::mem::take(&mut self.staged) {
             match s.op {
                 Op::Replace(temp) => temp.rename_to(&s.path)?,
