@@ -6,10 +6,10 @@
 //! directory is fsynced so that the rename itself survives a crash. A reader (sshd, ssh) sees the
 //! old file or the new one, never a mix.
 //!
-//! A transaction that writes several files stages them as [`Temp`]s first, then syncs them all at
-//! once ([`sync_all`]), renames them into place, and syncs each directory once ([`sync_dirs`]):
-//! the same guarantees, but the file system commits its journal twice in all instead of twice
-//! per file, which on a real disk is most of the time a pairing takes.
+//! A transaction that writes several files keeps their bytes in memory ([`NewFile`]), then writes
+//! and syncs all of them at once ([`write_and_sync`]), renames them into place, and syncs each
+//! directory once ([`sync_dirs`]): the same guarantees, but the file system commits its journal
+//! a few times in all instead of twice per file, and creates the files side by side.
 
 use std::fs::{self, File, OpenOptions, Permissions};
 use std::io::{self, Read, Write};
@@ -206,12 +206,6 @@ impl Temp {
         Ok(temp)
     }
 
-    /// Leaves the temporary file where it is, as a crash would.
-    #[cfg(test)]
-    pub(crate) fn leave(mut self) {
-        self.present = false;
-    }
-
     /// Moves the staged bytes over `path` (which is replaced if it exists).
     pub fn rename_to(mut self, path: &Path) -> Result<(), Error> {
         fs::rename(&self.tmp, path).map_err(|source| Error::Io {
@@ -260,6 +254,81 @@ impl Drop for Temp {
             let _ = fs::remove_file(&self.tmp);
         }
     }
+}
+
+/// New bytes for a file, kept in memory until [`write_and_sync`] writes them to a temporary file
+/// next to it (created with `O_EXCL` and the final mode), so that all of a transaction's files
+/// are created at once rather than one after another: on a busy file system each creation can
+/// wait for the journal.
+pub struct NewFile {
+    path: PathBuf,
+    /// The temporary name chosen beforehand (to journal it), or `None` for any free one.
+    tmp: Option<PathBuf>,
+    bytes: Zeroizing<Vec<u8>>,
+    mode: u32,
+}
+
+impl NewFile {
+    /// `bytes` with mode exactly `mode` for `path`, under any free temporary name.
+    pub fn new(path: &Path, bytes: Zeroizing<Vec<u8>>, mode: u32) -> NewFile {
+        NewFile {
+            path: path.to_path_buf(),
+            tmp: None,
+            bytes,
+            mode,
+        }
+    }
+
+    /// Like [`NewFile::new`], under the temporary name `tmp` (from [`temp_path`]).
+    pub fn named(tmp: PathBuf, path: &Path, bytes: Zeroizing<Vec<u8>>, mode: u32) -> NewFile {
+        NewFile {
+            tmp: Some(tmp),
+            ..NewFile::new(path, bytes, mode)
+        }
+    }
+
+    fn write(&self) -> Result<Temp, Error> {
+        match &self.tmp {
+            Some(tmp) => Temp::stage_at(tmp.clone(), &self.path, &self.bytes, self.mode),
+            None => Temp::stage(&self.path, &self.bytes, self.mode),
+        }
+    }
+}
+
+/// Writes each of `files` to its temporary file and syncs it, and syncs `journal` and each of
+/// `dirs`, all at once (see [`sync_at_once`]); returns the temporary files in the order of
+/// `files`. On an error every temporary file made here is removed again.
+pub fn write_and_sync(
+    files: &[&NewFile],
+    journal: (&Temp, &Path),
+    dirs: &[PathBuf],
+) -> Result<Vec<Temp>, Error> {
+    std::thread::scope(|s| {
+        let written: Vec<_> = files
+            .iter()
+            .map(|f| {
+                s.spawn(move || {
+                    let temp = f.write()?;
+                    temp.file.sync_all().map_err(|source| Error::Io {
+                        action: "write",
+                        path: f.path.clone(),
+                        source,
+                    })?;
+                    Ok(temp)
+                })
+            })
+            .collect();
+        let synced = sync_at_once([journal], dirs);
+        let mut temps = Vec::with_capacity(files.len());
+        let mut result = synced;
+        for h in written {
+            match h.join().unwrap_or_else(|_| Err(sync_panicked())) {
+                Ok(temp) => temps.push(temp),
+                Err(e) => result = result.and(Err(e)),
+            }
+        }
+        result.map(|()| temps)
+    })
 }
 
 /// Syncs the bytes of every staged file, all at once: concurrent fsyncs share the file system's
