@@ -7,9 +7,9 @@
 //! old file or the new one, never a mix.
 //!
 //! A transaction that writes several files keeps their bytes in memory ([`NewFile`]), then writes
-//! and syncs all of them at once ([`write_and_sync`]), renames them into place, and syncs each
-//! directory once ([`sync_dirs`]): the same guarantees, but the file system commits its journal
-//! a few times in all instead of twice per file, and creates the files side by side.
+//! them and syncs all of them at once ([`write_and_sync`]), renames them into place, and syncs
+//! each directory once ([`sync_dirs`]): the same guarantees, but the file system commits its
+//! journal a few times in all instead of twice per file.
 
 use std::fs::{self, File, OpenOptions, Permissions};
 use std::io::{self, Read, Write};
@@ -257,9 +257,8 @@ impl Drop for Temp {
 }
 
 /// New bytes for a file, kept in memory until [`write_and_sync`] writes them to a temporary file
-/// next to it (created with `O_EXCL` and the final mode), so that all of a transaction's files
-/// are created at once rather than one after another: on a busy file system each creation can
-/// wait for the journal.
+/// next to it (created with `O_EXCL` and the final mode) right before they are synced, so that
+/// nothing is written before a transaction's flush.
 pub struct NewFile {
     path: PathBuf,
     /// The temporary name chosen beforehand (to journal it), or `None` for any free one.
@@ -295,40 +294,25 @@ impl NewFile {
     }
 }
 
-/// Writes each of `files` to its temporary file and syncs it, and syncs `journal` and each of
-/// `dirs`, all at once (see [`sync_at_once`]); returns the temporary files in the order of
-/// `files`. On an error every temporary file made here is removed again.
+/// Writes each of `files` to its temporary file, one after another, then syncs all of them,
+/// `journal` and each of `dirs` at once (see [`sync_at_once`]); returns the temporary files in
+/// the order of `files`. On an error every temporary file made here is removed again.
 pub fn write_and_sync(
     files: &[&NewFile],
     journal: (&Temp, &Path),
     dirs: &[PathBuf],
 ) -> Result<Vec<Temp>, Error> {
-    std::thread::scope(|s| {
-        let written: Vec<_> = files
-            .iter()
-            .map(|f| {
-                s.spawn(move || {
-                    let temp = f.write()?;
-                    temp.file.sync_all().map_err(|source| Error::Io {
-                        action: "write",
-                        path: f.path.clone(),
-                        source,
-                    })?;
-                    Ok(temp)
-                })
-            })
-            .collect();
-        let synced = sync_at_once([journal], dirs);
-        let mut temps = Vec::with_capacity(files.len());
-        let mut result = synced;
-        for h in written {
-            match h.join().unwrap_or_else(|_| Err(sync_panicked())) {
-                Ok(temp) => temps.push(temp),
-                Err(e) => result = result.and(Err(e)),
-            }
-        }
-        result.map(|()| temps)
-    })
+    let temps = files
+        .iter()
+        .map(|f| f.write())
+        .collect::<Result<Vec<Temp>, Error>>()?;
+    let synced = temps
+        .iter()
+        .zip(files)
+        .map(|(t, f)| (t, f.path.as_path()))
+        .chain([journal]);
+    sync_at_once(synced, dirs)?;
+    Ok(temps)
 }
 
 /// Syncs the bytes of every staged file, all at once: concurrent fsyncs share the file system's

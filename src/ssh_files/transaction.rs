@@ -308,7 +308,7 @@ impl Applied {
         Ok(self.current(&real)?.map(|c| c.bytes))
     }
 
-    /// Stages `bytes` for `real`, in memory: the flush writes every staged file at once. A
+    /// Stages `bytes` for `real`, in memory: the flush writes every staged file. A
     /// temporary file outside the directories the next run sweeps anyway gets its name now, and
     /// the journal names it before it is made (see [`Applied::flush`]), so that a crash never
     /// leaves one behind, e.g. in a repository's `.git`.
@@ -492,7 +492,7 @@ impl Applied {
         // just created are all durable before the first file changes. Before any change is in
         // place, that takes one round: the journal is moved into place first (it names every
         // temporary file outside ~/.ssh before that file is made), then every staged file is
-        // written and synced, with the journal and the directories, all at once (a power cut in
+        // written, and all are synced with the journal and the directories at once (a power cut in
         // that round leaves at worst an empty journal, and nothing changed). Once a flush has
         // changed files, the journal on disk must hold their undo until the new one is
         // durable: its bytes are synced before it replaces the old one.
