@@ -12,8 +12,9 @@ use crate::exit::Exit;
 use crate::protocol::codec::{MAX_DATAGRAM, VERSION as WIRE_VERSION};
 use crate::protocol::locate;
 use crate::protocol::machine::{
-    AMPLIFICATION, CODES_DIFFER_AFTER, HELLO_INITIAL, MAX_FAILURES, OUTCOME_MAX, OUTCOME_QUIET,
-    RTO_INITIAL, RTO_MAX, SCAN_AFTER, SCAN_PACE, VERIFY_GRACE, VERIFY_WITHIN,
+    AMPLIFICATION, CODES_DIFFER_AFTER, HELLO_INITIAL, HELLO_MAX, MAX_FAILURES, OUTCOME_MAX,
+    OUTCOME_QUIET, RTO_INITIAL, RTO_MAX, RTO_MIN, RTT_FACTOR, SCAN_AFTER, SCAN_PACE,
+    TYPED_PEERS_AFTER, VERIFY_GRACE, VERIFY_WITHIN,
 };
 use crate::transport::{DEFAULT_PORT, GROUP_V4, GROUP_V6};
 
@@ -340,7 +341,7 @@ fn extra() -> Roff {
              unicast, one every {}, and again every 10 s (--no-scan, pair.scan=false turn this off). --peer \
              hosts are greeted by unicast from the start. Replies go by unicast to the source of what was heard.",
             ms(HELLO_INITIAL),
-            ms(RTO_MAX),
+            ms(HELLO_MAX),
             SCAN_AFTER.as_secs(),
             ms(SCAN_PACE)
         ),
@@ -353,12 +354,21 @@ fn extra() -> Roff {
              pake (SPAKE2, symmetric mode, Ed25519), data (the payload in pieces, each sealed on its own with \
              ChaCha20-Poly1305), confirm (HMAC-SHA256 over the whole transcript), ack, and end (how a side \
              ended: ready, refused, declined or failed, sealed). Every directed message acknowledges what its \
-             sender has, and each side resends what is missing after {}, doubling up to {}. Version 2 replaced \
+             sender has, and each side resends what is missing after a timeout, doubling up to {}: {} until \
+             a round trip is measured, then {RTT_FACTOR} times the shortest measured, at least {} and at most \
+             {}. The TCP check of the peer's sshd opens fresh connections paced by the same timeout. Version \
+             2 replaced \
              version 1's forgeable abort message with the sealed end; the versions do not talk to each other. \
              An address that has not shown that it receives (by echoing this side's SPAKE2 message) gets at \
-             most {AMPLIFICATION} times the bytes it sent.",
+             most {AMPLIFICATION} times the bytes it sent. A hello says whether its side generated the code: \
+             a side that generated its code runs no SPAKE2 with another that did, and a side given its code \
+             runs one with another side given its code only {} after it started (many pairings at once on \
+             one channel would otherwise spend each other's guesses).",
+            ms(RTO_MAX),
             ms(RTO_INITIAL),
-            ms(RTO_MAX)
+            ms(RTO_MIN),
+            ms(RTO_INITIAL),
+            ms(TYPED_PEERS_AFTER)
         ),
     );
     item(

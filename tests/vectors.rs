@@ -58,6 +58,8 @@ struct SideSpec {
     name: &'static str,
     address: &'static str,
     typed: &'static str,
+    /// Whether this side generated the code (its hellos say so) or was given it.
+    generated: bool,
     seed: [u8; 32],
     payload: Payload,
     /// The pair secrets of earlier pairings this side holds: its payload proves each.
@@ -123,6 +125,8 @@ fn scenarios() -> Vec<Scenario> {
         name,
         address,
         typed,
+        // Side a shows the code it generated; side b types it.
+        generated: name == "a",
         seed,
         payload,
         proof_secrets: Vec::new(),
@@ -297,6 +301,7 @@ fn record(s: Scenario, start: Instant) -> Value {
                     .iter()
                     .map(|s| PairSecret::from_bytes(*s))
                     .collect(),
+                generated: spec.generated,
             };
             let machine = Machine::new(config, start, ChaCha20Rng::from_seed(spec.seed))
                 .expect("the payload fits");
@@ -417,6 +422,7 @@ fn record(s: Scenario, start: Instant) -> Value {
                 "name": n.spec.name,
                 "address": n.spec.address,
                 "typed_code": n.spec.typed,
+                "generated": n.spec.generated,
                 "channel": code.channel(),
                 "password": String::from_utf8(code.password().to_vec()).unwrap(),
                 "rng_seed": hex(&n.spec.seed),
@@ -513,6 +519,7 @@ fn replay(vector: &str, side: &Value) {
                 .iter()
                 .map(|s| PairSecret::from_bytes(seed_of(s.as_str().unwrap())))
                 .collect(),
+            generated: side["generated"].as_bool().unwrap(),
         },
         start,
         ChaCha20Rng::from_seed(seed_of(side["rng_seed"].as_str().unwrap())),
@@ -746,6 +753,7 @@ fn the_encodings_the_specification_states() {
                 peers: Vec::new(),
                 scan: Vec::new(),
                 proof_secrets: Vec::new(),
+                generated: false,
             },
             Instant::now(),
             ChaCha20Rng::from_seed([1; 32]),

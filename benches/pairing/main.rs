@@ -22,7 +22,10 @@
 //! `--trace DIR` only runs one pairing with both sides under strace, for
 //! profiling, and writes no report; `--trace-only fsync,rename,...` stops
 //! only at those syscalls, so that the timings stay near an untraced run. `--sim-only` only runs the simulated
-//! network (no root needed) and prints its figures.
+//! network (no root needed) and prints its figures; with it, `GP_SIM_ONLY=b,e` runs only the
+//! simulated conditions so lettered, `--sim-crowds 0` leaves the crowds out, `GP_SIM_LIST=1`
+//! prints each run's seed and time, and `GP_SIM_TRACE=SEED` prints every frame and event of
+//! the run with that seed (how the slow runs were explained).
 
 // The end-to-end tests' harness, shared rather than copied; the benchmark
 // uses only part of it, hence the allowance.
@@ -166,9 +169,20 @@ fn main() -> ExitCode {
     };
     if options.sim_only {
         let conditions = report::conditions();
+        let only = std::env::var("GP_SIM_ONLY").unwrap_or_default();
         for c in &conditions {
+            if !only.is_empty()
+                && !only
+                    .split(',')
+                    .any(|o| c.name.starts_with(&format!("({o})")))
+            {
+                continue;
+            }
             let runs = sim::time_to_pair(c.imp, options.sim_runs, c.seed);
             eprintln!("{}: {}", c.name, report::summary(&runs));
+        }
+        if options.sim_crowds == 0 {
+            return ExitCode::SUCCESS;
         }
         eprintln!("{:?}", sim::neighbour_floor(0.3, 100_000, 5));
         let crowds = sim::crowds(SIM_CROWD, options.sim_crowds, 64);

@@ -28,6 +28,7 @@ pub fn conditions() -> Vec<Condition> {
         duplicate,
         delay,
         jitter,
+        neighbours: false,
     };
     vec![
         Condition {
@@ -54,6 +55,14 @@ pub fn conditions() -> Vec<Condition> {
                 Duration::from_millis(20),
             ),
             seed: 4,
+        },
+        Condition {
+            name: "(e) 30% loss of all frames each way, neighbour resolution included, cold caches",
+            imp: Impairment {
+                neighbours: true,
+                ..imp(0.3, 0.0, LAN_HOP, Duration::ZERO)
+            },
+            seed: 5,
         },
     ]
 }

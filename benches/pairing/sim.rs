@@ -1,44 +1,60 @@
 //! Time to pair over a simulated LAN in virtual time: the real protocol
 //! machine (`git_pair::protocol::Machine`) on both sides, wired through an
 //! in-memory network that delays, jitters (and so reorders), loses and
-//! duplicates datagrams. The kernel here has no netem, so delay, reordering
+//! duplicates frames. The kernel here has no netem, so delay, reordering
 //! and duplication cannot be made on the namespace LAN; this is how the
 //! benchmark measures them.
 //!
 //! What the simulation leaves out, and what it models:
 //! - CPU time is not counted (virtual time stands still while a machine
 //!   computes); the crypto micro-benchmarks give it: well under 1 ms per run.
+//! - Every host has an IPv4 and an IPv6 address, as on the namespace LAN: a
+//!   multicast datagram goes out once per family (the transport sends on both
+//!   groups), and each copy is lost on its own.
+//! - With [`Impairment::neighbours`], neighbour resolution is modelled as
+//!   Linux does it, from cold caches: a unicast frame to a host whose
+//!   link-layer address is unknown waits while a request goes out at once and
+//!   again every second (three in all, then the waiting frames are dropped); a
+//!   request that arrives teaches the asked host the asker's address, and its
+//!   answer teaches the asker. Requests and answers are lost like any frame.
+//!   IPv4 (ARP) and IPv6 (neighbour discovery) are resolved independently.
+//!   Without it, every neighbour is known (warm caches, ARP spared).
 //! - The driver's check of the peer's sshd is modelled as the TCP
-//!   connections that `transport::probe` makes: one at once and one at each
-//!   of its `RETRY_AFTER`, each a round trip where the SYN and the SYN-ACK
-//!   are each lost with the datagram loss rate, and the kernel resends an
-//!   unanswered SYN after 1 s, then 2 s more, until the probe's 3 s timeout.
-//!   Like the real driver, a side checking the peer's sshd handles no
-//!   datagram and no timer until the check is done.
+//!   connections that `transport::probe` makes to the peer's addresses of
+//!   both families: one each at once and at each of its `retry_after` (paced
+//!   by the machine's retransmission timeout for the peer); the
+//!   kernel sends each connection's SYN again after 1 s and 3 s; SYN and
+//!   SYN-ACK are frames like any other (lost, and waiting for neighbour
+//!   resolution). The first connection to complete ends the check. Like the
+//!   real driver, a side checking the peer's sshd handles no datagram and no
+//!   timer until the check is done.
 //! - Setup (files, git config) takes no time here; the namespace benchmark
 //!   measures it for real.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::collections::{BinaryHeap, HashMap};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::time::{Duration, Instant};
 
 use git_pair::protocol::codec::{End, SessionId};
 use git_pair::protocol::payload::Payload;
 use git_pair::protocol::{Code, Config, Destination, Event, Machine};
-use git_pair::transport::probe::RETRY_AFTER;
+use git_pair::transport::probe;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
-/// How the simulated LAN treats each datagram, in each direction.
+/// How the simulated LAN treats each frame, in each direction.
 #[derive(Debug, Clone, Copy)]
 pub struct Impairment {
     pub loss: f64,
     pub duplicate: f64,
-    /// Every datagram takes `delay` plus a uniform share of `jitter`;
-    /// datagrams sent closer together than the jitter arrive reordered.
+    /// Every frame takes `delay` plus a uniform share of `jitter`;
+    /// frames sent closer together than the jitter arrive reordered.
     pub delay: Duration,
     pub jitter: Duration,
+    /// Neighbour caches start cold and resolution frames (ARP, neighbour
+    /// discovery) are lost like the others; otherwise every neighbour is known.
+    pub neighbours: bool,
 }
 
 /// The wire time of an unimpaired LAN hop (veth, switch) in the simulation.
@@ -54,6 +70,10 @@ const SYN_SENT_AT: [Duration; 3] = [
 ];
 /// `SSHD_PROBE_TIMEOUT` of `commands::pair`.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Linux's `retrans_time_ms`: a neighbour request is sent again after this...
+const NEIGH_RETRANS: Duration = Duration::from_secs(1);
+/// ...this many times in all (`mcast_solicit`), then the waiting frames are dropped.
+const NEIGH_PROBES: u32 = 3;
 
 /// How long the first side runs alone before the second one starts (as in
 /// the namespace benchmark, where the second side starts once the first has
@@ -70,18 +90,68 @@ pub enum Run {
     Failed(&'static str),
 }
 
+/// An address family: each has its own addresses and its own neighbour resolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Family {
+    V4,
+    V6,
+}
+
+const FAMILIES: [Family; 2] = [Family::V4, Family::V6];
+
+/// A unicast frame between two hosts, as the neighbour layer carries it.
+#[derive(Debug, Clone)]
+enum Frame {
+    /// A datagram from the sender's address of the family.
+    Datagram(Vec<u8>),
+    /// A SYN of the sshd check `check`.
+    Syn { check: usize },
+    /// The answer to a SYN.
+    SynAck { check: usize },
+}
+
 enum What {
     Start(usize),
-    Deliver {
+    /// A frame arrives at `to` from `from` over `family`.
+    Arrive {
+        to: usize,
+        from: usize,
+        family: Family,
+        frame: Frame,
+    },
+    /// A multicast datagram arrives at `to`.
+    Multicast {
         to: usize,
         from: SocketAddr,
         datagram: Vec<u8>,
     },
-    /// The sshd check of `node` is over: accept (`true`) or reject.
-    Checked {
-        node: usize,
-        peer: SessionId,
-        reachable: bool,
+    /// A neighbour request from `asker` arrives at `asked`.
+    NeighRequest {
+        asker: usize,
+        asked: usize,
+        family: Family,
+    },
+    /// The answer to a neighbour request arrives at `asker`.
+    NeighReply {
+        asker: usize,
+        asked: usize,
+        family: Family,
+    },
+    /// `asker` sends its neighbour request for `asked` again, if still unanswered.
+    NeighRetry {
+        asker: usize,
+        asked: usize,
+        family: Family,
+    },
+    /// The sshd check `check` starts a fresh connection to each family, or its kernel sends
+    /// a SYN again.
+    SendSyn {
+        check: usize,
+        family: Family,
+    },
+    /// The sshd check `check` gives up.
+    CheckTimeout {
+        check: usize,
     },
 }
 
@@ -108,15 +178,45 @@ impl Ord for Scheduled {
     }
 }
 
+/// What a host knows of another's link-layer address over one family.
+#[derive(Debug, Default)]
+struct Neighbour {
+    known: bool,
+    /// Requests sent in the current resolution (0: none under way).
+    probes: u32,
+    /// Frames waiting for the resolution.
+    queue: Vec<Frame>,
+}
+
+/// One check of a peer's sshd, from `client` to `server`.
+struct Check {
+    client: usize,
+    server: usize,
+    peer: SessionId,
+    done: bool,
+}
+
 struct Node {
     machine: Option<Machine<ChaCha20Rng>>,
-    addr: SocketAddr,
+    v4: SocketAddr,
+    v6: SocketAddr,
     payload: Vec<u8>,
-    /// Busy checking the peer's sshd until then: nothing else runs.
-    busy_until: Option<Instant>,
+    /// Busy checking the peer's sshd: nothing else runs.
+    busy: bool,
+    /// Datagrams that arrived while busy, handled once the check is done.
+    backlog: Vec<(SocketAddr, Vec<u8>)>,
     verified_with: Option<SessionId>,
     finished_at: Option<Instant>,
     failed: Option<&'static str>,
+}
+
+impl Node {
+    fn addr(&self, family: Family) -> SocketAddr {
+        match family {
+            Family::V4 => self.v4,
+            Family::V6 => self.v6,
+        }
+    }
 }
 
 struct Sim {
@@ -128,6 +228,13 @@ struct Sim {
     nodes: Vec<Node>,
     /// Node `2k` and `2k + 1` are pairing `k`, with `codes[k]`.
     codes: Vec<String>,
+    /// (host, neighbour, family).
+    neighbours: HashMap<(usize, usize, Family), Neighbour>,
+    checks: Vec<Check>,
+    /// Which node has which address.
+    by_addr: HashMap<SocketAddr, (usize, Family)>,
+    tracing: bool,
+    begin: Instant,
 }
 
 /// A payload of the size a real one has: user, host, path, an ed25519 login
@@ -158,28 +265,46 @@ impl Sim {
         let codes = (0..k)
             .map(|_| Code::generate(&mut rng).reveal().to_string())
             .collect();
-        let nodes = (0..2 * k)
+        let nodes: Vec<Node> = (0..2 * k)
             .map(|i| Node {
                 machine: None,
-                addr: SocketAddr::V4(SocketAddrV4::new(
+                v4: SocketAddr::V4(SocketAddrV4::new(
                     Ipv4Addr::new(10, 0, (i / 250) as u8, (i % 250) as u8 + 1),
                     40000,
                 )),
+                v6: SocketAddr::V6(SocketAddrV6::new(
+                    Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, i as u16 + 1),
+                    40000,
+                    0,
+                    2,
+                )),
                 payload: payload(&format!("user{i}")),
-                busy_until: None,
+                busy: false,
+                backlog: Vec::new(),
                 verified_with: None,
                 finished_at: None,
                 failed: None,
             })
             .collect();
+        let by_addr = nodes
+            .iter()
+            .enumerate()
+            .flat_map(|(i, n)| [(n.v4, (i, Family::V4)), (n.v6, (i, Family::V6))])
+            .collect();
+        let now = Instant::now();
         Sim {
-            now: Instant::now(),
+            tracing: std::env::var("GP_SIM_TRACE").is_ok_and(|t| t == seed.to_string()),
+            begin: now,
+            now,
             queue: BinaryHeap::new(),
             seq: 0,
             rng,
             imp,
             nodes,
             codes,
+            neighbours: HashMap::new(),
+            checks: Vec::new(),
+            by_addr,
         }
     }
 
@@ -205,9 +330,24 @@ impl Sim {
         self.imp.delay + jitter
     }
 
-    /// Puts one datagram on the simulated wire towards `to`.
-    fn put(&mut self, to: usize, from: SocketAddr, datagram: &[u8]) {
+    /// Puts one frame on the simulated wire: lost, duplicated, delayed.
+    fn wire(&mut self, what: impl Fn() -> What) {
         if self.chance(self.imp.loss) {
+            if self.tracing {
+                let w = match what() {
+                    What::Arrive {
+                        to,
+                        frame: Frame::Datagram(_),
+                        ..
+                    } => format!("datagram to {to}"),
+                    What::Arrive { to, frame, .. } => format!("{frame:?} to {to}"),
+                    What::Multicast { to, .. } => format!("multicast to {to}"),
+                    What::NeighRequest { asked, .. } => format!("neigh request to {asked}"),
+                    What::NeighReply { asker, .. } => format!("neigh reply to {asker}"),
+                    _ => String::new(),
+                };
+                self.trace(format_args!("   lost {w}"));
+            }
             return;
         }
         let copies = if self.chance(self.imp.duplicate) {
@@ -217,35 +357,74 @@ impl Sim {
         };
         for _ in 0..copies {
             let at = self.now + self.one_way();
-            self.at(
-                at,
-                What::Deliver {
-                    to,
-                    from,
-                    datagram: datagram.to_vec(),
-                },
-            );
+            self.at(at, what());
         }
     }
 
-    /// How long the check of the peer's sshd takes, `None` when no
-    /// connection gets through within the probe's timeout. Like
-    /// `transport::probe`, a fresh connection starts at once and at each of
-    /// `probe::RETRY_AFTER`; each one's SYN is sent again by the kernel.
-    fn sshd_check(&mut self) -> Option<Duration> {
-        let starts = std::iter::once(Duration::ZERO).chain(RETRY_AFTER);
-        let mut best: Option<Duration> = None;
-        for start in starts {
-            for resend in SYN_SENT_AT {
-                let syn_lost = self.chance(self.imp.loss);
-                let syn_ack_lost = self.chance(self.imp.loss);
-                let at = start + resend + self.one_way() + self.one_way();
-                if !syn_lost && !syn_ack_lost && at < PROBE_TIMEOUT {
-                    best = Some(best.map_or(at, |b| b.min(at)));
-                }
-            }
+    /// A unicast frame from `from` to `to` over `family`, through the neighbour layer.
+    fn unicast(&mut self, from: usize, to: usize, family: Family, frame: Frame) {
+        if !self.imp.neighbours {
+            self.wire(|| What::Arrive {
+                to,
+                from,
+                family,
+                frame: frame.clone(),
+            });
+            return;
         }
-        best
+        let n = self.neighbours.entry((from, to, family)).or_default();
+        if n.known {
+            self.wire(|| What::Arrive {
+                to,
+                from,
+                family,
+                frame: frame.clone(),
+            });
+            return;
+        }
+        n.queue.push(frame);
+        if n.probes == 0 {
+            self.neigh_request(from, to, family);
+        }
+    }
+
+    fn neigh_request(&mut self, asker: usize, asked: usize, family: Family) {
+        self.neighbours
+            .entry((asker, asked, family))
+            .or_default()
+            .probes += 1;
+        self.wire(|| What::NeighRequest {
+            asker,
+            asked,
+            family,
+        });
+        let at = self.now + NEIGH_RETRANS;
+        self.at(
+            at,
+            What::NeighRetry {
+                asker,
+                asked,
+                family,
+            },
+        );
+    }
+
+    /// `host` learns `neighbour`'s link-layer address: what waited goes out.
+    fn neigh_known(&mut self, host: usize, neighbour: usize, family: Family) {
+        let n = self
+            .neighbours
+            .entry((host, neighbour, family))
+            .or_default();
+        n.known = true;
+        n.probes = 0;
+        for frame in std::mem::take(&mut n.queue) {
+            self.wire(|| What::Arrive {
+                to: neighbour,
+                from: host,
+                family,
+                frame: frame.clone(),
+            });
+        }
     }
 
     fn start(&mut self, i: usize) {
@@ -255,11 +434,105 @@ impl Sim {
             peers: Vec::new(),
             scan: Vec::new(),
             proof_secrets: Vec::new(),
+            // The first side of each pairing shows the code it generated; the second types it.
+            generated: i % 2 == 0,
         };
         let rng = ChaCha20Rng::seed_from_u64(self.rng.next_u64());
         let machine = Machine::new(config, self.now, rng).expect("the payload fits");
         self.nodes[i].machine = Some(machine);
         self.pump(i);
+    }
+
+    /// Starts node `i`'s check of `server`'s sshd: connections to both of its families, and
+    /// fresh ones at each of the probe's `retry_after`; the kernel resends each one's SYN.
+    fn start_check(&mut self, i: usize, server: usize, peer: SessionId) {
+        let unit = self.nodes[i]
+            .machine
+            .as_ref()
+            .and_then(|m| m.retransmit_timeout(&peer))
+            .unwrap_or(probe::DEFAULT_RETRY);
+        let check = self.checks.len();
+        self.checks.push(Check {
+            client: i,
+            server,
+            peer,
+            done: false,
+        });
+        self.nodes[i].busy = true;
+        let starts: Vec<Duration> = std::iter::once(Duration::ZERO)
+            .chain(probe::retry_after(unit))
+            .collect();
+        for start in starts {
+            for resend in SYN_SENT_AT {
+                let at = start + resend;
+                if at < PROBE_TIMEOUT {
+                    for family in FAMILIES {
+                        let when = self.now + at;
+                        self.at(when, What::SendSyn { check, family });
+                    }
+                }
+            }
+        }
+        let timeout = self.now + PROBE_TIMEOUT;
+        self.at(timeout, What::CheckTimeout { check });
+    }
+
+    /// The check is over: the node handles what queued meanwhile and goes on.
+    fn end_check(&mut self, check: usize, reachable: bool) {
+        if self.checks[check].done {
+            return;
+        }
+        self.trace(format_args!(
+            "{} check done {reachable}",
+            self.checks[check].client
+        ));
+        self.checks[check].done = true;
+        let (node, peer) = (self.checks[check].client, self.checks[check].peer);
+        self.nodes[node].busy = false;
+        let now = self.now;
+        if let Some(m) = self.nodes[node].machine.as_mut() {
+            if reachable {
+                m.accept(now, peer);
+            } else {
+                m.refuse(now, peer, "sshd unreachable");
+                self.nodes[node].failed = Some("the peer's sshd did not answer");
+            }
+        }
+        self.pump(node);
+        for (from, datagram) in std::mem::take(&mut self.nodes[node].backlog) {
+            self.deliver(node, from, &datagram);
+        }
+    }
+
+    fn trace(&self, what: std::fmt::Arguments<'_>) {
+        if self.tracing {
+            let t = self.now.saturating_duration_since(self.begin);
+            eprintln!("{:>9.3} ms {what}", t.as_secs_f64() * 1e3);
+        }
+    }
+
+    /// A datagram reaches node `to`'s socket.
+    fn deliver(&mut self, to: usize, from: SocketAddr, datagram: &[u8]) {
+        if self.tracing {
+            let kind = git_pair::protocol::codec::decode(datagram)
+                .map(|m| format!("{m:?}"))
+                .unwrap_or_default();
+            let kind: String = kind.chars().take(140).collect();
+            self.trace(format_args!(
+                "{to} <- {from} {}{kind}",
+                if self.nodes[to].busy { "(busy) " } else { "" }
+            ));
+        }
+        if self.nodes[to].busy {
+            // Queued in the socket until the driver is back.
+            self.nodes[to].backlog.push((from, datagram.to_vec()));
+            return;
+        }
+        let now = self.now;
+        if let Some(m) = self.nodes[to].machine.as_mut() {
+            m.handle_datagram(now, from, datagram);
+        }
+        self.pump(to);
     }
 
     /// The driver's part for node `i`: send what the machine wants sent,
@@ -280,39 +553,55 @@ impl Sim {
             if out.is_empty() && events.is_empty() {
                 return;
             }
-            let from = self.nodes[i].addr;
             for t in out {
+                if self.tracing {
+                    let kind = git_pair::protocol::codec::decode(&t.datagram)
+                        .map(|m| format!("{m:?}"))
+                        .unwrap_or_default();
+                    let kind: String = kind.chars().take(110).collect();
+                    self.trace(format_args!("{i} -> {:?} {kind}", t.destination));
+                }
                 match t.destination {
-                    // Everyone else hears the multicast.
+                    // Everyone else hears the multicast, once per family.
                     Destination::Multicast => {
                         for j in (0..self.nodes.len()).filter(|&j| j != i) {
-                            self.put(j, from, &t.datagram);
+                            for family in FAMILIES {
+                                let from = self.nodes[i].addr(family);
+                                self.wire(|| What::Multicast {
+                                    to: j,
+                                    from,
+                                    datagram: t.datagram.clone(),
+                                });
+                            }
                         }
                     }
                     Destination::Unicast(to) => {
-                        if let Some(j) = self.nodes.iter().position(|n| n.addr == to) {
-                            self.put(j, from, &t.datagram);
+                        if let Some(&(j, family)) = self.by_addr.get(&to) {
+                            self.unicast(i, j, family, Frame::Datagram(t.datagram));
                         }
                     }
                 }
             }
             for e in events {
+                if self.tracing {
+                    let d = format!("{e:?}");
+                    self.trace(format_args!(
+                        "{i} event {}",
+                        d.chars().take(100).collect::<String>()
+                    ));
+                }
                 match e {
-                    Event::PeerPayload { peer, .. } => {
-                        let (took, reachable) = match self.sshd_check() {
-                            Some(took) => (took, true),
-                            None => (PROBE_TIMEOUT, false),
-                        };
-                        let done = self.now + took;
-                        self.nodes[i].busy_until = Some(done);
-                        self.at(
-                            done,
-                            What::Checked {
-                                node: i,
-                                peer,
-                                reachable,
-                            },
-                        );
+                    Event::PeerPayload { peer, sources, .. } => {
+                        let server = sources
+                            .first()
+                            .and_then(|a| self.by_addr.get(a))
+                            .map(|&(j, _)| j);
+                        match server {
+                            Some(server) => self.start_check(i, server, peer),
+                            None => {
+                                self.nodes[i].failed = Some("a payload from nowhere");
+                            }
+                        }
                     }
                     Event::Verified(v) => {
                         self.nodes[i].verified_with = Some(v.peer);
@@ -350,6 +639,67 @@ impl Sim {
         })
     }
 
+    fn handle(&mut self, what: What) {
+        match what {
+            What::Start(i) => self.start(i),
+            What::Multicast { to, from, datagram } => self.deliver(to, from, &datagram),
+            What::Arrive {
+                to,
+                from,
+                family,
+                frame,
+            } => match frame {
+                Frame::Datagram(datagram) => {
+                    let from = self.nodes[from].addr(family);
+                    self.deliver(to, from, &datagram);
+                }
+                // Every host runs an sshd; its kernel answers at once.
+                Frame::Syn { check } => self.unicast(to, from, family, Frame::SynAck { check }),
+                Frame::SynAck { check } => self.end_check(check, true),
+            },
+            What::NeighRequest {
+                asker,
+                asked,
+                family,
+            } => {
+                // The request teaches the asked host the asker's address; it answers.
+                self.neigh_known(asked, asker, family);
+                self.wire(|| What::NeighReply {
+                    asker,
+                    asked,
+                    family,
+                });
+            }
+            What::NeighReply {
+                asker,
+                asked,
+                family,
+            } => self.neigh_known(asker, asked, family),
+            What::NeighRetry {
+                asker,
+                asked,
+                family,
+            } => {
+                let n = self.neighbours.entry((asker, asked, family)).or_default();
+                if n.known || n.probes == 0 {
+                } else if n.probes < NEIGH_PROBES {
+                    self.neigh_request(asker, asked, family);
+                } else {
+                    // Failed: what waited is dropped; the next frame starts again.
+                    n.probes = 0;
+                    n.queue.clear();
+                }
+            }
+            What::SendSyn { check, family } => {
+                if !self.checks[check].done {
+                    let (client, server) = (self.checks[check].client, self.checks[check].server);
+                    self.unicast(client, server, family, Frame::Syn { check });
+                }
+            }
+            What::CheckTimeout { check } => self.end_check(check, false),
+        }
+    }
+
     /// Runs until every side is done or `limit` passed: the first side of
     /// every pairing starts at once, the second ones [`HEAD_START`] later.
     fn run(mut self, limit: Duration) -> Crowd {
@@ -364,7 +714,7 @@ impl Sim {
             let next_timer = self
                 .nodes
                 .iter()
-                .filter(|n| n.busy_until.is_none())
+                .filter(|n| !n.busy)
                 .filter_map(|n| n.machine.as_ref()?.poll_timeout())
                 .min();
             let next_event = self.queue.peek().map(|Reverse(s)| s.at);
@@ -377,39 +727,10 @@ impl Sim {
             self.now = self.now.max(next);
             while self.queue.peek().is_some_and(|Reverse(s)| s.at <= self.now) {
                 let Reverse(s) = self.queue.pop().expect("peeked");
-                match s.what {
-                    What::Start(i) => self.start(i),
-                    What::Deliver { to, from, datagram } => {
-                        if let Some(until) = self.nodes[to].busy_until {
-                            // Queued in the socket until the driver is back.
-                            self.at(until, What::Deliver { to, from, datagram });
-                            continue;
-                        }
-                        if let Some(m) = self.nodes[to].machine.as_mut() {
-                            m.handle_datagram(self.now, from, &datagram);
-                        }
-                        self.pump(to);
-                    }
-                    What::Checked {
-                        node,
-                        peer,
-                        reachable,
-                    } => {
-                        self.nodes[node].busy_until = None;
-                        if let Some(m) = self.nodes[node].machine.as_mut() {
-                            if reachable {
-                                m.accept(self.now, peer);
-                            } else {
-                                m.refuse(self.now, peer, "sshd unreachable");
-                                self.nodes[node].failed = Some("the peer's sshd did not answer");
-                            }
-                        }
-                        self.pump(node);
-                    }
-                }
+                self.handle(s.what);
             }
             for i in 0..self.nodes.len() {
-                if self.nodes[i].busy_until.is_some() {
+                if self.nodes[i].busy {
                     continue;
                 }
                 let now = self.now;
@@ -498,6 +819,9 @@ pub fn time_to_pair(imp: Impairment, runs: usize, seed: u64) -> Vec<Run> {
     (0..runs as u64)
         .map(|r| {
             let c = Sim::new(seed_of(seed, r), imp, 1).run(Duration::from_secs(120));
+            if std::env::var("GP_SIM_LIST").is_ok() {
+                eprintln!("seed {} took {:?}", seed_of(seed, r), c.took);
+            }
             match c.took {
                 Some(took) => Run::Paired(took),
                 None => Run::Failed(c.failure.unwrap_or("not finished within the time limit")),
@@ -515,6 +839,7 @@ pub fn crowds(k: usize, runs: usize, seed: u64) -> Vec<Crowd> {
         duplicate: 0.0,
         delay: LAN_HOP,
         jitter: Duration::ZERO,
+        neighbours: false,
     };
     (0..runs as u64)
         .map(|r| Sim::new(seed_of(seed, r), imp, k).run(Duration::from_secs(120)))

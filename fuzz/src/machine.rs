@@ -202,6 +202,7 @@ impl Harness {
             peers: vec![address(200)],
             scan: vec![address(201), address(202)],
             proof_secrets: Vec::new(),
+            generated: false,
         };
         let machine = Machine::new(config, now, ChaCha20Rng::seed_from_u64(MACHINE_SEED))
             .expect("small payload");
@@ -387,12 +388,19 @@ impl Harness {
                 self.deliver(from, &datagram);
             }
             op::HELLO => {
-                let ch = if r.u8() & 1 != 0 {
+                let b = r.u8();
+                let ch = if b & 1 != 0 {
                     "8".to_owned()
                 } else {
                     self.channel.clone()
                 };
-                self.send(from, &Message::Hello { sid, ch });
+                // Whether the attacker says it generated its code: an older peer says nothing.
+                let gen = match (b >> 1) % 3 {
+                    0 => None,
+                    1 => Some(true),
+                    _ => Some(false),
+                };
+                self.send(from, &Message::Hello { sid, ch, gen });
             }
             op::PAKE => {
                 let kind = r.u8() % 3;

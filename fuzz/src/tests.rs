@@ -232,6 +232,7 @@ fn write_seeds() {
             Message::Hello {
                 sid: a(),
                 ch: "7".into(),
+                gen: Some(true),
             },
         ),
         (
@@ -497,6 +498,7 @@ fn write_seeds() {
     let hello = codec::encode(&Message::Hello {
         sid: attacker_sid(3),
         ch: "7".into(),
+        gen: None,
     })
     .unwrap();
     let ack = codec::encode(&Message::Ack {

@@ -200,8 +200,15 @@ impl End {
 #[serde(tag = "t", rename_all = "snake_case")]
 pub enum Message {
     /// Announces a session on a channel; sent by multicast, to `--peer`
-    /// hosts and to probed addresses.
-    Hello { sid: SessionId, ch: String },
+    /// hosts and to probed addresses. `gen` says whether the sender generated
+    /// its code in this run (`true`) or was given it (`false`); absent from
+    /// older senders.
+    Hello {
+        sid: SessionId,
+        ch: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        gen: Option<bool>,
+    },
     /// This side's SPAKE2 message for the session with `to`.
     Pake {
         sid: SessionId,
@@ -408,12 +415,37 @@ mod tests {
         let bytes = encode(&Message::Hello {
             sid: A,
             ch: "7".into(),
+            gen: None,
         })
         .unwrap();
         assert_eq!(
             std::str::from_utf8(&bytes).unwrap(),
             r#"{"ch":"7","sid":"abababababababababababababababab","t":"hello","v":2}"#
         );
+    }
+
+    /// The hello of a side that generated its code says so; older senders' hellos, without the
+    /// field, still decode (as `None`).
+    #[test]
+    fn a_hello_says_whether_its_side_generated_the_code() {
+        for (gen, field) in [(true, "true"), (false, "false")] {
+            let bytes = encode(&Message::Hello {
+                sid: A,
+                ch: "7".into(),
+                gen: Some(gen),
+            })
+            .unwrap();
+            let text = format!(
+                r#"{{"ch":"7","gen":{field},"sid":"abababababababababababababababab","t":"hello","v":2}}"#
+            );
+            assert_eq!(std::str::from_utf8(&bytes).unwrap(), text);
+            assert!(matches!(decode(&bytes), Ok(Message::Hello { gen: g, .. }) if g == Some(gen)));
+        }
+        let old = r#"{"ch":"7","sid":"abababababababababababababababab","t":"hello","v":2}"#;
+        assert!(matches!(
+            decode(old.as_bytes()),
+            Ok(Message::Hello { gen: None, .. })
+        ));
     }
 
     #[test]
@@ -545,7 +577,12 @@ mod tests {
 
     fn arb_message() -> impl Strategy<Value = Message> {
         prop_oneof![
-            (arb_sid(), "[0-9]{0,32}").prop_map(|(sid, ch)| Message::Hello { sid, ch }),
+            (
+                arb_sid(),
+                "[0-9]{0,32}",
+                proptest::option::of(any::<bool>())
+            )
+                .prop_map(|(sid, ch, gen)| Message::Hello { sid, ch, gen }),
             (arb_sid(), arb_sid(), any::<[u8; 32]>(), arb_ack()).prop_map(|(sid, to, m, ack)| {
                 let mut m = m.to_vec();
                 m.insert(0, b'S');

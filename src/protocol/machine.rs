@@ -57,10 +57,28 @@
 //! keys. Payload pieces go only to such an address, and a session's replies
 //! move to a new source address only once that address has shown it.
 //!
+//! # Crowds
+//! A generated code's channel number is one of 999, so in a crowd of
+//! pairings some share a channel, and every session with another pairing's
+//! side costs a guess ([`MAX_FAILURES`]). A hello says whether its side
+//! generated the code in this run ([`Config::generated`]). Two sides that
+//! generated their codes hold two independent random codes: a side that
+//! generated its code ignores the hellos of others that did. Two sides that
+//! were given their codes may hold the same phrase, but in a crowd they are
+//! usually two joiners of different pairings: such a peer is remembered and
+//! greeted only [`TYPED_PEERS_AFTER`] after this side started, and its PAKE
+//! message is left unanswered until then, by when a joiner has usually paired
+//! with the side that generated its code. A hello without the field (an older
+//! peer) is answered as before. None of this gives anyone another guess: it
+//! only leaves sessions unopened.
+//!
 //! # Delivery
 //! Every directed message carries an [`Ack`] of what the sender has received,
 //! so each side retransmits only what is missing, with exponential backoff
-//! from [`RTO_INITIAL`]. Duplicates are answered at once (rate-limited) since
+//! from a timeout that follows the round trip measured in the session (see
+//! [`RTT_FACTOR`]: [`RTO_INITIAL`] until measured, never below [`RTO_MIN`]). A
+//! session opened by the peer's PAKE message answers with ours, which echoes
+//! the peer's. Duplicates are answered at once (rate-limited) since
 //! they mean the peer lacks something. A verified side keeps telling the peer
 //! what it lacks until the peer's end arrives, so each knows the other is
 //! still there.
@@ -80,13 +98,22 @@ use super::repair;
 use super::schedule::{
     self, PairSecret, PakeKey, SessionKeys, ShortAuthString, Transcript, PIECE_PLAIN,
 };
+use rtt::Rtt;
+pub use rtt::RTT_FACTOR;
 
-/// The first retransmission timeout; doubled on each retransmission.
+/// The retransmission timeout before the session's round trip is measured,
+/// and the most a measurement can make it; doubled on each retransmission.
 pub const RTO_INITIAL: Duration = Duration::from_millis(100);
-/// The retransmission timeout never grows past this.
+/// The retransmission timeout never goes below this, however short the
+/// measured round trip: a slow Wi-Fi link adds this much now and then.
+pub const RTO_MIN: Duration = Duration::from_millis(20);
+/// The backed-off retransmission timeout never grows past this.
 pub const RTO_MAX: Duration = Duration::from_millis(1000);
-/// The first interval between announcements; doubled up to [`RTO_MAX`].
-pub const HELLO_INITIAL: Duration = Duration::from_millis(100);
+/// The first interval between announcements; doubled up to [`HELLO_MAX`].
+pub const HELLO_INITIAL: Duration = Duration::from_millis(50);
+/// Announcements are never further apart than this.
+pub const HELLO_MAX: Duration = Duration::from_millis(1000);
+
 /// With no peer heard for this long, probe the scan targets by unicast.
 pub const SCAN_AFTER: Duration = Duration::from_secs(3);
 /// Gap between two probes of a scan.
@@ -120,13 +147,20 @@ pub const OUTCOME_QUIET: Duration = Duration::from_secs(5);
 /// ...and in any case after this long, which covers a person answering
 /// `--verify` on the other machine.
 pub const OUTCOME_MAX: Duration = Duration::from_secs(150);
+/// A side that was given its code opens sessions with peers that were given
+/// theirs only this long after it started (see *Crowds* in the module
+/// documentation): time enough for a peer that generated the code, already
+/// waiting, to answer its first hellos.
+pub const TYPED_PEERS_AFTER: Duration = Duration::from_millis(500);
 /// Sessions tracked at once; more peers are ignored until one goes.
 pub const MAX_SESSIONS: usize = 16;
 /// Guesses an attacker gets per run; the run stops after this many failures.
 pub const MAX_FAILURES: u32 = 3;
 /// Copies of the last acknowledgement, sent when finishing, since nobody will
-/// be left to answer a retransmission.
-pub const FINAL_ACK_COPIES: usize = 3;
+/// be left to answer a retransmission. If every copy is lost the peer lingers
+/// until [`LINGER_QUIET`]: at 30% loss, 3 copies left 1 run in 37 lingering
+/// 2.5 s; 6 leave 1 in 1400.
+pub const FINAL_ACK_COPIES: usize = 6;
 /// An address that has not shown that it receives gets at most this many
 /// times the bytes received from it (QUIC's anti-amplification limit).
 pub const AMPLIFICATION: usize = 3;
@@ -230,6 +264,10 @@ pub struct Config {
     /// [`repair::MAX_PROOFS`] are used): each session's payload carries a proof of each, bound
     /// to both session ids, so that a peer re-pairing with one of them can tell it is the same.
     pub proof_secrets: Vec<PairSecret>,
+    /// Whether this side generated its code in this run (rather than being
+    /// given it: typed, from a file or the environment). Hellos say so; see
+    /// *Crowds* in the module documentation.
+    pub generated: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -377,12 +415,39 @@ struct Session {
     verified: bool,
     /// What the peer has of ours.
     peer_ack: Acked,
-    rto: Duration,
+    /// The round trip measured in this session.
+    rtt: Rtt,
+    /// Retransmissions since the peer last acknowledged something new.
+    backoff: u32,
+    /// The one first transmission being timed, and when it went.
+    timing: Option<(Timed, Instant)>,
     retransmit_at: Option<Instant>,
     last_fast: Option<Instant>,
 }
 
+/// What a round-trip measurement times, from its first transmission until
+/// the peer acknowledges it (see [`rtt`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timed {
+    /// Our PAKE message, until the peer echoes it.
+    Pake,
+    /// Payload piece `i`, until the peer acknowledges it.
+    Piece(u8),
+    /// Our MAC.
+    Confirm,
+    /// Our end.
+    End,
+}
+
 impl Session {
+    /// The retransmission timeout: the measured one, doubled per retransmission.
+    fn rto(&self) -> Duration {
+        self.rtt
+            .rto()
+            .saturating_mul(1 << self.backoff.min(16))
+            .min(RTO_MAX)
+    }
+
     fn key_material_sent(&self) -> bool {
         self.key_sent_at.is_some()
     }
@@ -421,7 +486,10 @@ impl Session {
 
     /// Whether the retransmission timer must run: something of ours is
     /// unacknowledged, or we lack something the peer will only resend if it
-    /// hears from us. We confirmed and lack the peer's MAC: a peer that has
+    /// hears from us. We lack the peer's PAKE message: the peer may resend it
+    /// only within the bytes it may send to an address that has not shown
+    /// that it receives, so it needs to hear from us (see *Amplification*).
+    /// We confirmed and lack the peer's MAC: a peer that has
     /// verified us would otherwise hear nothing more, go quiet and stop
     /// lingering while its MAC is still being lost. We are verified and the
     /// two ends are not both exchanged: each side keeps waiting for the
@@ -430,7 +498,9 @@ impl Session {
         let pieces_missing = (0..self.own_pieces.len()).any(|i| self.peer_ack.p & (1 << i) == 0);
         let awaiting_peer_mac = self.confirm.is_some() && !self.peer_verified;
         let awaiting_end = self.verified && (self.peer_end.is_none() || self.own_end.is_none());
+        let awaiting_peer_pake = self.peer_pake.is_none();
         !self.peer_ack.k
+            || awaiting_peer_pake
             || pieces_missing
             || (self.confirm.is_some() && !self.peer_ack.c)
             || (self.own_end.is_some() && !self.peer_ack.e)
@@ -471,6 +541,11 @@ pub struct Machine<R> {
     /// The first sender of a payload in more pieces than the protocol carries (confine, issue
     /// 8: reported by the driver when the run ends unverified, rather than "no peer").
     oversized: Option<(SocketAddr, u8)>,
+    /// Whether this side generated its code.
+    generated: bool,
+    /// Peers that were given their code too, heard before [`TYPED_PEERS_AFTER`]:
+    /// greeted then (at most [`MAX_SESSIONS`]).
+    deferred: Vec<(PeerId, SocketAddr)>,
 }
 
 impl<R: RngCore + CryptoRng> Machine<R> {
@@ -503,6 +578,8 @@ impl<R: RngCore + CryptoRng> Machine<R> {
             silent_told: false,
             budgets: HashMap::new(),
             oversized: None,
+            generated: config.generated,
+            deferred: Vec::new(),
             next_hello: now,
             hello_interval: HELLO_INITIAL,
             started: now,
@@ -517,6 +594,17 @@ impl<R: RngCore + CryptoRng> Machine<R> {
     /// This run's session id.
     pub fn session_id(&self) -> SessionId {
         self.sid
+    }
+
+    /// The retransmission timeout that the round trip to `peer`, measured
+    /// during the exchange, gives (before any backoff), or `None` before a
+    /// measurement. The driver paces its own retries to the peer (the check of
+    /// its sshd) by it.
+    pub fn retransmit_timeout(&self, peer: &PeerId) -> Option<Duration> {
+        self.sessions
+            .get(peer)
+            .filter(|s| s.rtt.measured())
+            .map(|s| s.rtt.rto())
     }
 
     /// Failed verifications so far.
@@ -575,6 +663,7 @@ impl<R: RngCore + CryptoRng> Machine<R> {
                     Some(self.next_hello),
                     self.scan_deadline(),
                     self.codes_differ_deadline(),
+                    self.deferred_deadline(),
                 ]
                 .into_iter()
                 .chain(sessions)
@@ -604,9 +693,16 @@ impl<R: RngCore + CryptoRng> Machine<R> {
         if now >= self.next_hello {
             self.announce();
             self.next_hello = now + self.hello_interval;
-            self.hello_interval = (self.hello_interval * 2).min(RTO_MAX);
+            self.hello_interval = (self.hello_interval * 2).min(HELLO_MAX);
         }
         self.scan_due(now);
+        if self.deferred_deadline().is_some_and(|at| now >= at) {
+            for (peer, from) in std::mem::take(&mut self.deferred) {
+                if !self.sessions.contains_key(&peer) && !self.failed.contains(&peer) {
+                    self.open_session(now, from, peer, true);
+                }
+            }
+        }
         let peers: Vec<PeerId> = self.sessions.keys().copied().collect();
         for peer in peers {
             let Some(s) = self.sessions.get(&peer) else {
@@ -652,7 +748,7 @@ impl<R: RngCore + CryptoRng> Machine<R> {
             return;
         }
         match msg {
-            Message::Hello { sid, ch } => self.on_hello(now, from, sid, ch),
+            Message::Hello { sid, ch, gen } => self.on_hello(now, from, sid, ch, gen),
             msg if msg.addressee() == Some(&self.sid) => self.on_directed(now, from, msg),
             _ => {}
         }
@@ -694,7 +790,8 @@ impl<R: RngCore + CryptoRng> Machine<R> {
         };
         let sealed = schedule::seal_end(keys, &sid, &peer, &end.to_bytes());
         s.own_end = Some((end, sealed, now));
-        s.rto = RTO_INITIAL;
+        s.timing.get_or_insert((Timed::End, now));
+        s.backoff = 0;
         s.retransmit_at = None;
         self.phase = Phase::Closing { peer };
         self.sessions.retain(|p, _| *p == peer);
@@ -731,7 +828,8 @@ impl<R: RngCore + CryptoRng> Machine<R> {
         };
         let sealed = schedule::seal_end(keys, &sid, &peer, &end.to_bytes());
         s.own_end = Some((end, sealed, now));
-        s.rto = RTO_INITIAL;
+        s.timing.get_or_insert((Timed::End, now));
+        s.backoff = 0;
         s.retransmit_at = None;
         self.send_end(peer);
         if self.silent_told {
@@ -742,11 +840,30 @@ impl<R: RngCore + CryptoRng> Machine<R> {
         }
     }
 
-    fn on_hello(&mut self, now: Instant, from: SocketAddr, peer: PeerId, ch: String) {
+    fn on_hello(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        peer: PeerId,
+        ch: String,
+        gen: Option<bool>,
+    ) {
         if ch != self.channel || self.phase != Phase::Searching {
             return;
         }
+        // Two generated codes are two independent random codes.
+        if self.generated && gen == Some(true) {
+            return;
+        }
         self.last_peer_heard = Some(now);
+        if !self.generated && gen == Some(false) && self.defers(now) {
+            if let Some(d) = self.deferred.iter_mut().find(|(p, _)| *p == peer) {
+                d.1 = from;
+            } else if self.deferred.len() < MAX_SESSIONS {
+                self.deferred.push((peer, from));
+            }
+            return;
+        }
         if self.sessions.contains_key(&peer) {
             self.route(peer, from);
             let Some(s) = self.sessions.get_mut(&peer) else {
@@ -759,10 +876,25 @@ impl<R: RngCore + CryptoRng> Machine<R> {
             }
             return;
         }
-        self.open_session(now, from, peer);
+        self.open_session(now, from, peer, true);
     }
 
-    fn open_session(&mut self, now: Instant, from: SocketAddr, peer: PeerId) -> bool {
+    /// Opens a session with `peer`; with `greet`, sends our PAKE message at
+    /// once (a session opened by the peer's PAKE message answers it once that
+    /// is handled, so that the answer echoes it).
+    /// Whether sessions with peers that were given their code wait: see
+    /// *Crowds* in the module documentation.
+    fn defers(&self, now: Instant) -> bool {
+        now < self.started + TYPED_PEERS_AFTER
+    }
+
+    /// When the deferred peers are greeted.
+    fn deferred_deadline(&self) -> Option<Instant> {
+        (!self.deferred.is_empty() && self.phase == Phase::Searching)
+            .then_some(self.started + TYPED_PEERS_AFTER)
+    }
+
+    fn open_session(&mut self, now: Instant, from: SocketAddr, peer: PeerId, greet: bool) -> bool {
         if self.sessions.len() >= MAX_SESSIONS && !self.evict_idle_session() {
             return false;
         }
@@ -799,16 +931,28 @@ impl<R: RngCore + CryptoRng> Machine<R> {
                 peer_end_told: false,
                 verified: false,
                 peer_ack: Acked::default(),
-                rto: RTO_INITIAL,
+                rtt: Rtt::default(),
+                backoff: 0,
+                timing: None,
                 retransmit_at: None,
                 last_fast: None,
             },
         );
         self.last_opened = Some(now);
         self.events.push_back(Event::PeerSeen { peer, from });
-        self.send_pake(peer);
-        self.arm(peer, now);
+        if greet {
+            self.greet(peer, now);
+        }
         true
+    }
+
+    /// Sends our PAKE message for the first time, timed for the round trip.
+    fn greet(&mut self, peer: PeerId, now: Instant) {
+        self.send_pake(peer);
+        if let Some(s) = self.sessions.get_mut(&peer) {
+            s.timing = Some((Timed::Pake, now));
+        }
+        self.arm(peer, now);
     }
 
     /// Makes room by dropping the stalest session that holds no key
@@ -841,10 +985,15 @@ impl<R: RngCore + CryptoRng> Machine<R> {
                 return;
             }
         }
-        if !self.sessions.contains_key(&peer) {
+        let opened = !self.sessions.contains_key(&peer);
+        if opened && self.defers(now) && self.deferred.iter().any(|(p, _)| *p == peer) {
+            // A peer that was given its code too: answered once the wait is over.
+            return;
+        }
+        if opened {
             // Only a PAKE message may open a session: it answers our hello.
             let opens = matches!(msg, Message::Pake { .. }) && self.phase == Phase::Searching;
-            if !opens || !self.open_session(now, from, peer) {
+            if !opens || !self.open_session(now, from, peer, false) {
                 return;
             }
         }
@@ -866,8 +1015,22 @@ impl<R: RngCore + CryptoRng> Machine<R> {
                 e: s.peer_ack.e || ack.e,
             };
             if grown != s.peer_ack {
+                // Progress: the timer starts again, from the measured timeout.
                 s.peer_ack = grown;
-                s.rto = RTO_INITIAL;
+                s.backoff = 0;
+                s.retransmit_at = None;
+            }
+            // A round trip, if what is timed is now acknowledged.
+            let acked = match s.timing {
+                Some((Timed::Pake, at)) => s.peer_ack.k.then_some(at),
+                Some((Timed::Piece(i), at)) => (s.peer_ack.p & (1 << i) != 0).then_some(at),
+                Some((Timed::Confirm, at)) => s.peer_ack.c.then_some(at),
+                Some((Timed::End, at)) => s.peer_ack.e.then_some(at),
+                None => None,
+            };
+            if let Some(at) = acked {
+                s.rtt.sample(now.saturating_duration_since(at));
+                s.timing = None;
             }
         }
         // Addresses shown to receive: `from`, and where early pieces came from.
@@ -936,13 +1099,17 @@ impl<R: RngCore + CryptoRng> Machine<R> {
                 }
                 (true, dup)
             }
-            // In the end phases, a bare acknowledgement that lacks our MAC
-            // or our end means the peer is still waiting for it: answer at
-            // once, as for a duplicate, rather than at our backed-off timer.
+            // A bare acknowledgement that lacks our PAKE message, from where
+            // our replies go, means the peer cannot go on without it: answer
+            // at once, as for a duplicate, rather than at our backed-off
+            // timer (one from elsewhere may be forged, and must not draw our
+            // replies there). So does one in the end phases that lacks our
+            // MAC or our end: the peer is still waiting for it.
             Message::Ack { ack, .. } => {
                 let ending = matches!(self.phase, Phase::Verified { .. } | Phase::Closing { .. });
                 let lacks = (s.confirm.is_some() && !ack.c) || (s.own_end.is_some() && !ack.e);
-                (false, ending && lacks)
+                let lacks_pake = !echoed && !s.peer_ack.k && from == s.addr;
+                (false, lacks_pake || ending && lacks)
             }
             Message::End { sealed, .. } => {
                 let Some(keys) = &s.keys else {
@@ -978,7 +1145,10 @@ impl<R: RngCore + CryptoRng> Machine<R> {
         if self.finish_if_done(peer) || !self.sessions.contains_key(&peer) {
             return;
         }
-        if duplicate {
+        if opened {
+            // Our PAKE message answers the peer's and echoes it.
+            self.greet(peer, now);
+        } else if duplicate {
             self.fast_retransmit(peer, now);
         } else if content && sent == 0 {
             self.send_ack(peer);
@@ -1082,6 +1252,9 @@ impl<R: RngCore + CryptoRng> Machine<R> {
                 .expect("the payload's size was checked when the machine was made");
             s.own_plain = plain;
             s.key_sent_at = Some(now);
+            if s.timing.is_none() {
+                s.timing = Some((Timed::Piece(0), now));
+            }
             sent += self.send_pieces(peer, false);
         }
         let Some(s) = self.sessions.get_mut(&peer) else {
@@ -1139,6 +1312,7 @@ impl<R: RngCore + CryptoRng> Machine<R> {
                 receiver_payload: peer_payload,
             };
             s.confirm = Some(schedule::confirmation(keys, &t));
+            s.timing.get_or_insert((Timed::Confirm, now));
             sent += self.send_confirm(peer);
         }
         if let Some(at) = shown {
@@ -1360,6 +1534,7 @@ impl<R: RngCore + CryptoRng> Machine<R> {
         let hello = Message::Hello {
             sid: self.sid,
             ch: self.channel.clone(),
+            gen: Some(self.generated),
         };
         if let Ok(datagram) = codec::encode(&hello) {
             self.transmits.push_back(Transmit {
@@ -1397,6 +1572,7 @@ impl<R: RngCore + CryptoRng> Machine<R> {
         let Ok(datagram) = codec::encode(&Message::Hello {
             sid: self.sid,
             ch: self.channel.clone(),
+            gen: Some(self.generated),
         }) else {
             return;
         };
@@ -1428,10 +1604,10 @@ impl<R: RngCore + CryptoRng> Machine<R> {
         };
         match s.retransmit_at {
             Some(at) if now >= at => {
-                s.rto = (s.rto * 2).min(RTO_MAX);
+                s.backoff = (s.backoff + 1).min(16);
                 s.retransmit_at = None;
                 // Nothing of ours missing: we are waiting for the peer's MAC.
-                if self.send_missing(peer) == 0 {
+                if self.send_missing(peer, now) == 0 {
                     self.send_ack(peer);
                 }
                 self.arm(peer, now);
@@ -1446,11 +1622,12 @@ impl<R: RngCore + CryptoRng> Machine<R> {
         let Some(s) = self.sessions.get_mut(&peer) else {
             return;
         };
-        if s.last_fast.is_some_and(|t| now < t + FAST_RETRANSMIT_GAP) {
+        let gap = FAST_RETRANSMIT_GAP.min(s.rtt.rto());
+        if s.last_fast.is_some_and(|t| now < t + gap) {
             return;
         }
         s.last_fast = Some(now);
-        if self.send_missing(peer) == 0 {
+        if self.send_missing(peer, now) == 0 {
             self.send_ack(peer);
         }
     }
@@ -1461,15 +1638,20 @@ impl<R: RngCore + CryptoRng> Machine<R> {
             if !s.outstanding() {
                 s.retransmit_at = None;
             } else if s.retransmit_at.is_none() {
-                s.retransmit_at = Some(now + s.rto);
+                s.retransmit_at = Some(now + s.rto());
             }
         }
     }
 
-    fn send_missing(&mut self, peer: PeerId) -> usize {
-        let Some(s) = self.sessions.get(&peer) else {
+    /// Sends again what the peer has not acknowledged. What is being timed
+    /// is timed from this copy on.
+    fn send_missing(&mut self, peer: PeerId, now: Instant) -> usize {
+        let Some(s) = self.sessions.get_mut(&peer) else {
             return 0;
         };
+        if let Some((_, at)) = &mut s.timing {
+            *at = now;
+        }
         let need_pake = !s.peer_ack.k;
         let need_confirm = s.confirm.is_some() && !s.peer_ack.c;
         let need_end = s.own_end.is_some() && !s.peer_ack.e;
@@ -1599,5 +1781,6 @@ fn valid_pake(m: &[u8]) -> bool {
         && <Ed25519Group as Group>::bytes_to_element(&m[1..]).is_some()
 }
 
+mod rtt;
 #[cfg(test)]
 mod tests;

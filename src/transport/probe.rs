@@ -6,11 +6,14 @@
 //! therefore costs no waiting when a better address answers first.
 //!
 //! A candidate that has not answered is tried again with a fresh connection
-//! at [`RETRY_AFTER`]. On a lossy LAN (bad Wi-Fi) the SYN or the SYN-ACK of
-//! a connect is often lost, and the kernel resends an unanswered SYN only
-//! after 1 s, then 2 s later: with a single connect, 30% loss made one check
-//! in four fail within its 3 s and many take over 1 s. Fresh connections a
-//! few hundred milliseconds apart cost a lost packet that much instead.
+//! at [`RETRY_STEPS`] times a unit: the retransmission timeout of the round
+//! trip the pairing exchange measured to the peer (see
+//! [`first_reachable_paced`]), or [`DEFAULT_RETRY`] where none was measured.
+//! On a lossy LAN (bad Wi-Fi) the SYN or the SYN-ACK of a connect is often
+//! lost, and the kernel resends an unanswered SYN only after 1 s, then 2 s
+//! later: with a single connect, 30% loss made one check in four fail within
+//! its 3 s and many take over 1 s. Fresh connections a few round trips apart
+//! cost a lost packet that much instead.
 //!
 //! A more preferred address that has not answered is waited for only a little once a less
 //! preferred one has connected ([`PREFERENCE_GRACE`]): on a LAN that loses frames, the first
@@ -28,21 +31,20 @@ use std::time::{Duration, Instant};
 /// At most this many addresses are tried.
 pub const MAX_CANDIDATES: usize = 16;
 
-/// When a candidate that has not answered yet gets a fresh connection,
-/// counted from the start of the check. Each connection keeps the kernel's
-/// own SYN retransmissions until the check's timeout.
-pub const RETRY_AFTER: [Duration; 10] = [
-    Duration::from_millis(50),
-    Duration::from_millis(100),
-    Duration::from_millis(150),
-    Duration::from_millis(250),
-    Duration::from_millis(400),
-    Duration::from_millis(600),
-    Duration::from_millis(850),
-    Duration::from_millis(1150),
-    Duration::from_millis(1500),
-    Duration::from_millis(2000),
-];
+/// When a candidate that has not answered yet gets a fresh connection, in
+/// units (see [`retry_after`]) counted from the start of the check. Each
+/// connection keeps the kernel's own SYN retransmissions until the check's
+/// timeout.
+pub const RETRY_STEPS: [u32; 14] = [1, 2, 3, 5, 8, 12, 17, 23, 30, 40, 52, 70, 90, 120];
+
+/// The unit of [`RETRY_STEPS`] where no round trip was measured: fresh connections at 50, 100,
+/// 150, 250 ms...
+pub const DEFAULT_RETRY: Duration = Duration::from_millis(50);
+
+/// When fresh connections start, counted from the start of the check, for a unit.
+pub fn retry_after(unit: Duration) -> impl Iterator<Item = Duration> {
+    RETRY_STEPS.into_iter().map(move |k| unit * k)
+}
 
 /// Once an address has connected, more preferred addresses that are still undecided get this
 /// long, plus twice the time the connected one took, before the connected one is taken.
@@ -52,19 +54,32 @@ pub const PREFERENCE_GRACE: Duration = Duration::from_millis(20);
 type Connect = Arc<dyn Fn(SocketAddr, Duration) -> io::Result<()> + Send + Sync>;
 
 /// The first of `candidates` (in order of preference) on which a TCP
-/// connection succeeds within `timeout`, or every failure.
+/// connection succeeds within `timeout`, or every failure; fresh connections
+/// are paced by [`DEFAULT_RETRY`].
 pub fn first_reachable(
     candidates: &[SocketAddr],
     timeout: Duration,
 ) -> Result<SocketAddr, Vec<(SocketAddr, io::Error)>> {
+    first_reachable_paced(candidates, timeout, DEFAULT_RETRY)
+}
+
+/// [`first_reachable`], with fresh connections paced by `unit`: the retransmission timeout of
+/// a round trip measured to the same host (the pairing exchange measures it to the peer, and
+/// never gives less than its floor of a few tens of milliseconds).
+pub fn first_reachable_paced(
+    candidates: &[SocketAddr],
+    timeout: Duration,
+    unit: Duration,
+) -> Result<SocketAddr, Vec<(SocketAddr, io::Error)>> {
     let connect: Connect =
         Arc::new(|addr, timeout| TcpStream::connect_timeout(&addr, timeout).map(drop));
-    first_reachable_with(candidates, timeout, &connect)
+    first_reachable_with(candidates, timeout, unit, &connect)
 }
 
 fn first_reachable_with(
     candidates: &[SocketAddr],
     timeout: Duration,
+    unit: Duration,
     connect: &Connect,
 ) -> Result<SocketAddr, Vec<(SocketAddr, io::Error)>> {
     let candidates = &candidates[..candidates.len().min(MAX_CANDIDATES)];
@@ -86,7 +101,7 @@ fn first_reachable_with(
     // Per candidate: `None` while undecided, `Some(Ok)` once connected,
     // `Some(Err)` once refused or unreachable (trying again would not help).
     let mut results: Vec<Option<io::Result<()>>> = candidates.iter().map(|_| None).collect();
-    let mut retries = RETRY_AFTER.iter().map(|after| started + *after);
+    let mut retries = retry_after(unit).map(|after| started + after);
     let mut next_retry = retries.next();
     // When the first address connected: more preferred ones are waited for until then.
     let mut settle_by: Option<Instant> = None;
@@ -192,7 +207,8 @@ mod tests {
             TcpStream::connect_timeout(&addr, timeout).map(drop)
         });
         let started = Instant::now();
-        let got = first_reachable_with(&[addr], Duration::from_secs(3), &connect).unwrap();
+        let got =
+            first_reachable_with(&[addr], Duration::from_secs(3), DEFAULT_RETRY, &connect).unwrap();
         assert_eq!(got, addr);
         let took = started.elapsed();
         assert!(took < Duration::from_millis(900), "{took:?}");
@@ -213,11 +229,11 @@ mod tests {
         });
         let timeout = Duration::from_secs(2);
         let started = Instant::now();
-        let errs = first_reachable_with(&[addr], timeout, &connect).unwrap_err();
+        let errs = first_reachable_with(&[addr], timeout, DEFAULT_RETRY, &connect).unwrap_err();
         assert!(started.elapsed() >= timeout);
         assert_eq!(errs.len(), 1);
         assert_eq!(errs[0].1.kind(), io::ErrorKind::TimedOut);
-        let within = 1 + RETRY_AFTER.iter().filter(|r| **r < timeout).count();
+        let within = 1 + retry_after(DEFAULT_RETRY).filter(|r| *r < timeout).count();
         assert_eq!(tries.load(Ordering::SeqCst), within);
     }
 
@@ -236,8 +252,13 @@ mod tests {
             TcpStream::connect_timeout(&addr, timeout).map(drop)
         });
         let started = Instant::now();
-        let got =
-            first_reachable_with(&[hanging, answering], Duration::from_secs(3), &connect).unwrap();
+        let got = first_reachable_with(
+            &[hanging, answering],
+            Duration::from_secs(3),
+            DEFAULT_RETRY,
+            &connect,
+        )
+        .unwrap();
         assert_eq!(got, answering);
         let took = started.elapsed();
         assert!(took < Duration::from_millis(500), "{took:?}");
@@ -257,7 +278,8 @@ mod tests {
             }
             TcpStream::connect_timeout(&addr, timeout).map(drop)
         });
-        let got = first_reachable_with(&[a, b], Duration::from_secs(3), &connect).unwrap();
+        let got =
+            first_reachable_with(&[a, b], Duration::from_secs(3), DEFAULT_RETRY, &connect).unwrap();
         assert_eq!(got, a);
     }
 

@@ -328,6 +328,8 @@ def check_vector(v):
             if m["t"] == "hello":
                 check(t["to"] == "multicast", f"{name}/{me}: hello by unicast")
                 check(m["ch"] == s["channel"], f"{name}/{me}: ch {m['ch']!r}")
+                check(set(m) == {"ch", "gen", "sid", "t", "v"}, f"{name}/{me}: hello fields {sorted(m)}")
+                check(m["gen"] is s["side"]["generated"], f"{name}/{me}: gen says who generated the code")
             else:
                 check(m["to"] == o["side"]["sid"], f"{name}/{me}: addressee")
                 check(t["to"] == o["side"]["address"], f"{name}/{me}: directed message to {t['to']}")

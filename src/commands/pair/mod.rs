@@ -201,6 +201,7 @@ fn pair(
             peers,
             scan: scan_targets,
             proof_secrets: repair_secrets(&ssh, &info),
+            generated,
         },
         Instant::now(),
         OsRng,

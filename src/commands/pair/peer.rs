@@ -227,7 +227,9 @@ impl Session {
             "checking the peer's sshd (TCP port {})…",
             info.ssh_port
         ));
-        let address = match probe::first_reachable(&candidates, SSHD_PROBE_TIMEOUT) {
+        // Fresh connections are paced by the round trip the exchange measured to the peer.
+        let pace = m.retransmit_timeout(&peer).unwrap_or(probe::DEFAULT_RETRY);
+        let address = match probe::first_reachable_paced(&candidates, SSHD_PROBE_TIMEOUT, pace) {
             Ok(address) => address,
             Err(failures) => {
                 m.refuse(

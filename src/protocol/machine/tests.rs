@@ -82,6 +82,8 @@ struct Lan {
     log: Vec<(usize, Destination, Vec<u8>)>,
     /// The pair secrets the next node added offers proofs of.
     secrets: Vec<PairSecret>,
+    /// Whether the next node added generated its code (by default only the first did).
+    next_generated: Option<bool>,
 }
 
 fn payload_of(name: &str) -> Vec<u8> {
@@ -102,6 +104,7 @@ impl Lan {
             sent: 0,
             log: Vec::new(),
             secrets: Vec::new(),
+            next_generated: None,
         }
     }
 
@@ -120,6 +123,8 @@ impl Lan {
             peers,
             scan,
             proof_secrets: std::mem::take(&mut self.secrets),
+            // The first side shows a code it generated; the others type one.
+            generated: self.next_generated.take().unwrap_or(index == 0),
         };
         let machine = Machine::new(config, self.now, ChaCha20Rng::seed_from_u64(seed)).unwrap();
         self.nodes.push(Node {
@@ -144,6 +149,12 @@ impl Lan {
 
     fn add(&mut self, code: &str, name: &str) -> usize {
         self.add_with(code, payload_of(name), vec![], vec![])
+    }
+
+    /// [`Lan::add`], saying whether the side generated its code.
+    fn add_as(&mut self, code: &str, name: &str, generated: bool) -> usize {
+        self.next_generated = Some(generated);
+        self.add(code, name)
     }
 
     fn chance(&mut self, p: f64) -> bool {
@@ -391,7 +402,9 @@ fn two_machines_pair_on_a_clean_network_in_a_few_round_trips() {
         "{:?}",
         lan.elapsed(b)
     );
-    assert!(lan.sent < 30, "{} datagrams", lan.sent);
+    // Hellos, PAKE messages, payload pieces, MACs, ends, their
+    // acknowledgements, and the last acknowledgement's copies.
+    assert!(lan.sent < 28 + FINAL_ACK_COPIES, "{} datagrams", lan.sent);
 }
 
 /// Each session's payload carries proofs of the pair secrets a side offers, bound to both
@@ -661,6 +674,7 @@ fn a_reflected_session_never_verifies() {
     let hello = codec::encode(&Message::Hello {
         sid: fake,
         ch: "7".into(),
+        gen: None,
     })
     .unwrap();
     lan.nodes[a]
@@ -849,6 +863,7 @@ fn a_flood_of_fake_peers_is_bounded_and_does_not_stop_the_real_one() {
         let hello = codec::encode(&Message::Hello {
             sid: SessionId(sid),
             ch: "7".into(),
+            gen: None,
         })
         .unwrap();
         lan.nodes[a]
@@ -1171,6 +1186,7 @@ fn a_spoofed_hello_is_not_amplified() {
     let hello = codec::encode(&Message::Hello {
         sid: SessionId([0x66; 16]),
         ch: "535".into(),
+        gen: None,
     })
     .unwrap();
     assert_eq!(hello.len(), 71);
@@ -1340,6 +1356,7 @@ fn a_payload_in_too_many_pieces_is_remembered_for_the_report() {
         peers: Vec::new(),
         scan: Vec::new(),
         proof_secrets: Vec::new(),
+        generated: false,
     };
     let mut m = Machine::new(config, now, ChaCha20Rng::seed_from_u64(8)).unwrap();
     assert_eq!(m.oversized_payload(), None);
@@ -1362,4 +1379,141 @@ fn a_payload_in_too_many_pieces_is_remembered_for_the_report() {
     m.handle_datagram(now, addr(3), &over);
     m.handle_datagram(now, addr(4), &piece(200));
     assert_eq!(m.oversized_payload(), Some((addr(3), MAX_PIECES as u8 + 1)));
+}
+
+/// Issue 13, crowds: two sides that generated their codes hold two independent codes; they
+/// never run a PAKE with each other, so neither spends a guess on the other.
+#[test]
+fn sides_that_generated_their_codes_never_run_a_pake_with_each_other() {
+    let mut lan = Lan::new(70, Impairment::NONE);
+    let a = lan.add_as("7-guitar-orbit-velvet", "alice", true);
+    let b = lan.add_as("7-bulb-fog-baby", "bob", true);
+    lan.run(Duration::from_secs(5));
+    for n in [a, b] {
+        assert!(lan.nodes[n].verify_failures.is_empty());
+        assert!(lan.nodes[n].verified.is_none());
+        let pakes = lan
+            .log
+            .iter()
+            .filter(|(from, ..)| *from == n)
+            .filter(|(_, _, d)| matches!(codec::decode(d), Ok(Message::Pake { .. })))
+            .count();
+        assert_eq!(pakes, 0, "side {n} ran a PAKE");
+    }
+}
+
+/// Issue 13, crowds: three pairings on one channel. Each joiner hears two other joiners and
+/// three code generators; it waits for the generators before it would talk to a joiner, so
+/// every side spends at most two guesses on other pairings, and all three pairings succeed.
+#[test]
+fn three_pairings_on_one_channel_all_pair() {
+    let mut lan = Lan::new(71, Impairment::NONE);
+    let codes = [
+        "7-guitar-orbit-velvet",
+        "7-bulb-fog-baby",
+        "7-acid-zone-wolf",
+    ];
+    let sides: Vec<(usize, usize)> = codes
+        .iter()
+        .enumerate()
+        .map(|(i, code)| {
+            (
+                lan.add_as(code, &format!("gen{i}"), true),
+                lan.add_as(code, &format!("join{i}"), false),
+            )
+        })
+        .collect();
+    lan.run(Duration::from_secs(30));
+    for (g, j) in sides {
+        lan.assert_paired(g, j);
+        assert!(lan.nodes[j].verify_failures.len() <= 2);
+        // A joiner pairs with its generator before the wait for other joiners is over.
+        assert!(lan.elapsed(j) < TYPED_PEERS_AFTER, "{:?}", lan.elapsed(j));
+    }
+}
+
+/// Two sides that were both given the code (a phrase agreed beforehand) still pair, once the
+/// wait for a generator is over.
+#[test]
+fn two_sides_given_the_code_pair_after_the_wait() {
+    let mut lan = Lan::new(72, Impairment::NONE);
+    let a = lan.add_as(CODE, "alice", false);
+    let b = lan.add_as(CODE, "bob", false);
+    lan.run(Duration::from_secs(5));
+    lan.assert_paired(a, b);
+    let took = lan.elapsed(a).max(lan.elapsed(b));
+    assert!(took >= TYPED_PEERS_AFTER, "{took:?}");
+    assert!(
+        took < TYPED_PEERS_AFTER + Duration::from_millis(5),
+        "{took:?}"
+    );
+}
+
+/// A side that was given its code answers an older peer's hello (no `gen`) and a generator's at
+/// once, and a peer that was given its code too only after [`TYPED_PEERS_AFTER`], whether that
+/// peer greets it with a hello or with a PAKE message.
+#[test]
+fn a_side_given_the_code_waits_only_for_peers_given_theirs() {
+    let now = Instant::now();
+    let config = |generated| Config {
+        code: Code::parse(CODE).unwrap(),
+        payload: b"{}".to_vec(),
+        peers: Vec::new(),
+        scan: Vec::new(),
+        proof_secrets: Vec::new(),
+        generated,
+    };
+    let mut m = Machine::new(config(false), now, ChaCha20Rng::seed_from_u64(73)).unwrap();
+    m.handle_timeout(now);
+    let own_hello = m.poll_transmit().unwrap().datagram;
+    while m.poll_transmit().is_some() {}
+    let hello = |n: u8, gen| {
+        codec::encode(&Message::Hello {
+            sid: SessionId([n; 16]),
+            ch: "7".into(),
+            gen,
+        })
+        .unwrap()
+    };
+    let pakes_to = |m: &mut Machine<ChaCha20Rng>| -> Vec<SocketAddr> {
+        std::iter::from_fn(|| m.poll_transmit())
+            .filter_map(|t| match (t.destination, codec::decode(&t.datagram)) {
+                (Destination::Unicast(to), Ok(Message::Pake { .. })) => Some(to),
+                _ => None,
+            })
+            .collect()
+    };
+    m.handle_datagram(now, addr(1), &hello(1, None));
+    m.handle_datagram(now, addr(2), &hello(2, Some(true)));
+    m.handle_datagram(now, addr(3), &hello(3, Some(false)));
+    assert_eq!(pakes_to(&mut m), [addr(1), addr(2)]);
+    // A peer given its code that started earlier (its own wait is over) greets with its PAKE
+    // message: that is not answered before the wait is over either.
+    let earlier = now - Duration::from_secs(1);
+    let mut other = Machine::new(config(false), earlier, ChaCha20Rng::seed_from_u64(74)).unwrap();
+    other.handle_timeout(earlier);
+    let other_hello = other.poll_transmit().unwrap().datagram;
+    while other.poll_transmit().is_some() {}
+    other.handle_datagram(now, addr(9), &own_hello);
+    let pake = std::iter::from_fn(|| other.poll_transmit())
+        .find(|t| matches!(codec::decode(&t.datagram), Ok(Message::Pake { .. })))
+        .expect("the earlier side greets at once")
+        .datagram;
+    m.handle_datagram(now, addr(4), &other_hello);
+    m.handle_datagram(now, addr(4), &pake);
+    assert_eq!(pakes_to(&mut m), []);
+    let at = m.poll_timeout().unwrap();
+    assert!(at <= now + TYPED_PEERS_AFTER);
+    m.handle_timeout(now + TYPED_PEERS_AFTER);
+    let greeted = pakes_to(&mut m);
+    assert!(
+        greeted.contains(&addr(3)) && greeted.contains(&addr(4)),
+        "{greeted:?}"
+    );
+    // A generator waits for nobody.
+    let mut g = Machine::new(config(true), now, ChaCha20Rng::seed_from_u64(75)).unwrap();
+    while g.poll_transmit().is_some() {}
+    g.handle_datagram(now, addr(3), &hello(3, Some(false)));
+    g.handle_datagram(now, addr(2), &hello(2, Some(true)));
+    assert_eq!(pakes_to(&mut g), [addr(3)]);
 }
