@@ -536,6 +536,15 @@ fn open_temp(tmp: &Path, mode: u32) -> Result<File, TempError> {
     Ok(file)
 }
 
+/// Whether this user may create the temporary file for `path` in its directory, asked without
+/// writing anything (`access`); the error is the one creating it would give.
+pub fn check_temp_for(path: &Path) -> Result<(), Error> {
+    use nix::unistd::{access, AccessFlags};
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    access(dir, AccessFlags::W_OK | AccessFlags::X_OK)
+        .map_err(|errno| temp_error(path, io::Error::from(errno)))
+}
+
 fn temp_error(path: &Path, source: io::Error) -> Error {
     let read_only = source.raw_os_error() == Some(nix::errno::Errno::EROFS as i32);
     if source.kind() == io::ErrorKind::PermissionDenied || read_only {

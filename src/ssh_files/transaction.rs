@@ -312,16 +312,21 @@ impl Applied {
     /// temporary file outside the directories the next run sweeps anyway gets its name now, and
     /// the journal names it before it is made (see [`Applied::flush`]), so that a crash never
     /// leaves one behind, e.g. in a repository's `.git`.
-    fn stage_temp(&mut self, real: &Path, bytes: &[u8], mode: u32) -> NewFile {
-        let bytes = Zeroizing::new(bytes.to_vec());
+    ///
+    /// Whether the directory lets this user create the temporary file is asked now (`access`,
+    /// nothing is written), so that a directory that does not fails the step that staged the
+    /// file, with that step's message (say, the remote's), rather than the flush.
+    fn stage_temp(&mut self, real: &Path, bytes: &[u8], mode: u32) -> Result<NewFile, Error> {
+        atomic::check_temp_for(real)?;
         let dir = real.parent().unwrap_or(Path::new("/"));
+        let bytes = Zeroizing::new(bytes.to_vec());
         if self.swept.iter().any(|d| d == dir) {
-            return NewFile::new(real, bytes, mode);
+            return Ok(NewFile::new(real, bytes, mode));
         }
         let tmp = atomic::temp_path(real);
         self.journal.record(&tmp, None, Written::Anything);
         self.named_temps = true;
-        NewFile::named(tmp, real, bytes, mode)
+        Ok(NewFile::named(tmp, real, bytes, mode))
     }
 
     fn stage(&mut self, path: PathBuf, op: Op, now: Option<FileContents>, named: &Path) {
@@ -352,7 +357,7 @@ impl Applied {
             return Ok(());
         }
         let mode = mode.for_file(current.as_ref());
-        let temp = self.stage_temp(&real, &new, mode);
+        let temp = self.stage_temp(&real, &new, mode)?;
         let now = FileContents {
             bytes: Zeroizing::new(new),
             mode,
@@ -381,7 +386,7 @@ impl Applied {
             _ => return Ok(()),
         };
         let mode = FileMode::KeepOr(new_mode).for_file(current.as_ref());
-        let temp = self.stage_temp(&real, &new, mode);
+        let temp = self.stage_temp(&real, &new, mode)?;
         let mut lock_name = real.file_name().unwrap_or_default().to_os_string();
         lock_name.push(".lock");
         let lock = real.with_file_name(lock_name);
@@ -408,7 +413,7 @@ impl Applied {
                 path: path.to_path_buf(),
             });
         }
-        let temp = self.stage_temp(path, bytes, mode);
+        let temp = self.stage_temp(path, bytes, mode)?;
         let now = FileContents {
             bytes: Zeroizing::new(bytes.to_vec()),
             mode,
