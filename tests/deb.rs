@@ -125,6 +125,7 @@ fn the_debian_package_holds_everything_and_runs_from_a_scratch_root() {
         ),
         ("usr/share/doc/git-pair/README.md", "README.md"),
         ("usr/share/doc/git-pair/PROTOCOL.md", "doc/PROTOCOL.md"),
+        ("usr/share/doc/git-pair/SECURITY.md", "SECURITY.md"),
         // Not enabled by the package: each user enables it (see FINDING A PEER AGAIN).
         (
             "usr/lib/systemd/user/git-pair-watch.service",
