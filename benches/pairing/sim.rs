@@ -866,21 +866,31 @@ pub struct NeighbourFloor {
     /// Two families resolved independently, whichever completes first (≥ 1 s, ≥ 2 s).
     pub either_family_1s: f64,
     pub either_family_2s: f64,
+    /// As a pairing has it: the first host asks, and the second asks only if the first one's
+    /// request did not arrive (a request that arrives teaches it the asker's address, so it
+    /// never asks); whichever of two families completes first (≥ 1 s, ≥ 2 s).
+    pub answered_1s: f64,
+    pub answered_2s: f64,
 }
 
-/// Rounds (each `retrans_time` apart) until both hosts know each other, over one family.
-fn resolution_rounds(rng: &mut ChaCha20Rng, loss: f64) -> u32 {
+/// Rounds (each `retrans_time` apart) until both hosts know each other, over one family. With
+/// `answered`, the second host decides whether to ask after the first one's request arrived
+/// or not (it asks only if it still does not know the first); otherwise both ask at once.
+fn resolution_rounds(rng: &mut ChaCha20Rng, loss: f64, answered: bool) -> u32 {
     let lost = |rng: &mut ChaCha20Rng| (rng.next_u64() as f64 / u64::MAX as f64) < loss;
     let (mut a_knows_b, mut b_knows_a) = (false, false);
     for round in 0..16 {
         // Requests of this round, from whoever does not know the other yet.
         let a_asks = !a_knows_b;
-        let b_asks = !b_knows_a;
+        let mut b_asks = !b_knows_a;
         if a_asks && !lost(rng) {
             b_knows_a = true;
             if !lost(rng) {
                 a_knows_b = true;
             }
+        }
+        if answered {
+            b_asks = !b_knows_a;
         }
         if b_asks && !lost(rng) {
             a_knows_b = true;
@@ -898,13 +908,18 @@ fn resolution_rounds(rng: &mut ChaCha20Rng, loss: f64) -> u32 {
 pub fn neighbour_floor(loss: f64, trials: usize, seed: u64) -> NeighbourFloor {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let (mut one1, mut one2, mut either1, mut either2) = (0, 0, 0, 0);
+    let (mut answered1, mut answered2) = (0, 0);
     for _ in 0..trials {
-        let v4 = resolution_rounds(&mut rng, loss);
-        let v6 = resolution_rounds(&mut rng, loss);
+        let v4 = resolution_rounds(&mut rng, loss, false);
+        let v6 = resolution_rounds(&mut rng, loss, false);
         one1 += usize::from(v4 >= 1);
         one2 += usize::from(v4 >= 2);
         either1 += usize::from(v4.min(v6) >= 1);
         either2 += usize::from(v4.min(v6) >= 2);
+        let v4 = resolution_rounds(&mut rng, loss, true);
+        let v6 = resolution_rounds(&mut rng, loss, true);
+        answered1 += usize::from(v4.min(v6) >= 1);
+        answered2 += usize::from(v4.min(v6) >= 2);
     }
     let share = |n: usize| n as f64 / trials as f64;
     NeighbourFloor {
@@ -913,5 +928,7 @@ pub fn neighbour_floor(loss: f64, trials: usize, seed: u64) -> NeighbourFloor {
         one_family_2s: share(one2),
         either_family_1s: share(either1),
         either_family_2s: share(either2),
+        answered_1s: share(answered1),
+        answered_2s: share(answered2),
     }
 }
