@@ -1,9 +1,11 @@
 //! The repository: what pairing reads from it, and the remote it adds.
 //!
-//! Everything goes through libgit2 (git2). [`plan_remote`] is pure: it turns
+//! Everything is read through libgit2 (git2). [`plan_remote`] is pure: it turns
 //! the peer and the existing remotes into the exact config entries to write.
-//! [`plan_config`] turns those into the new bytes of the repository's config
-//! (libgit2 does the edit on a scratch copy), and [`write_remote`] writes them
+//! [`append_remote`] (a new remote, pure, the text libgit2 would write, checked by
+//! libgit2 reading it back) or [`plan_config`] (anything else: libgit2 does the edit
+//! on a scratch copy) turn those into the new bytes of the repository's config, and
+//! [`write_remote`] writes them
 //! in one atomic, journaled step of the pairing's transaction, so a repository
 //! never keeps half a pairing, not even after a SIGKILL (libgit2 writing the
 //! real config would rewrite it once per variable). [`paired_remotes`] reads
@@ -359,19 +361,172 @@ pub fn config_path(repo: &Repository) -> PathBuf {
 }
 
 /// Writes `plan` into the repository's config as one step of the transaction `tx`: the new
-/// bytes are planned by [`plan_config`] from the current ones under git's `config.lock`, and
-/// replace the file in one atomic rename, journaled (so a crash is undone by the next run,
-/// byte for byte). A rename of the remote's remote-tracking branches is left to
-/// [`rename_tracking_refs`], after the commit.
+/// bytes are planned from the current ones (a new remote by [`append_remote`], checked by
+/// libgit2 reading them back; anything else by [`plan_config`] on a scratch copy), written
+/// under git's `config.lock`, and replace the file in one atomic rename, journaled (so a crash
+/// is undone by the next run, byte for byte). A rename of the remote's remote-tracking
+/// branches is left to [`rename_tracking_refs`], after the commit.
 pub fn write_remote(
     tx: &mut ssh_files::Applied,
     repo: &Repository,
     plan: &RemotePlan,
 ) -> Result<(), RepoError> {
+    let path = config_path(repo);
+    let old = tx.read(&path)?;
+    let old: &[u8] = old.as_deref().map_or(&[], |o| o.as_slice());
+    // Values of the remote set at another level (the user's global config) count as set, as
+    // they do when libgit2 plans on a scratch copy.
+    let snapshot = repo.config().and_then(|mut c| c.snapshot()).ok();
+    let preset = |key: &str| {
+        snapshot
+            .as_ref()
+            .is_some_and(|s| s.get_string(&format!("remote.{}.{key}", plan.name)).is_ok())
+    };
+    if let Some(new) = append_remote(old, plan, &preset).filter(|new| reads_back(old, new, plan)) {
+        return tx.update_git_file(&path, 0o644, |_| Ok::<_, RepoError>(Some(new)));
+    }
     let scratch = tx.scratch_dir("repo-config")?;
-    tx.update_git_file(&config_path(repo), 0o644, |old| {
+    tx.update_git_file(&path, 0o644, |old| {
         plan_config(old.unwrap_or_default(), plan, scratch.path()).map(Some)
     })
+}
+
+/// The config `old` with the new remote of `plan` added at its end, byte for byte as libgit2
+/// writes it (`git_remote_create`, then one `git_config_set_string` per entry): a
+/// `[remote "<name>"]` section with the url, the default fetch refspec, the entries, and each
+/// default that `preset` (is it set at another level?) does not name; values quoted and
+/// escaped the way libgit2 does. `None` where this does not apply and the config must be
+/// planned by libgit2 itself ([`plan_config`]): a re-pair (an earlier remote is updated in
+/// place), a config that names the remote already, a last line that a backslash continues,
+/// or a value git cannot hold (a NUL byte). Pure, so that the common case needs no scratch
+/// repository: on a loaded disk, creating its files was most of a pairing's setup.
+pub fn append_remote(
+    old: &[u8],
+    plan: &RemotePlan,
+    preset: &dyn Fn(&str) -> bool,
+) -> Option<Vec<u8>> {
+    if plan.replaces.is_some() || contains(old, format!("\"{}\"", plan.name).as_bytes()) {
+        return None;
+    }
+    // A backslash at the end of the last line would continue it into ours.
+    let last_line = old.strip_suffix(b"\n").unwrap_or(old);
+    let last_line = last_line.strip_suffix(b"\r").unwrap_or(last_line);
+    if last_line.ends_with(b"\\") {
+        return None;
+    }
+    let fetch = format!("+refs/heads/*:refs/remotes/{}/*", plan.name);
+    let mut values: Vec<(&str, &str)> = vec![("url", &plan.url), ("fetch", &fetch)];
+    values.extend(plan.entries.iter().map(|(k, v)| (*k, v.as_str())));
+    values.extend(
+        plan.defaults
+            .iter()
+            .filter(|(k, _)| !preset(k))
+            .map(|(k, v)| (*k, v.as_str())),
+    );
+    if values.iter().any(|(_, v)| v.contains('\0')) || plan.name.contains('\0') {
+        return None;
+    }
+    let mut out = old.to_vec();
+    if !out.is_empty() && !out.ends_with(b"\n") {
+        out.push(b'\n');
+    }
+    out.extend_from_slice(format!("[remote \"{}\"]\n", escape_value(&plan.name)).as_bytes());
+    for (key, value) in values {
+        let quote = if value.is_empty()
+            || value.starts_with(' ')
+            || value.ends_with(' ')
+            || value.contains([';', '#'])
+        {
+            "\""
+        } else {
+            ""
+        };
+        out.extend_from_slice(
+            format!("\t{key} = {quote}{}{quote}\n", escape_value(value)).as_bytes(),
+        );
+    }
+    Some(out)
+}
+
+/// libgit2's escaping of a config value (and of a subsection name).
+fn escape_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Whether libgit2, reading `new`, finds exactly the variables of `old`, in order, then the
+/// new remote's url, fetch refspec and entries of `plan`, and no other variable of that
+/// remote: the check that [`append_remote`]'s text means what libgit2's own edit would. The
+/// bytes are read from an in-memory file, so that nothing touches the disk. Any doubt (an
+/// error, a config libgit2 cannot read) says no, and the config is planned by libgit2 itself.
+fn reads_back(old: &[u8], new: &[u8], plan: &RemotePlan) -> bool {
+    let (Some(before), Some(after)) = (config_entries(old), config_entries(new)) else {
+        return false;
+    };
+    let ours = format!("remote.{}.", plan.name);
+    if before.iter().any(|(name, _)| name.starts_with(&ours)) {
+        return false;
+    }
+    let Some(added) = after.strip_prefix(before.as_slice()) else {
+        return false;
+    };
+    let fetch = format!("+refs/heads/*:refs/remotes/{}/*", plan.name);
+    let mut wanted: Vec<(String, String)> = vec![
+        (format!("{ours}url"), plan.url.clone()),
+        (format!("{ours}fetch"), fetch),
+    ];
+    wanted.extend(
+        plan.entries
+            .iter()
+            .map(|(k, v)| (format!("{ours}{k}"), v.clone())),
+    );
+    // A default is either added, or left out because it is set elsewhere.
+    let (known, rest) = added.split_at(wanted.len().min(added.len()));
+    known == wanted.as_slice()
+        && rest.len() <= plan.defaults.len()
+        && rest.iter().all(|(name, value)| {
+            plan.defaults
+                .iter()
+                .any(|(k, v)| *name == format!("{ours}{k}") && v == value)
+        })
+}
+
+/// Every variable of the config text `bytes`, in order, as libgit2 reads it (names with the
+/// section and key lowercased); `None` if it cannot.
+fn config_entries(bytes: &[u8]) -> Option<Vec<(String, String)>> {
+    use nix::sys::memfd::{memfd_create, MFdFlags};
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    let mut file =
+        std::fs::File::from(memfd_create("git-pair-config", MFdFlags::MFD_CLOEXEC).ok()?);
+    file.write_all(bytes).ok()?;
+    let config =
+        git2::Config::open(Path::new(&format!("/proc/self/fd/{}", file.as_raw_fd()))).ok()?;
+    let mut out = Vec::new();
+    let mut readable = true;
+    config
+        .entries(None)
+        .ok()?
+        .for_each(|e| match (e.name(), e.value()) {
+            (Ok(n), Ok(v)) => out.push((n.to_string(), v.to_string())),
+            _ => readable = false,
+        })
+        .ok()?;
+    readable.then_some(out)
 }
 
 /// The repository config `old` (its bytes) with `plan` applied: libgit2 adds, renames or updates
@@ -754,6 +909,116 @@ mod tests {
         remove_remote(&repo, "laptop").unwrap();
         remove_remote(&repo, "laptop").unwrap();
         assert!(get(&repo, "remote.laptop.pair-peer").is_none());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// The config libgit2 plans for `plan` from `old`, on a scratch copy.
+    fn by_libgit2(old: &[u8], plan: &RemotePlan) -> Vec<u8> {
+        let dir = std::env::temp_dir().join(format!(
+            "git-pair-scratch-{}-{}",
+            std::process::id(),
+            rand_core::RngCore::next_u64(&mut rand_core::OsRng)
+        ));
+        std::fs::create_dir(&dir).unwrap();
+        let new = plan_config(old, plan, &dir).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        new
+    }
+
+    #[test]
+    fn a_new_remote_is_appended_byte_for_byte_as_libgit2_writes_it() {
+        let olds: [&[u8]; 6] = [
+            b"",
+            b"[core]\n\tbare = false\n",
+            b"[core]\n\tbare = false",
+            b"[core]\n\tbare = false\n# a comment at the end\n\n",
+            b"[remote \"other\"]\n\turl = x:y\n[branch \"main\"]\n\tremote = other\n",
+            b"[core]\r\n\tbare = false\r\n",
+        ];
+        let odd = [
+            "/home/bob/my notes",
+            " leading space",
+            "trailing space ",
+            "semi;colon",
+            "hash#tag",
+            "quote\"and\\backslash",
+            "tab\tand\u{8}backspace",
+            "new\nline",
+            "ünïcode",
+            "",
+        ];
+        for old in olds {
+            for (i, value) in odd.iter().enumerate() {
+                let mut r = record();
+                r.peer_path = value.to_string();
+                r.peer = format!("bob@laptop:{value}");
+                r.annex_uuid = (i % 2 == 0).then(|| "0b1c2d3e-0000-4000-8000-000000000001".into());
+                r.local_annex = true;
+                let plan = plan_remote(&["other".into()], None, "laptop", &r, None).unwrap();
+                let ours = append_remote(old, &plan, &|_| false).expect("a new remote");
+                assert_eq!(
+                    String::from_utf8_lossy(&ours),
+                    String::from_utf8_lossy(&by_libgit2(old, &plan)),
+                    "old {:?}, value {value:?}",
+                    String::from_utf8_lossy(old)
+                );
+                assert!(reads_back(old, &ours, &plan), "{value:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_default_set_elsewhere_is_left_out_and_the_read_back_accepts_that() {
+        let mut r = record();
+        r.annex_uuid = Some("0b1c2d3e-0000-4000-8000-000000000001".into());
+        r.local_annex = true;
+        let plan = plan_remote(&[], None, "laptop", &r, None).unwrap();
+        let with = append_remote(b"", &plan, &|_| false).unwrap();
+        let without = append_remote(b"", &plan, &|k| k == keys::ANNEX_COST).unwrap();
+        assert!(String::from_utf8_lossy(&with).contains("annex-cost = 175"));
+        assert!(!String::from_utf8_lossy(&without).contains("annex-cost"));
+        assert!(reads_back(b"", &with, &plan) && reads_back(b"", &without, &plan));
+    }
+
+    #[test]
+    fn libgit2_plans_what_the_append_cannot() {
+        let plan = plan_remote(&[], None, "laptop", &record(), None).unwrap();
+        // A re-pair updates the earlier remote in place.
+        let mut repair = plan.clone();
+        repair.replaces = Some("laptop".into());
+        assert!(append_remote(b"", &repair, &|_| false).is_none());
+        // A config that names the remote already, in a section of its own or not.
+        assert!(append_remote(b"[remote \"laptop\"]\n\tfetch = x\n", &plan, &|_| false).is_none());
+        // The last line goes on into the next.
+        assert!(append_remote(b"[core]\n\tx = a\\\n", &plan, &|_| false).is_none());
+        assert!(append_remote(b"[core]\n\tx = a\\", &plan, &|_| false).is_none());
+        // The deprecated [remote.laptop] spelling is caught by the read back.
+        let old = b"[remote.laptop]\n\tfetch = x\n";
+        let new = append_remote(old, &plan, &|_| false).unwrap();
+        assert!(!reads_back(old, &new, &plan));
+        // Text that does not say what it should.
+        assert!(!reads_back(
+            b"",
+            b"[remote \"laptop\"]\n\turl = elsewhere\n",
+            &plan
+        ));
+        assert!(!reads_back(b"[core\n", &new, &plan));
+    }
+
+    #[test]
+    fn write_remote_writes_a_new_remote_as_libgit2_would() {
+        let (dir, repo) = temp_repo("append");
+        let home = dir.join("home");
+        std::fs::create_dir(&home).unwrap();
+        let ssh = crate::ssh_files::SshDir::new(&home);
+        let plan = plan_remote(&[], None, "laptop", &record(), None).unwrap();
+        let before = std::fs::read(config_path(&repo)).unwrap();
+        let mut tx = crate::ssh_files::try_lock(&ssh, "test").unwrap().unwrap();
+        write_remote(&mut tx, &repo, &plan).unwrap();
+        tx.commit().unwrap();
+        let after = std::fs::read(config_path(&repo)).unwrap();
+        assert_eq!(after, by_libgit2(&before, &plan));
+        assert_eq!(get(&repo, "remote.laptop.url").unwrap(), plan.url);
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -590,7 +590,7 @@ impl Report {
                 ),
                 (
                     "start",
-                    "from `execve` to the first hello: loading, the repository (libgit2), the user, a new ed25519 login key, the host keys, the interfaces, TCP connects to this machine's own sshd, the sockets",
+                    "from `execve` to the first hello: loading, the repository (libgit2), the user, a new ed25519 login key, the host keys, the interfaces, a TCP connect to this machine's own sshd (loopback first), the sockets",
                     Some(p.start),
                 ),
                 (
@@ -605,7 +605,7 @@ impl Report {
                 ),
                 (
                     "setup",
-                    "the ssh files (staged, fsynced together), then the git remote",
+                    "the ssh files and the git remote in one journaled transaction (the lock and the directories; the files and the journal written and synced in one round, put in place, their directories synced, the journal removed: three rounds of fsyncs), then both sides' ends; A's setup runs beside B's",
                     Some(p.setup),
                 ),
                 (
@@ -967,6 +967,62 @@ const FINDINGS: &str = r#"
   table "Where the time goes" above shows what is left. Nothing else on the
   path was worth removing: no sleep, no DNS lookup, one netlink dump, a
   login key costs 37 µs.
+- **Issue 13, the clean link again: a scratch repository, then the rounds
+  of fsyncs.** After the journaled transaction (crash safety) landed, the
+  same trace, stopped at a few syscalls plus marks written to stderr by a
+  build instrumented for it (not kept), showed B's setup at 64 ms from
+  "verified" to the remote event (median of 10 runs, load 4-5 on the 2
+  cores): 33 ms of it libgit2 planning the new
+  `.git/config` on a scratch repository (`git init` of a bare repository:
+  nine directories and four files, then one lock-write-rename cycle per
+  variable, then all of it removed), 8 ms creating the six ssh files'
+  temporary files one after another, 12 ms in the flush, 6 ms for the lock
+  and `~/.ssh`. Every file creation waited about a millisecond for the
+  file system's journal while other work wrote to the disk. Changes:
+  `repo::append_remote` writes a new remote's section itself (pure; byte
+  for byte what libgit2 writes, checked by a test against libgit2 for
+  quoting and escaping, and at run time by libgit2 reading the result back
+  from an in-memory file: any difference, a re-pair or a config that names
+  the remote already falls back to libgit2 on the scratch copy); staged
+  files stay in memory until the flush; the flush moves the journal into
+  place first and then syncs the files, the journal and the new
+  directories in one round (before: the files, then the journal's
+  directory: two), so a transaction takes three rounds of fsyncs (files
+  and journal; directories after the renames; the journal's removal) and
+  the guarantees are those of before (nothing changes before the journal
+  and the new bytes are on disk; a power cut in that round leaves at worst
+  an empty journal, which the next run removes, nothing having changed);
+  the check of this machine's own sshd connects to loopback alone first
+  (each connection the sshd accepts costs it a process, and connecting to
+  every address at once cost 2.9 ms of the start under load).
+  Measured A/B, interleaved in 6 batches of 10 clean pairings on the
+  namespace LAN, process starts and the namespace wrappers included, load
+  average 3.5-6.4 (two other helpers building and testing): main 103.9 ms
+  median (p95 149.0 ms), this change 42.9 ms (p95 136.8 ms), 60 runs each,
+  none failed; per batch the medians were 59-129 ms against 36-99 ms. The
+  traced phases (6 x 15 pairings each): start 7.4 -> 3.0 ms, setup 87.0 ->
+  25.8 ms, total from B's execve 111.0 -> 38.9 ms; the wrappers (7.7 ms)
+  are the benchmark's. **The 15 ms target is missed, and under this load it
+  cannot be met**: the wrappers the timed figure includes (7.7 ms) and the
+  phases other than the setup (start, exchange, check, finish: 10.5 ms)
+  already exceed it, and the setup has a floor that only giving up crash
+  safety would lower. Of B's setup, now 31 ms
+  from "verified" to the remote event in the instrumented runs (10 runs,
+  interleaved with the 64 ms above), 5 ms go to the lock, the directories,
+  the repository, the names and the plans, 12 ms to creating the temporary
+  files and the journal (a millisecond each while the disk is busy), 7 ms
+  to the first two rounds of fsyncs and the renames between them, 2 ms to
+  the journal's removal and 5.5 ms to the two sides' ends crossing (each
+  side wakes up once more, on two loaded cores). Three journal commits in a
+  row per side is the floor
+  of a transaction that can be undone after a power cut (no rename before
+  its bytes and the undo are on disk; no removal of the undo before the
+  renames are); one fsync costs 0.25 ms on this disk when it is quiet and 3
+  to 7 ms under the load of these runs. Left: the peer's sshd check still
+  connects to every candidate address at once (a process of the peer's sshd
+  each, during the peer's own setup: `transport::probe`, being reworked by
+  another helper); of the 3 ms start, 1.5 ms pass before `git pair` begins
+  (loading, the arguments, the check for a crashed run's journal).
 - **Issue 13, 30% loss: the retransmission timeout now follows the measured
   round trip.** The simulation was rewritten to model what the namespace LAN
   has: two address families (every multicast goes out once per family, each

@@ -6,10 +6,10 @@
 //! directory is fsynced so that the rename itself survives a crash. A reader (sshd, ssh) sees the
 //! old file or the new one, never a mix.
 //!
-//! A transaction that writes several files stages them as [`Temp`]s first, then syncs them all at
-//! once ([`sync_all`]), renames them into place, and syncs each directory once ([`sync_dirs`]):
-//! the same guarantees, but the file system commits its journal twice in all instead of twice
-//! per file, which on a real disk is most of the time a pairing takes.
+//! A transaction that writes several files keeps their bytes in memory ([`NewFile`]), then writes
+//! them and syncs all of them at once ([`write_and_sync`]), renames them into place, and syncs
+//! each directory once ([`sync_dirs`]): the same guarantees, but the file system commits its
+//! journal a few times in all instead of twice per file.
 
 use std::fs::{self, File, OpenOptions, Permissions};
 use std::io::{self, Read, Write};
@@ -206,14 +206,22 @@ impl Temp {
         Ok(temp)
     }
 
-    /// Leaves the temporary file where it is, as a crash would.
-    #[cfg(test)]
-    pub(crate) fn leave(mut self) {
-        self.present = false;
-    }
-
     /// Moves the staged bytes over `path` (which is replaced if it exists).
     pub fn rename_to(mut self, path: &Path) -> Result<(), Error> {
+        fs::rename(&self.tmp, path).map_err(|source| Error::Io {
+            action: "write",
+            path: path.to_path_buf(),
+            source,
+        })?;
+        self.present = false;
+        Ok(())
+    }
+
+    /// Moves the staged bytes over `path` now, keeping the open file so that they can still be
+    /// synced ([`sync_at_once`]): for the journal, whose name and bytes are synced in one round
+    /// with everything else (a name whose bytes a power cut lost is an empty file, which
+    /// recovery knows changed nothing yet).
+    pub fn rename_keeping(&mut self, path: &Path) -> Result<(), Error> {
         fs::rename(&self.tmp, path).map_err(|source| Error::Io {
             action: "write",
             path: path.to_path_buf(),
@@ -248,44 +256,107 @@ impl Drop for Temp {
     }
 }
 
+/// New bytes for a file, kept in memory until [`write_and_sync`] writes them to a temporary file
+/// next to it (created with `O_EXCL` and the final mode) right before they are synced, so that
+/// nothing is written before a transaction's flush.
+pub struct NewFile {
+    path: PathBuf,
+    /// The temporary name chosen beforehand (to journal it), or `None` for any free one.
+    tmp: Option<PathBuf>,
+    bytes: Zeroizing<Vec<u8>>,
+    mode: u32,
+}
+
+impl NewFile {
+    /// `bytes` with mode exactly `mode` for `path`, under any free temporary name.
+    pub fn new(path: &Path, bytes: Zeroizing<Vec<u8>>, mode: u32) -> NewFile {
+        NewFile {
+            path: path.to_path_buf(),
+            tmp: None,
+            bytes,
+            mode,
+        }
+    }
+
+    /// Like [`NewFile::new`], under the temporary name `tmp` (from [`temp_path`]).
+    pub fn named(tmp: PathBuf, path: &Path, bytes: Zeroizing<Vec<u8>>, mode: u32) -> NewFile {
+        NewFile {
+            tmp: Some(tmp),
+            ..NewFile::new(path, bytes, mode)
+        }
+    }
+
+    fn write(&self) -> Result<Temp, Error> {
+        match &self.tmp {
+            Some(tmp) => Temp::stage_at(tmp.clone(), &self.path, &self.bytes, self.mode),
+            None => Temp::stage(&self.path, &self.bytes, self.mode),
+        }
+    }
+}
+
+/// Writes each of `files` to its temporary file, one after another, then syncs all of them,
+/// `journal` and each of `dirs` at once (see [`sync_at_once`]); returns the temporary files in
+/// the order of `files`. On an error every temporary file made here is removed again.
+pub fn write_and_sync(
+    files: &[&NewFile],
+    journal: (&Temp, &Path),
+    dirs: &[PathBuf],
+) -> Result<Vec<Temp>, Error> {
+    let temps = files
+        .iter()
+        .map(|f| f.write())
+        .collect::<Result<Vec<Temp>, Error>>()?;
+    let synced = temps
+        .iter()
+        .zip(files)
+        .map(|(t, f)| (t, f.path.as_path()))
+        .chain([journal]);
+    sync_at_once(synced, dirs)?;
+    Ok(temps)
+}
+
 /// Syncs the bytes of every staged file, all at once: concurrent fsyncs share the file system's
 /// journal commits, where one after another each waits for its own.
 pub fn sync_all<'a>(temps: impl IntoIterator<Item = (&'a Temp, &'a Path)>) -> Result<(), Error> {
-    let temps: Vec<(&Temp, &Path)> = temps.into_iter().collect();
-    let results: Vec<Result<(), Error>> = std::thread::scope(|s| {
-        let handles: Vec<_> = temps
-            .iter()
-            .map(|(t, path)| {
-                s.spawn(move || {
-                    t.file.sync_all().map_err(|source| Error::Io {
-                        action: "write",
-                        path: path.to_path_buf(),
-                        source,
-                    })
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(sync_panicked())))
-            .collect()
-    });
-    results.into_iter().collect()
+    sync_at_once(temps, &[])
 }
 
 /// Makes the renames, links and unlinks in each of `dirs` durable, all at once.
 pub fn sync_dirs(dirs: &[PathBuf]) -> Result<(), Error> {
-    let results: Vec<Result<(), Error>> = std::thread::scope(|s| {
-        let handles: Vec<_> = dirs
-            .iter()
-            .map(|dir| s.spawn(move || sync_dir_itself(dir)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(sync_panicked())))
-            .collect()
-    });
-    results.into_iter().collect()
+    sync_at_once([], dirs)
+}
+
+/// [`sync_all`] and [`sync_dirs`] together, in one round: each fsync on its own thread but the
+/// last, which runs on this one (a thread less to start and wait for).
+pub fn sync_at_once<'a>(
+    temps: impl IntoIterator<Item = (&'a Temp, &'a Path)>,
+    dirs: &[PathBuf],
+) -> Result<(), Error> {
+    let mut jobs: Vec<Box<dyn FnOnce() -> Result<(), Error> + Send + '_>> = Vec::new();
+    for (t, path) in temps {
+        jobs.push(Box::new(move || {
+            t.file.sync_all().map_err(|source| Error::Io {
+                action: "write",
+                path: path.to_path_buf(),
+                source,
+            })
+        }));
+    }
+    for dir in dirs {
+        jobs.push(Box::new(move || sync_dir_itself(dir)));
+    }
+    let Some(here) = jobs.pop() else {
+        return Ok(());
+    };
+    std::thread::scope(|s| {
+        let handles: Vec<_> = jobs.into_iter().map(|job| s.spawn(job)).collect();
+        let mut result = here();
+        for h in handles {
+            let done = h.join().unwrap_or_else(|_| Err(sync_panicked()));
+            result = result.and(done);
+        }
+        result
+    })
 }
 
 fn sync_panicked() -> Error {
@@ -463,6 +534,15 @@ fn open_temp(tmp: &Path, mode: u32) -> Result<File, TempError> {
         }));
     }
     Ok(file)
+}
+
+/// Whether this user may create the temporary file for `path` in its directory, asked without
+/// writing anything (`access`); the error is the one creating it would give.
+pub fn check_temp_for(path: &Path) -> Result<(), Error> {
+    use nix::unistd::{access, AccessFlags};
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    access(dir, AccessFlags::W_OK | AccessFlags::X_OK)
+        .map_err(|errno| temp_error(path, io::Error::from(errno)))
 }
 
 fn temp_error(path: &Path, source: io::Error) -> Error {

@@ -46,8 +46,10 @@ fn add_remote(old: Option<&[u8]>) -> Result<Option<Vec<u8>>, Error> {
     Ok(Some(new))
 }
 
+/// Staged bytes stay in memory until the flush writes them all at once: a crash while staging
+/// leaves nothing, not even a temporary file or a journal.
 #[test]
-fn a_crash_while_staging_leaves_only_temporary_files_which_the_next_run_removes() {
+fn a_crash_while_staging_leaves_nothing_behind() {
     for steps in 1..=7 {
         let home = lived_in_home();
         let config = repo_config(&home);
@@ -59,27 +61,10 @@ fn a_crash_while_staging_leaves_only_temporary_files_which_the_next_run_removes(
             tx.update_git_file(&config, 0o644, add_remote).unwrap();
         }
         tx.crash();
-        let litter: Vec<_> = state(&home)
-            .into_keys()
-            .filter(|p| !before.contains_key(p) && !p.ends_with("journal"))
-            .collect();
-        assert!(!litter.is_empty(), "staged files are temporary files");
-        let repo_temp = litter.iter().any(|p| p.starts_with("repo"));
-        assert_eq!(
-            dir.journal().exists(),
-            repo_temp,
-            "only a temporary file outside ~/.ssh is journaled before the flush"
-        );
-
-        let recovered = recover(&dir).unwrap();
-        let swept = recovered.cleaned.len()
-            + recovered.interrupted.map_or(0, |i| {
-                assert!(i.changed_since.is_empty());
-                i.undone.len()
-            });
-        assert_eq!(swept, litter.len(), "{litter:?}");
         assert_eq!(state(&home), before, "after {steps} steps");
         assert!(!dir.journal().exists());
+        assert!(recover(&dir).unwrap().is_empty());
+        assert_eq!(state(&home), before);
     }
 }
 
@@ -222,6 +207,29 @@ fn a_damaged_journal_is_moved_aside_and_never_acted_upon() {
     let mut then = crashed;
     then.retain(|p, _| !p.to_string_lossy().contains("journal"));
     assert_eq!(now, then, "no file was touched");
+}
+
+/// The flush moves the journal into place before the round that writes the staged files and
+/// makes them and the journal durable; a power cut in that round can leave the journal's name
+/// without its bytes, and nothing changed yet. (A temporary file in the repository that only
+/// the lost journal named may stay then, as it could before: it is never read.)
+#[test]
+fn an_empty_journal_means_nothing_changed_and_goes_with_the_temporary_files() {
+    let home = lived_in_home();
+    let config = repo_config(&home);
+    let dir = SshDir::new(home.path());
+    let before = state(&home);
+    let mut tx = begin(&dir, "pairing for a test", &mut never()).unwrap();
+    apply_in(&mut tx, &dir, &setup(generated()), &mut never()).unwrap();
+    tx.update_git_file(&config, 0o644, add_remote).unwrap();
+    tx.crash();
+    fs::write(dir.journal(), b"").unwrap();
+
+    let recovered = recover(&dir).unwrap();
+    assert!(recovered.unreadable.is_none());
+    assert!(recovered.interrupted.is_none());
+    assert!(!dir.journal().exists());
+    assert_eq!(state(&home), before);
 }
 
 #[test]

@@ -149,7 +149,12 @@ pub(crate) fn recover_locked(dir: &SshDir) -> Result<Recovery, Error> {
     let mut out = Recovery::default();
     let journal_path = dir.journal();
     let mut dirs: Vec<PathBuf> = vec![dir.root().to_path_buf(), dir.pair_dir()];
-    if let Some(found) = atomic::read(&journal_path)? {
+    let found = atomic::read(&journal_path)?;
+    if found.as_ref().is_some_and(|f| f.bytes.is_empty()) {
+        // A power cut while a transaction synced its journal (moved into place just before):
+        // its bytes never reached the disk, and nothing was changed before they had.
+        atomic::remove(&journal_path)?;
+    } else if let Some(found) = found {
         match Journal::decode(&found.bytes) {
             Ok(journal) => {
                 let undone = undo(&journal);

@@ -7,14 +7,17 @@
 //! the open file, so it dies with the process: a killed run never leaves a lock that blocks the
 //! next one.
 //!
-//! Changes are staged first: each new file's bytes go to a temporary file next to it, and later
-//! steps of the same transaction read the staged bytes ([`Applied::read`]). [`Applied::flush`]
-//! then puts them in place:
+//! Changes are staged first, in memory, and later steps of the same transaction read the staged
+//! bytes ([`Applied::read`]). [`Applied::flush`] then puts them in place:
 //!
 //! 1. every touched file goes into the [journal](super::journal): its exact previous bytes and
 //!    mode (or "did not exist") and a digest of its new bytes;
-//! 2. the staged files and the journal are synced all at once, the journal is moved into place
-//!    and its directory synced: from now on a crash is undone by the next run;
+//! 2. the journal is moved into place; then each staged file is written to a temporary file next
+//!    to it, and those, the journal's bytes and name and the names of new directories are synced,
+//!    all at once, in one round: from now on a crash is undone by the next run (a power cut during
+//!    that round leaves at worst an empty journal, with nothing changed yet; a later flush of the
+//!    same transaction syncs the new journal before it replaces the one that holds the undo of
+//!    the changes already made);
 //! 3. the staged files are renamed, linked or removed in order, and each directory synced once
 //!    (see [`atomic`]).
 //!
@@ -35,7 +38,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use zeroize::Zeroizing;
 
-use super::atomic::{self, FileContents, Temp, TempDir};
+use super::atomic::{self, FileContents, NewFile, Temp, TempDir};
 use super::journal::{self, Journal, Saved, Written};
 use super::recovery::{self, Recovery};
 use super::{Error, SshDir};
@@ -107,19 +110,19 @@ impl Lock {
     }
 }
 
-/// A change waiting for [`Applied::flush`].
+/// A change waiting for [`Applied::flush`]; the new bytes stay in memory until then.
 enum Op {
     /// Rename the staged file over the path.
-    Replace(Temp),
+    Replace(NewFile),
     /// Link the staged file as the path, which must not exist.
-    Create(Temp),
+    Create(NewFile),
     /// Remove the path (the link itself).
     Delete,
     /// Replace the path the way git does: link the staged file as `lock` (`<path>.lock`, which
     /// must not exist: otherwise a git command is writing the file), check that the file still
     /// holds what the plan was made from, and rename the lock file over it.
     GitReplace {
-        temp: Temp,
+        temp: NewFile,
         lock: PathBuf,
         /// What the file held when the plan was made (`None`: did not exist).
         base: Option<Zeroizing<Vec<u8>>>,
@@ -135,6 +138,15 @@ fn copy(c: &FileContents) -> FileContents {
     FileContents {
         bytes: c.bytes.clone(),
         mode: c.mode,
+    }
+}
+
+/// A flush wrote fewer temporary files than it staged: a bug, reported rather than a panic.
+fn missing_temp(path: &Path) -> Error {
+    Error::Io {
+        action: "write",
+        path: path.to_path_buf(),
+        source: io::Error::other("its temporary file was not written"),
     }
 }
 
@@ -208,6 +220,10 @@ pub struct Applied {
     swept: [PathBuf; 2],
     /// Whether the journal file exists.
     on_disk: bool,
+    /// Whether a flush has begun to put changes in place (the journal on disk holds their undo).
+    placed: bool,
+    /// Whether a staged file has a temporary name the journal must hold before it is made.
+    named_temps: bool,
     written: Vec<PathBuf>,
     finished: bool,
     recovered: Recovery,
@@ -252,6 +268,8 @@ impl Applied {
             journal_path: dir.journal(),
             swept: [dir.root().to_path_buf(), dir.pair_dir()],
             on_disk: false,
+            placed: false,
+            named_temps: false,
             written: Vec::new(),
             finished: false,
             recovered,
@@ -290,20 +308,25 @@ impl Applied {
         Ok(self.current(&real)?.map(|c| c.bytes))
     }
 
-    /// Stages `bytes` for `real`. A temporary file outside the directories the next run sweeps
-    /// anyway is first named in the journal (written without fsync: it only has to survive a
-    /// SIGKILL, and before the flush nothing else has changed), so that a crash never leaves one
-    /// behind, e.g. in a repository's `.git`.
-    fn stage_temp(&mut self, real: &Path, bytes: &[u8], mode: u32) -> Result<Temp, Error> {
+    /// Stages `bytes` for `real`, in memory: the flush writes every staged file. A
+    /// temporary file outside the directories the next run sweeps anyway gets its name now, and
+    /// the journal names it before it is made (see [`Applied::flush`]), so that a crash never
+    /// leaves one behind, e.g. in a repository's `.git`.
+    ///
+    /// Whether the directory lets this user create the temporary file is asked now (`access`,
+    /// nothing is written), so that a directory that does not fails the step that staged the
+    /// file, with that step's message (say, the remote's), rather than the flush.
+    fn stage_temp(&mut self, real: &Path, bytes: &[u8], mode: u32) -> Result<NewFile, Error> {
+        atomic::check_temp_for(real)?;
         let dir = real.parent().unwrap_or(Path::new("/"));
+        let bytes = Zeroizing::new(bytes.to_vec());
         if self.swept.iter().any(|d| d == dir) {
-            return Temp::stage(real, bytes, mode);
+            return Ok(NewFile::new(real, bytes, mode));
         }
         let tmp = atomic::temp_path(real);
         self.journal.record(&tmp, None, Written::Anything);
-        atomic::write_unsynced(&self.journal_path, &self.journal.encode(), 0o600)?;
-        self.on_disk = true;
-        Temp::stage_at(tmp, real, bytes, mode)
+        self.named_temps = true;
+        Ok(NewFile::named(tmp, real, bytes, mode))
     }
 
     fn stage(&mut self, path: PathBuf, op: Op, now: Option<FileContents>, named: &Path) {
@@ -464,33 +487,57 @@ impl Applied {
             return atomic::sync_dirs(&std::mem::take(&mut self.dirs));
         }
         self.journal_staged();
-        let journal = Temp::stage(&self.journal_path, &self.journal.encode(), 0o600)?;
-        let temps = self
-            .staged
-            .iter()
-            .filter_map(|s| match &s.op {
-                Op::Replace(t) | Op::Create(t) | Op::GitReplace { temp: t, .. } => {
-                    Some((t, s.path.as_path()))
-                }
-                Op::Delete => None,
-            })
-            .chain([(&journal, self.journal_path.as_path())]);
-        atomic::sync_all(temps)?;
-        journal.rename_to(&self.journal_path)?;
-        self.on_disk = true;
-        // The journal's name, and the names of directories just created, are durable before
-        // the first file changes.
+        let mut journal = Temp::stage(&self.journal_path, &self.journal.encode(), 0o600)?;
         let journal_dir = self
             .journal_path
             .parent()
             .unwrap_or(Path::new("/"))
             .to_path_buf();
-        self.sync_later(&journal_dir);
-        atomic::sync_dirs(&std::mem::take(&mut self.dirs))?;
+        // The journal's bytes and name, the staged files' bytes and the names of directories
+        // just created are all durable before the first file changes. Before any change is in
+        // place, that takes one round: the journal is moved into place first (it names every
+        // temporary file outside ~/.ssh before that file is made), then every staged file is
+        // written, and all are synced with the journal and the directories at once (a power cut in
+        // that round leaves at worst an empty journal, and nothing changed). Once a flush has
+        // changed files, the journal on disk must hold their undo until the new one is
+        // durable: its bytes are synced before it replaces the old one.
+        let early = !self.placed;
+        let dirs = if early {
+            journal.rename_keeping(&self.journal_path)?;
+            self.on_disk = true;
+            self.sync_later(&journal_dir);
+            std::mem::take(&mut self.dirs)
+        } else {
+            if self.named_temps {
+                // As before any flush: named, without a sync, before they are made.
+                atomic::write_unsynced(&self.journal_path, &self.journal.encode(), 0o600)?;
+            }
+            Vec::new()
+        };
+        let files: Vec<&NewFile> = self
+            .staged
+            .iter()
+            .filter_map(|s| match &s.op {
+                Op::Replace(f) | Op::Create(f) | Op::GitReplace { temp: f, .. } => Some(f),
+                Op::Delete => None,
+            })
+            .collect();
+        let mut temps =
+            atomic::write_and_sync(&files, (&journal, self.journal_path.as_path()), &dirs)?
+                .into_iter();
+        if !early {
+            journal.rename_to(&self.journal_path)?;
+            self.on_disk = true;
+            self.sync_later(&journal_dir);
+            atomic::sync_dirs(&std::mem::take(&mut self.dirs))?;
+        }
+        self.placed = true;
+        self.named_temps = false;
         for s in std::mem::take(&mut self.staged) {
+            let mut temp = || temps.next().ok_or_else(|| missing_temp(&s.path));
             match s.op {
-                Op::Replace(temp) => temp.rename_to(&s.path)?,
-                Op::Create(temp) => temp.link_to(&s.path)?,
+                Op::Replace(_) => temp()?.rename_to(&s.path)?,
+                Op::Create(_) => temp()?.link_to(&s.path)?,
                 Op::Delete => match std::fs::remove_file(&s.path) {
                     Ok(()) => {}
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -502,8 +549,8 @@ impl Applied {
                         })
                     }
                 },
-                Op::GitReplace { temp, lock, base } => {
-                    if let Err(e) = git_replace(&s.path, temp, &lock, base) {
+                Op::GitReplace { lock, base, .. } => {
+                    if let Err(e) = git_replace(&s.path, temp()?, &lock, base) {
                         // Neither was written: a rollback must touch neither (the lock may be
                         // git's own, the file someone else's change).
                         if let Some(Some(now)) = self.view.get(&s.path) {
@@ -526,13 +573,8 @@ impl Applied {
     #[cfg(test)]
     pub(crate) fn crash(mut self) {
         self.finished = true;
-        // The staged temporary files would stay too; the next run removes them.
-        for s in std::mem::take(&mut self.staged) {
-            match s.op {
-                Op::Replace(t) | Op::Create(t) | Op::GitReplace { temp: t, .. } => t.leave(),
-                Op::Delete => {}
-            }
-        }
+        // Staged bytes are only in memory until the flush: nothing of them stays.
+        self.staged.clear();
     }
 
     /// The paths written, created or deleted, in order (as named, before resolving symlinks).

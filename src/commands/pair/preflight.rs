@@ -5,7 +5,7 @@
 //! (`--ssh-port`). Host keys are checked by [`crate::keys::host_keys`], ~/.ssh by
 //! [`crate::ssh_files::SshDir::check_writable`].
 
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6, TcpStream};
 use std::time::Duration;
 
 use crate::transport::iface::Interface;
@@ -16,6 +16,10 @@ use super::error::PairError;
 /// How long this machine's own sshd has to accept a connection. A local connection is
 /// accepted or refused at once; the time only matters behind a dropping firewall.
 pub(super) const LOCAL_SSHD_TIMEOUT: Duration = Duration::from_millis(1500);
+
+/// How long loopback alone is given before every address is tried (it only waits this long
+/// behind a firewall that drops on loopback; a closed port is refused at once).
+const LOOPBACK_FIRST: Duration = Duration::from_millis(200);
 
 /// Where this machine's sshd should answer, best first: loopback, then the addresses of the
 /// chosen interfaces, which the peer will use (an sshd may listen on those only). Every one of
@@ -45,6 +49,12 @@ pub(super) fn local_sshd_candidates(port: u16, interfaces: &[Interface]) -> Vec<
 /// anything is sent, saying how to install or start sshd.
 pub(super) fn check_local_sshd(port: u16, interfaces: &[Interface]) -> Result<(), PairError> {
     let candidates = local_sshd_candidates(port, interfaces);
+    // Loopback alone first: every connection the sshd accepts costs it a process (on a busy
+    // machine, CPU time the pairing waits for), and an sshd that listens on loopback answers
+    // there at once. The other addresses are tried only if it does not.
+    if TcpStream::connect_timeout(&candidates[0], LOOPBACK_FIRST).is_ok() {
+        return Ok(());
+    }
     match probe::first_reachable(&candidates, LOCAL_SSHD_TIMEOUT) {
         Ok(_) => Ok(()),
         Err(failures) => Err(PairError::NoLocalSshd {
