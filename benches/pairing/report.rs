@@ -355,6 +355,15 @@ impl Report {
             d.is_some_and(|d| d <= Duration::from_millis(limit_ms))
         };
         let runs_failed = |st: &Stats| format!("{} runs, {} failed", st.runs, st.failed);
+        // A p95 of a lossy condition over fewer runs moves by a hundred milliseconds from run to
+        // run: say so beside the verdict.
+        let few = |st: &Stats| {
+            if st.runs < 100 {
+                format!(" (p95 of {} runs: noisy)", st.runs)
+            } else {
+                String::new()
+            }
+        };
         let _ = writeln!(
             s,
             "| time to pair, median, no impairment (namespace LAN, process starts included) | ≤ 15 ms | {} ({}) | {} |",
@@ -364,17 +373,19 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "| time to pair, p95, 30% loss of UDP and TCP each way, ARP spared | ≤ 400 ms | {} ({}) | {} |",
+            "| time to pair, p95, 30% loss of UDP and TCP each way, ARP spared | ≤ 400 ms | {} ({}) | {}{} |",
             ms(udp_tcp.p95),
             runs_failed(&udp_tcp),
-            verdict(udp_tcp.failed == 0 && ms_le(udp_tcp.p95, 400))
+            verdict(udp_tcp.failed == 0 && ms_le(udp_tcp.p95, 400)),
+            few(&udp_tcp)
         );
         let _ = writeln!(
             s,
-            "| time to pair, p95, 30% loss of all frames each way, ARP included | ≤ 1200 ms | {} ({}) | {} |",
+            "| time to pair, p95, 30% loss of all frames each way, ARP included | ≤ 1200 ms | {} ({}) | {}{} |",
             ms(all.p95),
             runs_failed(&all),
-            verdict(all.failed == 0 && ms_le(all.p95, 1200))
+            verdict(all.failed == 0 && ms_le(all.p95, 1200)),
+            few(&all)
         );
         if let Some(sl) = &sim_lossy {
             let _ = writeln!(
@@ -1046,6 +1057,15 @@ const FINDINGS: &str = r#"
   there and the timers are the old ones; hellos 100 ms apart give the same
   1800 ms, so it is not the hello pace; not examined further, and not a
   target).
+- **Issue 13, the namespace figures of the two loss conditions are noisy
+  at 60 runs.** A second run of only those two conditions, 200 runs each
+  (`--conditions udp-tcp,all-frames --runs 200`, load average 3 to 4),
+  gave ARP spared median 212.5 ms, p95 497.7 ms, and ARP included median
+  277.1 ms, p95 1451.2 ms, none failed. So the "pass" of the ARP-spared p95
+  above (399.1 ms over 60 runs) is within the noise: the 400 ms target is
+  **not reliably met** on the namespace LAN. The simulation's 341 ms leaves
+  out CPU time: process start, SPAKE2, the sshd check's connects and the
+  setup's fsyncs, which the loaded machine stretches.
 - **Issue 13, ARP: the floor, and what multicast would and would not do.**
   See the paragraph under the time-to-pair table: even with both families
   raced, a first meeting waits for the kernel's 1 s resend in about one run
