@@ -29,16 +29,21 @@ pub fn locate(data: &[u8]) {
         .collect();
     let start = Instant::now();
     let mut responder = Responder::new(start);
-    responder.set_pairings([Role::Low, Role::High].into_iter().enumerate().map(|(i, role)| {
-        (
-            format!("git-pair-fuzz-{i}"),
-            SecretRecord {
-                role,
-                ssh_port: 22,
-                secret: PairSecret::from_bytes(SECRET),
-            },
-        )
-    }));
+    responder.set_pairings(
+        [Role::Low, Role::High]
+            .into_iter()
+            .enumerate()
+            .map(|(i, role)| {
+                (
+                    format!("git-pair-fuzz-{i}"),
+                    SecretRecord {
+                        role,
+                        ssh_port: 22,
+                        secret: PairSecret::from_bytes(SECRET),
+                    },
+                )
+            }),
+    );
     let mut rest = data;
     let mut n = 0u64;
     while let Some((&len, tail)) = rest.split_first() {

@@ -439,8 +439,7 @@ impl Harness {
                 let flags = r.u8();
                 let pieces = match &self.attackers[k].keys {
                     Some((keys, _, _)) if flags & 2 == 0 => {
-                        schedule::seal_pieces(keys, &sid, &to, ATTACKER_PAYLOAD)
-                            .unwrap_or_default()
+                        schedule::seal_pieces(keys, &sid, &to, ATTACKER_PAYLOAD).unwrap_or_default()
                     }
                     _ => {
                         let len = usize::from(r.u16() % 2048);

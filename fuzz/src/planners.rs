@@ -71,7 +71,10 @@ pub fn payload(data: &[u8]) {
     let openssh = |k: &PublicKey| k.to_openssh().ok();
     let (Some(user_key), Some(host_keys)) = (
         openssh(&info.user_key),
-        info.host_keys.iter().map(openssh).collect::<Option<Vec<_>>>(),
+        info.host_keys
+            .iter()
+            .map(openssh)
+            .collect::<Option<Vec<_>>>(),
     ) else {
         return;
     };
@@ -173,7 +176,10 @@ pub fn authorized_keys(data: &[u8]) {
             added
         }
         Err(e) => {
-            assert!(!conflicts.is_empty(), "plan_add refused without a conflict: {e}");
+            assert!(
+                !conflicts.is_empty(),
+                "plan_add refused without a conflict: {e}"
+            );
             return;
         }
     };
@@ -320,7 +326,10 @@ pub fn client_config(data: &[u8]) {
         plan_remove_host(&out, alias),
         "plan_refresh changed bytes outside the alias's blocks"
     );
-    assert_eq!(plan_refresh(&refreshed, alias, &refresh).unwrap(), refreshed);
+    assert_eq!(
+        plan_refresh(&refreshed, alias, &refresh).unwrap(),
+        refreshed
+    );
     let ours = pair_blocks(&refreshed)
         .into_iter()
         .find(|b| b.alias.eq_ignore_ascii_case(alias))

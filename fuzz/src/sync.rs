@@ -106,7 +106,12 @@ pub fn hooks(data: &[u8]) {
             let mut dir = before.clone();
             run(&mut dir, &ops);
             for s in slots(&dir) {
-                assert_eq!(hooks::owner(s.name, &s.current), Owner::GitPair, "{}", s.name);
+                assert_eq!(
+                    hooks::owner(s.name, &s.current),
+                    Owner::GitPair,
+                    "{}",
+                    s.name
+                );
             }
             assert_eq!(
                 hooks::plan_install(&slots(&dir), Some("/usr/bin/git-pair")),

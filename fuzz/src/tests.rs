@@ -458,7 +458,9 @@ fn write_seeds() {
         ("everything", [0xff, 0xff]),
     ] {
         let mut data = selector.to_vec();
-        data.extend_from_slice(b"#!/bin/sh\necho mine\n\0#!/bin/sh\n# git-pair hook v1: post-merge\n\0\xff\xfe");
+        data.extend_from_slice(
+            b"#!/bin/sh\necho mine\n\0#!/bin/sh\n# git-pair hook v1: post-merge\n\0\xff\xfe",
+        );
         write("hooks", name, &data);
     }
 
