@@ -1098,6 +1098,14 @@ fn undoing_a_committed_pairing_keeps_what_another_wrote_since() {
     // Its own key files went; the other pairing's stay.
     assert!(!dir.identity(&first.alias).exists());
     assert!(dir.identity(&second.alias).exists());
+    // The first pairing added the Include line, and the second found it there: ssh still needs
+    // it to read the second one's Host block, though ~/.ssh/config is as the first one left it.
+    let ssh_config = fs::read(dir.config()).unwrap();
+    assert!(
+        text(dir.config()).contains("\nInclude ") && ssh_config.ends_with(b"User me\r\n\xe9"),
+        "{}",
+        String::from_utf8_lossy(&ssh_config)
+    );
 }
 
 #[test]

@@ -901,6 +901,7 @@ pub fn undo_committed(
 ) -> Result<Vec<PathBuf>, Error> {
     let label = format!("undoing the pairing of ssh alias {}", written.alias);
     let mut tx = Applied::begin(dir, &label, None)?;
+    let real = |p: PathBuf| atomic::resolve(&p).unwrap_or(p);
     let steps = (|| {
         for change in committed.changes.iter().rev() {
             let now = tx.read(&change.path)?;
@@ -909,6 +910,20 @@ pub fn undo_committed(
                 (None, None) => true,
                 _ => false,
             };
+            // The Include line this pairing added to ~/.ssh/config now also serves any pairing
+            // committed while this one waited for its peer (that one found it present and did
+            // not write it): it goes back only when no other pairing's Host block is left.
+            if unchanged && change.path == real(dir.config()) {
+                let others = match tx.read(&real(dir.pair_config()))? {
+                    Some(pairs) => client_config::host_aliases(&pairs)
+                        .iter()
+                        .any(|alias| alias != written.alias),
+                    None => false,
+                };
+                if others {
+                    continue;
+                }
+            }
             if unchanged {
                 match &change.before {
                     // A file git writes (the repository's config) goes back git's way.
@@ -928,7 +943,6 @@ pub fn undo_committed(
                 }
                 continue;
             }
-            let real = |p: PathBuf| atomic::resolve(&p).unwrap_or(p);
             if change.path == real(dir.authorized_keys()) {
                 tx.update(&change.path, FileMode::KeepOr(0o600), |old| {
                     Ok(old.map(|old| {
