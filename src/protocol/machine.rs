@@ -89,6 +89,7 @@ use std::time::{Duration, Instant};
 
 use rand_core::{CryptoRng, RngCore};
 use spake2::{Ed25519Group, Group, Identity, Password, Spake2};
+use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::code::Code;
@@ -1006,7 +1007,9 @@ impl<R: RngCore + CryptoRng> Machine<R> {
         let echoed = msg
             .ack()
             .and_then(|a| a.k.as_ref())
-            .is_some_and(|k| *k == Ack::echo(&s.own_pake));
+            // Constant time: the echo is what proves an address receives what we send, and an
+            // off-path sender must not learn it byte by byte.
+            .is_some_and(|k| bool::from(k.0.ct_eq(&Ack::echo(&s.own_pake).0)));
         if let Some(ack) = msg.ack() {
             let grown = Acked {
                 k: s.peer_ack.k || echoed,
