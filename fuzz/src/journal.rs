@@ -89,7 +89,7 @@ fn recipe(data: &[u8]) -> (Journal, Vec<Vec<Vec<u8>>>) {
         let (flags, rest) = chunk.split_first().unwrap_or((&0, &[]));
         let path = PathBuf::from(format!("/f/{i}-{:02x}", flags));
         let before = (flags & 1 != 0).then(|| Saved {
-            mode: u32::from(*flags) * 7 % 0o7777,
+            mode: u32::from(*flags) * 7 % 0o777,
             bytes: Zeroizing::new(rest.to_vec()),
         });
         let mut written = Vec::new();

@@ -209,6 +209,43 @@ fn a_damaged_journal_is_moved_aside_and_never_acted_upon() {
     assert_eq!(now, then, "no file was touched");
 }
 
+/// A journal that another user could have written (its directory writable by others, or the
+/// journal readable or writable by them) is never acted upon, even when it is a valid one: it
+/// names files to write, with bytes and modes.
+#[test]
+fn a_journal_others_could_have_written_is_moved_aside_and_never_acted_upon() {
+    use std::os::unix::fs::PermissionsExt;
+    for (what, journal_mode, dir_mode) in [
+        ("group-writable directory", 0o600, 0o770),
+        ("world-readable journal", 0o644, 0o700),
+    ] {
+        let home = lived_in_home();
+        let dir = SshDir::new(home.path());
+        let tx = apply(&dir, &setup(generated()), &mut never()).unwrap();
+        tx.crash();
+        fs::set_permissions(dir.journal(), fs::Permissions::from_mode(journal_mode)).unwrap();
+        fs::set_permissions(dir.pair_dir(), fs::Permissions::from_mode(dir_mode)).unwrap();
+        let crashed = state(&home);
+
+        let recovered = recover(&dir).unwrap();
+        let (_, why) = recovered.unreadable.expect(what);
+        assert!(
+            matches!(why, journal::JournalError::Untrusted(_)),
+            "{what}: {why}"
+        );
+        assert!(recovered.interrupted.is_none(), "{what}");
+        let keep = |mut s: std::collections::BTreeMap<PathBuf, _>| {
+            s.retain(|p: &PathBuf, _| !p.to_string_lossy().contains("journal"));
+            s
+        };
+        assert_eq!(
+            keep(state(&home)),
+            keep(crashed),
+            "{what}: no file was touched"
+        );
+    }
+}
+
 /// The flush moves the journal into place before the round that writes the staged files and
 /// makes them and the journal durable; a power cut in that round can leave the journal's name
 /// without its bytes, and nothing changed yet. (A temporary file in the repository that only

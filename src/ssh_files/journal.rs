@@ -231,7 +231,9 @@ impl Journal {
                 0 => None,
                 1 => {
                     let mode = u32::from_be_bytes(r.array()?);
-                    if mode > 0o7777 {
+                    // Only permission bits: git pair never saves a setuid, setgid or sticky
+                    // file, and a journal must not be able to make one.
+                    if mode > 0o777 {
                         return Err(JournalError::Invalid("a mode is out of range"));
                     }
                     let len = u64::from_be_bytes(r.array()?);
@@ -338,6 +340,9 @@ pub enum JournalError {
     TooLarge,
     #[error("it is malformed: {0}")]
     Invalid(&'static str),
+    /// Someone other than this user could have written it: it is never acted upon.
+    #[error("{0}, so another user could have written it")]
+    Untrusted(&'static str),
 }
 
 /// What the next run does with one file of an unfinished transaction.

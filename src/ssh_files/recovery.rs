@@ -8,8 +8,9 @@
 //! 1. The journal, if any: each file it names, last first, is put back if it still holds what
 //!    the transaction wrote, left alone if it is as before, and left alone **and reported** if
 //!    someone changed it since (restoring old bytes would lose their change). Then the journal is
-//!    deleted. A journal that cannot be read (damaged) is never acted upon: it is moved aside to
-//!    `journal.unreadable-<time>` and reported.
+//!    deleted. A journal that cannot be read (damaged), or that another user could have written
+//!    (not this user's, not 0600, or in a directory others may write), is never acted upon: it
+//!    is moved aside to `journal.unreadable-<time>` and reported.
 //! 2. Temporary files and directories of git pair's atomic writes
 //!    (`.<name>.git-pair-<16 hex>.tmp`) in `~/.ssh`, `~/.ssh/git-pair` and the directory of every
 //!    file the journal named: under the lock none of them can belong to a live run.
@@ -144,6 +145,30 @@ fn needs_recovery(dir: &SshDir) -> bool {
         || !orphaned_keys(dir).is_empty()
 }
 
+/// A journal names files to write and the bytes and modes to write them with: it is acted upon
+/// only if no one but this user could have written it. Its directory must be this user's and
+/// writable by no one else, and the journal itself a regular file of this user's that no one
+/// else may write or read.
+fn trusted(dir: &SshDir) -> Result<(), JournalError> {
+    use std::os::unix::fs::MetadataExt;
+    let me = nix::unistd::geteuid().as_raw();
+    let owned_and_private = |m: fs::Metadata, others: u32| m.uid() == me && m.mode() & others == 0;
+    if !fs::metadata(dir.pair_dir()).is_ok_and(|m| owned_and_private(m, 0o022)) {
+        return Err(JournalError::Untrusted(
+            "its directory is not this user's or is writable by others",
+        ));
+    }
+    let journal = dir.journal();
+    if !fs::symlink_metadata(&journal)
+        .is_ok_and(|m| m.file_type().is_file() && owned_and_private(m, 0o077))
+    {
+        return Err(JournalError::Untrusted(
+            "it is not a file of this user's with mode 0600",
+        ));
+    }
+    Ok(())
+}
+
 /// [`recover`] with the lock held by the caller.
 pub(crate) fn recover_locked(dir: &SshDir) -> Result<Recovery, Error> {
     let mut out = Recovery::default();
@@ -155,7 +180,7 @@ pub(crate) fn recover_locked(dir: &SshDir) -> Result<Recovery, Error> {
         // its bytes never reached the disk, and nothing was changed before they had.
         atomic::remove(&journal_path)?;
     } else if let Some(found) = found {
-        match Journal::decode(&found.bytes) {
+        match trusted(dir).and_then(|()| Journal::decode(&found.bytes)) {
             Ok(journal) => {
                 let undone = undo(&journal);
                 if !undone.failed.is_empty() {
