@@ -146,12 +146,6 @@ fn temp_name(base: &str) -> String {
     format!(".{base}.git-pair-{:016x}.tmp", rand_core::OsRng.next_u64())
 }
 
-/// Replaces `path` with `bytes` and mode `mode` through a temporary file, atomically but without
-/// fsync: the change survives the process being killed, not a power cut.
-pub fn write_unsynced(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
-    Temp::stage(path, bytes, mode)?.rename_to(path)
-}
-
 /// Removes `path` if it exists and fsyncs its directory. A missing file is not an error.
 pub fn remove(path: &Path) -> Result<(), Error> {
     match fs::remove_file(path) {

@@ -4,9 +4,9 @@
 //! Before a transaction ([`Applied`](super::Applied)) changes a file, the journal records the
 //! file's exact previous bytes and mode (or that it did not exist) and a digest of what the
 //! transaction is about to put there; the journal is written atomically and fsynced before the
-//! change. Committing deletes the journal: a journal on disk always means "not committed",
-//! including a transaction that has applied everything and is still waiting (for the peer's
-//! answer, say). The next run of git pair takes the lock and, for each recorded file, last
+//! change. Committing deletes the journal: a journal on disk always means "not committed".
+//! (A pairing commits before it waits for the peer's answer, and undoes itself in a second
+//! transaction if the peer fails: a crash while it waits leaves it paired.) The next run of git pair takes the lock and, for each recorded file, last
 //! first, [`plan`]s one of:
 //!
 //! - the file is as it was before: nothing to do (the crash came before the change);

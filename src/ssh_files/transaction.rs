@@ -22,8 +22,9 @@
 //!    (see [`atomic`]).
 //!
 //! [`commit`](Applied::commit) deletes the journal (durably): that is the moment the changes are
-//! kept. Until then, a transaction that has flushed everything and is still waiting (for the
-//! peer's answer, say) is uncommitted, and a crash rolls it back. Rolling back, here or in the
+//! kept. Until then, a transaction that has flushed everything is uncommitted, and a crash
+//! rolls it back. (A pairing commits before it waits for the peer's answer, and undoes itself
+//! in a second transaction if the peer fails: a crash while it waits leaves it paired.) Rolling back, here or in the
 //! next run ([`super::recovery`]), puts back every file that still holds what the transaction
 //! wrote. Any file can be part of a transaction (the ssh files, key files, a pair secret, the
 //! repository's `.git/config`): the journal knows paths and bytes, not file types.
@@ -509,8 +510,10 @@ impl Applied {
             std::mem::take(&mut self.dirs)
         } else {
             if self.named_temps {
-                // As before any flush: named, without a sync, before they are made.
-                atomic::write_unsynced(&self.journal_path, &self.journal.encode(), 0o600)?;
+                // Named before they are made, as before any flush, but synced: the journal it
+                // replaces holds the undo of the changes already in place, and a power cut must
+                // not leave an empty or short one in its stead.
+                atomic::write(&self.journal_path, &self.journal.encode(), 0o600)?;
             }
             Vec::new()
         };
