@@ -148,7 +148,10 @@ fn first_reachable_with(
                 }
             }
             Err(RecvTimeoutError::Timeout) => {
-                if next_retry.is_some_and(|r| Instant::now() >= r) {
+                // No fresh connection at or after the deadline: it would have no time left (a
+                // retry step can fall on the deadline itself, as 40 x 50 ms does on 2 s).
+                let now = Instant::now();
+                if now < deadline && next_retry.is_some_and(|r| now >= r) {
                     next_retry = retries.next();
                     for (i, _) in results.iter().enumerate().filter(|(_, r)| r.is_none()) {
                         attempt(i);
