@@ -12,9 +12,9 @@ use crate::exit::Exit;
 use crate::protocol::codec::{MAX_DATAGRAM, VERSION as WIRE_VERSION};
 use crate::protocol::locate;
 use crate::protocol::machine::{
-    AMPLIFICATION, CODES_DIFFER_AFTER, HELLO_INITIAL, HELLO_MAX, MAX_FAILURES, OUTCOME_MAX,
-    OUTCOME_QUIET, RTO_INITIAL, RTO_MAX, RTO_MIN, RTT_FACTOR, SCAN_AFTER, SCAN_PACE,
-    TYPED_PEERS_AFTER, VERIFY_GRACE, VERIFY_WITHIN,
+    AMPLIFICATION, CODES_DIFFER_AFTER, FLAT_RETRANSMITS, HELLO_INITIAL, HELLO_MAX, HELLO_STEADY,
+    MAX_FAILURES, OUTCOME_MAX, OUTCOME_QUIET, RTO_INITIAL, RTO_MAX, RTO_MIN, RTT_FACTOR,
+    SCAN_AFTER, SCAN_PACE, TYPED_PEERS_AFTER, VERIFY_GRACE, VERIFY_WITHIN,
 };
 use crate::transport::{DEFAULT_PORT, GROUP_V4, GROUP_V6};
 
@@ -336,12 +336,14 @@ fn extra() -> Roff {
         &format!(
             "UDP port {DEFAULT_PORT} (--port, git config pair.port). Multicast group {GROUP_V4} (TTL 1) and \
              {GROUP_V6} (hop limit 1), joined and sent on each chosen interface explicitly. Announcements go \
-             out at once, then after {}, doubling to every {}. When nothing has been heard for {} s, git pair \
+             out at once, then after {}, doubling to every {} (a side given its code keeps its first \
+             {HELLO_STEADY} intervals at {}). When nothing has been heard for {} s, git pair \
              also greets every address of each interface's IPv4 subnet (at most a /24 per interface) by \
              unicast, one every {}, and again every 10 s (--no-scan, pair.scan=false turn this off). --peer \
              hosts are greeted by unicast from the start. Replies go by unicast to the source of what was heard.",
             ms(HELLO_INITIAL),
             ms(HELLO_MAX),
+            ms(HELLO_INITIAL),
             SCAN_AFTER.as_secs(),
             ms(SCAN_PACE)
         ),
@@ -354,7 +356,8 @@ fn extra() -> Roff {
              pake (SPAKE2, symmetric mode, Ed25519), data (the payload in pieces, each sealed on its own with \
              ChaCha20-Poly1305), confirm (HMAC-SHA256 over the whole transcript), ack, and end (how a side \
              ended: ready, refused, declined or failed, sealed). Every directed message acknowledges what its \
-             sender has, and each side resends what is missing after a timeout, doubling up to {}: {} until \
+             sender has, and each side resends what is missing after a timeout, doubling up to {} (before a \
+             measurement and on a LAN only after the first {FLAT_RETRANSMITS} retransmissions): {} until \
              a round trip is measured, then {RTT_FACTOR} times the shortest measured, at least {} and at most \
              {}. The TCP check of the peer's sshd opens fresh connections paced by the same timeout. Version \
              2 replaced \

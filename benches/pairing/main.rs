@@ -24,8 +24,11 @@
 //! only at those syscalls, so that the timings stay near an untraced run. `--sim-only` only runs the simulated
 //! network (no root needed) and prints its figures; with it, `GP_SIM_ONLY=b,e` runs only the
 //! simulated conditions so lettered, `--sim-crowds 0` leaves the crowds out, `GP_SIM_LIST=1`
-//! prints each run's seed and time, and `GP_SIM_TRACE=SEED` prints every frame and event of
-//! the run with that seed (how the slow runs were explained).
+//! prints each run's seed, time and datagrams sent, and `GP_SIM_TRACE=SEED[,SEED...]` prints
+//! every frame and event of the runs with those seeds (how the slow runs were explained).
+//! `GP_SIM_SEED=N` draws the runs from another seed (is a difference more than chance?), and
+//! `GP_SIM_HEAD_START_MS=N` starts the second side N ms after the first instead of 500 (on the
+//! namespace LAN it starts about 20 ms after, once the first has shown its code).
 
 // The end-to-end tests' harness, shared rather than copied; the benchmark
 // uses only part of it, hence the allowance.

@@ -234,6 +234,8 @@ struct Sim {
     /// Which node has which address.
     by_addr: HashMap<SocketAddr, (usize, Family)>,
     tracing: bool,
+    /// Datagrams sent by the machines (a multicast once per family and listener).
+    sent: usize,
     begin: Instant,
 }
 
@@ -293,7 +295,8 @@ impl Sim {
             .collect();
         let now = Instant::now();
         Sim {
-            tracing: std::env::var("GP_SIM_TRACE").is_ok_and(|t| t == seed.to_string()),
+            tracing: std::env::var("GP_SIM_TRACE")
+                .is_ok_and(|t| t.split(',').any(|t| t.trim() == seed.to_string())),
             begin: now,
             now,
             queue: BinaryHeap::new(),
@@ -305,6 +308,7 @@ impl Sim {
             neighbours: HashMap::new(),
             checks: Vec::new(),
             by_addr,
+            sent: 0,
         }
     }
 
@@ -561,6 +565,10 @@ impl Sim {
                     let kind: String = kind.chars().take(110).collect();
                     self.trace(format_args!("{i} -> {:?} {kind}", t.destination));
                 }
+                self.sent += match t.destination {
+                    Destination::Multicast => 2 * (self.nodes.len() - 1),
+                    Destination::Unicast(_) => 1,
+                };
                 match t.destination {
                     // Everyone else hears the multicast, once per family.
                     Destination::Multicast => {
@@ -704,7 +712,11 @@ impl Sim {
     /// every pairing starts at once, the second ones [`HEAD_START`] later.
     fn run(mut self, limit: Duration) -> Crowd {
         let begin = self.now;
-        let second_start = begin + HEAD_START;
+        let head = std::env::var("GP_SIM_HEAD_START_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map_or(HEAD_START, Duration::from_millis);
+        let second_start = begin + head;
         for k in 0..self.codes.len() {
             self.start(2 * k);
             self.at(second_start, What::Start(2 * k + 1));
@@ -749,6 +761,7 @@ impl Sim {
             .collect();
         let mut crowd = Crowd {
             took: None,
+            datagrams: self.sent,
             right: 0,
             wrong: 0,
             sharing_channel: sharing_channel(&self.codes),
@@ -801,6 +814,8 @@ pub struct Crowd {
     /// From the second sides' start until every side finished, when every
     /// pairing paired right.
     pub took: Option<Duration>,
+    /// Datagrams the machines sent.
+    pub datagrams: usize,
     pub right: usize,
     /// Sides verified with somebody else's partner (must be 0).
     pub wrong: usize,
@@ -816,11 +831,20 @@ fn seed_of(seed: u64, run: u64) -> u64 {
 /// Runs `runs` simulated pairings under `imp`, seeded from `seed`; each gets
 /// two minutes of virtual time.
 pub fn time_to_pair(imp: Impairment, runs: usize, seed: u64) -> Vec<Run> {
+    let seed = std::env::var("GP_SIM_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(seed);
     (0..runs as u64)
         .map(|r| {
             let c = Sim::new(seed_of(seed, r), imp, 1).run(Duration::from_secs(120));
             if std::env::var("GP_SIM_LIST").is_ok() {
-                eprintln!("seed {} took {:?}", seed_of(seed, r), c.took);
+                eprintln!(
+                    "seed {} took {:?} datagrams {}",
+                    seed_of(seed, r),
+                    c.took,
+                    c.datagrams
+                );
             }
             match c.took {
                 Some(took) => Run::Paired(took),

@@ -76,10 +76,20 @@
 //! Every directed message carries an [`Ack`] of what the sender has received,
 //! so each side retransmits only what is missing, with exponential backoff
 //! from a timeout that follows the round trip measured in the session (see
-//! [`RTT_FACTOR`]: [`RTO_INITIAL`] until measured, never below [`RTO_MIN`]). A
+//! [`RTT_FACTOR`]: [`RTO_INITIAL`] until measured, never below [`RTO_MIN`]).
+//! Before a measurement, and on a link measured to be a LAN, the first
+//! [`FLAT_RETRANSMITS`] retransmissions wait the timeout itself and only the
+//! later ones back off: at 30% loss each way a datagram and its
+//! acknowledgement both get through only one time in two, so a few rounds in
+//! a row fail often, and a LAN loses frames, it is not congested. A
 //! session opened by the peer's PAKE message answers with ours, which echoes
 //! the peer's. Duplicates are answered at once (rate-limited) since
-//! they mean the peer lacks something. A verified side keeps telling the peer
+//! they mean the peer lacks something; so is a hello from a peer that still
+//! lacks our PAKE message or a piece of our payload (it is still searching).
+//! A side that was given its code expects its peer to be waiting already, and
+//! sends its first hellos [`HELLO_INITIAL`] apart ([`HELLO_STEADY`]); a side
+//! that generated its code backs off at once, since a person is reading it
+//! out. A verified side keeps telling the peer
 //! what it lacks until the peer's end arrives, so each knows the other is
 //! still there.
 
@@ -103,17 +113,32 @@ use rtt::Rtt;
 pub use rtt::RTT_FACTOR;
 
 /// The retransmission timeout before the session's round trip is measured,
-/// and the most a measurement can make it; doubled on each retransmission.
-pub const RTO_INITIAL: Duration = Duration::from_millis(100);
+/// and the most a measurement can make it; doubled on each retransmission
+/// after the first [`FLAT_RETRANSMITS`]. Half of the 100 ms it was: a lost
+/// PAKE message or its answer is retransmitted before any round trip is
+/// measured, and a measurement lengthened by a lost acknowledgement is held
+/// to it.
+pub const RTO_INITIAL: Duration = Duration::from_millis(50);
 /// The retransmission timeout never goes below this, however short the
 /// measured round trip: a slow Wi-Fi link adds this much now and then.
 pub const RTO_MIN: Duration = Duration::from_millis(20);
 /// The backed-off retransmission timeout never grows past this.
 pub const RTO_MAX: Duration = Duration::from_millis(1000);
+/// Retransmissions (since the peer last acknowledged something new) that
+/// wait the timeout itself before it starts doubling, when no round trip has
+/// been measured yet or an unambiguous measurement showed a LAN (see
+/// `rtt`): a few small datagrams, [`RTO_MIN`] or [`RTO_INITIAL`] apart.
+pub const FLAT_RETRANSMITS: u32 = 3;
 /// The first interval between announcements; doubled up to [`HELLO_MAX`].
 pub const HELLO_INITIAL: Duration = Duration::from_millis(50);
 /// Announcements are never further apart than this.
 pub const HELLO_MAX: Duration = Duration::from_millis(1000);
+/// A side that was given its code keeps its first this many intervals
+/// between announcements at [`HELLO_INITIAL`] before doubling them (a side
+/// that generated its code doubles at once): its peer is usually waiting
+/// already, and until it hears us, every lost hello, and every lost answer
+/// to one, costs an interval.
+pub const HELLO_STEADY: u32 = 4;
 
 /// With no peer heard for this long, probe the scan targets by unicast.
 pub const SCAN_AFTER: Duration = Duration::from_secs(3);
@@ -420,8 +445,9 @@ struct Session {
     rtt: Rtt,
     /// Retransmissions since the peer last acknowledged something new.
     backoff: u32,
-    /// The one first transmission being timed, and when it went.
-    timing: Option<(Timed, Instant)>,
+    /// The one first transmission being timed, when its latest copy went,
+    /// and whether that was its only copy (an unambiguous measurement).
+    timing: Option<(Timed, Instant, bool)>,
     retransmit_at: Option<Instant>,
     last_fast: Option<Instant>,
 }
@@ -441,11 +467,18 @@ enum Timed {
 }
 
 impl Session {
-    /// The retransmission timeout: the measured one, doubled per retransmission.
+    /// The retransmission timeout: the measured one, doubled per
+    /// retransmission after the first [`FLAT_RETRANSMITS`] before a
+    /// measurement or on a LAN, after every one otherwise.
     fn rto(&self) -> Duration {
+        let flat = if !self.rtt.measured() || self.rtt.lan() {
+            FLAT_RETRANSMITS
+        } else {
+            0
+        };
         self.rtt
             .rto()
-            .saturating_mul(1 << self.backoff.min(16))
+            .saturating_mul(1 << self.backoff.saturating_sub(flat).min(16))
             .min(RTO_MAX)
     }
 
@@ -547,6 +580,8 @@ pub struct Machine<R> {
     /// Peers that were given their code too, heard before [`TYPED_PEERS_AFTER`]:
     /// greeted then (at most [`MAX_SESSIONS`]).
     deferred: Vec<(PeerId, SocketAddr)>,
+    /// Announcements made so far (see [`HELLO_STEADY`]).
+    hellos: u32,
 }
 
 impl<R: RngCore + CryptoRng> Machine<R> {
@@ -581,6 +616,7 @@ impl<R: RngCore + CryptoRng> Machine<R> {
             oversized: None,
             generated: config.generated,
             deferred: Vec::new(),
+            hellos: 0,
             next_hello: now,
             hello_interval: HELLO_INITIAL,
             started: now,
@@ -694,7 +730,10 @@ impl<R: RngCore + CryptoRng> Machine<R> {
         if now >= self.next_hello {
             self.announce();
             self.next_hello = now + self.hello_interval;
-            self.hello_interval = (self.hello_interval * 2).min(HELLO_MAX);
+            self.hellos = self.hellos.saturating_add(1);
+            if self.generated || self.hellos >= HELLO_STEADY {
+                self.hello_interval = (self.hello_interval * 2).min(HELLO_MAX);
+            }
         }
         self.scan_due(now);
         if self.deferred_deadline().is_some_and(|at| now >= at) {
@@ -791,7 +830,7 @@ impl<R: RngCore + CryptoRng> Machine<R> {
         };
         let sealed = schedule::seal_end(keys, &sid, &peer, &end.to_bytes());
         s.own_end = Some((end, sealed, now));
-        s.timing.get_or_insert((Timed::End, now));
+        s.timing.get_or_insert((Timed::End, now, true));
         s.backoff = 0;
         s.retransmit_at = None;
         self.phase = Phase::Closing { peer };
@@ -829,7 +868,7 @@ impl<R: RngCore + CryptoRng> Machine<R> {
         };
         let sealed = schedule::seal_end(keys, &sid, &peer, &end.to_bytes());
         s.own_end = Some((end, sealed, now));
-        s.timing.get_or_insert((Timed::End, now));
+        s.timing.get_or_insert((Timed::End, now, true));
         s.backoff = 0;
         s.retransmit_at = None;
         self.send_end(peer);
@@ -871,8 +910,10 @@ impl<R: RngCore + CryptoRng> Machine<R> {
                 return;
             };
             s.last_heard = now;
-            // It is still announcing, so it may lack our PAKE message.
-            if !s.peer_ack.k {
+            // It is still announcing, so it may lack our PAKE message, or
+            // the pieces of our payload it has not acknowledged.
+            let pieces_missing = (0..s.own_pieces.len()).any(|i| s.peer_ack.p & (1 << i) == 0);
+            if !s.peer_ack.k || pieces_missing {
                 self.fast_retransmit(peer, now);
             }
             return;
@@ -951,7 +992,7 @@ impl<R: RngCore + CryptoRng> Machine<R> {
     fn greet(&mut self, peer: PeerId, now: Instant) {
         self.send_pake(peer);
         if let Some(s) = self.sessions.get_mut(&peer) {
-            s.timing = Some((Timed::Pake, now));
+            s.timing = Some((Timed::Pake, now, true));
         }
         self.arm(peer, now);
     }
@@ -1025,14 +1066,16 @@ impl<R: RngCore + CryptoRng> Machine<R> {
             }
             // A round trip, if what is timed is now acknowledged.
             let acked = match s.timing {
-                Some((Timed::Pake, at)) => s.peer_ack.k.then_some(at),
-                Some((Timed::Piece(i), at)) => (s.peer_ack.p & (1 << i) != 0).then_some(at),
-                Some((Timed::Confirm, at)) => s.peer_ack.c.then_some(at),
-                Some((Timed::End, at)) => s.peer_ack.e.then_some(at),
+                Some((Timed::Pake, at, once)) => s.peer_ack.k.then_some((at, once)),
+                Some((Timed::Piece(i), at, once)) => {
+                    (s.peer_ack.p & (1 << i) != 0).then_some((at, once))
+                }
+                Some((Timed::Confirm, at, once)) => s.peer_ack.c.then_some((at, once)),
+                Some((Timed::End, at, once)) => s.peer_ack.e.then_some((at, once)),
                 None => None,
             };
-            if let Some(at) = acked {
-                s.rtt.sample(now.saturating_duration_since(at));
+            if let Some((at, once)) = acked {
+                s.rtt.sample(now.saturating_duration_since(at), once);
                 s.timing = None;
             }
         }
@@ -1256,7 +1299,7 @@ impl<R: RngCore + CryptoRng> Machine<R> {
             s.own_plain = plain;
             s.key_sent_at = Some(now);
             if s.timing.is_none() {
-                s.timing = Some((Timed::Piece(0), now));
+                s.timing = Some((Timed::Piece(0), now, true));
             }
             sent += self.send_pieces(peer, false);
         }
@@ -1315,7 +1358,7 @@ impl<R: RngCore + CryptoRng> Machine<R> {
                 receiver_payload: peer_payload,
             };
             s.confirm = Some(schedule::confirmation(keys, &t));
-            s.timing.get_or_insert((Timed::Confirm, now));
+            s.timing.get_or_insert((Timed::Confirm, now, true));
             sent += self.send_confirm(peer);
         }
         if let Some(at) = shown {
@@ -1647,13 +1690,15 @@ impl<R: RngCore + CryptoRng> Machine<R> {
     }
 
     /// Sends again what the peer has not acknowledged. What is being timed
-    /// is timed from this copy on.
+    /// is timed from this copy on, and its measurement is no longer
+    /// unambiguous.
     fn send_missing(&mut self, peer: PeerId, now: Instant) -> usize {
         let Some(s) = self.sessions.get_mut(&peer) else {
             return 0;
         };
-        if let Some((_, at)) = &mut s.timing {
+        if let Some((_, at, once)) = &mut s.timing {
             *at = now;
+            *once = false;
         }
         let need_pake = !s.peer_ack.k;
         let need_confirm = s.confirm.is_some() && !s.peer_ack.c;

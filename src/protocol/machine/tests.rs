@@ -1517,3 +1517,146 @@ fn a_side_given_the_code_waits_only_for_peers_given_theirs() {
     g.handle_datagram(now, addr(2), &hello(2, Some(true)));
     assert_eq!(pakes_to(&mut g), [addr(3)]);
 }
+
+/// When each copy of `a`'s payload pieces left (the time it reached the wire's end, one hop
+/// later), with everything lost both ways from the first piece anyone sends: only the
+/// retransmission timer speaks after that.
+fn piece_copies_in_a_blackout(imp: Impairment, seed: u64) -> Vec<Instant> {
+    let mut lan = Lan::new(seed, imp);
+    let a = lan.add(CODE, "alice");
+    let _b = lan.add(CODE, "bob");
+    let from_a = lan.nodes[a].addr;
+    let mut blackout = false;
+    let mut copies = Vec::new();
+    lan.run_filtered(Duration::from_secs(3), |_, p| {
+        if let Ok(Message::Data { .. }) = codec::decode(&p.datagram) {
+            blackout = true;
+            if p.from == from_a {
+                copies.push(p.at);
+            }
+        }
+        !blackout
+    });
+    copies
+}
+
+fn gaps(times: &[Instant]) -> Vec<Duration> {
+    times.windows(2).map(|w| w[1] - w[0]).collect()
+}
+
+/// Issue 13, the loss tail: on a link measured to be a LAN, the first [`FLAT_RETRANSMITS`]
+/// retransmissions wait the floor of the timeout and only the later ones back off. (At 30%
+/// loss each way, a datagram and its acknowledgement both arrive only one time in two, so
+/// several rounds in a row fail often; backing off from the first cost 20 + 40 + 80 + 160 ms
+/// for four of them.)
+#[test]
+fn on_a_lan_the_first_retransmissions_do_not_back_off() {
+    let copies = piece_copies_in_a_blackout(Impairment::NONE, 80);
+    let gaps = gaps(&copies);
+    assert!(gaps.len() >= 7, "{gaps:?}");
+    let flat = FLAT_RETRANSMITS as usize + 1;
+    assert!(gaps[..flat].iter().all(|g| *g == RTO_MIN), "{gaps:?}");
+    assert_eq!(gaps[flat], 2 * RTO_MIN, "{gaps:?}");
+    assert_eq!(gaps[flat + 1], 4 * RTO_MIN, "{gaps:?}");
+    assert!(gaps.iter().all(|g| *g <= RTO_MAX), "{gaps:?}");
+}
+
+/// ...but on a slow link (400 ms round trip) the timeout backs off from the first
+/// retransmission, even when a copy sent again just before an acknowledgement arrived made
+/// a measurement far shorter than the round trip: only a measurement of something sent once
+/// makes a LAN.
+#[test]
+fn on_a_slow_link_retransmissions_back_off_at_once() {
+    let slow = Impairment {
+        delay: Duration::from_millis(200),
+        ..Impairment::NONE
+    };
+    let mut lan = Lan::new(81, slow);
+    let a = lan.add(CODE, "alice");
+    let _b = lan.add(CODE, "bob");
+    // Both PAKE messages and their echoes have crossed; the payloads are under way.
+    lan.run(Duration::from_millis(1000));
+    let s = lan.nodes[a]
+        .machine
+        .sessions
+        .values_mut()
+        .next()
+        .expect("a session with bob");
+    assert!(s.rtt.measured() && !s.rtt.lan());
+    let timeouts: Vec<Duration> = (0..4)
+        .map(|k| {
+            s.backoff = k;
+            s.rto()
+        })
+        .collect();
+    let first = timeouts[0];
+    assert!(first >= RTO_MIN && first <= RTO_INITIAL, "{timeouts:?}");
+    assert_eq!(timeouts, [first, 2 * first, 4 * first, 8 * first]);
+}
+
+/// When a lone side announces itself during its first second.
+fn hellos_of_a_lone_side(generated: bool) -> Vec<Duration> {
+    let mut lan = Lan::new(82, Impairment::NONE);
+    let a = lan.add_as(CODE, "alice", generated);
+    let start = lan.now;
+    let mut at = Vec::new();
+    lan.run_filtered(Duration::from_secs(1), |_, p| {
+        if let Ok(Message::Hello { .. }) = codec::decode(&p.datagram) {
+            at.push(p.at - Impairment::NONE.delay - start);
+        }
+        true
+    });
+    assert!(lan.nodes[a].verified.is_none());
+    at
+}
+
+/// Issue 13: a side that was given its code (its peer is usually waiting already) keeps its
+/// first hellos [`HELLO_INITIAL`] apart; a side that generated its code, whose person is
+/// reading it out, backs off at once.
+#[test]
+fn a_side_given_its_code_announces_itself_steadily_at_first() {
+    let ms = |v: &[u64]| {
+        v.iter()
+            .map(|&m| Duration::from_millis(m))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(HELLO_INITIAL, Duration::from_millis(50));
+    assert_eq!(
+        hellos_of_a_lone_side(false),
+        ms(&[0, 50, 100, 150, 200, 300, 500, 900])
+    );
+    assert_eq!(hellos_of_a_lone_side(true), ms(&[0, 50, 150, 350, 750]));
+}
+
+/// Issue 13: a hello from a peer that has not acknowledged a piece of our payload (it is still
+/// searching, so it lacks it) draws the piece at once, without waiting for the timer.
+#[test]
+fn a_hello_from_a_peer_lacking_our_payload_draws_it_at_once() {
+    let mut lan = Lan::new(83, Impairment::NONE);
+    let a = lan.add(CODE, "alice");
+    let b = lan.add(CODE, "bob");
+    let from_a = lan.nodes[a].addr;
+    // Alice's payload is lost, the rest gets through.
+    lan.run_filtered(Duration::from_millis(5), |_, p| {
+        !(p.from == from_a && matches!(codec::decode(&p.datagram), Ok(Message::Data { .. })))
+    });
+    let pieces = |lan: &Lan| {
+        lan.sent_by(a)
+            .iter()
+            .filter(|(_, m)| matches!(m, Message::Data { .. }))
+            .count()
+    };
+    let before = pieces(&lan);
+    assert!(before >= 1 && lan.nodes[b].verified.is_none());
+    let hello = Message::Hello {
+        sid: lan.nodes[b].machine.session_id(),
+        ch: "7".into(),
+        gen: Some(false),
+    };
+    let from_b = lan.nodes[b].addr;
+    lan.inject(a, from_b, &hello);
+    assert_eq!(pieces(&lan), before + 1, "answered at once");
+    // Once everything of ours is acknowledged, a hello draws nothing more.
+    lan.run(Duration::from_secs(5));
+    lan.assert_paired(a, b);
+}
