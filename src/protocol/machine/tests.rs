@@ -1219,6 +1219,7 @@ fn a_spoofed_hello_is_not_amplified() {
                 p: u64::MAX,
                 c: false,
                 e: false,
+                tag: None,
             },
         };
         let datagram = codec::encode(&ack).unwrap();
