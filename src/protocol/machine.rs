@@ -1668,8 +1668,15 @@ impl<R: RngCore + CryptoRng> Machine<R> {
             Some(at) if now >= at => {
                 s.backoff = (s.backoff + 1).min(16);
                 s.retransmit_at = None;
+                // What is being timed is timed from this copy on. Only here, on our own timer: a
+                // fast retransmission answers a datagram anyone can replay, and timing from it
+                // would let an outsider shorten the measured round trip at will (a replayed
+                // duplicate just before the peer's acknowledgement of the earlier copy).
+                if let Some((_, at)) = &mut s.timing {
+                    *at = now;
+                }
                 // Nothing of ours missing: we are waiting for the peer's MAC.
-                if self.send_missing(peer, now) == 0 {
+                if self.send_missing(peer) == 0 {
                     self.send_ack(peer);
                 }
                 self.arm(peer, now);
@@ -1689,7 +1696,7 @@ impl<R: RngCore + CryptoRng> Machine<R> {
             return;
         }
         s.last_fast = Some(now);
-        if self.send_missing(peer, now) == 0 {
+        if self.send_missing(peer) == 0 {
             self.send_ack(peer);
         }
     }
@@ -1705,15 +1712,11 @@ impl<R: RngCore + CryptoRng> Machine<R> {
         }
     }
 
-    /// Sends again what the peer has not acknowledged. What is being timed
-    /// is timed from this copy on.
-    fn send_missing(&mut self, peer: PeerId, now: Instant) -> usize {
-        let Some(s) = self.sessions.get_mut(&peer) else {
+    /// Sends again what the peer has not acknowledged.
+    fn send_missing(&mut self, peer: PeerId) -> usize {
+        let Some(s) = self.sessions.get(&peer) else {
             return 0;
         };
-        if let Some((_, at)) = &mut s.timing {
-            *at = now;
-        }
         let need_pake = !s.peer_ack.k;
         let need_confirm = s.confirm.is_some() && !s.peer_ack.c;
         let need_end = s.own_end.is_some() && !s.peer_ack.e;
