@@ -230,7 +230,7 @@ fn write_seeds() {
         p: 5,
         c: false,
         e: false,
-        tag: None,
+        tag: Some(Bytes(vec![0x61; codec::ACK_TAG_LEN])),
     };
     let mut pake = vec![b'S'];
     pake.extend_from_slice(&[0x42; 32]);
