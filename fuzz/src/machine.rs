@@ -6,7 +6,8 @@
 //! machine's next deadline, deliver raw bytes as a datagram, or send a well-formed message from
 //! one of [`ATTACKERS`] fake peers. An attacker runs real SPAKE2 with its own code (so it can
 //! finish a handshake and send payload pieces, MACs and sealed `end` messages under the key it
-//! derived), echoes or misquotes the machine's PAKE message in its acknowledgements, sends
+//! derived, each message tagged under its keys as a peer tags its acknowledgements), echoes or
+//! misquotes the machine's PAKE message in its acknowledgements and claims what it likes, sends
 //! `end` messages that are not sealed at all, replays the machine's datagrams, or reflects them
 //! back as its own. Every datagram comes from one of a few fixed addresses, and `handle_timeout`
 //! runs between operations.
