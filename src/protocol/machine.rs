@@ -82,6 +82,17 @@
 //! they mean the peer lacks something. A verified side keeps telling the peer
 //! what it lacks until the peer's end arrives, so each knows the other is
 //! still there.
+//!
+//! An acknowledgement is believed only when its message carries the peer's
+//! tag ([`schedule::ack_tag`], under the session keys): the session ids are
+//! public, and anyone who could claim in the peer's name that everything
+//! arrived would stop our retransmissions, end this side after a single
+//! `end`, or fake fast round trips. A message without a valid tag is handled
+//! as usual otherwise (its echo still shows that its address receives). What
+//! the peer has only grows, so a replayed acknowledgement says nothing new,
+//! and a round trip is measured only from a tagged one that newly covers what
+//! is timed, timed from a copy sent on our own timer (never from one that
+//! answered a duplicate, which anyone can replay).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
