@@ -1219,6 +1219,7 @@ fn a_spoofed_hello_is_not_amplified() {
                 p: u64::MAX,
                 c: false,
                 e: false,
+                tag: None,
             },
         };
         let datagram = codec::encode(&ack).unwrap();
@@ -1660,3 +1661,5 @@ fn a_hello_from_a_peer_lacking_our_payload_draws_it_at_once() {
     lan.run(Duration::from_secs(5));
     lan.assert_paired(a, b);
 }
+
+mod acks;
