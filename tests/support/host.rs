@@ -52,7 +52,8 @@ pub struct Host {
     pub git_pair: PathBuf,
     pub(crate) sshd: SshdSlot,
     /// A process that holds this host's namespaces for [`Host::lean`], started on first use;
-    /// dropped (killed by its pid) with the host.
+    /// dropped (killed by its pid) with the host. Only the benchmark starts commands so.
+    #[allow(dead_code)]
     pub(crate) anchor: Mutex<Option<Running>>,
 }
 
@@ -83,6 +84,8 @@ impl Host {
     }
 
     /// The environment [`Host::cmd`] gives this host's user (after `env -i`).
+    // Only the benchmark (benches/pairing) starts commands the lean way.
+    #[allow(dead_code)]
     fn user_env(&self) -> Vec<(String, String)> {
         [
             ("HOME", self.home.display().to_string()),
@@ -102,6 +105,7 @@ impl Host {
     /// supplementary groups), with the same environment, and the program exec'd by it. That is
     /// one program started before git-pair instead of five (`ip netns exec`, `unshare`, `sh`,
     /// `setpriv`, `env`), and closer to a user typing the command.
+    #[allow(dead_code)]
     pub fn lean(&self, cmd: Cmd) -> Cmd {
         let pid = self.anchor_pid().to_string();
         let prefix = [
@@ -124,6 +128,7 @@ impl Host {
     /// The pid of this host's anchor: `sleep` in its network namespace and in a UTS namespace
     /// of its own with the host's name, started on first use. Returns once the anchor has
     /// exec'd `sleep` (the namespaces and the name are then in place).
+    #[allow(dead_code)]
     fn anchor_pid(&self) -> u32 {
         let mut anchor = self.anchor.lock().unwrap_or_else(|p| p.into_inner());
         let running = anchor.get_or_insert_with(|| self.root_cmd("sleep").arg("86400").spawn());

@@ -79,7 +79,8 @@ impl Cmd {
 
     /// The same program, arguments, input and working directory, started by `prefix` instead,
     /// with `vars` as its whole environment (the `KEY=VALUE` words given to the old prefix's `env`
-    /// by [`Cmd::env`] become variables too).
+    /// by [`Cmd::env`] become variables too). Only the benchmark starts commands another way.
+    #[allow(dead_code)]
     pub fn relaunch(mut self, prefix: Vec<OsString>, vars: Vec<(String, String)>) -> Cmd {
         let extra = std::mem::take(&mut self.env).into_iter().filter_map(|kv| {
             let kv = kv.into_string().ok()?;
