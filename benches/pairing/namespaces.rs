@@ -186,7 +186,8 @@ fn children_cpu(pid: &str) -> u64 {
 fn cpu(lab: &Lab) -> Counters {
     let sshd = |h: &Host| {
         let slot = h.sshd.lock().unwrap_or_else(|p| p.into_inner());
-        slot.as_ref().map_or(0, |r| children_cpu(&r.pid().to_string()))
+        slot.as_ref()
+            .map_or(0, |r| children_cpu(&r.pid().to_string()))
     };
     Counters {
         cpu_git_pair: children_cpu("self"),

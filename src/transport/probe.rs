@@ -1,16 +1,9 @@
 //! Checks that the peer's sshd answers, before anything is written.
 //!
-//! Candidate addresses are tried in order of preference, each with its own
-//! thread and timeout, the next one starting [`STAGGER_UNITS`] units after the
-//! one before it (or at once when every earlier one has failed), as Happy
-//! Eyeballs does (RFC 8305), and the most preferred one that connects wins. A
-//! peer that advertises an address from another network (a VPN, a container
-//! bridge) therefore costs little waiting when a better address answers, and
-//! on a working LAN the first address answers before the second is tried:
-//! every connection makes the peer's sshd fork (and re-execute itself) for
-//! nothing, and on a machine with few cores that work competes with the
-//! pairing itself (starting every address at once cost the clean pairing
-//! about 10 ms on our 2-core benchmark machine).
+//! All candidate addresses are tried at once, each with its own thread and
+//! timeout, and the most preferred one that connects wins. A peer that
+//! advertises an address from another network (a VPN, a container bridge)
+//! therefore costs no waiting when a better address answers first.
 //!
 //! A candidate that has not answered is tried again with a fresh connection
 //! at [`RETRY_STEPS`] times a unit: the retransmission timeout of the round
@@ -43,10 +36,6 @@ pub const MAX_CANDIDATES: usize = 16;
 /// connection keeps the kernel's own SYN retransmissions until the check's
 /// timeout.
 pub const RETRY_STEPS: [u32; 14] = [1, 2, 3, 5, 8, 12, 17, 23, 30, 40, 52, 70, 90, 120];
-
-/// A candidate starts this many units (see [`retry_after`]) after the one before it, unless every
-/// earlier one has failed already.
-pub const STAGGER_UNITS: u32 = 1;
 
 /// The unit of [`RETRY_STEPS`] where no round trip was measured: fresh connections at 50, 100,
 /// 150, 250 ms...
@@ -106,14 +95,10 @@ fn first_reachable_with(
             let _ = tx.send((i, connect(addr, left)));
         });
     };
-    // Candidates `..begun` have been tried; the next one starts at `next_start`.
-    let mut begun = 0;
-    let stagger = unit * STAGGER_UNITS;
-    let start_at = |n: usize| (n < candidates.len()).then(|| started + stagger * n as u32);
-    attempt(0);
-    begun += 1;
-    let mut next_start = start_at(begun);
-    // Per candidate: `None` while undecided (or not begun), `Some(Ok)` once connected,
+    for i in 0..candidates.len() {
+        attempt(i);
+    }
+    // Per candidate: `None` while undecided, `Some(Ok)` once connected,
     // `Some(Err)` once refused or unreachable (trying again would not help).
     let mut results: Vec<Option<io::Result<()>>> = candidates.iter().map(|_| None).collect();
     let mut retries = retry_after(unit).map(|after| started + after);
@@ -142,16 +127,7 @@ fn first_reachable_with(
         if now >= deadline {
             break;
         }
-        if next_start.is_some_and(|at| now >= at)
-            || (begun < candidates.len()
-                && results[..begun].iter().all(|r| matches!(r, Some(Err(_)))))
-        {
-            attempt(begun);
-            begun += 1;
-            next_start = start_at(begun);
-            continue;
-        }
-        let wake = [next_retry, settle_by, next_start]
+        let wake = [next_retry, settle_by]
             .into_iter()
             .flatten()
             .fold(deadline, Instant::min);
@@ -177,8 +153,7 @@ fn first_reachable_with(
                 let now = Instant::now();
                 if now < deadline && next_retry.is_some_and(|r| now >= r) {
                     next_retry = retries.next();
-                    let undecided = results[..begun].iter().enumerate();
-                    for (i, _) in undecided.filter(|(_, r)| r.is_none()) {
+                    for (i, _) in results.iter().enumerate().filter(|(_, r)| r.is_none()) {
                         attempt(i);
                     }
                 }
@@ -309,71 +284,6 @@ mod tests {
         let got =
             first_reachable_with(&[a, b], Duration::from_secs(3), DEFAULT_RETRY, &connect).unwrap();
         assert_eq!(got, a);
-    }
-
-    /// On a working LAN the first address answers, and the others are never tried: each
-    /// connection would cost the peer's sshd a fork for nothing.
-    #[test]
-    fn an_address_that_answers_first_spares_the_others_a_connection() {
-        use std::sync::Mutex;
-        let a = TcpListener::bind("127.0.0.1:0").unwrap();
-        let b = TcpListener::bind("127.0.0.1:0").unwrap();
-        let (a, b) = (a.local_addr().unwrap(), b.local_addr().unwrap());
-        let tried = Arc::new(Mutex::new(Vec::new()));
-        let log = Arc::clone(&tried);
-        let connect: Connect = Arc::new(move |addr, timeout| {
-            log.lock().unwrap().push(addr);
-            TcpStream::connect_timeout(&addr, timeout).map(drop)
-        });
-        let unit = Duration::from_secs(1);
-        let got = first_reachable_with(&[a, b], Duration::from_secs(3), unit, &connect).unwrap();
-        assert_eq!(got, a);
-        assert_eq!(*tried.lock().unwrap(), vec![a]);
-    }
-
-    /// A refused address does not hold up the next one for its stagger: with a unit longer
-    /// than the whole check, the second address is still tried, so it was tried at once.
-    #[test]
-    fn a_refused_address_starts_the_next_at_once() {
-        let closed = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
-        let open = TcpListener::bind("127.0.0.1:0").unwrap();
-        let open_addr = open.local_addr().unwrap();
-        let connect: Connect =
-            Arc::new(|addr, timeout| TcpStream::connect_timeout(&addr, timeout).map(drop));
-        let unit = Duration::from_secs(10);
-        let got =
-            first_reachable_with(&[closed, open_addr], Duration::from_secs(2), unit, &connect)
-                .unwrap();
-        assert_eq!(got, open_addr);
-    }
-
-    /// A silent first address does not keep the second from being tried: it starts one stagger
-    /// later and wins.
-    #[test]
-    fn a_silent_first_address_lets_the_next_start_one_stagger_later() {
-        let open = TcpListener::bind("127.0.0.1:0").unwrap();
-        let answering = open.local_addr().unwrap();
-        let hanging: SocketAddr = "192.0.2.1:22".parse().unwrap();
-        let connect: Connect = Arc::new(move |addr, timeout| {
-            if addr == hanging {
-                std::thread::sleep(timeout);
-                return Err(io::Error::new(io::ErrorKind::TimedOut, "lost"));
-            }
-            TcpStream::connect_timeout(&addr, timeout).map(drop)
-        });
-        let started = Instant::now();
-        let got = first_reachable_with(
-            &[hanging, answering],
-            Duration::from_secs(3),
-            DEFAULT_RETRY,
-            &connect,
-        )
-        .unwrap();
-        assert_eq!(got, answering);
-        assert!(started.elapsed() >= DEFAULT_RETRY * STAGGER_UNITS);
     }
 
     #[test]
