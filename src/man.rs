@@ -278,9 +278,9 @@ fn extra() -> Roff {
         "Both sides run the same symmetric protocol; neither is the initiator. Each announces a random \
          16-byte session id on its channel. For every new peer on the channel a side starts a fresh SPAKE2 \
          run (Ed25519 group, symmetric mode; the password is the code's words and the identity is \
-         \"git-pair/v2 channel=N\"). From the SPAKE2 key, HKDF-SHA256 with both session ids as salt derives \
-         separate keys for each direction's confirmation, payload and end message, a short authentication \
-         string, and a long-term pair secret. Each side sends its payload in pieces, each sealed on its own \
+         \"git-pair/v3 channel=N\"). From the SPAKE2 key, HKDF-SHA256 with both session ids as salt derives \
+         separate keys for each direction's confirmation, payload, end message and acknowledgement tags, a \
+         short authentication string, and a long-term pair secret. Each side sends its payload in pieces, each sealed on its own \
          with ChaCha20-Poly1305, so that a forged piece is dropped without spoiling the real ones. When the \
          peer's payload has opened, git-pair checks that the peer's sshd accepts a TCP connection; only then \
          does it send its confirmation: HMAC-SHA256 under its own direction's key over both session ids, \
@@ -354,11 +354,14 @@ fn extra() -> Roff {
              pake (SPAKE2, symmetric mode, Ed25519), data (the payload in pieces, each sealed on its own with \
              ChaCha20-Poly1305), confirm (HMAC-SHA256 over the whole transcript), ack, and end (how a side \
              ended: ready, refused, declined or failed, sealed). Every directed message acknowledges what its \
-             sender has, and each side resends what is missing after a timeout, doubling up to {}: {} until \
+             sender has, with a tag under the session keys once the sender has them (an acknowledgement \
+             without a valid tag is not believed, so nobody who merely sees the session ids can stop a \
+             resend), and each side resends what is missing after a timeout, doubling up to {}: {} until \
              a round trip is measured, then {RTT_FACTOR} times the shortest measured, at least {} and at most \
              {}. The TCP check of the peer's sshd opens fresh connections paced by the same timeout. Version \
-             2 replaced \
-             version 1's forgeable abort message with the sealed end; the versions do not talk to each other. \
+             2 replaced version 1's forgeable abort message with the sealed end, and version 3 added the \
+             acknowledgement tags; the versions do not talk to each other, and a run that finds no peer but \
+             heard a side of another version on its channel says so. \
              An address that has not shown that it receives (by echoing this side's SPAKE2 message) gets at \
              most {AMPLIFICATION} times the bytes it sent. A hello says whether its side generated the code: \
              a side that generated its code runs no SPAKE2 with another that did, and a side given its code \

@@ -81,6 +81,7 @@ fn main() -> ExitCode {
         Base: pairs_over_ipv6_link_local_only,
         Base: json_event_sequence_of_a_successful_pairing,
         Base: lone_side_gives_up_with_exit_3_and_writes_nothing,
+        Base: a_peer_of_another_protocol_version_is_named,
         Nft: an_unreachable_sshd_stops_both_sides_and_writes_nothing,
         Base: list_then_remove_locks_the_peer_out,
         Base: a_half_removed_pairing_is_listed_and_cleaned_up,
@@ -750,6 +751,33 @@ fn lone_side_gives_up_with_exit_3_and_writes_nothing() {
     assert!(
         before == snapshot(&lab.a),
         "a lone run must not change the repository or ~/.ssh"
+    );
+}
+
+/// An older git-pair (protocol version 2) on B announces itself on A's channel; the two cannot
+/// pair. A, whose run finds no peer it can talk to, says which machine runs another version and
+/// what to do, rather than "no peer answered", and writes nothing.
+fn a_peer_of_another_protocol_version_is_named() {
+    let lab = Lab::new(Network::DualStack);
+    let before = snapshot(&lab.a);
+    let old = forge::start_old(&lab.b, 8, "7");
+    let out = lab
+        .a
+        .git_pair(Some("7-guitar-orbit-velvet"), &PairOpts::timeout(4))
+        .run();
+    let sent = forge::forged(&old.wait(Duration::from_secs(15)));
+    assert!(sent > 0, "the old-version helper sent nothing\n{out}");
+    let said = out.stderr_str();
+    assert!(
+        said.contains(&lab.b.ipv4.unwrap().to_string())
+            && said.contains("protocol version 2")
+            && said.contains("install the same version of git-pair on both machines"),
+        "A must name the machine and the versions\n{out}"
+    );
+    assert_eq!(out.code(), Some(exit::SETUP_FAILED), "{out}");
+    assert!(
+        before == snapshot(&lab.a),
+        "a run that paired with nobody must not change the repository or ~/.ssh"
     );
 }
 

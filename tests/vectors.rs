@@ -469,11 +469,11 @@ fn recorded() -> Value {
 fn fresh() -> Value {
     let start = Instant::now();
     json!({
-        "about": "Recorded exchanges of the git-pair pairing protocol, version 2 (doc/PROTOCOL.md). \
+        "about": "Recorded exchanges of the git-pair pairing protocol, version 3 (doc/PROTOCOL.md). \
                   Written by `GIT_PAIR_BLESS=1 cargo test --test vectors`; replayed by tests/vectors.rs, \
                   checked independently by tests/vectors/exchange.py. Times are microseconds from the \
                   side's start; `sent` datagrams are byte for byte, as JSON strings.",
-        "protocol": "git-pair/v2",
+        "protocol": git_pair::protocol::schedule::PROTOCOL,
         "latency_us": LATENCY.as_micros() as u64,
         "vectors": scenarios().into_iter().map(|s| record(s, start)).collect::<Vec<_>>(),
     })
@@ -672,7 +672,7 @@ fn the_encodings_the_specification_states() {
     ));
 
     let sid = "ab".repeat(16);
-    let hello = |ch: &str| format!(r#"{{"v":2,"t":"hello","sid":"{sid}","ch":"{ch}"}}"#);
+    let hello = |ch: &str| format!(r#"{{"v":3,"t":"hello","sid":"{sid}","ch":"{ch}"}}"#);
     assert!(matches!(
         decode(hello("007").as_bytes()),
         Ok(Message::Hello { .. })
@@ -690,27 +690,28 @@ fn the_encodings_the_specification_states() {
     assert!(malformed(&hello("7").replace(&sid, &"AB".repeat(16))));
     assert!(malformed(&hello("7").replace(&sid, &"ab".repeat(15))));
     // The version: an unsigned integer, read first.
-    assert!(malformed(r#"{"v":"2","t":"hello"}"#));
+    assert!(malformed(r#"{"v":"3","t":"hello"}"#));
     assert_eq!(decode(br#"{"v":1}"#), Err(DecodeError::Version(1)));
+    assert_eq!(decode(br#"{"v":2}"#), Err(DecodeError::Version(2)));
     // No `ch`, a duplicated field, an unknown type: malformed. Unknown fields: ignored.
     assert!(malformed(&format!(
-        r#"{{"v":2,"t":"hello","sid":"{sid}"}}"#
+        r#"{{"v":3,"t":"hello","sid":"{sid}"}}"#
     )));
     assert!(malformed(&format!(
-        r#"{{"v":2,"t":"hello","sid":"{sid}","ch":"7","ch":"8"}}"#
+        r#"{{"v":3,"t":"hello","sid":"{sid}","ch":"7","ch":"8"}}"#
     )));
     assert!(malformed(&format!(
-        r#"{{"v":2,"t":"abort","sid":"{sid}"}}"#
+        r#"{{"v":3,"t":"abort","sid":"{sid}"}}"#
     )));
     assert!(
-        decode(format!(r#"{{"v":2,"t":"hello","sid":"{sid}","ch":"7","x":[1]}}"#).as_bytes())
+        decode(format!(r#"{{"v":3,"t":"hello","sid":"{sid}","ch":"7","x":[1]}}"#).as_bytes())
             .is_ok()
     );
 
     // Binary fields: standard base64 with padding.
     let ack_with = |k: &str, p: &str| {
         format!(
-            r#"{{"v":2,"t":"ack","sid":"{sid}","to":"{sid}","ack":{{"k":{k},"p":{p},"c":false}}}}"#
+            r#"{{"v":3,"t":"ack","sid":"{sid}","to":"{sid}","ack":{{"k":{k},"p":{p},"c":false}}}}"#
         )
     };
     let ack = |text: String| match decode(text.as_bytes()) {
@@ -739,9 +740,28 @@ fn the_encodings_the_specification_states() {
         ack(ack_with(r#""AAAAAAAAAAB=""#, "0")).is_none(),
         "trailing bits"
     );
+    // `a`, the tag: absent, or 16 bytes.
+    let tag_with = |a: &str| {
+        format!(
+            r#"{{"v":3,"t":"ack","sid":"{sid}","to":"{sid}","ack":{{"p":0,"c":false,"a":{a}}}}}"#
+        )
+    };
+    assert_eq!(
+        ack(tag_with(r#""AAAAAAAAAAAAAAAAAAAAAA==""#))
+            .unwrap()
+            .tag
+            .unwrap()
+            .0,
+        [0; 16]
+    );
+    assert!(ack(tag_with("null")).unwrap().tag.is_none());
+    assert_eq!(
+        decode(tag_with(r#""AAAAAAAAAAAAAAAAAAAA""#).as_bytes()),
+        Err(DecodeError::Invalid("ack tag has the wrong length"))
+    );
     // `c` is required.
     assert!(malformed(&format!(
-        r#"{{"v":2,"t":"ack","sid":"{sid}","to":"{sid}","ack":{{"p":0}}}}"#
+        r#"{{"v":3,"t":"ack","sid":"{sid}","to":"{sid}","ack":{{"p":0}}}}"#
     )));
 
     // A receiver compares `ch` byte for byte with its own channel: "007" is not channel 7.

@@ -6,7 +6,8 @@
 //! machine's next deadline, deliver raw bytes as a datagram, or send a well-formed message from
 //! one of [`ATTACKERS`] fake peers. An attacker runs real SPAKE2 with its own code (so it can
 //! finish a handshake and send payload pieces, MACs and sealed `end` messages under the key it
-//! derived), echoes or misquotes the machine's PAKE message in its acknowledgements, sends
+//! derived, each message tagged under its keys as a peer tags its acknowledgements), echoes or
+//! misquotes the machine's PAKE message in its acknowledgements and claims what it likes, sends
 //! `end` messages that are not sealed at all, replays the machine's datagrams, or reflects them
 //! back as its own. Every datagram comes from one of a few fixed addresses, and `handle_timeout`
 //! runs between operations.
@@ -172,6 +173,8 @@ impl Reader<'_> {
             } else {
                 u64::from(b >> 2 & 0x0f)
             },
+            // Put on by `Harness::send_as` when the attacker has keys.
+            tag: None,
         }
     }
 }
@@ -239,6 +242,19 @@ impl Harness {
         if let Ok(datagram) = codec::encode(msg) {
             self.deliver(from, &datagram);
         }
+    }
+
+    /// Sends a message attacker `k` built, tagged under the keys it derived (if any), as a peer
+    /// tags its messages: with the wrong code the tag never verifies, with the right one it does
+    /// (the tests), and a message without keys goes untagged.
+    fn send_as(&mut self, k: usize, from: SocketAddr, mut msg: Message) {
+        if let (Some((keys, _, _)), Some(signed)) = (&self.attackers[k].keys, msg.signed_bytes()) {
+            let tag = schedule::ack_tag(keys, &signed);
+            if let Some(ack) = msg.ack_mut() {
+                ack.tag = Some(Bytes(tag.to_vec()));
+            }
+        }
+        self.send(from, &msg);
     }
 
     /// Drains and checks everything the machine has to send or say.
@@ -422,9 +438,10 @@ impl Harness {
                     1 => r.bytes(codec::PAKE_MESSAGE_LEN),
                     _ => self.attackers[k].machine_pake.clone().unwrap_or_default(),
                 };
-                self.send(
+                self.send_as(
+                    k,
                     from,
-                    &Message::Pake {
+                    Message::Pake {
                         sid,
                         to,
                         m: Bytes(m),
@@ -456,9 +473,10 @@ impl Harness {
                 let n = pieces.len() as u8;
                 let i = index % n;
                 let n = if flags & 1 != 0 { n.wrapping_add(1) } else { n };
-                self.send(
+                self.send_as(
+                    k,
                     from,
-                    &Message::Data {
+                    Message::Data {
                         sid,
                         to,
                         i,
@@ -493,9 +511,10 @@ impl Harness {
                     _ => r.bytes(32),
                 };
                 let ack = r.ack(echo);
-                self.send(
+                self.send_as(
+                    k,
                     from,
-                    &Message::Confirm {
+                    Message::Confirm {
                         sid,
                         to,
                         mac: Bytes(mac),
@@ -505,7 +524,7 @@ impl Harness {
             }
             op::ACK => {
                 let ack = r.ack(echo);
-                self.send(from, &Message::Ack { sid, to, ack });
+                self.send_as(k, from, Message::Ack { sid, to, ack });
             }
             op::END => {
                 let flags = r.u8();
@@ -529,9 +548,10 @@ impl Harness {
                     }
                 };
                 let ack = r.ack(echo);
-                self.send(
+                self.send_as(
+                    k,
                     from,
-                    &Message::End {
+                    Message::End {
                         sid,
                         to,
                         sealed: Bytes(sealed),

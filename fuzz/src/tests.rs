@@ -230,6 +230,7 @@ fn write_seeds() {
         p: 5,
         c: false,
         e: false,
+        tag: Some(Bytes(vec![0x61; codec::ACK_TAG_LEN])),
     };
     let mut pake = vec![b'S'];
     pake.extend_from_slice(&[0x42; 32]);
@@ -295,7 +296,7 @@ fn write_seeds() {
     write(
         "codec",
         "hello-by-hand",
-        br#"{"v":2,"t":"hello","sid":"0123456789abcdef0123456789abcdef","ch":"7"}"#,
+        br#"{"v":3,"t":"hello","sid":"0123456789abcdef0123456789abcdef","ch":"7"}"#,
     );
 
     // locate: a query and an answer made with another secret, each framed as the harness reads
@@ -518,6 +519,7 @@ fn write_seeds() {
             p: 1,
             c: false,
             e: false,
+            tag: None,
         },
     })
     .unwrap();

@@ -13,8 +13,9 @@ use std::fmt;
 use base64ct::{Base64, Encoding};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// The protocol version carried in every datagram's `v` field.
-pub const VERSION: u64 = 2;
+/// The protocol version carried in every datagram's `v` field. Version 3 added
+/// [`Ack::tag`]: a version 2 peer's acknowledgements are not authenticated.
+pub const VERSION: u64 = 3;
 /// The largest datagram sent or accepted.
 pub const MAX_DATAGRAM: usize = 1200;
 /// The length of a SPAKE2 message in the Ed25519 group, side byte included.
@@ -32,6 +33,9 @@ pub const MAX_DETAIL_LEN: usize = 200;
 pub const ECHO_LEN: usize = 8;
 /// A sealed [`End`] is at most this many bytes.
 pub const MAX_END_LEN: usize = 512;
+/// The length of [`Ack::tag`]: HMAC-SHA256 cut to 128 bits, as many as the
+/// AEAD tags of the pieces and ends.
+pub const ACK_TAG_LEN: usize = 16;
 
 /// A random per-run session id.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -116,6 +120,10 @@ impl<'de> Deserialize<'de> for Bytes {
 
 /// What the sender has received from the addressee so far. Carried by every
 /// directed message, so that each side retransmits only what is missing.
+///
+/// Everything here but [`Ack::k`]'s use as an address proof is honoured only
+/// with a valid [`Ack::tag`]: the session ids are plaintext, so anyone on the
+/// LAN could otherwise claim that the peer has what it lacks.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Ack {
     /// The sender has the addressee's PAKE message, and proves it with the
@@ -131,6 +139,13 @@ pub struct Ack {
     /// The sender has the addressee's `end` message (opened).
     #[serde(default)]
     pub e: bool,
+    /// [`ACK_TAG_LEN`] bytes that authenticate the whole message, this
+    /// acknowledgement included, under the sender's ack key
+    /// ([`crate::protocol::schedule::ack_tag`] over [`Message::signed_bytes`]).
+    /// Absent until the sender has the session keys (its `hello` and the
+    /// PAKE message that opens a session), when `p`, `c` and `e` are 0.
+    #[serde(rename = "a", default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<Bytes>,
 }
 
 impl Ack {
@@ -273,6 +288,66 @@ impl Message {
         }
     }
 
+    /// The acknowledgement of a directed message, to put its tag on.
+    pub fn ack_mut(&mut self) -> Option<&mut Ack> {
+        match self {
+            Message::Pake { ack, .. }
+            | Message::Data { ack, .. }
+            | Message::Confirm { ack, .. }
+            | Message::Ack { ack, .. }
+            | Message::End { ack, .. } => Some(ack),
+            Message::Hello { .. } => None,
+        }
+    }
+
+    /// What [`Ack::tag`] authenticates: every field of a directed message but
+    /// the tag itself, each as `u64be(length) || bytes`, in this order: the
+    /// type (`t`), `sid`, `to`; the type's own fields (`pake`: `m`; `data`:
+    /// `i`, `n`, `d`; `confirm`: `mac`; `ack`: none; `end`: `box`); then
+    /// `k` (empty when absent), `p` (u64 big-endian), `c`, `e` (one byte, 0
+    /// or 1). Length prefixes make it injective; integers and booleans are
+    /// fixed-width. `None` for a `hello`, which carries no acknowledgement.
+    pub fn signed_bytes(&self) -> Option<Vec<u8>> {
+        let (t, sid, to, own, ack): (&str, _, _, Vec<&[u8]>, _) = match self {
+            Message::Hello { .. } => return None,
+            Message::Pake { sid, to, m, ack } => ("pake", sid, to, vec![&m.0], ack),
+            Message::Data {
+                sid,
+                to,
+                i,
+                n,
+                d,
+                ack,
+            } => (
+                "data",
+                sid,
+                to,
+                vec![std::slice::from_ref(i), std::slice::from_ref(n), &d.0],
+                ack,
+            ),
+            Message::Confirm { sid, to, mac, ack } => ("confirm", sid, to, vec![&mac.0], ack),
+            Message::Ack { sid, to, ack } => ("ack", sid, to, vec![], ack),
+            Message::End {
+                sid,
+                to,
+                sealed,
+                ack,
+            } => ("end", sid, to, vec![&sealed.0], ack),
+        };
+        let p = ack.p.to_be_bytes();
+        let (c, e) = ([u8::from(ack.c)], [u8::from(ack.e)]);
+        let k = ack.k.as_ref().map_or(&[][..], |k| &k.0);
+        let mut fields: Vec<&[u8]> = vec![t.as_bytes(), sid.as_bytes(), to.as_bytes()];
+        fields.extend(own);
+        fields.extend([k, &p[..], &c, &e]);
+        let mut out = Vec::new();
+        for field in fields {
+            out.extend_from_slice(&(field.len() as u64).to_be_bytes());
+            out.extend_from_slice(field);
+        }
+        Some(out)
+    }
+
     /// The addressee, for everything but `hello`.
     pub fn addressee(&self) -> Option<&SessionId> {
         match self {
@@ -349,10 +424,37 @@ pub fn decode(datagram: &[u8]) -> Result<Message, DecodeError> {
     Ok(msg)
 }
 
+/// The protocol version and channel of a `hello` that [`decode`] refused for
+/// its version: a side running another version of git-pair, on some channel.
+/// Read leniently (only `v`, `t` and `ch`), since other versions may differ in
+/// everything else. Unauthenticated: only for explaining a run that found no
+/// peer.
+pub fn foreign_hello(datagram: &[u8]) -> Option<(u64, String)> {
+    #[derive(Deserialize)]
+    struct AnyHello {
+        v: u64,
+        t: String,
+        ch: String,
+    }
+    if datagram.len() > MAX_DATAGRAM {
+        return None;
+    }
+    let hello: AnyHello = serde_json::from_slice(datagram).ok()?;
+    (hello.t == "hello" && hello.v != VERSION && hello.ch.len() <= MAX_CHANNEL_LEN)
+        .then_some((hello.v, hello.ch))
+}
+
 fn validate(msg: &Message) -> Result<(), DecodeError> {
-    if let Some(Ack { k: Some(echo), .. }) = msg.ack() {
-        if echo.0.len() != ECHO_LEN {
+    if let Some(ack) = msg.ack() {
+        if ack.k.as_ref().is_some_and(|echo| echo.0.len() != ECHO_LEN) {
             return Err(DecodeError::Invalid("PAKE echo has the wrong length"));
+        }
+        if ack
+            .tag
+            .as_ref()
+            .is_some_and(|tag| tag.0.len() != ACK_TAG_LEN)
+        {
+            return Err(DecodeError::Invalid("ack tag has the wrong length"));
         }
     }
     match msg {
@@ -407,6 +509,7 @@ mod tests {
             p: u64::MAX,
             c: true,
             e: true,
+            tag: Some(Bytes(vec![0xff; ACK_TAG_LEN])),
         }
     }
 
@@ -420,7 +523,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             std::str::from_utf8(&bytes).unwrap(),
-            r#"{"ch":"7","sid":"abababababababababababababababab","t":"hello","v":2}"#
+            r#"{"ch":"7","sid":"abababababababababababababababab","t":"hello","v":3}"#
         );
     }
 
@@ -436,12 +539,12 @@ mod tests {
             })
             .unwrap();
             let text = format!(
-                r#"{{"ch":"7","gen":{field},"sid":"abababababababababababababababab","t":"hello","v":2}}"#
+                r#"{{"ch":"7","gen":{field},"sid":"abababababababababababababababab","t":"hello","v":3}}"#
             );
             assert_eq!(std::str::from_utf8(&bytes).unwrap(), text);
             assert!(matches!(decode(&bytes), Ok(Message::Hello { gen: g, .. }) if g == Some(gen)));
         }
-        let old = r#"{"ch":"7","sid":"abababababababababababababababab","t":"hello","v":2}"#;
+        let old = r#"{"ch":"7","sid":"abababababababababababababababab","t":"hello","v":3}"#;
         assert!(matches!(
             decode(old.as_bytes()),
             Ok(Message::Hello { gen: None, .. })
@@ -494,8 +597,13 @@ mod tests {
             Err(DecodeError::Malformed(_))
         ));
         assert_eq!(
-            decode(br#"{"v":3,"t":"hello"}"#),
-            Err(DecodeError::Version(3))
+            decode(br#"{"v":4,"t":"hello"}"#),
+            Err(DecodeError::Version(4))
+        );
+        // Version 2 (unauthenticated acknowledgements) is refused as such.
+        assert_eq!(
+            decode(br#"{"v":2,"t":"hello","sid":"abababababababababababababababab","ch":"7"}"#),
+            Err(DecodeError::Version(2))
         );
         // Version 1 (no per-piece sealing, unauthenticated aborts) is refused as such.
         assert_eq!(
@@ -503,19 +611,19 @@ mod tests {
             Err(DecodeError::Version(1))
         );
         assert!(matches!(
-            decode(br#"{"v":2,"t":"hello","sid":"ABABABABABABABABABABABABABABABAB","ch":"7"}"#),
+            decode(br#"{"v":3,"t":"hello","sid":"ABABABABABABABABABABABABABABABAB","ch":"7"}"#),
             Err(DecodeError::Malformed(_))
         ));
         assert!(matches!(
-            decode(br#"{"v":2,"t":"hello","sid":"abab","ch":"7"}"#),
+            decode(br#"{"v":3,"t":"hello","sid":"abab","ch":"7"}"#),
             Err(DecodeError::Malformed(_))
         ));
         assert!(matches!(
-            decode(br#"{"v":2,"t":"nope","sid":"abababababababababababababababab"}"#),
+            decode(br#"{"v":3,"t":"nope","sid":"abababababababababababababababab"}"#),
             Err(DecodeError::Malformed(_))
         ));
         let short_pake = format!(
-            r#"{{"v":2,"t":"pake","sid":"{a}","to":"{a}","m":"AAAA","ack":{{"p":0,"c":false}}}}"#,
+            r#"{{"v":3,"t":"pake","sid":"{a}","to":"{a}","m":"AAAA","ack":{{"p":0,"c":false}}}}"#,
             a = "ab".repeat(16)
         );
         assert_eq!(
@@ -523,7 +631,7 @@ mod tests {
             Err(DecodeError::Invalid("PAKE message has the wrong length"))
         );
         let bad_piece = format!(
-            r#"{{"v":2,"t":"data","sid":"{a}","to":"{a}","i":3,"n":3,"d":"AAAAAAAAAAAAAAAAAAAAAA==","ack":{{"p":0,"c":false}}}}"#,
+            r#"{{"v":3,"t":"data","sid":"{a}","to":"{a}","i":3,"n":3,"d":"AAAAAAAAAAAAAAAAAAAAAA==","ack":{{"p":0,"c":false}}}}"#,
             a = "ab".repeat(16)
         );
         assert_eq!(
@@ -531,7 +639,7 @@ mod tests {
             Err(DecodeError::Invalid("piece number out of range"))
         );
         let short_piece = format!(
-            r#"{{"v":2,"t":"data","sid":"{a}","to":"{a}","i":0,"n":1,"d":"AAAA","ack":{{"p":0,"c":false}}}}"#,
+            r#"{{"v":3,"t":"data","sid":"{a}","to":"{a}","i":0,"n":1,"d":"AAAA","ack":{{"p":0,"c":false}}}}"#,
             a = "ab".repeat(16)
         );
         assert_eq!(
@@ -539,21 +647,113 @@ mod tests {
             Err(DecodeError::Invalid("piece has the wrong length"))
         );
         let bad_echo = format!(
-            r#"{{"v":2,"t":"ack","sid":"{a}","to":"{a}","ack":{{"k":"AAAA","p":0,"c":false}}}}"#,
+            r#"{{"v":3,"t":"ack","sid":"{a}","to":"{a}","ack":{{"k":"AAAA","p":0,"c":false}}}}"#,
             a = "ab".repeat(16)
         );
         assert_eq!(
             decode(bad_echo.as_bytes()),
             Err(DecodeError::Invalid("PAKE echo has the wrong length"))
         );
+        let short_tag = format!(
+            r#"{{"v":3,"t":"ack","sid":"{a}","to":"{a}","ack":{{"p":0,"c":false,"a":"AAAA"}}}}"#,
+            a = "ab".repeat(16)
+        );
+        assert_eq!(
+            decode(short_tag.as_bytes()),
+            Err(DecodeError::Invalid("ack tag has the wrong length"))
+        );
         let extra = format!(
-            r#"{{"v":2,"t":"hello","sid":"{a}","ch":"7","evil":1}}"#,
+            r#"{{"v":3,"t":"hello","sid":"{a}","ch":"7","evil":1}}"#,
             a = "ab".repeat(16)
         );
         assert!(
             matches!(decode(extra.as_bytes()), Ok(Message::Hello { .. })),
             "unknown fields are ignored for forward compatibility"
         );
+    }
+
+    /// The tag's input, as doc/PROTOCOL.md states it (and tests/vectors/exchange.py computes it):
+    /// each field length-prefixed, the type's own fields between `to` and the acknowledgement.
+    #[test]
+    fn the_signed_bytes_are_every_field_but_the_tag() {
+        fn lp(fields: &[&[u8]]) -> Vec<u8> {
+            fields
+                .iter()
+                .flat_map(|f| {
+                    (f.len() as u64)
+                        .to_be_bytes()
+                        .into_iter()
+                        .chain(f.iter().copied())
+                })
+                .collect()
+        }
+        let ack = Ack {
+            k: Some(Bytes(vec![9; ECHO_LEN])),
+            p: 0x0102,
+            c: true,
+            e: false,
+            tag: Some(Bytes(vec![0xee; ACK_TAG_LEN])),
+        };
+        let data = Message::Data {
+            sid: A,
+            to: B,
+            i: 1,
+            n: 2,
+            d: Bytes(vec![7; 20]),
+            ack: ack.clone(),
+        };
+        assert_eq!(
+            data.signed_bytes().unwrap(),
+            lp(&[
+                b"data",
+                A.as_bytes(),
+                B.as_bytes(),
+                &[1],
+                &[2],
+                &[7; 20],
+                &[9; ECHO_LEN],
+                &0x0102u64.to_be_bytes(),
+                &[1],
+                &[0],
+            ])
+        );
+        // Without the echo, `k` is an empty field; the tag itself is never covered.
+        let bare = Message::Ack {
+            sid: A,
+            to: B,
+            ack: Ack::default(),
+        };
+        let mut tagged = bare.clone();
+        tagged.ack_mut().unwrap().tag = Some(Bytes(vec![1; ACK_TAG_LEN]));
+        let expected = lp(&[b"ack", A.as_bytes(), B.as_bytes(), b"", &[0; 8], &[0], &[0]]);
+        assert_eq!(bare.signed_bytes().unwrap(), expected);
+        assert_eq!(tagged.signed_bytes().unwrap(), expected);
+        let hello = Message::Hello {
+            sid: A,
+            ch: "7".into(),
+            gen: None,
+        };
+        assert_eq!(hello.signed_bytes(), None);
+    }
+
+    /// A hello of another version is refused, and read just enough to tell the user.
+    #[test]
+    fn a_hello_of_another_version_says_its_version_and_channel() {
+        let old = br#"{"v":2,"t":"hello","sid":"abababababababababababababababab","ch":"7"}"#;
+        assert_eq!(decode(old), Err(DecodeError::Version(2)));
+        assert_eq!(foreign_hello(old), Some((2, "7".into())));
+        let newer = br#"{"v":9,"t":"hello","ch":"12","what":[1]}"#;
+        assert_eq!(foreign_hello(newer), Some((9, "12".into())));
+        let current = encode(&Message::Hello {
+            sid: A,
+            ch: "7".into(),
+            gen: None,
+        })
+        .unwrap();
+        assert_eq!(foreign_hello(&current), None);
+        assert_eq!(foreign_hello(br#"{"v":2,"t":"ack","ch":"7"}"#), None);
+        let long = format!(r#"{{"v":2,"t":"hello","ch":"{}"}}"#, "7".repeat(40));
+        assert_eq!(foreign_hello(long.as_bytes()), None);
     }
 
     fn arb_sid() -> impl Strategy<Value = SessionId> {
@@ -566,12 +766,14 @@ mod tests {
             any::<u64>(),
             any::<bool>(),
             any::<bool>(),
+            proptest::option::of(any::<[u8; ACK_TAG_LEN]>()),
         )
-            .prop_map(|(k, p, c, e)| Ack {
+            .prop_map(|(k, p, c, e, tag)| Ack {
                 k: k.map(|k| Bytes(k.to_vec())),
                 p,
                 c,
                 e,
+                tag: tag.map(|t| Bytes(t.to_vec())),
             })
     }
 

@@ -82,6 +82,17 @@
 //! they mean the peer lacks something. A verified side keeps telling the peer
 //! what it lacks until the peer's end arrives, so each knows the other is
 //! still there.
+//!
+//! An acknowledgement is believed only when its message carries the peer's
+//! tag ([`schedule::ack_tag`], under the session keys): the session ids are
+//! public, and anyone who could claim in the peer's name that everything
+//! arrived would stop our retransmissions, end this side after a single
+//! `end`, or fake fast round trips. A message without a valid tag is handled
+//! as usual otherwise (its echo still shows that its address receives). What
+//! the peer has only grows, so a replayed acknowledgement says nothing new,
+//! and a round trip is measured only from a tagged one that newly covers what
+//! is timed, timed from a copy sent on our own timer (never from one that
+//! answered a duplicate, which anyone can replay).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -482,6 +493,7 @@ impl Session {
             p: self.rx.have,
             c: self.peer_verified,
             e: self.peer_end.is_some(),
+            tag: None,
         }
     }
 
@@ -542,6 +554,10 @@ pub struct Machine<R> {
     /// The first sender of a payload in more pieces than the protocol carries (confine, issue
     /// 8: reported by the driver when the run ends unverified, rather than "no peer").
     oversized: Option<(SocketAddr, u8)>,
+    /// The first side heard announcing itself on our channel in another protocol version (an
+    /// older or newer git-pair), and that version: reported by the driver when the run ends
+    /// unverified, rather than "no peer".
+    other_version: Option<(SocketAddr, u64)>,
     /// Whether this side generated its code.
     generated: bool,
     /// Peers that were given their code too, heard before [`TYPED_PEERS_AFTER`]:
@@ -579,6 +595,7 @@ impl<R: RngCore + CryptoRng> Machine<R> {
             silent_told: false,
             budgets: HashMap::new(),
             oversized: None,
+            other_version: None,
             generated: config.generated,
             deferred: Vec::new(),
             next_hello: now,
@@ -617,6 +634,14 @@ impl<R: RngCore + CryptoRng> Machine<R> {
     /// peer can never be verified, and a run that ends unverified should say why.
     pub fn oversized_payload(&self) -> Option<(SocketAddr, u8)> {
         self.oversized
+    }
+
+    /// Who announced itself on this channel in another protocol version than
+    /// [`codec::VERSION`], and which: such a side runs another version of
+    /// git-pair, cannot pair with this one, and a run that ends unverified
+    /// should say so. Unauthenticated, like `oversized_payload`.
+    pub fn other_version(&self) -> Option<(SocketAddr, u64)> {
+        self.other_version
     }
 
     /// Whether the machine has nothing more to do.
@@ -740,6 +765,15 @@ impl<R: RngCore + CryptoRng> Machine<R> {
             // unauthenticated, so it changes nothing else.
             Err(codec::DecodeError::TooManyPieces(n)) => {
                 self.oversized.get_or_insert((from, n));
+                return;
+            }
+            // Likewise: a side on our channel that speaks another version of the protocol.
+            Err(codec::DecodeError::Version(_)) => {
+                if let Some((v, ch)) = codec::foreign_hello(datagram) {
+                    if ch == self.channel {
+                        self.other_version.get_or_insert((from, v));
+                    }
+                }
                 return;
             }
             Err(_) => return,
@@ -1010,32 +1044,18 @@ impl<R: RngCore + CryptoRng> Machine<R> {
             // Constant time: the echo is what proves an address receives what we send, and an
             // off-path sender must not learn it byte by byte.
             .is_some_and(|k| bool::from(k.0.ct_eq(&Ack::echo(&s.own_pake).0)));
-        if let Some(ack) = msg.ack() {
-            let grown = Acked {
-                k: s.peer_ack.k || echoed,
-                p: s.peer_ack.p | ack.p,
-                c: s.peer_ack.c || ack.c,
-                e: s.peer_ack.e || ack.e,
-            };
-            if grown != s.peer_ack {
-                // Progress: the timer starts again, from the measured timeout.
-                s.peer_ack = grown;
-                s.backoff = 0;
-                s.retransmit_at = None;
-            }
-            // A round trip, if what is timed is now acknowledged.
-            let acked = match s.timing {
-                Some((Timed::Pake, at)) => s.peer_ack.k.then_some(at),
-                Some((Timed::Piece(i), at)) => (s.peer_ack.p & (1 << i) != 0).then_some(at),
-                Some((Timed::Confirm, at)) => s.peer_ack.c.then_some(at),
-                Some((Timed::End, at)) => s.peer_ack.e.then_some(at),
-                None => None,
-            };
-            if let Some(at) = acked {
-                s.rtt.sample(now.saturating_duration_since(at));
-                s.timing = None;
-            }
-        }
+        // The acknowledgement is applied once the message's content is handled: a PAKE message
+        // may bring the keys its tag is checked under.
+        let ack = msg.ack().cloned();
+        let signed = ack
+            .as_ref()
+            .and_then(|a| a.tag.as_ref())
+            .and_then(|tag| Some((msg.signed_bytes()?, tag.0.clone())));
+        let genuine = |keys: &SessionKeys| {
+            signed
+                .as_ref()
+                .is_some_and(|(bytes, tag)| schedule::verify_ack_tag(keys, bytes, tag))
+        };
         // Addresses shown to receive: `from`, and where early pieces came from.
         let mut shown: Vec<SocketAddr> = Vec::new();
         if echoed {
@@ -1095,13 +1115,24 @@ impl<R: RngCore + CryptoRng> Machine<R> {
                     }
                 },
             },
-            Message::Confirm { mac, .. } => {
-                let dup = s.peer_verified || s.peer_macs.iter().any(|(m, _)| *m == mac.0);
-                if !dup && s.peer_macs.len() < MAX_MACS {
-                    s.peer_macs.push((mac.0, from));
+            // Only a MAC whose message carries the peer's tag is a candidate: the peer confirms
+            // only once it has opened our payload, so it has the keys and tags it. Otherwise an
+            // outsider could fill the candidates before the peer's payload is complete and
+            // crowd out the peer's MAC.
+            Message::Confirm { mac, .. } => match &s.keys {
+                Some(keys) if genuine(keys) => {
+                    let dup = s.peer_verified || s.peer_macs.iter().any(|(m, _)| *m == mac.0);
+                    if !dup && s.peer_macs.len() < MAX_MACS {
+                        s.peer_macs.push((mac.0, from));
+                    }
+                    (true, dup)
                 }
-                (true, dup)
-            }
+                Some(_) => {
+                    s.suspect(now);
+                    (false, false)
+                }
+                None => (false, false),
+            },
             // A bare acknowledgement that lacks our PAKE message, from where
             // our replies go, means the peer cannot go on without it: answer
             // at once, as for a duplicate, rather than at our backed-off
@@ -1137,6 +1168,10 @@ impl<R: RngCore + CryptoRng> Machine<R> {
             }
             Message::Hello { .. } => return,
         };
+        let tagged = s.keys.as_ref().is_some_and(genuine);
+        if let (Some(ack), true) = (&ack, tagged) {
+            Self::acknowledged(s, ack, echoed, now);
+        }
         for addr in shown {
             self.validate(addr);
         }
@@ -1157,6 +1192,41 @@ impl<R: RngCore + CryptoRng> Machine<R> {
             self.send_ack(peer);
         }
         self.arm(peer, now);
+    }
+
+    /// Applies an acknowledgement whose tag verified (see *Delivery* in the
+    /// module documentation): what the peer has of ours only grows, and a
+    /// round trip is measured only when this acknowledgement newly covers
+    /// what is being timed, so a replayed one changes nothing.
+    fn acknowledged(s: &mut Session, ack: &Ack, echoed: bool, now: Instant) {
+        let before = s.peer_ack;
+        let grown = Acked {
+            k: before.k || echoed,
+            p: before.p | ack.p,
+            c: before.c || ack.c,
+            e: before.e || ack.e,
+        };
+        if grown == before {
+            return;
+        }
+        // Progress: the timer starts again, from the measured timeout.
+        s.peer_ack = grown;
+        s.backoff = 0;
+        s.retransmit_at = None;
+        let newly = |was: bool, is: bool| !was && is;
+        let acked = match s.timing {
+            Some((Timed::Pake, at)) => newly(before.k, grown.k).then_some(at),
+            Some((Timed::Piece(i), at)) => {
+                newly(before.p & (1 << i) != 0, grown.p & (1 << i) != 0).then_some(at)
+            }
+            Some((Timed::Confirm, at)) => newly(before.c, grown.c).then_some(at),
+            Some((Timed::End, at)) => newly(before.e, grown.e).then_some(at),
+            None => None,
+        };
+        if let Some(at) = acked {
+            s.rtt.sample(now.saturating_duration_since(at));
+            s.timing = None;
+        }
     }
 
     /// The peer's end has just arrived. Returns whether this session is over.
@@ -1609,8 +1679,15 @@ impl<R: RngCore + CryptoRng> Machine<R> {
             Some(at) if now >= at => {
                 s.backoff = (s.backoff + 1).min(16);
                 s.retransmit_at = None;
+                // What is being timed is timed from this copy on. Only here, on our own timer: a
+                // fast retransmission answers a datagram anyone can replay, and timing from it
+                // would let an outsider shorten the measured round trip at will (a replayed
+                // duplicate just before the peer's acknowledgement of the earlier copy).
+                if let Some((_, at)) = &mut s.timing {
+                    *at = now;
+                }
                 // Nothing of ours missing: we are waiting for the peer's MAC.
-                if self.send_missing(peer, now) == 0 {
+                if self.send_missing(peer) == 0 {
                     self.send_ack(peer);
                 }
                 self.arm(peer, now);
@@ -1630,7 +1707,7 @@ impl<R: RngCore + CryptoRng> Machine<R> {
             return;
         }
         s.last_fast = Some(now);
-        if self.send_missing(peer, now) == 0 {
+        if self.send_missing(peer) == 0 {
             self.send_ack(peer);
         }
     }
@@ -1646,15 +1723,11 @@ impl<R: RngCore + CryptoRng> Machine<R> {
         }
     }
 
-    /// Sends again what the peer has not acknowledged. What is being timed
-    /// is timed from this copy on.
-    fn send_missing(&mut self, peer: PeerId, now: Instant) -> usize {
-        let Some(s) = self.sessions.get_mut(&peer) else {
+    /// Sends again what the peer has not acknowledged.
+    fn send_missing(&mut self, peer: PeerId) -> usize {
+        let Some(s) = self.sessions.get(&peer) else {
             return 0;
         };
-        if let Some((_, at)) = &mut s.timing {
-            *at = now;
-        }
         let need_pake = !s.peer_ack.k;
         let need_confirm = s.confirm.is_some() && !s.peer_ack.c;
         let need_end = s.own_end.is_some() && !s.peer_ack.e;
@@ -1682,7 +1755,7 @@ impl<R: RngCore + CryptoRng> Machine<R> {
             m: Bytes(s.own_pake.clone()),
             ack: s.own_ack(),
         };
-        self.send_to(s.addr, &msg)
+        self.send_directed(peer, msg)
     }
 
     fn send_pieces(&mut self, peer: PeerId, only_missing: bool) -> usize {
@@ -1704,8 +1777,7 @@ impl<R: RngCore + CryptoRng> Machine<R> {
                 ack: s.own_ack(),
             })
             .collect();
-        let addr = s.addr;
-        msgs.iter().map(|m| self.send_to(addr, m)).sum()
+        msgs.into_iter().map(|m| self.send_directed(peer, m)).sum()
     }
 
     fn send_confirm(&mut self, peer: PeerId) -> usize {
@@ -1721,7 +1793,7 @@ impl<R: RngCore + CryptoRng> Machine<R> {
             mac: Bytes(mac.to_vec()),
             ack: s.own_ack(),
         };
-        self.send_to(s.addr, &msg)
+        self.send_directed(peer, msg)
     }
 
     fn send_end(&mut self, peer: PeerId) -> usize {
@@ -1737,7 +1809,7 @@ impl<R: RngCore + CryptoRng> Machine<R> {
             sealed: Bytes(sealed.clone()),
             ack: s.own_ack(),
         };
-        self.send_to(s.addr, &msg)
+        self.send_directed(peer, msg)
     }
 
     fn send_ack(&mut self, peer: PeerId) -> usize {
@@ -1749,7 +1821,24 @@ impl<R: RngCore + CryptoRng> Machine<R> {
             to: peer,
             ack: s.own_ack(),
         };
-        self.send_to(s.addr, &msg)
+        self.send_directed(peer, msg)
+    }
+
+    /// Sends a directed message to where the session's replies go, with the
+    /// tag that authenticates its acknowledgement once the session has keys
+    /// (see *Delivery* in the module documentation).
+    fn send_directed(&mut self, peer: PeerId, mut msg: Message) -> usize {
+        let Some(s) = self.sessions.get(&peer) else {
+            return 0;
+        };
+        if let (Some(keys), Some(signed)) = (&s.keys, msg.signed_bytes()) {
+            let tag = schedule::ack_tag(keys, &signed);
+            if let Some(ack) = msg.ack_mut() {
+                ack.tag = Some(Bytes(tag.to_vec()));
+            }
+        }
+        let addr = s.addr;
+        self.send_to(addr, &msg)
     }
 
     /// Sends a directed message, within `addr`'s budget (see

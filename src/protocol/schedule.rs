@@ -1,7 +1,8 @@
-//! The key schedule: everything derived from the SPAKE2 key, and the three
+//! The key schedule: everything derived from the SPAKE2 key, and the four
 //! uses of those keys: the transcript MACs (key confirmation), the payload
-//! AEAD (each `data` piece sealed on its own) and the sealed `end` message
-//! that tells the peer how this side's part ended.
+//! AEAD (each `data` piece sealed on its own), the sealed `end` message
+//! that tells the peer how this side's part ended, and the tags that
+//! authenticate each directed message's acknowledgement.
 //!
 //! Each key has one purpose and a type that says so, and each direction has
 //! its own keys. A session's two sides are told apart by their random session
@@ -19,19 +20,21 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use zeroize::{Zeroize, Zeroizing};
 
-use super::codec::{SessionId, PIECE_LEN};
+use super::codec::{SessionId, ACK_TAG_LEN, PIECE_LEN};
 
 /// Protocol name and version, bound into every label, MAC and AAD.
-pub const PROTOCOL: &str = "git-pair/v2";
+pub const PROTOCOL: &str = "git-pair/v3";
 
-const LABEL_CONFIRM_LOW: &[u8] = b"git-pair/v2 confirm low";
-const LABEL_CONFIRM_HIGH: &[u8] = b"git-pair/v2 confirm high";
-const LABEL_PAYLOAD_LOW: &[u8] = b"git-pair/v2 payload low";
-const LABEL_PAYLOAD_HIGH: &[u8] = b"git-pair/v2 payload high";
-const LABEL_END_LOW: &[u8] = b"git-pair/v2 end low";
-const LABEL_END_HIGH: &[u8] = b"git-pair/v2 end high";
-const LABEL_SAS: &[u8] = b"git-pair/v2 short authentication string";
-const LABEL_PAIR_SECRET: &[u8] = b"git-pair/v2 pair secret";
+const LABEL_CONFIRM_LOW: &[u8] = b"git-pair/v3 confirm low";
+const LABEL_CONFIRM_HIGH: &[u8] = b"git-pair/v3 confirm high";
+const LABEL_PAYLOAD_LOW: &[u8] = b"git-pair/v3 payload low";
+const LABEL_PAYLOAD_HIGH: &[u8] = b"git-pair/v3 payload high";
+const LABEL_END_LOW: &[u8] = b"git-pair/v3 end low";
+const LABEL_END_HIGH: &[u8] = b"git-pair/v3 end high";
+const LABEL_ACK_LOW: &[u8] = b"git-pair/v3 ack low";
+const LABEL_ACK_HIGH: &[u8] = b"git-pair/v3 ack high";
+const LABEL_SAS: &[u8] = b"git-pair/v3 short authentication string";
+const LABEL_PAIR_SECRET: &[u8] = b"git-pair/v3 pair secret";
 
 /// Plaintext bytes per `data` piece: each piece is sealed on its own, and
 /// the AEAD tag takes the rest of [`PIECE_LEN`].
@@ -62,11 +65,21 @@ impl Role {
         }
     }
 
-    /// The labels of this role's confirmation, payload and end keys.
-    fn labels(self) -> [&'static [u8]; 3] {
+    /// The labels of this role's confirmation, payload, end and ack keys.
+    fn labels(self) -> [&'static [u8]; 4] {
         match self {
-            Role::Low => [LABEL_CONFIRM_LOW, LABEL_PAYLOAD_LOW, LABEL_END_LOW],
-            Role::High => [LABEL_CONFIRM_HIGH, LABEL_PAYLOAD_HIGH, LABEL_END_HIGH],
+            Role::Low => [
+                LABEL_CONFIRM_LOW,
+                LABEL_PAYLOAD_LOW,
+                LABEL_END_LOW,
+                LABEL_ACK_LOW,
+            ],
+            Role::High => [
+                LABEL_CONFIRM_HIGH,
+                LABEL_PAYLOAD_HIGH,
+                LABEL_END_HIGH,
+                LABEL_ACK_HIGH,
+            ],
         }
     }
 }
@@ -113,6 +126,10 @@ secret_key!(
     EndKey
 );
 secret_key!(
+    /// HMAC-SHA256 key for one direction's ack tags (see [`ack_tag`]).
+    AckKey
+);
+secret_key!(
     /// A long-term secret both sides share after pairing, for later use
     /// (re-keying, re-pairing without a code). Never shown.
     PairSecret
@@ -140,6 +157,8 @@ pub struct SessionKeys {
     pub peer_payload: PayloadKey,
     pub own_end: EndKey,
     pub peer_end: EndKey,
+    pub own_ack: AckKey,
+    pub peer_ack: AckKey,
     pub sas: ShortAuthString,
     pub pair_secret: PairSecret,
 }
@@ -187,8 +206,9 @@ pub fn derive(pake: &PakeKey, own: &SessionId, peer: &SessionId) -> SessionKeys 
             .expect("32 bytes is a valid HKDF-SHA256 output length");
         out
     };
-    let [own_confirm_label, own_payload_label, own_end_label] = role.labels();
-    let [peer_confirm_label, peer_payload_label, peer_end_label] = role.other().labels();
+    let [own_confirm_label, own_payload_label, own_end_label, own_ack_label] = role.labels();
+    let [peer_confirm_label, peer_payload_label, peer_end_label, peer_ack_label] =
+        role.other().labels();
     let mut sas_bytes = Zeroizing::new(expand(LABEL_SAS));
     let n = u32::from_be_bytes([0, sas_bytes[0], sas_bytes[1], sas_bytes[2]]) % 1_000_000;
     sas_bytes.zeroize();
@@ -200,6 +220,8 @@ pub fn derive(pake: &PakeKey, own: &SessionId, peer: &SessionId) -> SessionKeys 
         peer_payload: PayloadKey(expand(peer_payload_label)),
         own_end: EndKey(expand(own_end_label)),
         peer_end: EndKey(expand(peer_end_label)),
+        own_ack: AckKey(expand(own_ack_label)),
+        peer_ack: AckKey(expand(peer_ack_label)),
         sas: ShortAuthString(format!("{:03} {:03}", n / 1000, n % 1000)),
         pair_secret: PairSecret(expand(LABEL_PAIR_SECRET)),
     }
@@ -249,6 +271,40 @@ pub fn confirmation(keys: &SessionKeys, t: &Transcript<'_>) -> [u8; 32] {
 /// peer as the sender.
 pub fn verify_confirmation(keys: &SessionKeys, t: &Transcript<'_>, tag: &[u8]) -> bool {
     t.mac(&keys.peer_confirm).verify_slice(tag).is_ok()
+}
+
+fn ack_mac(key: &AckKey, signed: &[u8]) -> Hmac<Sha256> {
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(&key.0).expect("HMAC accepts keys of any length");
+    mac.update(PROTOCOL.as_bytes());
+    mac.update(b" ack");
+    mac.update(signed);
+    mac
+}
+
+/// The tag this side puts on a directed message once it has the session keys: HMAC-SHA256
+/// under its own ack key over `PROTOCOL || " ack" ||` [`Message::signed_bytes`] (every field
+/// of the message, its acknowledgement included), cut to [`ACK_TAG_LEN`] bytes. It lets the
+/// peer honour what the acknowledgement says (see `machine`'s *Delivery*): an outsider who
+/// reads the session ids off the LAN cannot make one, so it cannot stop our retransmissions,
+/// end a side early or fake a fast round trip.
+///
+/// [`Message::signed_bytes`]: super::codec::Message::signed_bytes
+pub fn ack_tag(keys: &SessionKeys, signed: &[u8]) -> [u8; ACK_TAG_LEN] {
+    let full = ack_mac(&keys.own_ack, signed).finalize().into_bytes();
+    let mut tag = [0u8; ACK_TAG_LEN];
+    tag.copy_from_slice(&full[..ACK_TAG_LEN]);
+    tag
+}
+
+/// Checks the peer's tag on a message it sent, in constant time, under the peer's ack key. The
+/// signed bytes name the sender first, so one of our own tags reflected back never verifies.
+pub fn verify_ack_tag(keys: &SessionKeys, signed: &[u8], tag: &[u8]) -> bool {
+    // `verify_truncated_left` compares as many bytes as it is given: insist on all of them.
+    tag.len() == ACK_TAG_LEN
+        && ack_mac(&keys.peer_ack, signed)
+            .verify_truncated_left(tag)
+            .is_ok()
 }
 
 /// `PROTOCOL || " " || what || sender id || receiver id || extra`: the associated data of

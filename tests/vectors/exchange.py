@@ -197,9 +197,11 @@ def aead_open(key, nonce, aad, sealed):
     return chacha20(key, 1, nonce, ct)
 
 
-# --- git-pair version 2 (doc/PROTOCOL.md) -------------------------------------------------
+# --- git-pair version 3 (doc/PROTOCOL.md) -------------------------------------------------
 
-PROTOCOL = b"git-pair/v2"
+PROTOCOL = b"git-pair/v3"
+VERSION = 3
+ACK_TAG_LEN = 16
 PIECE_PLAIN = 704
 MAX_DATAGRAM = 1200
 
@@ -231,7 +233,7 @@ def parse_code(typed):
 
 
 def labels(role):
-    return {k: PROTOCOL + b" " + k.encode() + b" " + role.encode() for k in ("confirm", "payload", "end")}
+    return {k: PROTOCOL + b" " + k.encode() + b" " + role.encode() for k in ("confirm", "payload", "end", "ack")}
 
 
 def schedule(pake_key, own_sid, peer_sid):
@@ -275,6 +277,30 @@ def transcript_mac(key, sender, receiver, sender_pake, receiver_pake, sender_pay
     for f in (sender, receiver, sender_pake, receiver_pake, sender_payload, receiver_payload):
         m += lp(f)
     return hmac.new(key, m, hashlib.sha256).digest()
+
+
+def signed_bytes(m):
+    """What a directed message's ack tag covers (PROTOCOL.md, "The acknowledgement's tag"): each
+    field length-prefixed, the type, sid, to, the type's own fields, then k, p, c, e."""
+    own = {
+        "pake": lambda: [b64(m["m"])],
+        "data": lambda: [bytes([m["i"]]), bytes([m["n"]]), b64(m["d"])],
+        "confirm": lambda: [b64(m["mac"])],
+        "ack": lambda: [],
+        "end": lambda: [b64(m["box"])],
+    }[m["t"]]()
+    ack = m["ack"]
+    fields = [m["t"].encode(), bytes.fromhex(m["sid"]), bytes.fromhex(m["to"])] + own + [
+        b64(ack["k"]) if "k" in ack else b"",
+        ack["p"].to_bytes(8, "big"),
+        bytes([1 if ack["c"] else 0]),
+        bytes([1 if ack.get("e", False) else 0]),
+    ]
+    return b"".join(lp(f) for f in fields)
+
+
+def ack_tag(key, m):
+    return hmac.new(key, PROTOCOL + b" ack" + signed_bytes(m), hashlib.sha256).digest()[:ACK_TAG_LEN]
 
 
 def b64(s):
@@ -323,7 +349,7 @@ def check_vector(v):
             raw = t["datagram"]
             check(len(raw.encode()) <= MAX_DATAGRAM, f"{name}/{me}: datagram over {MAX_DATAGRAM} bytes")
             check(canonical(m) == raw, f"{name}/{me}: not compact sorted JSON: {raw}")
-            check(m["v"] == 2, f"{name}/{me}: version")
+            check(m["v"] == VERSION, f"{name}/{me}: version")
             check(m["sid"] == s["side"]["sid"], f"{name}/{me}: sid")
             if m["t"] == "hello":
                 check(t["to"] == "multicast", f"{name}/{me}: hello by unicast")
@@ -356,14 +382,25 @@ def check_vector(v):
         k = s["keys"]
         own_sid, peer_sid = s["sid"], o["sid"]
         pieces, ends, macs = {}, [], set()
+        tagging = False
         for step in s["side"]["steps"]:
             for t in step["sent"]:
                 m = json.loads(t["datagram"])
                 if m["t"] == "hello":
                     continue
                 ack = m["ack"]
-                check(set(ack) <= {"k", "p", "c", "e"} and isinstance(ack["p"], int) and 0 <= ack["p"] < 2**64,
+                check(set(ack) <= {"k", "p", "c", "e", "a"} and isinstance(ack["p"], int) and 0 <= ack["p"] < 2**64,
                       f"{name}/{me}: ack {ack}")
+                # The tag: under the sender's ack key, on everything it sends once it has the keys
+                # (from its first tagged message on); before, only its PAKE message goes, untagged,
+                # acknowledging nothing.
+                if "a" in ack:
+                    check(b64(ack["a"]) == ack_tag(k["own_ack"], m), f"{name}/{me}: ack tag is not the spec's")
+                    tagging = True
+                else:
+                    check(not tagging, f"{name}/{me}: an untagged {m['t']} after tagged ones")
+                    check(m["t"] == "pake" and "k" not in ack and ack["p"] == 0 and not ack["c"]
+                          and not ack.get("e", False), f"{name}/{me}: an untagged {m['t']} {ack}")
                 if "k" in ack:
                     check(b64(ack["k"]) == o["pake"][1:9], f"{name}/{me}: ack.k is not the echo")
                 if m["t"] == "pake":
@@ -436,6 +473,9 @@ def check_vector(v):
             if d is None:
                 continue
             m = json.loads(d["bytes"])
+            if "a" in m.get("ack", {}):
+                ok = hmac.compare_digest(b64(m["ack"]["a"]), ack_tag(k["peer_ack"], m))
+                check(ok == same_code, f"{name}/{me}: the peer's ack tag verifies iff the codes agree")
             if m["t"] == "data":
                 plain = aead_open(k["peer_payload"], piece_nonce(m["i"]),
                                   aad(b"piece", o["sid"], s["sid"], bytes([m["i"], m["n"]])), b64(m["d"]))
@@ -504,7 +544,7 @@ def main():
     path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "exchange.json")
     with open(path, encoding="utf-8") as f:
         vectors = json.load(f)
-    check(vectors["protocol"] == "git-pair/v2", "protocol")
+    check(vectors["protocol"] == PROTOCOL.decode(), "protocol")
     # The SPAKE2 parameters, checked against the RFC 8032 base point and S's encoding.
     check(compress(G).hex() == "5866666666666666666666666666666666666666666666666666666666666666", "base point")
     check(compress(S).hex() == "6f00dae87c1be1a73b5922ef431cd8f57879569c222d22b1cd71e8546ab8e6f1", "S")

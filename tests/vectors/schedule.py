@@ -6,14 +6,14 @@ Python's hashlib/hmac and the `cryptography` package, not with git-pair's
 code, so that the Rust tests check the schedule against a second
 implementation of its specification:
 
-  salt   = "git-pair/v2" || low_sid || high_sid
+  salt   = "git-pair/v3" || low_sid || high_sid
   key_L  = HKDF-SHA256(ikm = SPAKE2 key, salt, info = label, L = 32)
-  labels = "git-pair/v2 confirm low|high", "git-pair/v2 payload low|high",
-           "git-pair/v2 end low|high",
-           "git-pair/v2 short authentication string", "git-pair/v2 pair secret"
+  labels = "git-pair/v3 confirm low|high", "git-pair/v3 payload low|high",
+           "git-pair/v3 end low|high", "git-pair/v3 ack low|high",
+           "git-pair/v3 short authentication string", "git-pair/v3 pair secret"
   sas    = (first 3 bytes of the SAS key as a big-endian integer) mod 10^6, "ddd ddd"
   mac    = HMAC-SHA256(confirm key of the sender's role,
-             "git-pair/v2" || " transcript" ||
+             "git-pair/v3" || " transcript" ||
              for f in (sender_sid, receiver_sid, sender_pake, receiver_pake,
                        sender_payload, receiver_payload): u64be(len f) || f)
            (the payloads are the plaintexts)
@@ -21,9 +21,12 @@ implementation of its specification:
            empty payload); chunk i of n is
            ChaCha20-Poly1305(payload key of the sender's role,
              nonce = 0^11 || u8 i,
-             aad = "git-pair/v2 piece" || sender_sid || receiver_sid || u8 i || u8 n)
+             aad = "git-pair/v3 piece" || sender_sid || receiver_sid || u8 i || u8 n)
   end    = ChaCha20-Poly1305(end key of the sender's role, nonce = 0^12,
-             aad = "git-pair/v2 end" || sender_sid || receiver_sid, plaintext = JSON)
+             aad = "git-pair/v3 end" || sender_sid || receiver_sid, plaintext = JSON)
+  tag    = HMAC-SHA256(ack key of the sender's role,
+             "git-pair/v3" || " ack" || signed bytes of the message)[:16]
+           (signed bytes: doc/PROTOCOL.md, "The acknowledgement's tag")
 
 Run: python3 tests/vectors/schedule.py
 """
@@ -52,18 +55,20 @@ def lp(b):
 pake = bytes(range(32))
 low = bytes([0x11] * 16)
 high = bytes([0x22] * 16)
-salt = b"git-pair/v2" + low + high
+salt = b"git-pair/v3" + low + high
 keys = {
     name: hkdf(pake, salt, label)
     for name, label in [
-        ("confirm_low", b"git-pair/v2 confirm low"),
-        ("confirm_high", b"git-pair/v2 confirm high"),
-        ("payload_low", b"git-pair/v2 payload low"),
-        ("payload_high", b"git-pair/v2 payload high"),
-        ("end_low", b"git-pair/v2 end low"),
-        ("end_high", b"git-pair/v2 end high"),
-        ("sas", b"git-pair/v2 short authentication string"),
-        ("pair_secret", b"git-pair/v2 pair secret"),
+        ("confirm_low", b"git-pair/v3 confirm low"),
+        ("confirm_high", b"git-pair/v3 confirm high"),
+        ("payload_low", b"git-pair/v3 payload low"),
+        ("payload_high", b"git-pair/v3 payload high"),
+        ("end_low", b"git-pair/v3 end low"),
+        ("end_high", b"git-pair/v3 end high"),
+        ("ack_low", b"git-pair/v3 ack low"),
+        ("ack_high", b"git-pair/v3 ack high"),
+        ("sas", b"git-pair/v3 short authentication string"),
+        ("pair_secret", b"git-pair/v3 pair secret"),
     ]
 }
 for name, k in keys.items():
@@ -78,7 +83,7 @@ payload_high = b'{"user":"bob"}'
 
 
 def mac(key, s, r, sp, rp, spl, rpl):
-    m = b"git-pair/v2" + b" transcript" + lp(s) + lp(r) + lp(sp) + lp(rp) + lp(spl) + lp(rpl)
+    m = b"git-pair/v3" + b" transcript" + lp(s) + lp(r) + lp(sp) + lp(rp) + lp(spl) + lp(rpl)
     return hmac.new(key, m, hashlib.sha256).hexdigest()
 
 
@@ -91,7 +96,7 @@ def pieces(key, sender, receiver, plaintext):
     n = len(chunks)
     return [
         ChaCha20Poly1305(key).encrypt(
-            bytes(11) + bytes([i]), c, b"git-pair/v2 piece" + sender + receiver + bytes([i, n])
+            bytes(11) + bytes([i]), c, b"git-pair/v3 piece" + sender + receiver + bytes([i, n])
         )
         for i, c in enumerate(chunks)
     ]
@@ -105,5 +110,13 @@ print("pieces_from_high =", len(two), [len(p) for p in two])
 print("pieces_from_high_sha256 =", [hashlib.sha256(p).hexdigest() for p in two])
 print("empty_piece_from_low =", pieces(keys["payload_low"], low, high, b"")[0].hex())
 end_plain = b'{"end":"refused","detail":"no"}'
-end = ChaCha20Poly1305(keys["end_low"]).encrypt(bytes(12), end_plain, b"git-pair/v2 end" + low + high)
+end = ChaCha20Poly1305(keys["end_low"]).encrypt(bytes(12), end_plain, b"git-pair/v3 end" + low + high)
 print("end_from_low =", end.hex())
+
+# The tag of an `ack` message from low to high that echoes 8 bytes of high's PAKE message and
+# acknowledges pieces 0 and 2 and high's MAC, not its end.
+signed = b"".join(
+    lp(f) for f in [b"ack", low, high, pake_high[1:9], (5).to_bytes(8, "big"), b"\x01", b"\x00"]
+)
+tag = hmac.new(keys["ack_low"], b"git-pair/v3" + b" ack" + signed, hashlib.sha256).digest()[:16]
+print("ack_tag_from_low =", tag.hex())

@@ -313,6 +313,17 @@ fn exchange(
                 ))
                 .into());
             }
+            // Likewise a side on this channel that runs another version of git pair.
+            if let Some((from, version)) = machine.other_version() {
+                return Err(PairError::BadPeer(format!(
+                    "the machine at {} runs a version of git pair that speaks pairing protocol \
+                     version {version}, and this one speaks version {}: the two cannot pair; \
+                     install the same version of git-pair on both machines; nothing was written",
+                    from.ip(),
+                    crate::protocol::codec::VERSION
+                ))
+                .into());
+            }
             out.event(JsonEvent::Timeout {
                 seconds: args.timeout,
             });

@@ -2,8 +2,10 @@
 //! retransmission timeout that follows it.
 //!
 //! Each measurement runs from the latest transmission of something (our
-//! PAKE message, a payload piece, our MAC, our end) until the peer
-//! acknowledges it. A measurement is longer than the round trip when an
+//! PAKE message, a payload piece, our MAC, our end) on the retransmission
+//! timer until the peer acknowledges it, with an acknowledgement whose tag
+//! verifies and that newly covers it: an outsider can neither forge a fast
+//! one nor restart a measurement by replaying a duplicate. A measurement is longer than the round trip when an
 //! acknowledgement was lost (the next one comes later), and may be shorter
 //! when the acknowledgement answers an earlier copy; the shortest one is
 //! taken, and [`RTO_MIN`] bounds what a too short one can do: a copy sent

@@ -1219,6 +1219,7 @@ fn a_spoofed_hello_is_not_amplified() {
                 p: u64::MAX,
                 c: false,
                 e: false,
+                tag: None,
             },
         };
         let datagram = codec::encode(&ack).unwrap();
@@ -1517,3 +1518,5 @@ fn a_side_given_the_code_waits_only_for_peers_given_theirs() {
     g.handle_datagram(now, addr(2), &hello(2, Some(true)));
     assert_eq!(pakes_to(&mut g), [addr(3)]);
 }
+
+mod acks;

@@ -61,37 +61,46 @@ fn kat_key_schedule() {
     assert_eq!(high.role, Role::High);
     assert_eq!(
         hex(&low.own_confirm.0),
-        "f8288a58fa0477a39165c29f574be11c9cb6636545f41d848b8ffc91b96e25fd"
+        "4bb3d4d7c42486b7cf8c5b2804a65306f3dc569021d7ce5658ef5fc27c67e2f1"
     );
     assert_eq!(
         hex(&low.peer_confirm.0),
-        "4d92e9614c70c02568d3f0b8928eda994d4a87fcba11b0e7604aea29e73d370c"
+        "bf645b51eee1eeb2a93c912f06b86d9cd85c3ee1dedfdbe0db5eb5c04c170dfc"
     );
     assert_eq!(
         hex(&low.own_payload.0),
-        "908eedd9495db7dad9c2b1e0de7d1597085fd036f63fe5bdd152bfb2ebc7838b"
+        "006dea01ef7dab4753899afc388676b078d7a3de635e4e8d0bde1b99fafdc2fe"
     );
     assert_eq!(
         hex(&low.peer_payload.0),
-        "2a41a035381173b6cc5e1789e5fb2540e44550aa2494b31e100e0b38929bcd1b"
+        "8abe55e849cf0f6d264c8fdbe910fad7220100df3e211ff705e7a852f6da71ad"
     );
     assert_eq!(
         hex(&low.own_end.0),
-        "1a03a303b11b12dfc64850bbeff09572d783834404dcaa8c545d78fae2f98e05"
+        "5c4327085ecab5be6f11f4b50d3c743e1c6aa76b69cd18b69a8ba4986fa2c86d"
     );
     assert_eq!(
         hex(&low.peer_end.0),
-        "2c755568b2ffa026556e0c54ddefce33ac938623a8106958f3494192c00f30fa"
+        "8483be98e39a0db107025d1dce0004012985666888f9df53e6cd752b17f06c8a"
     );
     assert_eq!(
         hex(low.pair_secret.expose()),
-        "27d47e0d1f008b89848790d395b5e97192361eab9831d767751f34403a0cbad7"
+        "825ccc6ab5fedc2d16786f772129f12166a442b8dca262a692ae6f86655e476d"
     );
-    assert_eq!(low.sas.as_str(), "566 230");
+    assert_eq!(
+        hex(&low.own_ack.0),
+        "7a528f2744d6dc4f325581641bc494a38f3fbaa0730af149b17fa152b5fcab3c"
+    );
+    assert_eq!(
+        hex(&low.peer_ack.0),
+        "ea73663d5f8c4ddbf1d40a74acb61ebeace898180207d61524076eb0355a7d2a"
+    );
+    assert_eq!(low.sas.as_str(), "106 579");
     // The high side derives the same keys with the directions swapped.
     assert_eq!(high.own_confirm.0, low.peer_confirm.0);
     assert_eq!(high.peer_payload.0, low.own_payload.0);
     assert_eq!(high.own_end.0, low.peer_end.0);
+    assert_eq!(high.own_ack.0, low.peer_ack.0);
     assert_eq!(high.sas, low.sas);
     assert_eq!(high.pair_secret.expose(), low.pair_secret.expose());
 }
@@ -103,11 +112,11 @@ fn kat_transcript_macs() {
     let mac_high = confirmation(&high, &from_high());
     assert_eq!(
         hex(&mac_low),
-        "cd941fe035887ea71cd7253b0e2bb7c902147043575f7700227d59f04e555fec"
+        "c732b345b449919728b84b706985f4f17c97962fd34e27042aeb0c33ad1802dd"
     );
     assert_eq!(
         hex(&mac_high),
-        "16bb7f08f7bcb48d550ce6f80014684011b72377dc89c6227fa3e5f3e7f9edad"
+        "d198e1711d5a7ab41cebba1b169e7647980f0f8dd50e2942f59d8769223a62e0"
     );
     assert!(verify_confirmation(&high, &from_low(), &mac_low));
     assert!(verify_confirmation(&low, &from_high(), &mac_high));
@@ -125,7 +134,7 @@ fn kat_payload_pieces() {
     assert_eq!(pieces.len(), 1);
     assert_eq!(
         hex(&pieces[0]),
-        "0d29942fc64ad5b67c38ce3425ab52c04c56dee3ad76bd6f56b04d2eadf79e1c"
+        "5c7a92ab16cd33b3133014f18d710c344dda0585198e89187b6b80323b9b9a5f"
     );
     assert_eq!(
         open_piece(&high, &HIGH, &LOW, 0, 1, &pieces[0])
@@ -142,11 +151,11 @@ fn kat_payload_pieces() {
     );
     assert_eq!(
         sha256_hex(&pieces[0]),
-        "56297c3a1123af057cd9113f154ff2904ddc9e6062b7aa11e6b8a83fc6980fc4"
+        "7438c01d8c136b78d1eb091d771b8f249bf207087cd7775bfcc2508e815c5212"
     );
     assert_eq!(
         sha256_hex(&pieces[1]),
-        "7f653397a6ece744e421e49e70fee06244ba3cba5040bb99a69e9ffa3028f5f0"
+        "e05de991e378de80de9ef3ca0e028f4ca9d8563d137fb4251a771683fc27a2c6"
     );
     let opened: Vec<u8> = pieces
         .iter()
@@ -160,7 +169,41 @@ fn kat_payload_pieces() {
     assert_eq!(opened, long);
     // An empty payload is one piece that holds only its tag.
     let empty = seal_pieces(&low, &LOW, &HIGH, b"").unwrap();
-    assert_eq!(hex(&empty[0]), "32964281b3581ab7d9e9e66bc4b818bb");
+    assert_eq!(hex(&empty[0]), "345dd6e7c89a3f3ad7bcb0fba2b2d1af");
+}
+
+/// The tag of an `ack` message from the low side (`Message::signed_bytes` is checked against
+/// the same encoding in codec's tests).
+#[test]
+fn kat_ack_tag() {
+    let (low, high) = fixture();
+    let mut signed = Vec::new();
+    for field in [
+        &b"ack"[..],
+        LOW.as_bytes(),
+        HIGH.as_bytes(),
+        &PAKE_HIGH[1..9],
+        &5u64.to_be_bytes(),
+        &[1],
+        &[0],
+    ] {
+        signed.extend_from_slice(&(field.len() as u64).to_be_bytes());
+        signed.extend_from_slice(field);
+    }
+    let tag = ack_tag(&low, &signed);
+    assert_eq!(hex(&tag), "fa4a4af03c726f23d13531b3bfe508cb");
+    assert!(verify_ack_tag(&high, &signed, &tag));
+    // Reflected back at its sender, or checked as the other direction: refused.
+    assert!(!verify_ack_tag(&low, &signed, &tag));
+    // Any change to what it covers, a changed tag, or a shorter one: refused.
+    let mut changed = signed.clone();
+    *changed.last_mut().unwrap() = 1;
+    assert!(!verify_ack_tag(&high, &changed, &tag));
+    let mut bad = tag;
+    bad[15] ^= 1;
+    assert!(!verify_ack_tag(&high, &signed, &bad));
+    assert!(!verify_ack_tag(&high, &signed, &tag[..15]));
+    assert!(!verify_ack_tag(&high, &signed, &[]));
 }
 
 #[test]
@@ -170,7 +213,7 @@ fn kat_end_message() {
     let sealed = seal_end(&low, &LOW, &HIGH, plain);
     assert_eq!(
         hex(&sealed),
-        "8db6425a690977ad09426b2a79b721a5e5d71c0cac1aa3944cd8932e74801c58981de72afe5ed79b151222eb098e1c"
+        "0ca81071dae603973b81966149c398220c8e5adde087342da0312f35e1e4e05514ee63d4d34508fdc49d1246a1a92c"
     );
     assert_eq!(
         open_end(&high, &HIGH, &LOW, &sealed).unwrap().as_slice(),
@@ -263,7 +306,7 @@ fn spake(password: &str, id: &[u8]) -> (Spake2<Ed25519Group>, Vec<u8>) {
 
 #[test]
 fn fail_wrong_code() {
-    let id = b"git-pair/v2 channel=7";
+    let id = b"git-pair/v3 channel=7";
     let (a, msg_a) = spake("guitar-orbit-velvet", id);
     let (b, msg_b) = spake("guitar-orbit-violin", id);
     let ka = derive(&PakeKey::new(a.finish(&msg_b).unwrap()), &LOW, &HIGH);
@@ -284,7 +327,7 @@ fn fail_wrong_code() {
 
 #[test]
 fn same_code_agrees() {
-    let id = b"git-pair/v2 channel=7";
+    let id = b"git-pair/v3 channel=7";
     let (a, msg_a) = spake("guitar-orbit-velvet", id);
     let (b, msg_b) = spake("guitar-orbit-velvet", id);
     let ka = derive(&PakeKey::new(a.finish(&msg_b).unwrap()), &LOW, &HIGH);
@@ -302,8 +345,8 @@ fn same_code_agrees() {
 fn fail_other_channel() {
     // The channel is bound into the SPAKE2 identity: the same words under
     // another number do not agree.
-    let (a, msg_a) = spake("guitar-orbit-velvet", b"git-pair/v2 channel=7");
-    let (b, msg_b) = spake("guitar-orbit-velvet", b"git-pair/v2 channel=8");
+    let (a, msg_a) = spake("guitar-orbit-velvet", b"git-pair/v3 channel=7");
+    let (b, msg_b) = spake("guitar-orbit-velvet", b"git-pair/v3 channel=8");
     let ka = derive(&PakeKey::new(a.finish(&msg_b).unwrap()), &LOW, &HIGH);
     let kb = derive(&PakeKey::new(b.finish(&msg_a).unwrap()), &HIGH, &LOW);
     assert_ne!(ka.sas, kb.sas);
