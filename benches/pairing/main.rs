@@ -19,6 +19,11 @@
 //! server and its transit relay (`scripts/bench` makes it); without it the
 //! comparison is left out of the report, which says so.
 //!
+//! `--ab FILE` only compares another build of git-pair (FILE, e.g. main's) with the one under
+//! test on the namespace LAN, alternating them run by run (`--runs` each) on each of
+//! `--conditions`, and prints both medians and p95s: a before/after that the machine's load
+//! cannot bias. It writes no report.
+//!
 //! `--trace DIR` only runs one pairing with both sides under strace, for
 //! profiling, and writes no report; `--trace-only fsync,rename,...` stops
 //! only at those syscalls, so that the timings stay near an untraced run. `--sim-only` only runs the simulated
@@ -71,6 +76,8 @@ pub struct Options {
     pub trace_only: Option<String>,
     /// Only run the simulated network (no root needed) and print its table.
     pub sim_only: bool,
+    /// Only compare this other build with the one under test, run by run, on the conditions.
+    pub ab: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -89,6 +96,7 @@ fn parse_args() -> Result<Options, String> {
         trace: None,
         trace_only: None,
         sim_only: false,
+        ab: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -144,6 +152,7 @@ fn parse_args() -> Result<Options, String> {
             "--trace" => o.trace = Some(PathBuf::from(value()?)),
             "--trace-only" => o.trace_only = Some(value()?),
             "--sim-only" => o.sim_only = true,
+            "--ab" => o.ab = Some(PathBuf::from(value()?)),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -222,6 +231,58 @@ fn main() -> ExitCode {
 /// The crowd size tried many times in the simulated network.
 pub const SIM_CROWD: usize = 64;
 
+/// `--ab`: the other build and the one under test, alternating run by run in one lab.
+fn ab(o: &Options, other: &std::path::Path) {
+    let lab = Lab::new(Network::Bridged);
+    let installed = lab.dir.join("bin").join("git-pair");
+    let builds = [
+        ("other", other.to_path_buf()),
+        ("under test", lab::binary_under_test()),
+    ];
+    for &loss in &o.conditions {
+        section(&format!("A/B, {}", loss.describe()));
+        namespaces::set_rules(&lab, loss);
+        let timeout = if loss == Loss::None { 20 } else { 30 };
+        let mut times: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+        let mut failed = [0usize; 2];
+        let mut seen = [namespaces::Counters::default(); 2];
+        for i in 0..o.runs {
+            // Which goes first alternates too, so that neither always follows the other.
+            for k in [i % 2, 1 - i % 2] {
+                std::fs::copy(&builds[k].1, &installed)
+                    .unwrap_or_else(|e| panic!("install {}: {e}", builds[k].1.display()));
+                let (t, counted) = namespaces::time_one(&lab, timeout, &[]);
+                seen[k] = seen[k].add(counted);
+                if t.ok {
+                    times[k].push(t.took.as_secs_f64() * 1e3);
+                } else {
+                    failed[k] += 1;
+                    eprintln!("{}", t.detail);
+                }
+            }
+        }
+        for (k, (name, path)) in builds.iter().enumerate() {
+            let t = &mut times[k];
+            t.sort_by(f64::total_cmp);
+            let at = |q: f64| t.get(((t.len() as f64 * q).ceil() as usize).saturating_sub(1));
+            let per_run = |x: u64| x as f64 / o.runs as f64;
+            eprintln!(
+                "  {name:>10} ({}): {} runs, {} failed, median {:.1} ms, p95 {:.1} ms, max {:.1} ms; \
+                 per run: {:.1} datagrams, CPU {:.1} ms git-pair (both sides), {:.1} ms sshd",
+                path.display(),
+                t.len(),
+                failed[k],
+                at(0.5).copied().unwrap_or(f64::NAN),
+                at(0.95).copied().unwrap_or(f64::NAN),
+                t.last().copied().unwrap_or(f64::NAN),
+                per_run(seen[k].udp),
+                per_run(seen[k].cpu_git_pair) * 10.0,
+                per_run(seen[k].cpu_sshd) * 10.0,
+            );
+        }
+    }
+}
+
 fn section(name: &str) {
     eprintln!("\n== {name}");
 }
@@ -230,6 +291,10 @@ fn run(o: &Options) {
     if let Some(dir) = &o.trace {
         section("one pairing under strace");
         namespaces::trace(&Lab::new(Network::Bridged), dir, o.trace_only.as_deref());
+        return;
+    }
+    if let Some(other) = &o.ab {
+        ab(o, other);
         return;
     }
     let mut r = report::Report::default();
@@ -270,7 +335,8 @@ fn run(o: &Options) {
         let others: Vec<&str> = station.iter().map(|s| s.netns.as_str()).collect();
 
         section("start-up wrappers and footprint");
-        r.wrapper = Some(namespaces::wrapper_overhead(&lab, 30));
+        r.wrapper = Some(namespaces::wrapper_overhead(&lab, 30, true));
+        r.test_wrapper = Some(namespaces::wrapper_overhead(&lab, 30, false));
         r.help_startup = Some(namespaces::help_startup(&binary, 50));
         r.binary_size = std::fs::metadata(&binary).map(|m| m.len()).ok();
         r.peak_rss_kib = namespaces::peak_rss_kib(&lab, 3);

@@ -132,6 +132,11 @@ pub struct Counters {
     /// Dropped frames other than ARP.
     pub lost: u64,
     pub lost_arp: u64,
+    /// CPU time of the timed processes (both sides of git-pair, reaped by this benchmark), and
+    /// of the processes both hosts' sshd started for connections (reaped by the sshd), in
+    /// clock ticks (1/100 s on Linux; precise enough summed over many runs).
+    pub cpu_git_pair: u64,
+    pub cpu_sshd: u64,
 }
 
 impl Counters {
@@ -143,6 +148,8 @@ impl Counters {
             arp: self.arp - earlier.arp,
             lost: self.lost - earlier.lost,
             lost_arp: self.lost_arp - earlier.lost_arp,
+            cpu_git_pair: self.cpu_git_pair - earlier.cpu_git_pair,
+            cpu_sshd: self.cpu_sshd - earlier.cpu_sshd,
         }
     }
 
@@ -153,7 +160,39 @@ impl Counters {
             arp: self.arp + o.arp,
             lost: self.lost + o.lost,
             lost_arp: self.lost_arp + o.lost_arp,
+            cpu_git_pair: self.cpu_git_pair + o.cpu_git_pair,
+            cpu_sshd: self.cpu_sshd + o.cpu_sshd,
         }
+    }
+}
+
+/// The CPU time (user and system, in clock ticks) of the reaped children of the process `pid`
+/// (`cutime` and `cstime` in `/proc/PID/stat`), 0 if it cannot be read.
+fn children_cpu(pid: &str) -> u64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let field = |n: usize| -> u64 {
+        // Field n of the whole line is field n - 3 after the name (state is field 3).
+        rest.split_whitespace()
+            .nth(n - 3)
+            .and_then(|f| f.parse().ok())
+            .unwrap_or(0)
+    };
+    field(16) + field(17)
+}
+
+/// CPU counters only (see [`Counters`]): this benchmark's reaped children, and both sshds'.
+fn cpu(lab: &Lab) -> Counters {
+    let sshd = |h: &Host| {
+        let slot = h.sshd.lock().unwrap_or_else(|p| p.into_inner());
+        slot.as_ref()
+            .map_or(0, |r| children_cpu(&r.pid().to_string()))
+    };
+    Counters {
+        cpu_git_pair: children_cpu("self"),
+        cpu_sshd: sshd(&lab.a) + sshd(&lab.b),
+        ..Counters::default()
     }
 }
 
@@ -210,8 +249,10 @@ fn reset(h: &Host, repos: &[PathBuf]) {
 }
 
 /// git-pair on `h` in `repo`, as the end-to-end tests run it.
+/// A timed side: started the lean way ([`Host::lean`]), so that the time is git-pair's and not
+/// the namespace wrappers' (the report measures both ways of starting).
 fn git_pair(h: &Host, repo: &Path, code: Option<&str>, timeout_secs: u64) -> Cmd {
-    h.git_pair(code, &PairOpts::timeout(timeout_secs)).cwd(repo)
+    h.lean(h.git_pair(code, &PairOpts::timeout(timeout_secs)).cwd(repo))
 }
 
 /// Reads the generated code from a first side's JSON events.
@@ -287,23 +328,24 @@ pub fn time_one(lab: &Lab, timeout_secs: u64, others: &[&str]) -> (Timed, Counte
     reset(&lab.b, std::slice::from_ref(&lab.b.repo));
     forget_neighbours(lab, others);
     let before = counters(lab);
+    let cpu_before = cpu(lab);
     let t = pair_once(lab, timeout_secs);
-    let seen = counters(lab).since(before);
+    let cpu_used = cpu(lab).since(cpu_before);
+    let seen = counters(lab).since(before).add(cpu_used);
     (t, seen)
 }
 
-/// What starting a command on a host costs before git-pair runs at all (the
-/// `ip netns exec`, `unshare`, `sh`, `setpriv` and `env` wrappers): the
-/// median time to run `true` the same way, over `runs`.
-pub fn wrapper_overhead(lab: &Lab, runs: usize) -> Duration {
+/// What starting a command on a host costs before git-pair runs at all: the median time to
+/// run `true` the same way, over `runs`, started the lean way (`nsenter`, as the timed runs
+/// are) when `lean`, else through the end-to-end tests' wrappers (`ip netns exec`, `unshare`,
+/// `sh`, `setpriv` and `env`).
+pub fn wrapper_overhead(lab: &Lab, runs: usize, lean: bool) -> Duration {
     let mut times: Vec<Duration> = (0..runs)
         .map(|_| {
+            let cmd = lab.b.cmd("true");
+            let cmd = if lean { lab.b.lean(cmd) } else { cmd };
             let started = Instant::now();
-            let (out, exited) = lab
-                .b
-                .cmd("true")
-                .spawn()
-                .wait_polling(DEFAULT_TIMEOUT, POLL_FINE);
+            let (out, exited) = cmd.spawn().wait_polling(DEFAULT_TIMEOUT, POLL_FINE);
             assert!(out.success(), "{out}");
             exited - started
         })

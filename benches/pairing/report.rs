@@ -93,7 +93,10 @@ impl LanCondition {
 pub struct Report {
     pub guess: Option<Rate>,
     pub sim: Vec<Vec<Run>>,
+    /// Starting `true` the way the timed runs start git-pair (`nsenter`).
     pub wrapper: Option<Duration>,
+    /// ...and through the end-to-end tests' wrappers, which the figures before included.
+    pub test_wrapper: Option<Duration>,
     pub help_startup: Option<Duration>,
     pub binary_size: Option<u64>,
     pub peak_rss_kib: Vec<u64>,
@@ -459,9 +462,10 @@ impl Report {
             s,
             "Timed from the start of the second side (the first side has shown its code) until \
              both have exited. On the namespace LAN this is the real release binary on two hosts \
-             whose veths meet on a Linux bridge in a third (switch) namespace, started the way \
-             the end-to-end tests start it (`ip netns exec … unshare … setpriv … env`, about {} \
-             per start, included), with a fresh `~/.ssh`, no remote and empty neighbour caches \
+             whose veths meet on a Linux bridge in a third (switch) namespace, each side started \
+             by one `nsenter` into its host's network and UTS namespaces as its user (about {} \
+             per start, included; the end-to-end tests' wrappers, `ip netns exec … unshare … \
+             setpriv … env`, which the timings of earlier reports included, take {}), with a fresh `~/.ssh`, no remote and empty neighbour caches \
              (ARP and IPv6) before each run, as when two machines meet for the first time; it \
              includes the sshd check, key generation, the writes to `~/.ssh` and the git config. \
              Loss is made by nftables at each host's netdev ingress hook (`numgen random`), so \
@@ -471,7 +475,8 @@ impl Report {
              both sides, the sshd check as SYN and SYN-ACK frames with the kernel's SYN \
              retransmissions, two address families, condition (e) with neighbour resolution \
              from cold caches, CPU time not counted).\n",
-            ms(self.wrapper)
+            ms(self.wrapper),
+            ms(self.test_wrapper)
         );
         let _ = writeln!(
             s,
@@ -584,8 +589,8 @@ impl Report {
             let _ = writeln!(s, "| phase | what happens | median |\n|---|---|---|");
             let rows = [
                 (
-                    "starting through the namespace wrappers",
-                    "`ip netns exec`, `unshare`, `sh`, `setpriv`, `env`: the benchmark's, not git-pair's (measured apart by running `true` the same way)",
+                    "starting through `nsenter`",
+                    "into the host's namespaces as its user: the benchmark's, not git-pair's (measured apart by running `true` the same way; the traced runs themselves start through the end-to-end tests' wrappers and `strace`)",
                     self.wrapper,
                 ),
                 (
@@ -615,7 +620,7 @@ impl Report {
                 ),
                 (
                     "total from B's execve",
-                    "(the wrappers come on top)",
+                    "(the start through `nsenter` comes on top)",
                     Some(p.total),
                 ),
             ];
@@ -860,7 +865,7 @@ impl Report {
              `git annex p2p --pair` does), each from empty neighbour caches, for the first {} \
              runs of each condition. Timed the same way: from the start of the side that types \
              the code (the other has shown it) until every process has exited; both run as the \
-             hosts' users through the same namespace wrappers. Ratio: wormhole's figure over git \
+             hosts' users, started the same way (`nsenter`). Ratio: wormhole's figure over git \
              pair's.\n",
             wormhole_version(o),
             o.compare_runs

@@ -99,10 +99,12 @@ impl Wormhole {
         w
     }
 
-    /// `wormhole ARGS` as `h`'s user, stderr into stdout (the code is printed on stderr).
+    /// `wormhole ARGS` as `h`'s user, stderr into stdout (the code is printed on stderr),
+    /// started the lean way, as git pair is.
     fn cmd(&self, h: &Host, args: &[&str]) -> Cmd {
         let wormhole = self.venv.join("bin").join("wormhole");
-        h.cmd("sh")
+        let cmd = h
+            .cmd("sh")
             .args(["-c", r#"exec "$0" "$@" 2>&1"#])
             .arg(wormhole)
             .args([
@@ -113,7 +115,8 @@ impl Wormhole {
             ])
             .args(args)
             .cwd(&h.home)
-            .timeout(LIMIT)
+            .timeout(LIMIT);
+        h.lean(cmd)
     }
 
     fn send(&self, h: &Host) -> Running {

@@ -51,6 +51,10 @@ pub struct Host {
     /// The copy of the git-pair binary under test (mode 0755, reachable by the test users).
     pub git_pair: PathBuf,
     pub(crate) sshd: SshdSlot,
+    /// A process that holds this host's namespaces for [`Host::lean`], started on first use;
+    /// dropped (killed by its pid) with the host. Only the benchmark starts commands so.
+    #[allow(dead_code)]
+    pub(crate) anchor: Mutex<Option<Running>>,
 }
 
 impl Host {
@@ -77,6 +81,69 @@ impl Host {
         );
         Cmd::with_prefix(prefix, program, format!("{} {}", self.hostname, self.user))
             .cwd(&self.repo)
+    }
+
+    /// The environment [`Host::cmd`] gives this host's user (after `env -i`).
+    // Only the benchmark (benches/pairing) starts commands the lean way.
+    #[allow(dead_code)]
+    fn user_env(&self) -> Vec<(String, String)> {
+        [
+            ("HOME", self.home.display().to_string()),
+            ("PATH", PATH.to_owned()),
+            ("USER", self.user.clone()),
+            ("LOGNAME", self.user.clone()),
+            ("SHELL", "/bin/sh".to_owned()),
+            ("LANG", "C.UTF-8".to_owned()),
+        ]
+        .map(|(k, v)| (k.to_owned(), v))
+        .to_vec()
+    }
+
+    /// `cmd` (one of [`Host::cmd`]'s) started the lean way, for the benchmark's timings: one
+    /// `nsenter` into the namespaces of this host's anchor process (its network namespace, and
+    /// a UTS namespace with its host name), as its user (`--setuid`, `--setgid`, no
+    /// supplementary groups), with the same environment, and the program exec'd by it. That is
+    /// one program started before git-pair instead of five (`ip netns exec`, `unshare`, `sh`,
+    /// `setpriv`, `env`), and closer to a user typing the command.
+    #[allow(dead_code)]
+    pub fn lean(&self, cmd: Cmd) -> Cmd {
+        let pid = self.anchor_pid().to_string();
+        let prefix = [
+            "nsenter",
+            "--target",
+            &pid,
+            "--net",
+            "--uts",
+            "--setgid",
+            &self.gid.to_string(),
+            "--setuid",
+            &self.uid.to_string(),
+            "--",
+        ]
+        .map(Into::into)
+        .to_vec();
+        cmd.relaunch(prefix, self.user_env())
+    }
+
+    /// The pid of this host's anchor: `sleep` in its network namespace and in a UTS namespace
+    /// of its own with the host's name, started on first use. Returns once the anchor has
+    /// exec'd `sleep` (the namespaces and the name are then in place).
+    #[allow(dead_code)]
+    fn anchor_pid(&self) -> u32 {
+        let mut anchor = self.anchor.lock().unwrap_or_else(|p| p.into_inner());
+        let running = anchor.get_or_insert_with(|| self.root_cmd("sleep").arg("86400").spawn());
+        let pid = running.pid();
+        let deadline = Instant::now() + SSHD_READY;
+        while fs::read_to_string(format!("/proc/{pid}/comm")).map_or(true, |c| c.trim() != "sleep")
+        {
+            assert!(
+                Instant::now() < deadline && !running.has_exited(),
+                "the anchor of {} did not start",
+                self.hostname
+            );
+            thread::sleep(Duration::from_millis(1));
+        }
+        pid
     }
 
     /// Like [`Host::cmd`], with `hosts` bind-mounted over /etc/hosts in a mount namespace of

@@ -140,6 +140,7 @@ impl Lab {
                 sshd_dir,
                 git_pair: git_pair.clone(),
                 sshd: Arc::new(Mutex::new(None)),
+                anchor: Mutex::new(None),
             });
         }
         hook(Stage::Users, &state);
