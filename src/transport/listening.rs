@@ -3,7 +3,7 @@
 //!
 //! The preflight uses it to see that this machine's sshd listens without connecting to it:
 //! OpenSSH forks and re-executes itself for every connection it accepts (a few milliseconds of
-//! CPU, and a "Connection closed ... [preauth]" line in its log), which a pairing would wait for
+//! CPU, and a "Connection closed ... \[preauth\]" line in its log), which a pairing would wait for
 //! on a small machine. `/proc/net/tcp` says the same, but reading it walks every TCP socket of
 //! the machine (about 3 ms of CPU here); the request below asks for listening sockets only.
 //!
