@@ -108,7 +108,9 @@
 //!
 //! Not in scope: an attacker on the LAN can always stop a pairing (drop
 //! packets, win the race with a PAKE message of its own, which spends one of
-//! its guesses, or make it fail three times), but never complete one. A
+//! its guesses, or make it fail three times), but never complete one, nor
+//! speak for the peer: ends and acknowledgements count only under the session
+//! keys, so it cannot make a side skip a resend or finish early. A
 //! machine that is compromised, or a person who tells the code to the
 //! attacker, is out of scope. Strings from the peer are sanitized before
 //! they reach a terminal; keys are zeroized and never printed.

@@ -81,6 +81,29 @@ impl Sniffer {
     }
 }
 
+/// What alice believes bob has of hers is true: every acknowledgement she honoured came from
+/// bob, whatever the outsider sent in his name.
+fn acks_tell_the_truth(nodes: &[Node], a: usize, b: usize) {
+    let (alice, bob) = (nodes[a].machine.session_id(), nodes[b].machine.session_id());
+    let (Some(sa), Some(sb)) = (
+        nodes[a].machine.sessions.get(&bob),
+        nodes[b].machine.sessions.get(&alice),
+    ) else {
+        return;
+    };
+    let claimed = sa.peer_ack;
+    assert_eq!(claimed.p & !sb.rx.have, 0, "pieces bob does not have");
+    assert!(!claimed.c || sb.peer_verified, "a MAC bob did not verify");
+    assert!(
+        !claimed.e || sb.peer_end.is_some(),
+        "an end bob does not have"
+    );
+    assert!(
+        !claimed.k || sb.peer_pake.is_some(),
+        "a PAKE message bob does not have"
+    );
+}
+
 fn ids(lan: &Lan, a: usize, b: usize) -> (SessionId, SessionId) {
     (
         lan.nodes[a].machine.session_id(),
@@ -102,7 +125,8 @@ fn forged_acknowledgements_neither_stop_resends_nor_end_a_side() {
         let from_bob = lan.nodes[b].addr;
         let mut sniffer = Sniffer::default();
         let mut lost = HashSet::new();
-        lan.run_attacked(Duration::from_secs(30), |_, p| {
+        lan.run_attacked(Duration::from_secs(30), |nodes, p| {
+            acks_tell_the_truth(nodes, a, b);
             let Ok(msg) = codec::decode(&p.datagram) else {
                 return (true, Vec::new());
             };
@@ -159,6 +183,7 @@ fn lowest_timeout(
     let mut sniffer = Sniffer::default();
     let mut lowest: Option<Duration> = None;
     lan.run_attacked(Duration::from_secs(30), |nodes, p| {
+        acks_tell_the_truth(nodes, a, b);
         let timeouts = [
             nodes[a].machine.retransmit_timeout(&bob),
             nodes[b].machine.retransmit_timeout(&alice),
