@@ -947,6 +947,34 @@ fn wormhole_version(o: &Options) -> String {
 /// What profiling found where a figure missed, and what changed; written by
 /// hand, kept with the generator so that a new run keeps it.
 const FINDINGS: &str = r#"
+- **Issue 13, the clean link, third round: CPU, not the network.** Each
+  run now counts CPU time: the reaped children of the benchmark (both sides
+  of git-pair) and of both hosts' sshd (the processes it starts for
+  connections), from `/proc/PID/stat`. Under the load of other builds (load
+  average 5-7), a clean pairing cost 22 ms of CPU in git-pair (both sides)
+  and 26 ms in sshd: OpenSSH 9.2 forks and re-executes itself for every
+  connection it accepts (5-6 ms of CPU each here), and a pairing made four
+  (each side's check that its own sshd answers, and each side's check of
+  the peer's). On two cores that carry both hosts, that CPU is the critical
+  path. The preflight now sees its own sshd listening in the kernel's
+  socket diagnostics (netlink `sock_diag`, listening sockets only; a
+  connection only when they do not answer): A/B, alternating run by run
+  (`--ab`), 40 and 50 runs each: median 38.5 -> 32.6 ms and 44.6 -> 33.3
+  ms, sshd CPU per pairing 26.2 -> 13.8 ms. The two checks of the peer's
+  sshd remain: they are the point. Each side is now started by one
+  `nsenter` into its host's namespaces (1.6 ms per start, against 7.3 ms
+  for the end-to-end tests' five wrappers, which the figures before
+  included). Measured apart, by an A/B against a build with every fsync
+  removed (not kept), the transaction's three rounds of fsyncs cost 6.4 ms
+  of the median (27.2 against 20.8 ms, 30 runs each) while both hosts write
+  to one disk at once. Tried and backed out: reading `/proc/net/tcp` for
+  the preflight (it walks every TCP socket of the machine: git-pair's CPU
+  per pairing went from 20.8 to 32.8 ms); starting the peer's second
+  address one timeout after the first (Happy Eyeballs: one sshd process
+  less per side, no measurable gain on the clean LAN, and in the
+  simulation 10 ms more median and 13 ms more p95 at 30% loss, as racing
+  both families hides a lost SYN); closer late reconnects in the check (no
+  change in the simulation, whose slowest runs wait in the exchange).
 - **Issue 13, the clean link: fsyncs were most of a pairing.** Traced one
   syscall class at a time (`--trace DIR --trace-only fsync,rename,...`, which
   stops the process only at those), a pairing's setup made 14 fsyncs per

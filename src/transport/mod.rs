@@ -20,6 +20,7 @@
 pub mod driver;
 pub mod hostkey;
 pub mod iface;
+pub mod listening;
 pub mod probe;
 pub mod scan;
 

@@ -1,15 +1,17 @@
 //! Checks of this machine that need no network, made before the code is shown or typed: a
 //! pairing that cannot work must fail before two people spend time on it.
 //!
-//! Here: this machine's sshd accepts a TCP connection on the port the peer will be told
-//! (`--ssh-port`). Host keys are checked by [`crate::keys::host_keys`], ~/.ssh by
+//! Here: this machine's sshd listens on the port the peer will be told (`--ssh-port`), on
+//! loopback, on an address of a chosen interface or on every address: seen in the kernel's
+//! socket diagnostics when they answer ([`crate::transport::listening`]), else by a TCP
+//! connection it accepts. Host keys are checked by [`crate::keys::host_keys`], ~/.ssh by
 //! [`crate::ssh_files::SshDir::check_writable`].
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6, TcpStream};
 use std::time::Duration;
 
 use crate::transport::iface::Interface;
-use crate::transport::probe;
+use crate::transport::{listening, probe};
 
 use super::error::PairError;
 
@@ -49,6 +51,18 @@ pub(super) fn local_sshd_candidates(port: u16, interfaces: &[Interface]) -> Vec<
 /// anything is sent, saying how to install or start sshd.
 pub(super) fn check_local_sshd(port: u16, interfaces: &[Interface]) -> Result<(), PairError> {
     let candidates = local_sshd_candidates(port, interfaces);
+    // A listening socket needs no connection: every one the sshd accepts costs it a process
+    // (OpenSSH forks and re-executes itself), CPU time the pairing would wait for on a small
+    // machine, and a line in its log. Seen listening, it is enough; anything else (no answer
+    // from the kernel, no such socket) is settled by connecting, as before, for the error's
+    // detail.
+    if listening::listening(port).is_ok_and(|addrs| {
+        addrs
+            .iter()
+            .any(|a| a.is_unspecified() || candidates.iter().any(|c| c.ip() == *a))
+    }) {
+        return Ok(());
+    }
     // Loopback alone first: every connection the sshd accepts costs it a process (on a busy
     // machine, CPU time the pairing waits for), and an sshd that listens on loopback answers
     // there at once. The other addresses are tried only if it does not.
