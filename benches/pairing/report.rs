@@ -595,7 +595,7 @@ impl Report {
                 ),
                 (
                     "start",
-                    "from `execve` to the first hello: loading, the repository (libgit2), the user, a new ed25519 login key, the host keys, the interfaces, a TCP connect to this machine's own sshd (loopback first), the sockets",
+                    "from `execve` to the first hello: loading, the repository (libgit2), the user, a new ed25519 login key, the host keys, the interfaces, whether this machine's own sshd listens (asked of the kernel's socket diagnostics), the sockets",
                     Some(p.start),
                 ),
                 (
