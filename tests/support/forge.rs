@@ -224,55 +224,38 @@ fn base64(bytes: &[u8]) -> String {
 
 /// Starts the forging helper in `host`'s namespace for `seconds`; returns once it listens.
 pub fn start(host: &Host, seconds: u64) -> Running {
-    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current_exe: {e}"));
-    let v4 = host.ipv4.unwrap_or_else(|| {
-        panic!(
-            "the forging helper needs an IPv4 address on {}",
-            host.hostname
-        )
-    });
-    let cmd: Cmd = super::net::in_netns(&host.netns, &exe.to_string_lossy())
-        .env(ENV, MODE)
-        .arg(&host.iface)
-        .arg(v4.to_string())
-        .arg(seconds.to_string())
-        .timeout(Duration::from_secs(seconds + 10));
-    let mut running = cmd.spawn();
-    match running.next_line(Instant::now() + Duration::from_secs(10)) {
-        Some(line) if line == "ready" => running,
-        other => {
-            let out = running.wait(Duration::from_secs(1));
-            panic!("the forging helper did not start ({other:?})\n{out}");
-        }
-    }
+    spawn(host, seconds, MODE, None, "forging")
 }
 
 /// Starts the old-version helper in `host`'s namespace: version 2 `hello`s on `channel` for
 /// `seconds`; returns once it sends.
 pub fn start_old(host: &Host, seconds: u64, channel: &str) -> Running {
+    spawn(host, seconds, MODE_OLD, Some(channel), "old-version")
+}
+
+/// This test binary re-run as a helper in `mode` inside `host`'s namespace (its interface, its
+/// IPv4 address, `seconds`, and `channel` if given); returns once the helper says "ready".
+fn spawn(host: &Host, seconds: u64, mode: &str, channel: Option<&str>, what: &str) -> Running {
     let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current_exe: {e}"));
     let v4 = host.ipv4.unwrap_or_else(|| {
         panic!(
-            "the old-version helper needs an IPv4 address on {}",
+            "the {what} helper needs an IPv4 address on {}",
             host.hostname
         )
     });
     let cmd: Cmd = super::net::in_netns(&host.netns, &exe.to_string_lossy())
-        .env(ENV, MODE_OLD)
+        .env(ENV, mode)
         .arg(&host.iface)
         .arg(v4.to_string())
         .arg(seconds.to_string())
-        .arg(channel)
+        .args(channel)
         .timeout(Duration::from_secs(seconds + 10));
     let mut running = cmd.spawn();
     match running.next_line(Instant::now() + Duration::from_secs(10)) {
         Some(line) if line == "ready" => running,
         other => {
             let out = running.wait(Duration::from_secs(1));
-            panic!(
-                "the old-version helper did not start ({other:?})
-{out}"
-            );
+            panic!("the {what} helper did not start ({other:?})\n{out}");
         }
     }
 }
