@@ -18,6 +18,9 @@
 //!   request that arrives teaches the asked host the asker's address, and its
 //!   answer teaches the asker. Requests and answers are lost like any frame.
 //!   IPv4 (ARP) and IPv6 (neighbour discovery) are resolved independently.
+//!   As the transport does (`transport::neighbour`), a datagram to a host not
+//!   yet resolved [`MIRROR_AFTER`] after the first datagram to it is also sent
+//!   to the group on that family (everyone hears it), then or at that moment.
 //!   Without it, every neighbour is known (warm caches, ARP spared).
 //! - The driver's check of the peer's sshd is modelled as the TCP
 //!   connections that `transport::probe` makes to the peer's addresses of
@@ -39,6 +42,7 @@ use std::time::{Duration, Instant};
 use git_pair::protocol::codec::{End, SessionId};
 use git_pair::protocol::payload::Payload;
 use git_pair::protocol::{Code, Config, Destination, Event, Machine};
+use git_pair::transport::neighbour::MIRROR_AFTER;
 use git_pair::transport::probe;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -69,7 +73,7 @@ const SYN_SENT_AT: [Duration; 3] = [
     Duration::from_secs(3),
 ];
 /// `SSHD_PROBE_TIMEOUT` of `commands::pair`.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+const PROBE_TIMEOUT: Duration = Duration::from_secs(6);
 /// Linux's `retrans_time_ms`: a neighbour request is sent again after this...
 const NEIGH_RETRANS: Duration = Duration::from_secs(1);
 /// ...this many times in all (`mcast_solicit`), then the waiting frames are dropped.
@@ -153,6 +157,14 @@ enum What {
     CheckTimeout {
         check: usize,
     },
+    /// The transport's moment to copy a datagram from `from` to `to` by multicast, if `from`
+    /// has still not resolved `to` over `family`.
+    MirrorDue {
+        from: usize,
+        to: usize,
+        family: Family,
+        datagram: Vec<u8>,
+    },
 }
 
 struct Scheduled {
@@ -186,6 +198,9 @@ struct Neighbour {
     probes: u32,
     /// Frames waiting for the resolution.
     queue: Vec<Frame>,
+    /// When the transport first sent a datagram there (its copies by multicast start
+    /// [`MIRROR_AFTER`] later).
+    since: Option<Instant>,
 }
 
 /// One check of a peer's sshd, from `client` to `server`.
@@ -386,9 +401,44 @@ impl Sim {
             });
             return;
         }
+        let mirror = match &frame {
+            Frame::Datagram(d) => {
+                let due = *n.since.get_or_insert(self.now) + MIRROR_AFTER;
+                Some((due, d.clone()))
+            }
+            _ => None,
+        };
         n.queue.push(frame);
         if n.probes == 0 {
             self.neigh_request(from, to, family);
+        }
+        match mirror {
+            Some((due, datagram)) if due <= self.now => self.mirror(from, family, &datagram),
+            Some((due, datagram)) => self.at(
+                due,
+                What::MirrorDue {
+                    from,
+                    to,
+                    family,
+                    datagram,
+                },
+            ),
+            None => {}
+        }
+    }
+
+    /// The transport's copy of a datagram from `from` to the group of `family`: every other
+    /// host hears it.
+    fn mirror(&mut self, from: usize, family: Family, datagram: &[u8]) {
+        self.trace(format_args!("{from} -> copy by multicast ({family:?})"));
+        let src = self.nodes[from].addr(family);
+        self.sent += self.nodes.len() - 1;
+        for j in (0..self.nodes.len()).filter(|&j| j != from) {
+            self.wire(|| What::Multicast {
+                to: j,
+                from: src,
+                datagram: datagram.to_vec(),
+            });
         }
     }
 
@@ -705,6 +755,20 @@ impl Sim {
                 }
             }
             What::CheckTimeout { check } => self.end_check(check, false),
+            What::MirrorDue {
+                from,
+                to,
+                family,
+                datagram,
+            } => {
+                let known = self
+                    .neighbours
+                    .get(&(from, to, family))
+                    .is_some_and(|n| n.known);
+                if !known {
+                    self.mirror(from, family, &datagram);
+                }
+            }
         }
     }
 
@@ -840,10 +904,11 @@ pub fn time_to_pair(imp: Impairment, runs: usize, seed: u64) -> Vec<Run> {
             let c = Sim::new(seed_of(seed, r), imp, 1).run(Duration::from_secs(120));
             if std::env::var("GP_SIM_LIST").is_ok() {
                 eprintln!(
-                    "seed {} took {:?} datagrams {}",
+                    "seed {} took {:?} datagrams {} failure {:?}",
                     seed_of(seed, r),
                     c.took,
-                    c.datagrams
+                    c.datagrams,
+                    c.failure
                 );
             }
             match c.took {

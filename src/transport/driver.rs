@@ -80,7 +80,9 @@ pub fn drive<R: RngCore + CryptoRng>(
         }
         let wake = machine
             .poll_timeout()
-            .map_or(deadline, |t| t.min(deadline))
+            .into_iter()
+            .chain(sockets.next_due())
+            .fold(deadline, Instant::min)
             .min(now + IDLE_TICK);
         if wake > now {
             wait(sockets, interrupts, wake - now)?;
@@ -93,10 +95,13 @@ pub fn drive<R: RngCore + CryptoRng>(
     }
 }
 
+/// Sends what the machine wants sent, and the transport's copies by multicast that are due
+/// (see [`super::neighbour`]).
 fn flush<R: RngCore + CryptoRng>(machine: &mut Machine<R>, sockets: &mut Sockets) {
     while let Some(t) = machine.poll_transmit() {
         sockets.send(&t);
     }
+    sockets.send_due(Instant::now());
 }
 
 /// Waits until a socket is readable, a signal arrives or `timeout` passes (at most 60 s).

@@ -21,18 +21,21 @@ pub mod driver;
 pub mod hostkey;
 pub mod iface;
 pub mod listening;
+pub mod neighbour;
 pub mod probe;
 pub mod scan;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
 use std::os::fd::{AsFd, BorrowedFd};
+use std::time::Instant;
 
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockRef, Socket, Type};
 
 use crate::protocol::codec::MAX_DATAGRAM;
 use crate::protocol::{Destination, Transmit};
 use iface::Interface;
+use neighbour::{Kernel, Mirror};
 
 /// The UDP port of the exchange, unless `--port` or `pair.port` say otherwise.
 pub const DEFAULT_PORT: u16 = 28620;
@@ -81,6 +84,11 @@ pub struct Sockets {
     /// `--peer` hosts: accepted even when not on a chosen subnet.
     peers: Vec<IpAddr>,
     warnings: Vec<String>,
+    /// Copies by multicast of unicast datagrams that wait for neighbour discovery
+    /// ([`neighbour`]); `None` for a set that only sends.
+    mirror: Option<Mirror>,
+    /// The kernel's neighbour tables, opened when first asked; `None` until then.
+    kernel: Option<Kernel>,
 }
 
 fn udp(domain: Domain) -> Result<Socket, TransportError> {
@@ -238,6 +246,8 @@ impl Sockets {
             multicast_v6,
             peers,
             warnings,
+            mirror: Some(Mirror::default()),
+            kernel: None,
         })
     }
 
@@ -327,6 +337,8 @@ impl Sockets {
             multicast_v6,
             peers,
             warnings,
+            mirror: None,
+            kernel: None,
         })
     }
 
@@ -353,7 +365,9 @@ impl Sockets {
 
     /// Sends one datagram. Failures on one interface or to one address are
     /// not fatal: a scan reaches many hosts that do not exist, and one
-    /// interface may lack a route for multicast.
+    /// interface may lack a route for multicast. A unicast datagram to a neighbour that the
+    /// kernel has not resolved is also copied to the group (see [`neighbour`]), now or at
+    /// [`Sockets::next_due`].
     pub fn send(&mut self, t: &Transmit) {
         match t.destination {
             Destination::Multicast => self.send_multicast(&t.datagram),
@@ -361,7 +375,119 @@ impl Sockets {
                 let family = if to.is_ipv4() { &self.v4 } else { &self.v6 };
                 if let Some(f) = family {
                     let _ = f.unicast.send_to(&t.datagram, to);
+                    self.mirror_sent(to, &t.datagram);
                 }
+            }
+        }
+    }
+
+    /// The interface by which a copy of a datagram to `to` would go, by its index: the one
+    /// whose link `to` is on ([`link_of`]), if this run sends multicast of that family there.
+    /// `None` where no copy is due: the address is not on a chosen interface's link (a `--peer`
+    /// host behind a router), is this machine's own (no neighbour to resolve), or is on
+    /// loopback.
+    fn mirror_interface(&self, to: SocketAddr) -> Option<u32> {
+        let ip = to.ip();
+        let own = self.interfaces.iter().any(|i| match ip {
+            IpAddr::V4(a) => i.v4.iter().any(|n| n.addr == a),
+            IpAddr::V6(a) => i.v6.iter().any(|n| n.addr == a),
+        });
+        if own {
+            return None;
+        }
+        let i = link_of(&self.interfaces, to)?;
+        if i.loopback {
+            return None;
+        }
+        let sends = match ip {
+            IpAddr::V4(_) => self.multicast_v4.iter().any(|(_, name)| *name == i.name),
+            IpAddr::V6(_) => self.multicast_v6.iter().any(|(index, _)| *index == i.index),
+        };
+        sends.then_some(i.index)
+    }
+
+    /// Asks the kernel whether it sends to `ip` on interface `index` at once; `None` if it
+    /// cannot be asked.
+    fn resolved(kernel: &mut Option<Kernel>, ip: IpAddr, index: u32) -> Option<bool> {
+        if kernel.is_none() {
+            *kernel = Kernel::open().ok();
+        }
+        kernel.as_mut()?.resolved(ip, index).ok()
+    }
+
+    /// After a unicast datagram to `to`: its copy by multicast, if one is due now.
+    fn mirror_sent(&mut self, to: SocketAddr, datagram: &[u8]) {
+        if self.mirror.is_none() {
+            return;
+        }
+        let Some(index) = self.mirror_interface(to) else {
+            return;
+        };
+        let kernel = &mut self.kernel;
+        let copy = self.mirror.as_mut().is_some_and(|m| {
+            m.sent(Instant::now(), to, datagram, |to| {
+                Self::resolved(kernel, to.ip(), index)
+            })
+        });
+        if copy {
+            self.send_copy(to, index, datagram);
+        }
+    }
+
+    /// When a copy by multicast waits to be sent (see [`Sockets::send_due`]).
+    pub fn next_due(&self) -> Option<Instant> {
+        self.mirror.as_ref()?.next_due()
+    }
+
+    /// Sends the copies by multicast that are due at `now`, for addresses still unresolved.
+    pub fn send_due(&mut self, now: Instant) {
+        let Some(mirror) = self.mirror.as_mut() else {
+            return;
+        };
+        if mirror.next_due().is_none_or(|at| at > now) {
+            return;
+        }
+        let (interfaces, kernel) = (&self.interfaces, &mut self.kernel);
+        // Only addresses with a link get a waiting copy (`mirror_interface`).
+        let copies = mirror.due(now, |to| match link_of(interfaces, to) {
+            Some(i) => Self::resolved(kernel, to.ip(), i.index),
+            None => Some(true),
+        });
+        for (to, datagram) in copies {
+            if let Some(index) = self.mirror_interface(to) {
+                self.send_copy(to, index, &datagram);
+            }
+        }
+    }
+
+    /// Sends `datagram`, meant for `to`, to the group of `to`'s family on interface `index`,
+    /// from the socket that sent it by unicast.
+    fn send_copy(&self, to: SocketAddr, index: u32, datagram: &[u8]) {
+        let port = self.port;
+        match to {
+            SocketAddr::V4(_) => {
+                let Some(f) = &self.v4 else { return };
+                let Some(i) = self.interfaces.iter().find(|i| i.index == index) else {
+                    return;
+                };
+                let Some(&(addr, _)) = self.multicast_v4.iter().find(|(_, n)| *n == i.name) else {
+                    return;
+                };
+                let _ = SockRef::from(&f.unicast)
+                    .set_multicast_if_v4(&addr)
+                    .and_then(|()| {
+                        f.unicast
+                            .send_to(datagram, SocketAddrV4::new(GROUP_V4, port))
+                    });
+            }
+            SocketAddr::V6(_) => {
+                let Some(f) = &self.v6 else { return };
+                let _ = SockRef::from(&f.unicast)
+                    .set_multicast_if_v6(index)
+                    .and_then(|()| {
+                        f.unicast
+                            .send_to(datagram, SocketAddrV6::new(GROUP_V6, port, 0, index))
+                    });
             }
         }
     }
@@ -482,6 +608,17 @@ impl Sockets {
 impl Family {
     fn sockets(&self) -> impl Iterator<Item = &UdpSocket> {
         self.listen.iter().chain([&self.unicast])
+    }
+}
+
+/// The chosen interface whose link `to` is on: the scope of a link-local IPv6 address, else the
+/// one with a subnet that holds it.
+fn link_of(interfaces: &[Interface], to: SocketAddr) -> Option<&Interface> {
+    match to {
+        SocketAddr::V6(v6) if v6.scope_id() != 0 => {
+            interfaces.iter().find(|i| i.index == v6.scope_id())
+        }
+        _ => interfaces.iter().find(|i| i.on_link(to.ip())),
     }
 }
 
