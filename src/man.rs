@@ -16,6 +16,7 @@ use crate::protocol::machine::{
     MAX_FAILURES, OUTCOME_MAX, OUTCOME_QUIET, RTO_INITIAL, RTO_MAX, RTO_MIN, RTT_FACTOR,
     SCAN_AFTER, SCAN_PACE, TYPED_PEERS_AFTER, VERIFY_GRACE, VERIFY_WITHIN,
 };
+use crate::transport::neighbour::MIRROR_AFTER;
 use crate::transport::{DEFAULT_PORT, GROUP_V4, GROUP_V6};
 
 fn ms(d: std::time::Duration) -> String {
@@ -340,12 +341,18 @@ fn extra() -> Roff {
              {HELLO_STEADY} intervals at {}). When nothing has been heard for {} s, git pair \
              also greets every address of each interface's IPv4 subnet (at most a /24 per interface) by \
              unicast, one every {}, and again every 10 s (--no-scan, pair.scan=false turn this off). --peer \
-             hosts are greeted by unicast from the start. Replies go by unicast to the source of what was heard.",
+             hosts are greeted by unicast from the start. Replies go by unicast to the source of what was heard; \
+             while this machine's kernel has not resolved that address on the link (ARP, IPv6 neighbour \
+             discovery: a lost request is sent again only after a second) {} after the first reply to it, \
+             each reply is also copied to the group on that address's interface, from the same socket, so \
+             every host on the LAN sees those copies (all of them sealed or, for the SPAKE2 message, safe to \
+             see).",
             ms(HELLO_INITIAL),
             ms(HELLO_MAX),
             ms(HELLO_INITIAL),
             SCAN_AFTER.as_secs(),
-            ms(SCAN_PACE)
+            ms(SCAN_PACE),
+            ms(MIRROR_AFTER)
         ),
     );
     item(

@@ -83,6 +83,7 @@ fn main() -> ExitCode {
         Base: lone_side_gives_up_with_exit_3_and_writes_nothing,
         Base: a_peer_of_another_protocol_version_is_named,
         Nft: an_unreachable_sshd_stops_both_sides_and_writes_nothing,
+        Nft: the_exchange_goes_by_multicast_copies_while_arp_fails,
         Base: list_then_remove_locks_the_peer_out,
         Base: a_half_removed_pairing_is_listed_and_cleaned_up,
         Base: repairing_replaces_the_old_pairing,
@@ -816,6 +817,55 @@ fn an_unreachable_sshd_stops_both_sides_and_writes_nothing() {
         said.contains("is sshd running on the peer") && said.contains("TCP port 22"),
         "A must say plainly what to check\n{run}"
     );
+    for (side, host, was) in [("A", &lab.a, &before.0), ("B", &lab.b, &before.1)] {
+        assert!(snapshot(host) == *was, "side {side} wrote something\n{run}");
+    }
+}
+
+/// Issue 13: B's ingress drops every ARP frame, so B can never resolve A's link-layer address
+/// and no unicast datagram of B's ever leaves B (A learns B's address from B's ARP requests, so
+/// A's unicast reaches B); both ingresses drop IPv6, so that everything runs over IPv4. The
+/// exchange can then run only on the copies that the transport sends to the multicast group
+/// while a neighbour is unresolved (`transport::neighbour`): without them A never gets B's
+/// SPAKE2 message and neither side gets as far as checking the other's sshd. With them both do,
+/// and the TCP check, which needs unicast both ways, names the problem: each side says the
+/// peer's sshd does not answer, or that the peer refused for that reason. Nothing is written.
+fn the_exchange_goes_by_multicast_copies_while_arp_fails() {
+    let lab = Lab::new(Network::DualStack);
+    for (host, arp) in [(&lab.a, ""), (&lab.b, "meta protocol arp drop\n")] {
+        let rules = format!(
+            "table netdev gp_arp_drop {{\n\
+             chain ingress {{\n\
+             type filter hook ingress device \"{}\" priority 0; policy accept;\n\
+             {arp}meta protocol ip6 drop\n\
+             }}\n}}\n",
+            host.iface
+        );
+        net::in_netns(&host.netns, "nft")
+            .args(["-f", "-"])
+            .stdin(rules)
+            .run_ok();
+    }
+    let before = (snapshot(&lab.a), snapshot(&lab.b));
+    let run = pair(&lab, &PairOpts::timeout(30), &PairOpts::timeout(30));
+    let reasons: Vec<String> = failure_reasons(&run.a)
+        .into_iter()
+        .chain(failure_reasons(&run.b))
+        .collect();
+    assert!(
+        reasons.iter().any(|r| r == "sshd_unreachable")
+            && reasons
+                .iter()
+                .all(|r| r == "sshd_unreachable" || r == "peer_rejected"),
+        "both sides must have got as far as the sshd check: {reasons:?}\n{run}"
+    );
+    for (side, out) in [("A", &run.a), ("B", &run.b)] {
+        assert_eq!(
+            out.code(),
+            Some(exit::SETUP_FAILED),
+            "{side} must exit 5\n{run}"
+        );
+    }
     for (side, host, was) in [("A", &lab.a, &before.0), ("B", &lab.b, &before.1)] {
         assert!(snapshot(host) == *was, "side {side} wrote something\n{run}");
     }

@@ -255,6 +255,14 @@ fn ab(o: &Options, other: &std::path::Path) {
                 std::fs::copy(&builds[k].1, &installed)
                     .unwrap_or_else(|e| panic!("install {}: {e}", builds[k].1.display()));
                 let (t, counted) = namespaces::time_one(&lab, timeout, &[]);
+                if std::env::var_os("GP_AB_LIST").is_some() {
+                    eprintln!(
+                        "run {i} {}: {:.1} ms, {} datagrams",
+                        builds[k].0,
+                        t.took.as_secs_f64() * 1e3,
+                        counted.udp
+                    );
+                }
                 seen[k] = seen[k].add(counted);
                 if t.ok {
                     times[k].push(t.took.as_secs_f64() * 1e3);

@@ -656,9 +656,12 @@ impl Report {
                  with both families raced, the two hosts know each other only after 1 s or more \
                  in **{}** of first meetings and after 2 s or more in {}. The TCP check of the \
                  peer's sshd needs both directions resolved (SYN one way, SYN-ACK the other), so \
-                 about one pairing in {} cannot finish before the kernel's first resend, and \
-                 then needs the rest of a lossy exchange after it: a p95 of 1200 ms is at the \
-                 edge of what this kernel setting allows, whatever the protocol does.",
+                 about one pairing in {} cannot finish before the kernel's first resend. Until \
+                 the transport copied datagrams to unresolved neighbours to the multicast group \
+                 (`transport::neighbour`), the whole UDP exchange waited for that resend too and \
+                 ran its lossy round trips only after it; now the exchange runs beside the \
+                 resolution and only the check waits, so the floor of a p95 is that resend plus \
+                 one connection, not the resend plus the rest of the exchange.",
                 f.trials,
                 pc(f.one_family_1s),
                 pc(f.one_family_2s),

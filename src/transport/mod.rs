@@ -8,6 +8,9 @@
 //! sends everything, so that peers answer to an address only this process
 //! owns, even when two git-pair processes share a host and the well-known
 //! port. Multicast goes out with TTL / hop limit 1 on each interface in turn.
+//! While the kernel has not resolved the link-layer address a unicast datagram
+//! goes to, the datagram is also copied to the group, from the same socket
+//! ([`neighbour`]): a lost ARP request would otherwise hold it for a second.
 //!
 //! Datagrams are accepted only from the chosen interfaces' own subnets (or
 //! the `--peer` hosts), so that `--interface` really confines pairing.

@@ -98,7 +98,12 @@ pub fn request(family: AddressFamily, seq: u32) -> Vec<u8> {
 /// an IPv4 or IPv6 address, and says whether the dump is complete. A reply that is cut short or
 /// malformed, or an error from the kernel, is an error.
 pub fn parse(reply: &[u8], out: &mut Vec<Entry>) -> io::Result<Parsed> {
-    let bad = || io::Error::new(io::ErrorKind::InvalidData, "malformed neighbour table reply");
+    let bad = || {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "malformed neighbour table reply",
+        )
+    };
     let u16_at = |b: &[u8], i: usize| -> Option<u16> {
         Some(u16::from_ne_bytes(b.get(i..i + 2)?.try_into().ok()?))
     };
@@ -176,6 +181,14 @@ pub fn resolved_in(entries: &[Entry], addr: IpAddr, ifindex: u32) -> bool {
         .any(|e| e.addr == addr && e.ifindex == ifindex && is_resolved(e.state))
 }
 
+/// Whether `entries` show the kernel still resolving `addr` on some interface (or given up on
+/// it), and nowhere resolved: a connection to it waits for neighbour discovery. No entry at all
+/// (nothing was sent there, or it is reached through a router) says nothing: `false`.
+pub fn waiting_in(entries: &[Entry], addr: IpAddr) -> bool {
+    let mine = || entries.iter().filter(|e| e.addr == addr);
+    mine().next().is_some() && !mine().any(|e| is_resolved(e.state))
+}
+
 /// A netlink socket to ask the kernel's neighbour tables with.
 pub struct Kernel {
     fd: OwnedFd,
@@ -205,6 +218,16 @@ impl Kernel {
 
     /// Whether the kernel sends to `addr` on interface `ifindex` at once.
     pub fn resolved(&mut self, addr: IpAddr, ifindex: u32) -> io::Result<bool> {
+        Ok(resolved_in(&self.entries(addr)?, addr, ifindex))
+    }
+
+    /// Whether a connection to `addr` waits for the kernel to resolve it ([`waiting_in`]).
+    pub fn waiting(&mut self, addr: IpAddr) -> io::Result<bool> {
+        Ok(waiting_in(&self.entries(addr)?, addr))
+    }
+
+    /// The neighbour table of `addr`'s family.
+    fn entries(&mut self, addr: IpAddr) -> io::Result<Vec<Entry>> {
         let family = if addr.is_ipv4() {
             AddressFamily::Inet
         } else {
@@ -224,7 +247,7 @@ impl Kernel {
                 break;
             }
         }
-        Ok(resolved_in(&entries, addr, ifindex))
+        Ok(entries)
     }
 }
 
@@ -383,10 +406,20 @@ mod tests {
     fn neighbours_are_read_with_their_interface_and_state() {
         let v6 = "fe80::2".parse::<Ipv6Addr>().unwrap();
         let mut reply = neighbour(AddressFamily::Inet, 3, REACHABLE, &[10, 0, 0, 2]);
-        reply.extend(neighbour(AddressFamily::Inet, 3, INCOMPLETE, &[10, 0, 0, 3]));
+        reply.extend(neighbour(
+            AddressFamily::Inet,
+            3,
+            INCOMPLETE,
+            &[10, 0, 0, 3],
+        ));
         reply.extend(neighbour(AddressFamily::Inet6, 4, STALE, &v6.octets()));
         // A bridge's entry, with a link-layer "address" only: skipped.
-        reply.extend(neighbour(AddressFamily::Inet, 5, NOARP, &[1, 2, 3, 4, 5, 6]));
+        reply.extend(neighbour(
+            AddressFamily::Inet,
+            5,
+            NOARP,
+            &[1, 2, 3, 4, 5, 6],
+        ));
         let mut out = Vec::new();
         assert_eq!(parse(&reply, &mut out).unwrap(), Parsed::More);
         assert_eq!(
@@ -459,6 +492,9 @@ mod tests {
         assert!(!resolved_in(&entries, IpAddr::from([10, 0, 0, 3]), 3));
         // No entry: nothing has been sent there yet.
         assert!(!resolved_in(&entries, IpAddr::from([10, 0, 0, 9]), 3));
+        assert!(!waiting_in(&entries, IpAddr::from([10, 0, 0, 2])));
+        assert!(waiting_in(&entries, IpAddr::from([10, 0, 0, 3])));
+        assert!(!waiting_in(&entries, IpAddr::from([10, 0, 0, 9])));
     }
 
     fn peer() -> SocketAddr {
@@ -504,7 +540,10 @@ mod tests {
             vec![(peer(), b"pake".to_vec()), (peer(), b"again".to_vec())]
         );
         // The other address's copy is due later.
-        assert_eq!(m.next_due(), Some(t + Duration::from_millis(2) + MIRROR_AFTER));
+        assert_eq!(
+            m.next_due(),
+            Some(t + Duration::from_millis(2) + MIRROR_AFTER)
+        );
         // Past its moment, an unresolved address gets its copy at once.
         let later = t + Duration::from_millis(50);
         assert!(m.sent(later, peer(), b"data", |_| Some(false)));

@@ -21,12 +21,20 @@
 //! neighbour discovery for IPv6), and a lost ARP request is resent only after a second. The IPv4
 //! and IPv6 addresses of a peer are resolved independently, so taking whichever answers first
 //! turns one such second in five into one in twenty.
+//!
+//! A connection that fails because the kernel gave up resolving the address on the link (three
+//! requests a second apart, all unanswered: "no route to host") leaves the address undecided:
+//! the next fresh connection starts another resolution, and the check's timeout is long enough
+//! for two (the pairing exchange may have finished by multicast copies before the first did:
+//! see [`super::neighbour`]).
 
 use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use super::neighbour::Kernel;
 
 /// At most this many addresses are tried.
 pub const MAX_CANDIDATES: usize = 16;
@@ -47,7 +55,8 @@ pub fn retry_after(unit: Duration) -> impl Iterator<Item = Duration> {
 }
 
 /// Once an address has connected, more preferred addresses that are still undecided get this
-/// long, plus twice the time the connected one took, before the connected one is taken.
+/// long, plus twice the time the connected one took, before the connected one is taken (this
+/// long alone when each of them waits for the kernel to resolve its link-layer address).
 pub const PREFERENCE_GRACE: Duration = Duration::from_millis(20);
 
 /// Connects to an address within a timeout; replaced in tests.
@@ -73,14 +82,28 @@ pub fn first_reachable_paced(
 ) -> Result<SocketAddr, Vec<(SocketAddr, io::Error)>> {
     let connect: Connect =
         Arc::new(|addr, timeout| TcpStream::connect_timeout(&addr, timeout).map(drop));
-    first_reachable_with(candidates, timeout, unit, &connect)
+    // Asked only when an address has connected and a more preferred one has not; a kernel that
+    // cannot be asked says nothing (the full grace).
+    let mut kernel = None;
+    let mut waiting = |addr: SocketAddr| {
+        if kernel.is_none() {
+            kernel = Kernel::open().ok();
+        }
+        kernel
+            .as_mut()
+            .is_some_and(|k| k.waiting(addr.ip()).unwrap_or(false))
+    };
+    first_reachable_with(candidates, timeout, unit, &connect, &mut waiting)
 }
 
+/// [`first_reachable_paced`] with the connections and the kernel's neighbour tables given:
+/// `waiting(addr)` says whether a connection to `addr` waits for the kernel to resolve it.
 fn first_reachable_with(
     candidates: &[SocketAddr],
     timeout: Duration,
     unit: Duration,
     connect: &Connect,
+    waiting: &mut dyn FnMut(SocketAddr) -> bool,
 ) -> Result<SocketAddr, Vec<(SocketAddr, io::Error)>> {
     let candidates = &candidates[..candidates.len().min(MAX_CANDIDATES)];
     let started = Instant::now();
@@ -99,8 +122,10 @@ fn first_reachable_with(
         attempt(i);
     }
     // Per candidate: `None` while undecided, `Some(Ok)` once connected,
-    // `Some(Err)` once refused or unreachable (trying again would not help).
+    // `Some(Err)` once refused or unreachable by route (trying again would not help).
     let mut results: Vec<Option<io::Result<()>>> = candidates.iter().map(|_| None).collect();
+    // Per candidate: the last "no route to host", for the report if nothing decides it.
+    let mut unreachable: Vec<Option<io::Error>> = candidates.iter().map(|_| None).collect();
     let mut retries = retry_after(unit).map(|after| started + after);
     let mut next_retry = retries.next();
     // When the first address connected: more preferred ones are waited for until then.
@@ -135,13 +160,28 @@ fn first_reachable_with(
             Ok((i, Ok(()))) => {
                 results[i] = Some(Ok(()));
                 if settle_by.is_none() {
+                    // More preferred addresses that all wait for neighbour discovery would
+                    // answer only after the kernel's next request, a second apart: they get
+                    // the grace alone.
                     let took = Instant::now().saturating_duration_since(started);
-                    settle_by = Some(Instant::now() + PREFERENCE_GRACE + 2 * took);
+                    let stuck = results[..i]
+                        .iter()
+                        .zip(candidates)
+                        .filter(|(r, _)| r.is_none())
+                        .all(|(_, a)| waiting(*a));
+                    let more = if stuck { Duration::ZERO } else { 2 * took };
+                    settle_by = Some(Instant::now() + PREFERENCE_GRACE + more);
                 }
             }
             // A timed-out connection says nothing while others are pending;
             // at the deadline every undecided candidate counts as timed out.
             Ok((_, Err(e))) if e.kind() == io::ErrorKind::TimedOut => {}
+            // So does a failed resolution of the address on the link: the kernel gives up after
+            // three requests a second apart (on a LAN that loses ARP frames, or before the
+            // peer's host answers), and the next connection starts another.
+            Ok((i, Err(e))) if e.kind() == io::ErrorKind::HostUnreachable => {
+                unreachable[i] = Some(e);
+            }
             Ok((i, Err(e))) => {
                 if results[i].is_none() {
                     results[i] = Some(Err(e));
@@ -165,9 +205,10 @@ fn first_reachable_with(
     Err(candidates
         .iter()
         .zip(results)
-        .map(|(a, r)| {
-            let err = match r {
-                Some(Err(e)) => e,
+        .zip(unreachable)
+        .map(|((a, r), unreachable)| {
+            let err = match (r, unreachable) {
+                (Some(Err(e)), _) | (_, Some(e)) => e,
                 _ => io::Error::new(io::ErrorKind::TimedOut, "no answer"),
             };
             (*a, err)
@@ -210,8 +251,14 @@ mod tests {
             TcpStream::connect_timeout(&addr, timeout).map(drop)
         });
         let started = Instant::now();
-        let got =
-            first_reachable_with(&[addr], Duration::from_secs(3), DEFAULT_RETRY, &connect).unwrap();
+        let got = first_reachable_with(
+            &[addr],
+            Duration::from_secs(3),
+            DEFAULT_RETRY,
+            &connect,
+            &mut |_| false,
+        )
+        .unwrap();
         assert_eq!(got, addr);
         let took = started.elapsed();
         assert!(took < Duration::from_millis(900), "{took:?}");
@@ -232,12 +279,52 @@ mod tests {
         });
         let timeout = Duration::from_secs(2);
         let started = Instant::now();
-        let errs = first_reachable_with(&[addr], timeout, DEFAULT_RETRY, &connect).unwrap_err();
+        let errs = first_reachable_with(&[addr], timeout, DEFAULT_RETRY, &connect, &mut |_| false)
+            .unwrap_err();
         assert!(started.elapsed() >= timeout);
         assert_eq!(errs.len(), 1);
         assert_eq!(errs[0].1.kind(), io::ErrorKind::TimedOut);
         let within = 1 + retry_after(DEFAULT_RETRY).filter(|r| *r < timeout).count();
         assert_eq!(tries.load(Ordering::SeqCst), within);
+    }
+
+    /// The first connection fails with "no route to host", as when the kernel gave up
+    /// resolving the address on the link: a later one, after a fresh resolution, gets through.
+    /// An address that stays unreachable is reported so.
+    #[test]
+    fn an_unresolved_address_is_tried_again() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let open = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = open.local_addr().unwrap();
+        let tries = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&tries);
+        let connect: Connect = Arc::new(move |addr, timeout| {
+            if counted.fetch_add(1, Ordering::SeqCst) == 0 {
+                return Err(io::Error::from(io::ErrorKind::HostUnreachable));
+            }
+            TcpStream::connect_timeout(&addr, timeout).map(drop)
+        });
+        let got = first_reachable_with(
+            &[addr],
+            Duration::from_secs(3),
+            DEFAULT_RETRY,
+            &connect,
+            &mut |_| false,
+        )
+        .unwrap();
+        assert_eq!(got, addr);
+        assert_eq!(tries.load(Ordering::SeqCst), 2);
+
+        let never: Connect = Arc::new(|_, _| Err(io::Error::from(io::ErrorKind::HostUnreachable)));
+        let errs = first_reachable_with(
+            &[addr],
+            Duration::from_millis(300),
+            DEFAULT_RETRY,
+            &never,
+            &mut |_| false,
+        )
+        .unwrap_err();
+        assert_eq!(errs[0].1.kind(), io::ErrorKind::HostUnreachable);
     }
 
     /// The preferred address hangs (its link-layer address is not resolved yet); the second
@@ -260,12 +347,55 @@ mod tests {
             Duration::from_secs(3),
             DEFAULT_RETRY,
             &connect,
+            &mut |_| false,
         )
         .unwrap();
         assert_eq!(got, answering);
         let took = started.elapsed();
         assert!(took < Duration::from_millis(500), "{took:?}");
         assert!(took >= PREFERENCE_GRACE, "{took:?}");
+    }
+
+    /// The second address answers only after 300 ms. A preferred address that is merely silent
+    /// gets twice that more; one that waits for the kernel to resolve it (a lost ARP request is
+    /// sent again only a second later) gets the grace alone.
+    #[test]
+    fn a_preferred_address_waiting_for_neighbour_discovery_gets_the_grace_alone() {
+        let open = TcpListener::bind("127.0.0.1:0").unwrap();
+        let answering = open.local_addr().unwrap();
+        let hanging: SocketAddr = "192.0.2.1:22".parse().unwrap();
+        let connect: Connect = Arc::new(move |addr, timeout| {
+            if addr == hanging {
+                std::thread::sleep(timeout);
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "lost"));
+            }
+            std::thread::sleep(Duration::from_millis(300));
+            TcpStream::connect_timeout(&addr, timeout).map(drop)
+        });
+        for waits in [true, false] {
+            let mut asked = Vec::new();
+            let started = Instant::now();
+            let got = first_reachable_with(
+                &[hanging, answering],
+                Duration::from_secs(3),
+                // No fresh connections within the test.
+                Duration::from_secs(10),
+                &connect,
+                &mut |a| {
+                    asked.push(a);
+                    waits
+                },
+            )
+            .unwrap();
+            let took = started.elapsed();
+            assert_eq!(got, answering);
+            assert_eq!(asked, [hanging]);
+            if waits {
+                assert!(took < Duration::from_millis(600), "{took:?}");
+            } else {
+                assert!(took >= Duration::from_millis(900), "{took:?}");
+            }
+        }
     }
 
     /// Both answer at once: the preferred one is taken.
@@ -281,8 +411,14 @@ mod tests {
             }
             TcpStream::connect_timeout(&addr, timeout).map(drop)
         });
-        let got =
-            first_reachable_with(&[a, b], Duration::from_secs(3), DEFAULT_RETRY, &connect).unwrap();
+        let got = first_reachable_with(
+            &[a, b],
+            Duration::from_secs(3),
+            DEFAULT_RETRY,
+            &connect,
+            &mut |_| false,
+        )
+        .unwrap();
         assert_eq!(got, a);
     }
 

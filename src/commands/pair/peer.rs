@@ -29,8 +29,13 @@ use super::error::PairError;
 use super::replace::{earlier_pairings, replacement_proof, Decision, Evidence};
 use super::{Prepared, Reporter};
 
-/// How long the peer's sshd has to accept a TCP connection.
-pub(super) const SSHD_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long the peer's sshd has to accept a TCP connection: two rounds of the kernel's neighbour
+/// resolution. The exchange may have completed by multicast copies before the kernel resolved the
+/// peer's link-layer address (see `transport::neighbour`), so the check can be the first to need
+/// it, and on a LAN that loses frames Linux gives a resolution up after three requests a second
+/// apart (3 s); the next connection starts another. A peer whose firewall drops the connections
+/// is named this long after its payload arrived (a refused connection is named at once).
+pub(super) const SSHD_PROBE_TIMEOUT: Duration = Duration::from_secs(6);
 
 /// A peer verified by the protocol, with its sshd checked.
 pub(super) struct VerifiedPeer {
