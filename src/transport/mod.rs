@@ -561,10 +561,12 @@ impl Sockets {
 
     /// Reads every waiting datagram, passing on those from a chosen
     /// interface's subnet or a `--peer` host.
-    pub fn recv_all(&self, mut deliver: impl FnMut(SocketAddr, &[u8])) {
+    pub fn recv_all(&mut self, mut deliver: impl FnMut(SocketAddr, &[u8])) {
         // One byte more than the limit, so that an oversized datagram is
         // seen as such instead of silently truncated.
         let mut buf = [0u8; MAX_DATAGRAM + 1];
+        // Who spoke may get copies of what goes back to it (see `neighbour`).
+        let mut mirror = self.mirror.take();
         for family in self.v4.iter().chain(self.v6.iter()) {
             for socket in family.sockets() {
                 // Bounded, so that a flood cannot starve the timers.
@@ -572,6 +574,9 @@ impl Sockets {
                     match socket.recv_from(&mut buf) {
                         Ok((len, from)) => {
                             if self.accepts(&from) {
+                                if let Some(m) = &mut mirror {
+                                    m.heard(from.ip());
+                                }
                                 deliver(from, &buf[..len]);
                             }
                         }
@@ -583,6 +588,7 @@ impl Sockets {
                 }
             }
         }
+        self.mirror = mirror;
     }
 
     fn accepts(&self, from: &SocketAddr) -> bool {

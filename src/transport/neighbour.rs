@@ -45,6 +45,8 @@ use super::listening::Parsed;
 pub const MIRROR_AFTER: Duration = Duration::from_millis(5);
 /// At most this many copies wait for [`MIRROR_AFTER`] to pass (a pairing sends a handful).
 const MAX_PENDING: usize = 64;
+/// At most this many addresses heard from are remembered (a crowd of 64 pairings has 128 hosts).
+const MAX_HEARD: usize = 1024;
 
 /// `RTM_NEWNEIGH` (a reply) and `RTM_GETNEIGH` (the request).
 const RTM_NEWNEIGH: u16 = 28;
@@ -256,6 +258,10 @@ impl Kernel {
 /// nothing is copied for the rest of the run).
 #[derive(Debug, Default)]
 pub struct Mirror {
+    /// Addresses a datagram came from: only these get copies. A hello to an address that has
+    /// not spoken (a `--peer` host, the subnet probe) is not copied: hellos go to the group
+    /// anyway, and the probe's addresses mostly do not exist.
+    heard: HashSet<IpAddr>,
     /// Addresses seen resolved: never asked about again.
     resolved: HashSet<IpAddr>,
     /// Addresses not seen resolved yet, with the time of the first datagram to them.
@@ -267,6 +273,13 @@ pub struct Mirror {
 }
 
 impl Mirror {
+    /// A datagram came from `from`.
+    pub fn heard(&mut self, from: IpAddr) {
+        if self.heard.len() < MAX_HEARD {
+            self.heard.insert(from);
+        }
+    }
+
     /// A unicast `datagram` to `to` went out at `now`: whether to copy it by multicast at once.
     /// A copy may instead wait for [`Mirror::due`] (the kernel is not asked before its address
     /// has had [`MIRROR_AFTER`] to resolve).
@@ -278,7 +291,7 @@ impl Mirror {
         resolved: impl FnOnce(SocketAddr) -> Option<bool>,
     ) -> bool {
         let ip = to.ip();
-        if self.off || self.resolved.contains(&ip) {
+        if self.off || self.resolved.contains(&ip) || !self.heard.contains(&ip) {
             return false;
         }
         let at = *self.since.entry(ip).or_insert(now) + MIRROR_AFTER;
@@ -508,6 +521,7 @@ mod tests {
     #[test]
     fn a_neighbour_that_resolves_in_time_gets_no_copy_and_is_not_asked_again() {
         let mut m = Mirror::default();
+        m.heard(peer().ip());
         let t = Instant::now();
         assert!(!m.sent(t, peer(), b"pake", never));
         assert!(!m.sent(t + Duration::from_millis(1), peer(), b"data", never));
@@ -531,6 +545,8 @@ mod tests {
         let mut m = Mirror::default();
         let t = Instant::now();
         let other: SocketAddr = "[fe80::3%2]:40000".parse().unwrap();
+        m.heard(peer().ip());
+        m.heard(other.ip());
         assert!(!m.sent(t, peer(), b"pake", never));
         assert!(!m.sent(t + Duration::from_millis(2), other, b"x", never));
         assert!(!m.sent(t + Duration::from_millis(3), peer(), b"again", never));
@@ -558,6 +574,7 @@ mod tests {
     #[test]
     fn a_kernel_that_cannot_be_asked_turns_copies_off() {
         let mut m = Mirror::default();
+        m.heard(peer().ip());
         let t = Instant::now();
         assert!(!m.sent(t, peer(), b"pake", never));
         assert!(m.due(t + MIRROR_AFTER, |_| None).is_empty());
@@ -569,11 +586,29 @@ mod tests {
     #[test]
     fn waiting_copies_are_bounded() {
         let mut m = Mirror::default();
+        m.heard(peer().ip());
         let t = Instant::now();
         for _ in 0..MAX_PENDING + 10 {
             m.sent(t, peer(), b"x", never);
         }
         assert_eq!(m.due(t + MIRROR_AFTER, |_| Some(false)).len(), MAX_PENDING);
+    }
+
+    /// Hellos to addresses that never spoke (the subnet probe, `--peer` hosts) get no copies.
+    #[test]
+    fn only_addresses_heard_from_get_copies() {
+        let mut m = Mirror::default();
+        let t = Instant::now();
+        let later = t + Duration::from_millis(50);
+        for i in 1..=254u8 {
+            let to = SocketAddr::from(([10, 0, 0, i], 28620));
+            assert!(!m.sent(t, to, b"hello", never));
+            assert!(!m.sent(later, to, b"hello", never));
+        }
+        assert_eq!(m.next_due(), None);
+        m.heard(peer().ip());
+        assert!(!m.sent(later, peer(), b"pake", never));
+        assert!(m.sent(later + MIRROR_AFTER, peer(), b"data", |_| Some(false)));
     }
 
     /// The real kernel: loopback needs no neighbour, and an address never sent to has no entry.
