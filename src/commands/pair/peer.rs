@@ -537,10 +537,23 @@ pub(super) fn sshd_candidates(
     interfaces: &[Interface],
 ) -> Vec<SocketAddr> {
     let port = info.ssh_port;
-    let link_scope = sources.iter().find_map(|s| match s {
-        SocketAddr::V6(v6) if v6.scope_id() != 0 => Some(v6.scope_id()),
-        _ => None,
-    });
+    // Heard over IPv4 alone, the interface is the one whose subnet holds a source: without it
+    // the check would race no second family, and on a LAN that loses ARP frames it would wait
+    // for IPv4's neighbour resolution alone.
+    let link_scope = sources
+        .iter()
+        .find_map(|s| match s {
+            SocketAddr::V6(v6) if v6.scope_id() != 0 => Some(v6.scope_id()),
+            _ => None,
+        })
+        .or_else(|| {
+            sources.iter().find_map(|s| {
+                interfaces
+                    .iter()
+                    .find(|i| !i.loopback && i.on_link(s.ip()))
+                    .map(|i| i.index)
+            })
+        });
     let mut out: Vec<SocketAddr> = Vec::new();
     let mut push = |addr: SocketAddr| {
         if !out.iter().any(|a| a.ip() == addr.ip()) {
@@ -602,6 +615,19 @@ mod tests {
             SocketAddr::V6(SocketAddrV6::new("fe80::2".parse().unwrap(), 2222, 0, 2)),
             "10.0.0.2:2222".parse().unwrap(),
             "[2001:db8::2]:2222".parse().unwrap(),
+        ];
+        assert_eq!(got, want);
+    }
+
+    /// A peer heard over IPv4 alone: its advertised link-local IPv6 address gets the scope of
+    /// the interface the IPv4 source is on, so that the check races both families.
+    #[test]
+    fn sshd_candidates_scope_link_local_by_an_ipv4_source() {
+        let sources = vec!["10.0.0.2:40000".parse::<SocketAddr>().unwrap()];
+        let got = sshd_candidates(&sources, &info(&["10.0.0.2", "fe80::2"]), &[eth0()]);
+        let want: Vec<SocketAddr> = vec![
+            "10.0.0.2:2222".parse().unwrap(),
+            SocketAddr::V6(SocketAddrV6::new("fe80::2".parse().unwrap(), 2222, 0, 2)),
         ];
         assert_eq!(got, want);
     }
