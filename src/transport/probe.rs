@@ -55,9 +55,12 @@ pub fn retry_after(unit: Duration) -> impl Iterator<Item = Duration> {
 }
 
 /// Once an address has connected, more preferred addresses that are still undecided get this
-/// long, plus twice the time the connected one took, before the connected one is taken (this
-/// long alone when each of them waits for the kernel to resolve its link-layer address).
+/// long, plus twice the time the connected one took (at most [`PREFERENCE_UNITS`] units),
+/// before the connected one is taken (this long alone when each of them waits for the kernel to
+/// resolve its link-layer address).
 pub const PREFERENCE_GRACE: Duration = Duration::from_millis(20);
+/// ...plus at most this many units of [`first_reachable_paced`] (its retransmission timeout).
+pub const PREFERENCE_UNITS: u32 = 4;
 
 /// Connects to an address within a timeout; replaced in tests.
 type Connect = Arc<dyn Fn(SocketAddr, Duration) -> io::Result<()> + Send + Sync>;
@@ -169,7 +172,16 @@ fn first_reachable_with(
                         .zip(candidates)
                         .filter(|(r, _)| r.is_none())
                         .all(|(_, a)| waiting(*a));
-                    let more = if stuck { Duration::ZERO } else { 2 * took };
+                    // Otherwise twice the time the connected one took, which on a LAN is the
+                    // jitter of a round trip; but at most a few retransmission timeouts: under
+                    // loss the time is mostly lost SYNs and neighbour discovery, and waiting
+                    // twice that again for a more preferred address of the same host (a
+                    // second or two) buys nothing.
+                    let more = if stuck {
+                        Duration::ZERO
+                    } else {
+                        (2 * took).min(PREFERENCE_UNITS * unit)
+                    };
                     settle_by = Some(Instant::now() + PREFERENCE_GRACE + more);
                 }
             }
@@ -357,7 +369,7 @@ mod tests {
     }
 
     /// The second address answers only after 300 ms. A preferred address that is merely silent
-    /// gets twice that more; one that waits for the kernel to resolve it (a lost ARP request is
+    /// gets twice that more (at most 4 units); one that waits for the kernel to resolve it (a lost ARP request is
     /// sent again only a second later) gets the grace alone.
     #[test]
     fn a_preferred_address_waiting_for_neighbour_discovery_gets_the_grace_alone() {
@@ -396,6 +408,20 @@ mod tests {
                 assert!(took >= Duration::from_millis(900), "{took:?}");
             }
         }
+        // With a 50 ms unit, the extra wait is at most 4 units, not twice the 300 ms.
+        let started = Instant::now();
+        let got = first_reachable_with(
+            &[hanging, answering],
+            Duration::from_secs(3),
+            DEFAULT_RETRY,
+            &connect,
+            &mut |_| false,
+        )
+        .unwrap();
+        let took = started.elapsed();
+        assert_eq!(got, answering);
+        assert!(took >= Duration::from_millis(500), "{took:?}");
+        assert!(took < Duration::from_millis(800), "{took:?}");
     }
 
     /// Both answer at once: the preferred one is taken.
