@@ -1,7 +1,9 @@
 //! Checks that the peer's sshd answers, before anything is written.
 //!
-//! All candidate addresses are tried at once, each with its own thread and
-//! timeout, and the most preferred one that connects wins. A peer that
+//! The most preferred candidate address is tried first; the others join it at
+//! the first retry, or at once when it waits for the kernel to resolve its
+//! link-layer address (see below). Each has its own thread and timeout, and
+//! the most preferred one that connects wins. A peer that
 //! advertises an address from another network (a VPN, a container bridge)
 //! therefore costs no waiting when a better address answers first.
 //!
@@ -121,7 +123,17 @@ fn first_reachable_with(
             let _ = tx.send((i, connect(addr, left)));
         });
     };
-    for i in 0..candidates.len() {
+    // The most preferred address alone first, unless it waits for neighbour discovery: on a
+    // LAN it answers within a millisecond, and every connection the peer's sshd accepts costs
+    // it a process. The others start at the first retry (or once it has failed).
+    let mut begun = vec![false; candidates.len()];
+    let first = if candidates.len() > 1 && !waiting(candidates[0]) {
+        1
+    } else {
+        candidates.len()
+    };
+    for (i, b) in begun.iter_mut().enumerate().take(first) {
+        *b = true;
         attempt(i);
     }
     // Per candidate: `None` while undecided, `Some(Ok)` once connected,
@@ -198,6 +210,10 @@ fn first_reachable_with(
                 if results[i].is_none() {
                     results[i] = Some(Err(e));
                 }
+                for (j, b) in begun.iter_mut().enumerate().filter(|(_, b)| !**b) {
+                    *b = true;
+                    attempt(j);
+                }
             }
             Err(RecvTimeoutError::Timeout) => {
                 // No fresh connection at or after the deadline: it would have no time left (a
@@ -206,6 +222,7 @@ fn first_reachable_with(
                 if now < deadline && next_retry.is_some_and(|r| now >= r) {
                     next_retry = retries.next();
                     for (i, _) in results.iter().enumerate().filter(|(_, r)| r.is_none()) {
+                        begun[i] = true;
                         attempt(i);
                     }
                 }
@@ -213,6 +230,10 @@ fn first_reachable_with(
             // Unreachable while `tx` lives here; nothing more can arrive.
             Err(RecvTimeoutError::Disconnected) => break,
         }
+    }
+    // The deadline came while more preferred addresses had their grace: one did connect.
+    if let Some(j) = results.iter().position(|r| matches!(r, Some(Ok(())))) {
+        return Ok(candidates[j]);
     }
     Err(candidates
         .iter()
@@ -368,9 +389,11 @@ mod tests {
         assert!(took >= PREFERENCE_GRACE, "{took:?}");
     }
 
-    /// The second address answers only after 300 ms. A preferred address that is merely silent
-    /// gets twice that more (at most 4 units); one that waits for the kernel to resolve it (a lost ARP request is
-    /// sent again only a second later) gets the grace alone.
+    /// The second address answers 300 ms after it is tried. A preferred address that is merely
+    /// silent gets twice the time to that answer more (at most 4 units), and the second one is
+    /// tried only at the first retry; one that waits for the kernel to resolve it (a lost ARP
+    /// request is sent again only a second later) has both tried at once and gets the grace
+    /// alone.
     #[test]
     fn a_preferred_address_waiting_for_neighbour_discovery_gets_the_grace_alone() {
         let open = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -389,9 +412,8 @@ mod tests {
             let started = Instant::now();
             let got = first_reachable_with(
                 &[hanging, answering],
-                Duration::from_secs(3),
-                // No fresh connections within the test.
-                Duration::from_secs(10),
+                Duration::from_secs(5),
+                Duration::from_secs(1),
                 &connect,
                 &mut |a| {
                     asked.push(a);
@@ -401,11 +423,13 @@ mod tests {
             .unwrap();
             let took = started.elapsed();
             assert_eq!(got, answering);
-            assert_eq!(asked, [hanging]);
+            assert!(asked.iter().all(|a| *a == hanging), "{asked:?}");
             if waits {
+                // Both at once; the answer at 300 ms, then the grace.
                 assert!(took < Duration::from_millis(600), "{took:?}");
             } else {
-                assert!(took >= Duration::from_millis(900), "{took:?}");
+                // The second at 1 s, its answer at 1.3 s, then 2.6 s more at most.
+                assert!(took >= Duration::from_millis(2500), "{took:?}");
             }
         }
         // With a 50 ms unit, the extra wait is at most 4 units, not twice the 300 ms.
@@ -422,6 +446,66 @@ mod tests {
         assert_eq!(got, answering);
         assert!(took >= Duration::from_millis(500), "{took:?}");
         assert!(took < Duration::from_millis(800), "{took:?}");
+    }
+
+    /// The preferred address answers at once: the other is never connected to (the peer's
+    /// sshd would spend a process on it). When the preferred one waits for neighbour discovery,
+    /// both are tried at once.
+    #[test]
+    fn the_second_address_is_tried_only_when_the_first_is_slow_or_unresolved() {
+        use std::sync::Mutex;
+        let a = TcpListener::bind("127.0.0.1:0").unwrap();
+        let b = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (a, b) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+        for waits in [false, true] {
+            let tried = Arc::new(Mutex::new(Vec::new()));
+            let seen = Arc::clone(&tried);
+            let connect: Connect = Arc::new(move |addr, timeout| {
+                seen.lock().unwrap().push(addr);
+                TcpStream::connect_timeout(&addr, timeout).map(drop)
+            });
+            let got = first_reachable_with(
+                &[a, b],
+                Duration::from_secs(3),
+                DEFAULT_RETRY,
+                &connect,
+                &mut |_| waits,
+            )
+            .unwrap();
+            assert_eq!(got, a);
+            // A thread started for b reports after the winner: give it a moment.
+            std::thread::sleep(Duration::from_millis(100));
+            let mut tried = tried.lock().unwrap().clone();
+            tried.sort();
+            let mut want = if waits { vec![a, b] } else { vec![a] };
+            want.sort();
+            assert_eq!(tried, want, "waits {waits}");
+        }
+    }
+
+    /// The deadline falls within a preferred address's grace: the one that connected is taken.
+    #[test]
+    fn an_address_that_connected_is_taken_at_the_deadline() {
+        let open = TcpListener::bind("127.0.0.1:0").unwrap();
+        let answering = open.local_addr().unwrap();
+        let hanging: SocketAddr = "192.0.2.1:22".parse().unwrap();
+        let connect: Connect = Arc::new(move |addr, timeout| {
+            if addr == hanging {
+                std::thread::sleep(timeout);
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "lost"));
+            }
+            std::thread::sleep(Duration::from_millis(300));
+            TcpStream::connect_timeout(&addr, timeout).map(drop)
+        });
+        // The second starts at 50 ms and connects at 350 ms; the grace would end at 570 ms.
+        let got = first_reachable_with(
+            &[hanging, answering],
+            Duration::from_millis(500),
+            DEFAULT_RETRY,
+            &connect,
+            &mut |_| false,
+        );
+        assert_eq!(got.unwrap(), answering);
     }
 
     /// Both answer at once: the preferred one is taken.
