@@ -24,11 +24,6 @@ use crate::support::process::{Cmd, Output, Running, DEFAULT_TIMEOUT};
 
 /// nftables table of the benchmark's loss and counting rules.
 const TABLE: &str = "gpbench";
-/// How often an exit is looked for while timing one pairing.
-const POLL_FINE: Duration = Duration::from_millis(1);
-/// ...and while timing a crowd (128 waiters polling every millisecond would
-/// take CPU from the pairings being measured).
-const POLL_CROWD: Duration = Duration::from_millis(5);
 const CODE_DEADLINE: Duration = Duration::from_secs(20);
 
 /// One timed pairing.
@@ -286,13 +281,10 @@ fn paired_with(out: &Output) -> Option<String> {
 }
 
 /// Waits for `running` on its own thread, so that exits are seen when they
-/// happen whatever the order.
-fn waiter(
-    running: Running,
-    limit: Duration,
-    poll: Duration,
-) -> thread::JoinHandle<(Output, Instant)> {
-    thread::spawn(move || running.wait_polling(limit, poll))
+/// happen whatever the order (a thread blocked in `waitpid` each: no polling,
+/// no CPU taken from the pairings being measured).
+fn waiter(running: Running, limit: Duration) -> thread::JoinHandle<(Output, Instant)> {
+    thread::spawn(move || running.wait_exact(limit))
 }
 
 /// One pairing: A starts and shows its code; then B starts with it; timed
@@ -301,10 +293,10 @@ fn pair_once(lab: &Lab, timeout_secs: u64) -> Timed {
     let limit = Duration::from_secs(timeout_secs + 20);
     let mut a = git_pair(&lab.a, &lab.a.repo, None, timeout_secs).spawn();
     let code = read_code(&mut a);
-    let a = waiter(a, limit, POLL_FINE);
+    let a = waiter(a, limit);
     let started = Instant::now();
     let b = git_pair(&lab.b, &lab.b.repo, Some(&code), timeout_secs).spawn();
-    let (b, b_exit) = b.wait_polling(limit, POLL_FINE);
+    let (b, b_exit) = b.wait_exact(limit);
     let (a, a_exit) = a.join().expect("waiter thread");
     let took = a_exit.max(b_exit) - started;
     let right = paired_with(&a).as_deref() == Some(&*lab.b.repo.to_string_lossy())
@@ -345,7 +337,7 @@ pub fn wrapper_overhead(lab: &Lab, runs: usize, lean: bool) -> Duration {
             let cmd = lab.b.cmd("true");
             let cmd = if lean { lab.b.lean(cmd) } else { cmd };
             let started = Instant::now();
-            let (out, exited) = cmd.spawn().wait_polling(DEFAULT_TIMEOUT, POLL_FINE);
+            let (out, exited) = cmd.spawn().wait_exact(DEFAULT_TIMEOUT);
             assert!(out.success(), "{out}");
             exited - started
         })
@@ -432,7 +424,7 @@ pub fn crowd(lab: &Lab, k: usize, timeout_secs: u64) -> Crowd {
     let waiters: Vec<_> = firsts
         .into_iter()
         .chain(seconds)
-        .map(|r| waiter(r, limit, POLL_CROWD))
+        .map(|r| waiter(r, limit))
         .collect();
     let results: Vec<(Output, Instant)> = waiters
         .into_iter()

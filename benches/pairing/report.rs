@@ -93,7 +93,8 @@ impl LanCondition {
 pub struct Report {
     pub guess: Option<Rate>,
     pub sim: Vec<Vec<Run>>,
-    /// Starting `true` the way the timed runs start git-pair (`nsenter`).
+    /// Starting `true` the way the timed runs start git-pair (from a thread inside the host's
+    /// namespaces).
     pub wrapper: Option<Duration>,
     /// ...and through the end-to-end tests' wrappers, which the figures before included.
     pub test_wrapper: Option<Duration>,
@@ -462,10 +463,13 @@ impl Report {
             s,
             "Timed from the start of the second side (the first side has shown its code) until \
              both have exited. On the namespace LAN this is the real release binary on two hosts \
-             whose veths meet on a Linux bridge in a third (switch) namespace, each side started \
-             by one `nsenter` into its host's network and UTS namespaces as its user (about {} \
-             per start, included; the end-to-end tests' wrappers, `ip netns exec … unshare … \
-             setpriv … env`, which the timings of earlier reports included, take {}), with a fresh `~/.ssh`, no remote and empty neighbour caches \
+             whose veths meet on a Linux bridge in a third (switch) namespace, each side forked \
+             and exec'd as its user by a thread of the benchmark that has entered its host's \
+             network and UTS namespaces, with no program in between, as from a shell (starting \
+             `true` so takes {}, included; the end-to-end tests' wrappers, `ip netns exec … \
+             unshare … setpriv … env`, which the timings of earlier reports included, take {}; \
+             one `nsenter`, which the last report's did, 2.92 ms), and its exit seen by a thread \
+             blocked in `waitpid` (no polling), with a fresh `~/.ssh`, no remote and empty neighbour caches \
              (ARP and IPv6) before each run, as when two machines meet for the first time; it \
              includes the sshd check, key generation, the writes to `~/.ssh` and the git config. \
              Loss is made by nftables at each host's netdev ingress hook (`numgen random`), so \
@@ -589,8 +593,8 @@ impl Report {
             let _ = writeln!(s, "| phase | what happens | median |\n|---|---|---|");
             let rows = [
                 (
-                    "starting through `nsenter`",
-                    "into the host's namespaces as its user: the benchmark's, not git-pair's (measured apart by running `true` the same way; the traced runs themselves start through the end-to-end tests' wrappers and `strace`)",
+                    "starting a program",
+                    "fork and exec as the host's user from a thread inside its namespaces, as from a shell (measured apart by running `true` the same way; the traced runs themselves start through the end-to-end tests' wrappers and `strace`)",
                     self.wrapper,
                 ),
                 (
@@ -620,7 +624,7 @@ impl Report {
                 ),
                 (
                     "total from B's execve",
-                    "(the start through `nsenter` comes on top)",
+                    "(the fork and exec before it come on top)",
                     Some(p.total),
                 ),
             ];
@@ -865,7 +869,7 @@ impl Report {
              `git annex p2p --pair` does), each from empty neighbour caches, for the first {} \
              runs of each condition. Timed the same way: from the start of the side that types \
              the code (the other has shown it) until every process has exited; both run as the \
-             hosts' users, started the same way (`nsenter`). Ratio: wormhole's figure over git \
+             hosts' users, started the same way (forked inside the host's namespaces). Ratio: wormhole's figure over git \
              pair's.\n",
             wormhole_version(o),
             o.compare_runs
