@@ -16,6 +16,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use nix::fcntl::{posix_fadvise, PosixFadviseAdvice};
 use rand_core::RngCore;
 use zeroize::Zeroizing;
 
@@ -323,11 +324,18 @@ pub fn sync_dirs(dirs: &[PathBuf]) -> Result<(), Error> {
 /// thread. Not on a thread each: ext4's journal (jbd2) makes a synchronous commit wait a little
 /// for other writers when the previous one came from another thread, hoping to batch them, so
 /// that 8 small files and their directory took 4-5 ms synced at once and 1.5 ms one after
-/// another here (each fsync commits only what is still dirty).
+/// another here. Before the first fsync, the writeback of every file is started (Linux does
+/// that for `POSIX_FADV_DONTNEED`; a hint, whose failure changes nothing), so that the first
+/// journal commit takes all of them and the later fsyncs find little left to do: 0.8 ms
+/// instead of 1.5 for the same files. Durability rests on the fsyncs alone.
 pub fn sync_at_once<'a>(
     temps: impl IntoIterator<Item = (&'a Temp, &'a Path)>,
     dirs: &[PathBuf],
 ) -> Result<(), Error> {
+    let temps: Vec<(&Temp, &Path)> = temps.into_iter().collect();
+    for (t, _) in &temps {
+        let _ = posix_fadvise(&t.file, 0, 0, PosixFadviseAdvice::POSIX_FADV_DONTNEED);
+    }
     for (t, path) in temps {
         t.file.sync_all().map_err(|source| Error::Io {
             action: "write",

@@ -53,9 +53,9 @@ pub fn retry_after(unit: Duration) -> impl Iterator<Item = Duration> {
 /// long, plus twice the time the connected one took, before the connected one is taken.
 pub const PREFERENCE_GRACE: Duration = Duration::from_millis(20);
 
-/// How long after the most preferred address the others get their first connection, unless
-/// it fails sooner: a quarter of the retry unit (5 ms on a LAN). On a clean LAN the first
-/// connects well within that, and each connection costs the peer's sshd a process (it forks
+/// How long after the most preferred address began to connect the others get their first
+/// connection, unless it fails sooner: a quarter of the retry unit (5 ms on a LAN). On a clean
+/// LAN the first connects well within that, and each connection costs the peer's sshd a process (it forks
 /// and re-executes itself for every connection it accepts) while both sides are busy pairing;
 /// on a lossy one the others still start long before the first fresh connection, and a family
 /// whose neighbour resolution lost a frame still races the other one (a second, not 5 ms).
@@ -105,13 +105,16 @@ fn first_reachable_with(
         let (tx, connect, addr) = (tx.clone(), Arc::clone(connect), candidates[i]);
         let left = deadline.saturating_duration_since(Instant::now());
         std::thread::spawn(move || {
-            let _ = tx.send((i, connect(addr, left)));
+            let _ = tx.send((i, None));
+            let _ = tx.send((i, Some(connect(addr, left))));
         });
     };
-    // The most preferred address first, the others a little later (see [`stagger`]).
+    // The most preferred address first, the others a little later (see [`stagger`]), counted
+    // from when its thread began to connect: on a busy machine a new thread can wait
+    // milliseconds for a core, and the others would start for nothing.
     attempt(0);
     let mut begun = 1;
-    let others_at = started + stagger(unit);
+    let mut others_at: Option<Instant> = None;
     // Per candidate: `None` while undecided, `Some(Ok)` once connected,
     // `Some(Err)` once refused or unreachable (trying again would not help).
     let mut results: Vec<Option<io::Result<()>>> = candidates.iter().map(|_| None).collect();
@@ -121,7 +124,7 @@ fn first_reachable_with(
     let mut settle_by: Option<Instant> = None;
     loop {
         if begun < candidates.len()
-            && (Instant::now() >= others_at
+            && (others_at.is_some_and(|at| Instant::now() >= at)
                 || results[..begun].iter().all(|r| matches!(r, Some(Err(_)))))
         {
             for i in begun..candidates.len() {
@@ -153,13 +156,18 @@ fn first_reachable_with(
         let wake = [
             next_retry,
             settle_by,
-            (begun < candidates.len()).then_some(others_at),
+            others_at.filter(|_| begun < candidates.len()),
         ]
         .into_iter()
         .flatten()
         .fold(deadline, Instant::min);
         match rx.recv_timeout(wake.saturating_duration_since(now)) {
-            Ok((i, Ok(()))) => {
+            Ok((i, None)) => {
+                if i == 0 && others_at.is_none() {
+                    others_at = Some(Instant::now() + stagger(unit));
+                }
+            }
+            Ok((i, Some(Ok(())))) => {
                 results[i] = Some(Ok(()));
                 if settle_by.is_none() {
                     let took = Instant::now().saturating_duration_since(started);
@@ -168,8 +176,8 @@ fn first_reachable_with(
             }
             // A timed-out connection says nothing while others are pending;
             // at the deadline every undecided candidate counts as timed out.
-            Ok((_, Err(e))) if e.kind() == io::ErrorKind::TimedOut => {}
-            Ok((i, Err(e))) => {
+            Ok((_, Some(Err(e)))) if e.kind() == io::ErrorKind::TimedOut => {}
+            Ok((i, Some(Err(e)))) => {
                 if results[i].is_none() {
                     results[i] = Some(Err(e));
                 }
