@@ -677,6 +677,7 @@ pub fn phases(lab: &Lab, dir: &Path, runs: usize) -> Option<Phases> {
     for _ in 0..runs {
         reset(&lab.a, std::slice::from_ref(&lab.a.repo));
         reset(&lab.b, std::slice::from_ref(&lab.b.repo));
+        nix::unistd::sync();
         forget_neighbours(lab, &[]);
         trace(lab, dir, Some(ONLY));
         let read = |side: &str| fs::read_to_string(dir.join(format!("{side}.strace")));
