@@ -24,11 +24,6 @@ use crate::support::process::{Cmd, Output, Running, DEFAULT_TIMEOUT};
 
 /// nftables table of the benchmark's loss and counting rules.
 const TABLE: &str = "gpbench";
-/// How often an exit is looked for while timing one pairing.
-const POLL_FINE: Duration = Duration::from_millis(1);
-/// ...and while timing a crowd (128 waiters polling every millisecond would
-/// take CPU from the pairings being measured).
-const POLL_CROWD: Duration = Duration::from_millis(5);
 const CODE_DEADLINE: Duration = Duration::from_secs(20);
 
 /// One timed pairing.
@@ -286,13 +281,10 @@ fn paired_with(out: &Output) -> Option<String> {
 }
 
 /// Waits for `running` on its own thread, so that exits are seen when they
-/// happen whatever the order.
-fn waiter(
-    running: Running,
-    limit: Duration,
-    poll: Duration,
-) -> thread::JoinHandle<(Output, Instant)> {
-    thread::spawn(move || running.wait_polling(limit, poll))
+/// happen whatever the order (a thread blocked in `waitpid` each: no polling,
+/// no CPU taken from the pairings being measured).
+fn waiter(running: Running, limit: Duration) -> thread::JoinHandle<(Output, Instant)> {
+    thread::spawn(move || running.wait_exact(limit))
 }
 
 /// One pairing: A starts and shows its code; then B starts with it; timed
@@ -301,10 +293,10 @@ fn pair_once(lab: &Lab, timeout_secs: u64) -> Timed {
     let limit = Duration::from_secs(timeout_secs + 20);
     let mut a = git_pair(&lab.a, &lab.a.repo, None, timeout_secs).spawn();
     let code = read_code(&mut a);
-    let a = waiter(a, limit, POLL_FINE);
+    let a = waiter(a, limit);
     let started = Instant::now();
     let b = git_pair(&lab.b, &lab.b.repo, Some(&code), timeout_secs).spawn();
-    let (b, b_exit) = b.wait_polling(limit, POLL_FINE);
+    let (b, b_exit) = b.wait_exact(limit);
     let (a, a_exit) = a.join().expect("waiter thread");
     let took = a_exit.max(b_exit) - started;
     let right = paired_with(&a).as_deref() == Some(&*lab.b.repo.to_string_lossy())
@@ -326,6 +318,10 @@ fn pair_once(lab: &Lab, timeout_secs: u64) -> Timed {
 pub fn time_one(lab: &Lab, timeout_secs: u64, others: &[&str]) -> (Timed, Counters) {
     reset(&lab.a, std::slice::from_ref(&lab.a.repo));
     reset(&lab.b, std::slice::from_ref(&lab.b.repo));
+    // The reset's writes on disk before the run, as on a machine where nothing was written in
+    // the last seconds (ext4 commits every 5 s): otherwise the pairing's first fsync commits
+    // them (and their data, in ordered mode) along with its own.
+    nix::unistd::sync();
     forget_neighbours(lab, others);
     let before = counters(lab);
     let cpu_before = cpu(lab);
@@ -336,8 +332,8 @@ pub fn time_one(lab: &Lab, timeout_secs: u64, others: &[&str]) -> (Timed, Counte
 }
 
 /// What starting a command on a host costs before git-pair runs at all: the median time to
-/// run `true` the same way, over `runs`, started the lean way (`nsenter`, as the timed runs
-/// are) when `lean`, else through the end-to-end tests' wrappers (`ip netns exec`, `unshare`,
+/// run `true` the same way, over `runs`, started the lean way (forked from a thread inside the
+/// host's namespaces, as the timed runs are) when `lean`, else through the end-to-end tests' wrappers (`ip netns exec`, `unshare`,
 /// `sh`, `setpriv` and `env`).
 pub fn wrapper_overhead(lab: &Lab, runs: usize, lean: bool) -> Duration {
     let mut times: Vec<Duration> = (0..runs)
@@ -345,7 +341,7 @@ pub fn wrapper_overhead(lab: &Lab, runs: usize, lean: bool) -> Duration {
             let cmd = lab.b.cmd("true");
             let cmd = if lean { lab.b.lean(cmd) } else { cmd };
             let started = Instant::now();
-            let (out, exited) = cmd.spawn().wait_polling(DEFAULT_TIMEOUT, POLL_FINE);
+            let (out, exited) = cmd.spawn().wait_exact(DEFAULT_TIMEOUT);
             assert!(out.success(), "{out}");
             exited - started
         })
@@ -432,7 +428,7 @@ pub fn crowd(lab: &Lab, k: usize, timeout_secs: u64) -> Crowd {
     let waiters: Vec<_> = firsts
         .into_iter()
         .chain(seconds)
-        .map(|r| waiter(r, limit, POLL_CROWD))
+        .map(|r| waiter(r, limit))
         .collect();
     let results: Vec<(Output, Instant)> = waiters
         .into_iter()
@@ -681,6 +677,7 @@ pub fn phases(lab: &Lab, dir: &Path, runs: usize) -> Option<Phases> {
     for _ in 0..runs {
         reset(&lab.a, std::slice::from_ref(&lab.a.repo));
         reset(&lab.b, std::slice::from_ref(&lab.b.repo));
+        nix::unistd::sync();
         forget_neighbours(lab, &[]);
         trace(lab, dir, Some(ONLY));
         let read = |side: &str| fs::read_to_string(dir.join(format!("{side}.strace")));

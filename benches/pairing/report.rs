@@ -93,7 +93,8 @@ impl LanCondition {
 pub struct Report {
     pub guess: Option<Rate>,
     pub sim: Vec<Vec<Run>>,
-    /// Starting `true` the way the timed runs start git-pair (`nsenter`).
+    /// Starting `true` the way the timed runs start git-pair (from a thread inside the host's
+    /// namespaces).
     pub wrapper: Option<Duration>,
     /// ...and through the end-to-end tests' wrappers, which the figures before included.
     pub test_wrapper: Option<Duration>,
@@ -462,10 +463,13 @@ impl Report {
             s,
             "Timed from the start of the second side (the first side has shown its code) until \
              both have exited. On the namespace LAN this is the real release binary on two hosts \
-             whose veths meet on a Linux bridge in a third (switch) namespace, each side started \
-             by one `nsenter` into its host's network and UTS namespaces as its user (about {} \
-             per start, included; the end-to-end tests' wrappers, `ip netns exec … unshare … \
-             setpriv … env`, which the timings of earlier reports included, take {}), with a fresh `~/.ssh`, no remote and empty neighbour caches \
+             whose veths meet on a Linux bridge in a third (switch) namespace, each side forked \
+             and exec'd as its user by a thread of the benchmark that has entered its host's \
+             network and UTS namespaces, with no program in between, as from a shell (starting \
+             `true` so takes {}, included; the end-to-end tests' wrappers, `ip netns exec … \
+             unshare … setpriv … env`, which the timings of earlier reports included, take {}; \
+             one `nsenter`, which the last report's did, 2.92 ms), and its exit seen by a thread \
+             blocked in `waitpid` (no polling), with a fresh `~/.ssh`, no remote and empty neighbour caches \
              (ARP and IPv6) before each run, as when two machines meet for the first time; it \
              includes the sshd check, key generation, the writes to `~/.ssh` and the git config. \
              Loss is made by nftables at each host's netdev ingress hook (`numgen random`), so \
@@ -589,8 +593,8 @@ impl Report {
             let _ = writeln!(s, "| phase | what happens | median |\n|---|---|---|");
             let rows = [
                 (
-                    "starting through `nsenter`",
-                    "into the host's namespaces as its user: the benchmark's, not git-pair's (measured apart by running `true` the same way; the traced runs themselves start through the end-to-end tests' wrappers and `strace`)",
+                    "starting a program",
+                    "fork and exec as the host's user from a thread inside its namespaces, as from a shell (measured apart by running `true` the same way; the traced runs themselves start through the end-to-end tests' wrappers and `strace`)",
                     self.wrapper,
                 ),
                 (
@@ -605,12 +609,12 @@ impl Report {
                 ),
                 (
                     "sshd check and confirmation",
-                    "TCP connects to the peer's sshd, then the MACs both ways",
+                    "TCP connects to the peer's sshd (the most preferred address alone for a moment), then the MACs both ways; a side whose MAC goes out first writes the pairing ahead while it waits for the other's (the files and the journal written and synced, nothing in place)",
                     Some(p.check),
                 ),
                 (
                     "setup",
-                    "the ssh files and the git remote in one journaled transaction (the lock and the directories; the files and the journal written and synced in one round, put in place, their directories synced, the journal removed: three rounds of fsyncs), then both sides' ends; A's setup runs beside B's",
+                    "the ssh files and the git remote in one journaled transaction (the lock and the directories; the files and the journal written and synced in one round, unless written ahead; put in place, their directories synced, the journal removed: three rounds of fsyncs, one fsync after another, each file's writeback started first), then both sides' ends; A's setup runs beside B's",
                     Some(p.setup),
                 ),
                 (
@@ -620,7 +624,7 @@ impl Report {
                 ),
                 (
                     "total from B's execve",
-                    "(the start through `nsenter` comes on top)",
+                    "(the fork and exec before it come on top)",
                     Some(p.total),
                 ),
             ];
@@ -868,7 +872,7 @@ impl Report {
              `git annex p2p --pair` does), each from empty neighbour caches, for the first {} \
              runs of each condition. Timed the same way: from the start of the side that types \
              the code (the other has shown it) until every process has exited; both run as the \
-             hosts' users, started the same way (`nsenter`). Ratio: wormhole's figure over git \
+             hosts' users, started the same way (forked inside the host's namespaces). Ratio: wormhole's figure over git \
              pair's.\n",
             wormhole_version(o),
             o.compare_runs
@@ -950,6 +954,51 @@ fn wormhole_version(o: &Options) -> String {
 /// What profiling found where a figure missed, and what changed; written by
 /// hand, kept with the generator so that a new run keeps it.
 const FINDINGS: &str = r#"
+- **Issue 13, the clean link, fourth round: what the cores and the disk
+  wait for.** Traced again (`--trace`, a few syscalls), a clean pairing
+  still waited on three things. (1) The fsyncs of the transaction ran on a
+  thread each: ext4's journal (jbd2) makes a synchronous commit from a
+  thread other than the last one wait a little for more, so 8 small files
+  and their directory took 4-5 ms synced at once and 1.5 ms one after
+  another (two processes doing it at once: 3.5-4.5 against 1.8 ms; Python
+  on this disk, 40 rounds each). They are now synced one after another,
+  after every file's writeback has been started together
+  (`POSIX_FADV_DONTNEED`, which Linux turns into a writeback; a hint
+  only, durability rests on the fsyncs): 0.8 ms for the same files, 2.65
+  against 3.4-4.3 ms with two processes. The last report's claim that
+  concurrent fsyncs share commits does not hold on this machine. (2) The
+  check of the peer's sshd connected to every address at once, and
+  OpenSSH forks and re-executes itself for each connection (5-6 ms of CPU
+  each, on the two cores that carry both hosts): the most preferred
+  address now goes alone for a quarter of the retry unit (5 ms on a LAN,
+  `probe::stagger`), counted from when its thread began to connect, so a
+  clean pairing costs the two sshds two processes instead of three. In
+  the simulation that costs a little where a SYN is lost: (b) p95 211.1
+  -> 216.0 ms, median 71.0 -> 71.1 ms (4000 runs each); (e) p95 1700.9 ->
+  1691.0 ms. (3) The side whose key confirmation went first waited idle
+  for the other's: it now writes the pairing ahead meanwhile
+  (`commands/pair/ahead.rs`, `Applied::prepare`: the journal and every
+  file's temporary copy written and synced, nothing in place, under the
+  ssh lock if it is free at once, never with `--verify`, undone if the
+  verification names another peer or does not come within 200 ms), and
+  after the verification only the renames and two small rounds of
+  fsyncs are left. A crash meanwhile changes nothing the next run would
+  not undo (crash tests; the end-to-end SIGKILL test: 300 kills at 300
+  points, none torn). Measured A/B on the namespace LAN, alternating run
+  by run, while a helper built and tested beside it: fsyncs one after
+  another 19.5 -> 18.3 ms median (40 runs each, load 2.2-2.9); the
+  stagger 20.5 -> 16.8 ms (40, load 2.5; sshd CPU per pairing 15.8 ->
+  12.8 ms); writeback started first 18.8 -> 17.9 ms (40, load 2); the
+  stagger's clock from the connection's start 16.9 -> 16.1 ms (40, load
+  1.2); writing ahead 17.4 -> 15.8 ms, p95 22.1 -> 20.8 ms (60, load
+  1.5). The benchmark itself: each side is now forked and exec'd by a
+  thread that has entered its host's namespaces (no `nsenter`, whose 2.92
+  ms per start the last report's figures included), its exit is seen by
+  a thread blocked in `waitpid` (it was polled every millisecond: up to a
+  millisecond late), and the file system is synced after each run's reset
+  (the harness's writes were committed by the pairing's first fsync).
+  Main's binary measured both ways: 22.6 ms median the old way, 19.5 ms
+  the new (40 runs each, separate runs, load about 2.4).
 - **Issue 13, the clean link, third round: CPU, not the network.** Each
   run now counts CPU time: the reaped children of the benchmark (both sides
   of git-pair) and of both hosts' sshd (the processes it starts for

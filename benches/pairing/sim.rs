@@ -497,7 +497,7 @@ impl Sim {
         self.pump(i);
     }
 
-    /// Starts node `i`'s check of `server`'s sshd: connections to both of its families, and
+    /// Starts node `i`'s check of `server`'s sshd: a connection to its first family, to the second a moment later ([`probe::stagger`]), and
     /// fresh ones at each of the probe's `retry_after`; the kernel resends each one's SYN.
     fn start_check(&mut self, i: usize, server: usize, peer: SessionId) {
         let unit = self.nodes[i]
@@ -518,9 +518,16 @@ impl Sim {
             .collect();
         for start in starts {
             for resend in SYN_SENT_AT {
-                let at = start + resend;
-                if at < PROBE_TIMEOUT {
-                    for family in FAMILIES {
+                for family in FAMILIES {
+                    // The first family alone for a moment (a connection that answers spares the
+                    // peer's sshd the others); the retries go to both at once.
+                    let late = if start.is_zero() && family != FAMILIES[0] {
+                        probe::stagger(unit)
+                    } else {
+                        Duration::ZERO
+                    };
+                    let at = start + resend + late;
+                    if at < PROBE_TIMEOUT {
                         let when = self.now + at;
                         self.at(when, What::SendSyn { check, family });
                     }

@@ -30,8 +30,6 @@ const TRANSIT_PORT: u16 = 4001;
 /// How long one wormhole run may take before it counts as failed.
 const LIMIT: Duration = Duration::from_secs(60);
 const CODE_DEADLINE: Duration = Duration::from_secs(30);
-/// How often an exit is looked for while timing.
-const POLL: Duration = Duration::from_millis(1);
 
 /// An ed25519 public key line of the usual size: what is sent.
 const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHh5oYbP3oTA4kG0lqCpRIrTm+uqJdVG2fJp0ct8Vj0N git-pair bench key\n";
@@ -149,7 +147,7 @@ impl Wormhole {
         let into = self.received_file(&lab.b);
         let started = Instant::now();
         let recv = self.receive(&lab.b, &code, &into);
-        let both = [send, recv].map(|r| thread::spawn(move || r.wait_polling(LIMIT, POLL)));
+        let both = [send, recv].map(|r| thread::spawn(move || r.wait_exact(LIMIT)));
         finish(started, both, &[into])
     }
 
@@ -167,8 +165,8 @@ impl Wormhole {
         let started = Instant::now();
         let recv_b = self.receive(&lab.b, &code_a, &into_b);
         let recv_a = self.receive(&lab.a, &code_b, &into_a);
-        let all = [send_a, send_b, recv_b, recv_a]
-            .map(|r| thread::spawn(move || r.wait_polling(LIMIT, POLL)));
+        let all =
+            [send_a, send_b, recv_b, recv_a].map(|r| thread::spawn(move || r.wait_exact(LIMIT)));
         finish(started, all, &[into_b, into_a])
     }
 }

@@ -111,6 +111,76 @@ fn a_crash_during_or_after_the_flush_is_undone_by_the_next_run() {
     }
 }
 
+/// A transaction prepared ([`Applied::prepare`], as a pairing does while it waits for the
+/// peer's confirmation): everything staged, journaled and synced, nothing in place yet. The
+/// repository's config is (re)written first, as [`repo_config`] writes it.
+fn prepared(home: &TempHome) -> (SshDir, std::path::PathBuf, Applied) {
+    let config = repo_config(home);
+    let dir = SshDir::new(home.path());
+    let mut tx = begin(&dir, "pairing for a test", &mut never()).unwrap();
+    apply_in(&mut tx, &dir, &setup(generated()), &mut never()).unwrap();
+    tx.update_git_file(&config, 0o644, add_remote).unwrap();
+    tx.prepare().unwrap();
+    (dir, config, tx)
+}
+
+/// `prepare` changes no file: only the journal and the temporary copies are new. A crash then
+/// is undone by the next run, which removes them; a rollback removes them at once.
+#[test]
+fn a_prepared_transaction_changes_nothing_until_it_is_flushed() {
+    for end in ["crash", "rollback", "drop"] {
+        let home = lived_in_home();
+        repo_config(&home);
+        let before = state(&home);
+        let (dir, _, tx) = prepared(&home);
+        let now = state(&home);
+        for (path, was) in &before {
+            assert_eq!(
+                now.get(path),
+                Some(was),
+                "{end}: {} changed",
+                path.display()
+            );
+        }
+        assert!(dir.journal().exists());
+        assert!(now.len() > before.len() + 1, "{end}: no temporary copies");
+        match end {
+            "crash" => {
+                tx.crash();
+                let recovered = recover(&dir).unwrap();
+                assert!(recovered.interrupted.is_some());
+                assert!(recovered.interrupted.unwrap().changed_since.is_empty());
+            }
+            "rollback" => tx.rollback().unwrap(),
+            _ => drop(tx),
+        }
+        assert_eq!(state(&home), before, "after a {end}");
+        assert!(!dir.journal().exists());
+        assert!(recover(&dir).unwrap().is_empty());
+    }
+}
+
+/// The flush after `prepare` only puts the prepared copies in place: the commit keeps the same
+/// as without it, and leaves no temporary file or journal.
+#[test]
+fn a_prepared_transaction_commits_like_any_other() {
+    let home = lived_in_home();
+    repo_config(&home);
+    let before = state(&home);
+    let (dir, config, tx) = prepared(&home);
+    tx.commit().unwrap();
+    let after = state(&home);
+    assert_ne!(after, before);
+    assert!(!dir.journal().exists());
+    for path in after.keys() {
+        let name = path.file_name().unwrap().to_string_lossy();
+        assert!(!journal::is_temp_name(&name), "{} left", path.display());
+    }
+    assert!(fs::read(&config).unwrap().ends_with(b"url = x:/y\n"));
+    assert!(recover(&dir).unwrap().is_empty());
+    assert_eq!(state(&home), after);
+}
+
 #[test]
 fn a_crash_after_the_commit_keeps_everything() {
     let home = lived_in_home();

@@ -1,11 +1,12 @@
 //! Checks that the peer's sshd answers, before anything is written.
 //!
-//! The most preferred candidate address is tried first; the others join it at
-//! the first retry, or at once when it waits for the kernel to resolve its
-//! link-layer address (see below). Each has its own thread and timeout, and
-//! the most preferred one that connects wins. A peer that
+//! The candidate addresses are tried side by side, each with its own thread
+//! and timeout, and the most preferred one that connects wins. A peer that
 //! advertises an address from another network (a VPN, a container bridge)
-//! therefore costs no waiting when a better address answers first.
+//! therefore costs no waiting when a better address answers first. The most
+//! preferred address goes first, alone for a moment ([`stagger`]): on a clean
+//! LAN it answers within that, and the peer's sshd is spared a process for
+//! every other address.
 //!
 //! A candidate that has not answered is tried again with a fresh connection
 //! at [`RETRY_STEPS`] times a unit: the retransmission timeout of the round
@@ -64,6 +65,16 @@ pub const PREFERENCE_GRACE: Duration = Duration::from_millis(20);
 /// ...plus at most this many units of [`first_reachable_paced`] (its retransmission timeout).
 pub const PREFERENCE_UNITS: u32 = 4;
 
+/// How long after the most preferred address began to connect the others get their first
+/// connection, unless it fails sooner: a quarter of the retry unit (5 ms on a LAN). On a clean
+/// LAN the first connects well within that, and each connection costs the peer's sshd a process (it forks
+/// and re-executes itself for every connection it accepts) while both sides are busy pairing;
+/// on a lossy one the others still start long before the first fresh connection, and a family
+/// whose neighbour resolution lost a frame still races the other one (a second, not 5 ms).
+pub fn stagger(unit: Duration) -> Duration {
+    unit / 4
+}
+
 /// Connects to an address within a timeout; replaced in tests.
 type Connect = Arc<dyn Fn(SocketAddr, Duration) -> io::Result<()> + Send + Sync>;
 
@@ -120,22 +131,16 @@ fn first_reachable_with(
         let (tx, connect, addr) = (tx.clone(), Arc::clone(connect), candidates[i]);
         let left = deadline.saturating_duration_since(Instant::now());
         std::thread::spawn(move || {
-            let _ = tx.send((i, connect(addr, left)));
+            let _ = tx.send((i, None));
+            let _ = tx.send((i, Some(connect(addr, left))));
         });
     };
-    // The most preferred address alone first, unless it waits for neighbour discovery: on a
-    // LAN it answers within a millisecond, and every connection the peer's sshd accepts costs
-    // it a process. The others start at the first retry (or once it has failed).
-    let mut begun = vec![false; candidates.len()];
-    let first = if candidates.len() > 1 && !waiting(candidates[0]) {
-        1
-    } else {
-        candidates.len()
-    };
-    for (i, b) in begun.iter_mut().enumerate().take(first) {
-        *b = true;
-        attempt(i);
-    }
+    // The most preferred address first, the others a little later (see [`stagger`]), counted
+    // from when its thread began to connect: on a busy machine a new thread can wait
+    // milliseconds for a core, and the others would start for nothing.
+    attempt(0);
+    let mut begun = 1;
+    let mut others_at: Option<Instant> = None;
     // Per candidate: `None` while undecided, `Some(Ok)` once connected,
     // `Some(Err)` once refused or unreachable by route (trying again would not help).
     let mut results: Vec<Option<io::Result<()>>> = candidates.iter().map(|_| None).collect();
@@ -146,6 +151,15 @@ fn first_reachable_with(
     // When the first address connected: more preferred ones are waited for until then.
     let mut settle_by: Option<Instant> = None;
     loop {
+        if begun < candidates.len()
+            && (others_at.is_some_and(|at| Instant::now() >= at)
+                || results[..begun].iter().all(|r| matches!(r, Some(Err(_)))))
+        {
+            for i in begun..candidates.len() {
+                attempt(i);
+            }
+            begun = candidates.len();
+        }
         // Done once some address connected and every more preferred one
         // has failed, or once every address failed.
         for (j, r) in results.iter().enumerate() {
@@ -167,12 +181,21 @@ fn first_reachable_with(
         if now >= deadline {
             break;
         }
-        let wake = [next_retry, settle_by]
-            .into_iter()
-            .flatten()
-            .fold(deadline, Instant::min);
+        let wake = [
+            next_retry,
+            settle_by,
+            others_at.filter(|_| begun < candidates.len()),
+        ]
+        .into_iter()
+        .flatten()
+        .fold(deadline, Instant::min);
         match rx.recv_timeout(wake.saturating_duration_since(now)) {
-            Ok((i, Ok(()))) => {
+            Ok((i, None)) => {
+                if i == 0 && others_at.is_none() {
+                    others_at = Some(Instant::now() + stagger(unit));
+                }
+            }
+            Ok((i, Some(Ok(())))) => {
                 results[i] = Some(Ok(()));
                 if settle_by.is_none() {
                     // More preferred addresses that all wait for neighbour discovery would
@@ -199,20 +222,16 @@ fn first_reachable_with(
             }
             // A timed-out connection says nothing while others are pending;
             // at the deadline every undecided candidate counts as timed out.
-            Ok((_, Err(e))) if e.kind() == io::ErrorKind::TimedOut => {}
+            Ok((_, Some(Err(e)))) if e.kind() == io::ErrorKind::TimedOut => {}
             // So does a failed resolution of the address on the link: the kernel gives up after
             // three requests a second apart (on a LAN that loses ARP frames, or before the
             // peer's host answers), and the next connection starts another.
-            Ok((i, Err(e))) if e.kind() == io::ErrorKind::HostUnreachable => {
+            Ok((i, Some(Err(e)))) if e.kind() == io::ErrorKind::HostUnreachable => {
                 unreachable[i] = Some(e);
             }
-            Ok((i, Err(e))) => {
+            Ok((i, Some(Err(e)))) => {
                 if results[i].is_none() {
                     results[i] = Some(Err(e));
-                }
-                for (j, b) in begun.iter_mut().enumerate().filter(|(_, b)| !**b) {
-                    *b = true;
-                    attempt(j);
                 }
             }
             Err(RecvTimeoutError::Timeout) => {
@@ -221,8 +240,11 @@ fn first_reachable_with(
                 let now = Instant::now();
                 if now < deadline && next_retry.is_some_and(|r| now >= r) {
                     next_retry = retries.next();
-                    for (i, _) in results.iter().enumerate().filter(|(_, r)| r.is_none()) {
-                        begun[i] = true;
+                    for (i, _) in results[..begun]
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, r)| r.is_none())
+                    {
                         attempt(i);
                     }
                 }
@@ -253,6 +275,7 @@ fn first_reachable_with(
 mod tests {
     use super::*;
     use std::net::TcpListener;
+    use std::sync::Mutex;
 
     #[test]
     fn prefers_the_first_address_that_answers() {
@@ -390,10 +413,9 @@ mod tests {
     }
 
     /// The second address answers 300 ms after it is tried. A preferred address that is merely
-    /// silent gets twice the time to that answer more (at most 4 units), and the second one is
-    /// tried only at the first retry; one that waits for the kernel to resolve it (a lost ARP
-    /// request is sent again only a second later) has both tried at once and gets the grace
-    /// alone.
+    /// silent gets twice the time to that answer more (at most 4 units); one that waits for the
+    /// kernel to resolve it (a lost ARP request is sent again only a second later) gets the
+    /// grace alone.
     #[test]
     fn a_preferred_address_waiting_for_neighbour_discovery_gets_the_grace_alone() {
         let open = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -425,11 +447,11 @@ mod tests {
             assert_eq!(got, answering);
             assert!(asked.iter().all(|a| *a == hanging), "{asked:?}");
             if waits {
-                // Both at once; the answer at 300 ms, then the grace.
-                assert!(took < Duration::from_millis(600), "{took:?}");
+                // The second after the stagger (250 ms), its answer 300 ms later, the grace.
+                assert!(took < Duration::from_millis(800), "{took:?}");
             } else {
-                // The second at 1 s, its answer at 1.3 s, then 2.6 s more at most.
-                assert!(took >= Duration::from_millis(2500), "{took:?}");
+                // ...then twice the 550 ms more.
+                assert!(took >= Duration::from_millis(1500), "{took:?}");
             }
         }
         // With a 50 ms unit, the extra wait is at most 4 units, not twice the 300 ms.
@@ -448,41 +470,6 @@ mod tests {
         assert!(took < Duration::from_millis(800), "{took:?}");
     }
 
-    /// The preferred address answers at once: the other is never connected to (the peer's
-    /// sshd would spend a process on it). When the preferred one waits for neighbour discovery,
-    /// both are tried at once.
-    #[test]
-    fn the_second_address_is_tried_only_when_the_first_is_slow_or_unresolved() {
-        use std::sync::Mutex;
-        let a = TcpListener::bind("127.0.0.1:0").unwrap();
-        let b = TcpListener::bind("127.0.0.1:0").unwrap();
-        let (a, b) = (a.local_addr().unwrap(), b.local_addr().unwrap());
-        for waits in [false, true] {
-            let tried = Arc::new(Mutex::new(Vec::new()));
-            let seen = Arc::clone(&tried);
-            let connect: Connect = Arc::new(move |addr, timeout| {
-                seen.lock().unwrap().push(addr);
-                TcpStream::connect_timeout(&addr, timeout).map(drop)
-            });
-            let got = first_reachable_with(
-                &[a, b],
-                Duration::from_secs(3),
-                DEFAULT_RETRY,
-                &connect,
-                &mut |_| waits,
-            )
-            .unwrap();
-            assert_eq!(got, a);
-            // A thread started for b reports after the winner: give it a moment.
-            std::thread::sleep(Duration::from_millis(100));
-            let mut tried = tried.lock().unwrap().clone();
-            tried.sort();
-            let mut want = if waits { vec![a, b] } else { vec![a] };
-            want.sort();
-            assert_eq!(tried, want, "waits {waits}");
-        }
-    }
-
     /// The deadline falls within a preferred address's grace: the one that connected is taken.
     #[test]
     fn an_address_that_connected_is_taken_at_the_deadline() {
@@ -497,7 +484,8 @@ mod tests {
             std::thread::sleep(Duration::from_millis(300));
             TcpStream::connect_timeout(&addr, timeout).map(drop)
         });
-        // The second starts at 50 ms and connects at 350 ms; the grace would end at 570 ms.
+        // The second starts after the stagger and connects 300 ms later; the grace would end
+        // past 500 ms.
         let got = first_reachable_with(
             &[hanging, answering],
             Duration::from_millis(500),
@@ -530,6 +518,96 @@ mod tests {
         )
         .unwrap();
         assert_eq!(got, a);
+    }
+
+    /// Every connection tried, with when (from `started`); `hanging`, and any address off
+    /// loopback (a test never sends a packet out of a real interface), only waits for its
+    /// timeout, as a black hole would; the others connect for real.
+    type Tried = Arc<Mutex<Vec<(SocketAddr, Duration)>>>;
+
+    fn recording(started: Instant, hanging: Option<SocketAddr>) -> (Connect, Tried) {
+        let tried: Tried = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&tried);
+        let connect: Connect = Arc::new(move |addr, timeout| {
+            seen.lock().unwrap().push((addr, started.elapsed()));
+            if Some(addr) == hanging || !addr.ip().is_loopback() {
+                std::thread::sleep(timeout);
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "lost"));
+            }
+            TcpStream::connect_timeout(&addr, timeout).map(drop)
+        });
+        (connect, tried)
+    }
+
+    /// The most preferred address answers at once: the others get no connection at all (each
+    /// would cost the peer's sshd a process).
+    #[test]
+    fn the_others_are_not_tried_when_the_first_answers_within_the_stagger() {
+        let open = TcpListener::bind("127.0.0.1:0").unwrap();
+        let first = open.local_addr().unwrap();
+        let other: SocketAddr = "192.0.2.1:22".parse().unwrap();
+        let (connect, tried) = recording(Instant::now(), None);
+        let candidates = [first, other];
+        let got = first_reachable_with(
+            &candidates,
+            Duration::from_secs(3),
+            DEFAULT_RETRY,
+            &connect,
+            &mut |_| false,
+        );
+        assert_eq!(got.unwrap(), first);
+        // Past the stagger: nothing was started after the answer either.
+        std::thread::sleep(stagger(DEFAULT_RETRY) * 2);
+        let tried: Vec<SocketAddr> = tried.lock().unwrap().iter().map(|t| t.0).collect();
+        assert_eq!(tried, vec![first]);
+    }
+
+    /// The most preferred address is refused: the next one is tried at once, not after the
+    /// stagger.
+    #[test]
+    fn a_refused_first_address_starts_the_others_at_once() {
+        let closed = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let open = TcpListener::bind("127.0.0.1:0").unwrap();
+        let answering = open.local_addr().unwrap();
+        let (connect, tried) = recording(Instant::now(), None);
+        // A long unit, so that the stagger (a quarter of it) is far from what is measured.
+        let unit = Duration::from_secs(2);
+        let candidates = [closed, answering];
+        let got = first_reachable_with(
+            &candidates,
+            Duration::from_secs(3),
+            unit,
+            &connect,
+            &mut |_| false,
+        );
+        assert_eq!(got.unwrap(), answering);
+        let tried = tried.lock().unwrap();
+        assert_eq!(tried.len(), 2, "{tried:?}");
+        assert!(tried[1].1 < stagger(unit) / 2, "{tried:?}");
+    }
+
+    /// The most preferred address hangs: the others start once the stagger has passed.
+    #[test]
+    fn the_others_start_after_the_stagger_while_the_first_hangs() {
+        let open = TcpListener::bind("127.0.0.1:0").unwrap();
+        let answering = open.local_addr().unwrap();
+        let hanging: SocketAddr = "192.0.2.1:22".parse().unwrap();
+        let (connect, tried) = recording(Instant::now(), Some(hanging));
+        let candidates = [hanging, answering];
+        let got = first_reachable_with(
+            &candidates,
+            Duration::from_secs(3),
+            DEFAULT_RETRY,
+            &connect,
+            &mut |_| false,
+        );
+        assert_eq!(got.unwrap(), answering);
+        let tried = tried.lock().unwrap();
+        let other = tried.iter().find(|(a, _)| *a == answering).expect("tried");
+        assert!(other.1 >= stagger(DEFAULT_RETRY), "{tried:?}");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::process::{Cmd, Running, PATH};
+use super::process::{Cmd, Running, Spawner, Within, PATH};
 
 /// How long sshd may take to accept connections.
 const SSHD_READY: Duration = Duration::from_secs(10);
@@ -55,6 +55,10 @@ pub struct Host {
     /// dropped (killed by its pid) with the host. Only the benchmark starts commands so.
     #[allow(dead_code)]
     pub(crate) anchor: Mutex<Option<Running>>,
+    /// The thread that starts commands inside this host's namespaces for [`Host::lean`],
+    /// started on first use; it ends when the host is dropped.
+    #[allow(dead_code)]
+    pub(crate) spawner: Mutex<Option<Arc<Spawner>>>,
 }
 
 impl Host {
@@ -99,30 +103,43 @@ impl Host {
         .to_vec()
     }
 
-    /// `cmd` (one of [`Host::cmd`]'s) started the lean way, for the benchmark's timings: one
-    /// `nsenter` into the namespaces of this host's anchor process (its network namespace, and
-    /// a UTS namespace with its host name), as its user (`--setuid`, `--setgid`, no
-    /// supplementary groups), with the same environment, and the program exec'd by it. That is
-    /// one program started before git-pair instead of five (`ip netns exec`, `unshare`, `sh`,
-    /// `setpriv`, `env`), and closer to a user typing the command.
+    /// `cmd` (one of [`Host::cmd`]'s) started the lean way, for the benchmark's timings: by a
+    /// thread of this process that has entered the namespaces of this host's anchor process
+    /// (its network namespace, and a UTS namespace with its host name), as its user and group
+    /// (no supplementary groups), with the same environment. Nothing runs before the program:
+    /// no `ip netns exec`, `unshare`, `sh`, `setpriv`, `env` (the end-to-end tests' way), not
+    /// even an `nsenter`, as when a user types the command in a shell.
     #[allow(dead_code)]
     pub fn lean(&self, cmd: Cmd) -> Cmd {
-        let pid = self.anchor_pid().to_string();
-        let prefix = [
-            "nsenter",
-            "--target",
-            &pid,
-            "--net",
-            "--uts",
-            "--setgid",
-            &self.gid.to_string(),
-            "--setuid",
-            &self.uid.to_string(),
-            "--",
-        ]
-        .map(Into::into)
-        .to_vec();
-        cmd.relaunch(prefix, self.user_env())
+        let within = Within {
+            spawner: self.spawner(),
+            uid: self.uid,
+            gid: self.gid,
+        };
+        cmd.started_within(within, self.user_env())
+    }
+
+    /// The thread that starts this host's lean commands, started on first use.
+    #[allow(dead_code)]
+    fn spawner(&self) -> Arc<Spawner> {
+        let mut slot = self.spawner.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(spawner) = slot.as_ref() {
+            return Arc::clone(spawner);
+        }
+        let pid = self.anchor_pid();
+        let spawner = Spawner::new(move || {
+            use nix::sched::{setns, CloneFlags};
+            for (ns, flag) in [
+                ("net", CloneFlags::CLONE_NEWNET),
+                ("uts", CloneFlags::CLONE_NEWUTS),
+            ] {
+                let file = fs::File::open(format!("/proc/{pid}/ns/{ns}"))?;
+                setns(&file, flag).map_err(std::io::Error::from)?;
+            }
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("cannot enter the namespaces of {}: {e}", self.hostname));
+        Arc::clone(slot.insert(Arc::new(spawner)))
     }
 
     /// The pid of this host's anchor: `sleep` in its network namespace and in a UTS namespace

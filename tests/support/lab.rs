@@ -141,6 +141,7 @@ impl Lab {
                 git_pair: git_pair.clone(),
                 sshd: Arc::new(Mutex::new(None)),
                 anchor: Mutex::new(None),
+                spawner: Mutex::new(None),
             });
         }
         hook(Stage::Users, &state);

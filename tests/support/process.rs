@@ -39,6 +39,64 @@ pub struct Cmd {
     stdin: Option<Vec<u8>>,
     timeout: Duration,
     context: String,
+    /// Started by a thread already in the host's namespaces, as this user and group, rather
+    /// than through `prefix` (see [`Spawner`]).
+    within: Option<Within>,
+}
+
+/// Where and as whom a [`Spawner`] starts a command.
+#[derive(Clone)]
+pub struct Within {
+    pub spawner: Arc<Spawner>,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// A thread that has entered a host's namespaces and starts commands from there: a child
+/// inherits the namespaces of the thread that forks it, so the program is the first one
+/// started, with nothing in between (the benchmark's timings). Namespaces that a thread of a
+/// process may enter alone (network, UTS) only.
+pub struct Spawner {
+    requests: Mutex<Sender<(Command, Sender<std::io::Result<Child>>)>>,
+}
+
+impl Spawner {
+    /// Starts the thread; `enter` runs on it first (it enters the namespaces), and its error
+    /// is returned here.
+    pub fn new(
+        enter: impl FnOnce() -> std::io::Result<()> + Send + 'static,
+    ) -> std::io::Result<Spawner> {
+        let (requests, incoming) = mpsc::channel::<(Command, Sender<std::io::Result<Child>>)>();
+        let (ready_tx, ready) = mpsc::channel();
+        thread::spawn(move || {
+            let entered = enter();
+            let ok = entered.is_ok();
+            let _ = ready_tx.send(entered);
+            if ok {
+                for (mut cmd, reply) in incoming {
+                    let _ = reply.send(cmd.spawn());
+                }
+            }
+        });
+        ready
+            .recv()
+            .map_err(|_| std::io::Error::other("the spawning thread ended"))??;
+        Ok(Spawner {
+            requests: Mutex::new(requests),
+        })
+    }
+
+    fn spawn(&self, cmd: Command) -> std::io::Result<Child> {
+        let (reply, answer) = mpsc::channel();
+        self.requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send((cmd, reply))
+            .map_err(|_| std::io::Error::other("the spawning thread ended"))?;
+        answer
+            .recv()
+            .map_err(|_| std::io::Error::other("the spawning thread ended"))?
+    }
 }
 
 impl Cmd {
@@ -63,6 +121,7 @@ impl Cmd {
             stdin: None,
             timeout: DEFAULT_TIMEOUT,
             context,
+            within: None,
         }
     }
 
@@ -90,6 +149,16 @@ impl Cmd {
         self.vars = vars.into_iter().chain(extra).collect();
         self.prefix = prefix;
         self
+    }
+
+    /// [`Cmd::relaunch`] with no prefix at all: the program is started by `within`'s spawner,
+    /// as its user and group (no supplementary groups: the standard library drops them when
+    /// root starts a program as another user).
+    #[allow(dead_code)]
+    pub fn started_within(self, within: Within, vars: Vec<(String, String)>) -> Cmd {
+        let mut cmd = self.relaunch(Vec::new(), vars);
+        cmd.within = Some(within);
+        cmd
     }
 
     pub fn program(&self) -> &OsStr {
@@ -184,6 +253,10 @@ impl Cmd {
         if let Some(cwd) = &self.cwd {
             cmd.current_dir(cwd);
         }
+        if let Some(w) = &self.within {
+            use std::os::unix::process::CommandExt;
+            cmd.uid(w.uid).gid(w.gid);
+        }
         cmd
     }
 
@@ -210,7 +283,11 @@ impl Cmd {
     /// Starts the command and returns at once; stdout can then be read line by line.
     pub fn spawn(&self) -> Running {
         let label = self.label();
-        let mut child = match self.build().spawn() {
+        let spawned = match &self.within {
+            Some(w) => w.spawner.spawn(self.build()),
+            None => self.build().spawn(),
+        };
+        let mut child = match spawned {
             Ok(c) => c,
             Err(e) => panic!("cannot start {label}: {e}"),
         };
@@ -326,6 +403,37 @@ impl Running {
         self.wait_polling(timeout, Duration::from_millis(20)).0
     }
 
+    /// Like [`Running::wait`], and also returns when the process exited, to within the
+    /// wake-up of a thread blocked in `waitpid` (the benchmarks time short runs with it; a
+    /// poll would add up to its interval).
+    #[allow(dead_code)]
+    pub fn wait_exact(mut self, timeout: Duration) -> (Output, Instant) {
+        let Some(mut child) = self.child.take() else {
+            panic!("{}: waited for twice", self.label);
+        };
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let (tx, rx) = mpsc::channel();
+        let waiter = thread::spawn(move || {
+            let status = child.wait();
+            let _ = tx.send(Instant::now());
+            status
+        });
+        let (exited, timed_out) = match rx.recv_timeout(timeout) {
+            Ok(at) => (at, false),
+            Err(_) => {
+                // Not reaped yet (the waiter has not returned), so the pid is still ours.
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                (rx.recv().unwrap_or_else(|_| Instant::now()), true)
+            }
+        };
+        let status = match waiter.join() {
+            Ok(Ok(status)) => status,
+            Ok(Err(e)) => panic!("{}: cannot wait: {e}", self.label),
+            Err(_) => panic!("{}: the waiting thread panicked", self.label),
+        };
+        (self.output(status, timed_out), exited)
+    }
+
     /// Like [`Running::wait`], checking for the exit every `poll`; also returns when the exit
     /// was first seen (at most `poll` late). The benchmarks time short runs with a small `poll`.
     pub fn wait_polling(mut self, timeout: Duration, poll: Duration) -> (Output, Instant) {
@@ -349,6 +457,11 @@ impl Running {
                 Err(e) => panic!("{}: cannot wait: {e}", self.label),
             }
         };
+        (self.output(status, timed_out), exited)
+    }
+
+    /// What the exited process printed (its pipes read to their end, within [`PIPE_DRAIN`]).
+    fn output(&self, status: ExitStatus, timed_out: bool) -> Output {
         let drain_deadline = Instant::now() + PIPE_DRAIN;
         for _ in 0..2 {
             let left = drain_deadline.saturating_duration_since(Instant::now());
@@ -356,14 +469,13 @@ impl Running {
                 break;
             }
         }
-        let out = Output {
+        Output {
             command: self.label.clone(),
             status,
             timed_out,
             stdout: lock(&self.stdout_all).clone(),
             stderr: lock(&self.stderr_all).clone(),
-        };
-        (out, exited)
+        }
     }
 }
 
