@@ -318,10 +318,6 @@ fn pair_once(lab: &Lab, timeout_secs: u64) -> Timed {
 pub fn time_one(lab: &Lab, timeout_secs: u64, others: &[&str]) -> (Timed, Counters) {
     reset(&lab.a, std::slice::from_ref(&lab.a.repo));
     reset(&lab.b, std::slice::from_ref(&lab.b.repo));
-    // The reset's writes on disk before the run, as on a machine where nothing was written in
-    // the last seconds (ext4 commits every 5 s): otherwise the pairing's first fsync commits
-    // them (and their data, in ordered mode) along with its own.
-    nix::unistd::sync();
     forget_neighbours(lab, others);
     let before = counters(lab);
     let cpu_before = cpu(lab);
@@ -332,8 +328,8 @@ pub fn time_one(lab: &Lab, timeout_secs: u64, others: &[&str]) -> (Timed, Counte
 }
 
 /// What starting a command on a host costs before git-pair runs at all: the median time to
-/// run `true` the same way, over `runs`, started the lean way (forked from a thread inside the
-/// host's namespaces, as the timed runs are) when `lean`, else through the end-to-end tests' wrappers (`ip netns exec`, `unshare`,
+/// run `true` the same way, over `runs`, started the lean way (`nsenter`, as the timed runs
+/// are) when `lean`, else through the end-to-end tests' wrappers (`ip netns exec`, `unshare`,
 /// `sh`, `setpriv` and `env`).
 pub fn wrapper_overhead(lab: &Lab, runs: usize, lean: bool) -> Duration {
     let mut times: Vec<Duration> = (0..runs)
