@@ -318,6 +318,10 @@ fn pair_once(lab: &Lab, timeout_secs: u64) -> Timed {
 pub fn time_one(lab: &Lab, timeout_secs: u64, others: &[&str]) -> (Timed, Counters) {
     reset(&lab.a, std::slice::from_ref(&lab.a.repo));
     reset(&lab.b, std::slice::from_ref(&lab.b.repo));
+    // The reset's writes on disk before the run, as on a machine where nothing was written in
+    // the last seconds (ext4 commits every 5 s): otherwise the pairing's first fsync commits
+    // them (and their data, in ordered mode) along with its own.
+    nix::unistd::sync();
     forget_neighbours(lab, others);
     let before = counters(lab);
     let cpu_before = cpu(lab);

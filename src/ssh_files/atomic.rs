@@ -7,9 +7,10 @@
 //! old file or the new one, never a mix.
 //!
 //! A transaction that writes several files keeps their bytes in memory ([`NewFile`]), then writes
-//! them and syncs all of them at once ([`write_and_sync`]), renames them into place, and syncs
-//! each directory once ([`sync_dirs`]): the same guarantees, but the file system commits its
-//! journal a few times in all instead of twice per file.
+//! them and syncs all of them in one round ([`write_and_sync`]: every file's writeback started
+//! first, then one fsync after another), renames them into place, and syncs each directory once
+//! ([`sync_dirs`]): the same guarantees, but the file system commits its journal a few times in
+//! all instead of twice per file.
 
 use std::fs::{self, File, OpenOptions, Permissions};
 use std::io::{self, Read, Write};
@@ -290,7 +291,7 @@ impl NewFile {
 }
 
 /// Writes each of `files` to its temporary file, one after another, then syncs all of them,
-/// `journal` and each of `dirs` at once (see [`sync_at_once`]); returns the temporary files in
+/// `journal` and each of `dirs` in one round (see [`sync_at_once`]); returns the temporary files in
 /// the order of `files`. On an error every temporary file made here is removed again.
 pub fn write_and_sync(
     files: &[&NewFile],
