@@ -286,10 +286,7 @@ fn extra() -> Roff {
          peer's payload has opened, git-pair checks that the peer's sshd accepts a TCP connection; only then \
          does it send its confirmation: HMAC-SHA256 under its own direction's key over both session ids, \
          both SPAKE2 messages and both payloads, its own first. A side is verified when it has checked the \
-         peer's confirmation in constant time; nothing is put in place before that. (While it waits \
-         for the peer's confirmation, without --verify, a side writes the new files ahead beside the \
-         old ones, under temporary names, with a journal; they are put in place once it is verified, \
-         and removed if it is not within 200 ms, so that every file stays as it was.)",
+         peer's confirmation in constant time; nothing is written before that.",
     );
     para(
         &mut r,

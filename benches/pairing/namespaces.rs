@@ -332,8 +332,8 @@ pub fn time_one(lab: &Lab, timeout_secs: u64, others: &[&str]) -> (Timed, Counte
 }
 
 /// What starting a command on a host costs before git-pair runs at all: the median time to
-/// run `true` the same way, over `runs`, started the lean way (forked from a thread inside the
-/// host's namespaces, as the timed runs are) when `lean`, else through the end-to-end tests' wrappers (`ip netns exec`, `unshare`,
+/// run `true` the same way, over `runs`, started the lean way (`nsenter`, as the timed runs
+/// are) when `lean`, else through the end-to-end tests' wrappers (`ip netns exec`, `unshare`,
 /// `sh`, `setpriv` and `env`).
 pub fn wrapper_overhead(lab: &Lab, runs: usize, lean: bool) -> Duration {
     let mut times: Vec<Duration> = (0..runs)

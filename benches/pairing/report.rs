@@ -609,12 +609,12 @@ impl Report {
                 ),
                 (
                     "sshd check and confirmation",
-                    "TCP connects to the peer's sshd (the most preferred address alone for a moment), then the MACs both ways; a side whose MAC goes out first writes the pairing ahead while it waits for the other's (the files and the journal written and synced, nothing in place)",
+                    "TCP connects to the peer's sshd (the most preferred address alone for a moment), then the MACs both ways",
                     Some(p.check),
                 ),
                 (
                     "setup",
-                    "the ssh files and the git remote in one journaled transaction (the lock and the directories; the files and the journal written and synced in one round, unless written ahead; put in place, their directories synced, the journal removed: three rounds of fsyncs, one fsync after another, each file's writeback started first), then both sides' ends; A's setup runs beside B's",
+                    "the ssh files and the git remote in one journaled transaction (the lock and the directories; the files and the journal written and synced in one round, put in place, their directories synced, the journal removed: three rounds of fsyncs, one fsync after another, each file's writeback started first), then both sides' ends; A's setup runs beside B's",
                     Some(p.setup),
                 ),
                 (
@@ -1027,24 +1027,22 @@ const FINDINGS: &str = r#"
   clean pairing costs the two sshds two processes instead of three. In
   the simulation that costs a little where a SYN is lost: (b) p95 211.1
   -> 216.0 ms, median 71.0 -> 71.1 ms (4000 runs each); (e) p95 1700.9 ->
-  1691.0 ms. (3) The side whose key confirmation went first waited idle
-  for the other's: it now writes the pairing ahead meanwhile
-  (`commands/pair/ahead.rs`, `Applied::prepare`: the journal and every
-  file's temporary copy written and synced, nothing in place, under the
-  ssh lock if it is free at once, never with `--verify`, undone if the
-  verification names another peer or does not come within 200 ms), and
-  after the verification only the renames and two small rounds of
-  fsyncs are left. A crash meanwhile changes nothing the next run would
-  not undo (crash tests; the end-to-end SIGKILL test: 300 kills at 300
-  points, none torn). Measured A/B on the namespace LAN, alternating run
-  by run, while a helper built and tested beside it: fsyncs one after
+  1691.0 ms. (3) Tried and backed out: the side whose key confirmation
+  goes first waits for the other's, and it wrote the pairing ahead
+  meanwhile (the journal and every file's temporary copy written and
+  synced under the lock, nothing in place, put in place once verified;
+  crash-tested). A/B, 60 runs each: 19.0 against 19.0 ms median. The
+  critical path is the side that confirms last: it is verified at once,
+  so it has no wait to use, and its whole setup stays on the path.
+  Measured A/B on the namespace LAN, alternating run by run, while a
+  helper built and tested beside it: fsyncs one after
   another 19.5 -> 18.3 ms median (40 runs each, load 2.2-2.9); the
   stagger 20.5 -> 16.8 ms (40, load 2.5; sshd CPU per pairing 15.8 ->
   12.8 ms); writeback started first 18.8 -> 17.9 ms (40, load 2); the
   stagger's clock from the connection's start 16.9 -> 16.1 ms (40, load
-  1.2); writing ahead 17.4 -> 15.8 ms, p95 22.1 -> 20.8 ms (60, load
-  1.5). The benchmark itself: each side is now forked and exec'd by a
-  thread that has entered its host's namespaces (no `nsenter`, whose 2.92
+  1.2). These A/B figures move by a millisecond or two from one run to
+  the next under such load. The benchmark itself: each side is now
+  forked and exec'd by a thread that has entered its host's namespaces (no `nsenter`, whose 2.92
   ms per start the last report's figures included), its exit is seen by
   a thread blocked in `waitpid` (it was polled every millisecond: up to a
   millisecond late), and the file system is synced after each run's reset

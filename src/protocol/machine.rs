@@ -662,16 +662,6 @@ impl<R: RngCore + CryptoRng> Machine<R> {
             .map(|s| s.rtt.rto())
     }
 
-    /// The long-term secret the pairing with `peer` would keep, once its sealed payload has
-    /// opened (so the peer derived the same keys) and before the key confirmation ends: a
-    /// pairing writes its files ahead with it while the confirmation is under way, and keeps
-    /// them only once [`Event::Verified`] names the same session (whose `pair_secret` this is).
-    pub fn pair_secret(&self, peer: &PeerId) -> Option<PairSecret> {
-        let s = self.sessions.get(peer)?;
-        s.peer_payload.as_ref()?;
-        s.keys.as_ref().map(|k| k.pair_secret.clone())
-    }
-
     /// Failed verifications so far.
     pub fn failures(&self) -> u32 {
         self.failures

@@ -244,14 +244,6 @@ impl Temp {
     }
 }
 
-impl Temp {
-    /// Forgets the temporary file without removing it, as a SIGKILL would (crash tests).
-    #[cfg(test)]
-    pub fn leave(mut self) {
-        self.present = false;
-    }
-}
-
 impl Drop for Temp {
     fn drop(&mut self) {
         if self.present {

@@ -225,9 +225,6 @@ pub struct Applied {
     placed: bool,
     /// Whether a staged file has a temporary name the journal must hold before it is made.
     named_temps: bool,
-    /// The temporary files [`Applied::prepare`] wrote and synced for `staged`, in its order
-    /// (deletions have none): the next flush only puts them in place.
-    ready: Option<std::vec::IntoIter<Temp>>,
     written: Vec<PathBuf>,
     finished: bool,
     recovered: Recovery,
@@ -274,7 +271,6 @@ impl Applied {
             on_disk: false,
             placed: false,
             named_temps: false,
-            ready: None,
             written: Vec::new(),
             finished: false,
             recovered,
@@ -335,7 +331,6 @@ impl Applied {
     }
 
     fn stage(&mut self, path: PathBuf, op: Op, now: Option<FileContents>, named: &Path) {
-        debug_assert!(self.ready.is_none(), "nothing is staged after prepare()");
         // A later change to the same file replaces the earlier one (its temporary file goes).
         self.staged.retain(|s| s.path != path);
         self.view.insert(path.clone(), now);
@@ -486,71 +481,12 @@ impl Applied {
         }
     }
 
-    /// Makes what is staged durable without putting any of it in place: the journal, then every
-    /// staged file's temporary copy, synced in one round (step 2 of the module doc). Every file
-    /// still holds what it held: a crash from here is undone by the next run, and a rollback
-    /// or a drop removes the temporary files and the journal. The next
-    /// [`flush`](Applied::flush) only puts the changes in place. A pairing prepares while it
-    /// waits for the peer's confirmation, so that the syncs are not on its critical path.
-    /// Nothing may be staged after it; it does nothing once a flush has begun.
-    pub fn prepare(&mut self) -> Result<(), Error> {
-        if self.ready.is_some() || self.placed || self.staged.is_empty() {
-            return Ok(());
-        }
-        let temps = self.write_staged()?;
-        self.ready = Some(temps);
-        Ok(())
-    }
-
     /// Puts every staged change in place, as the module doc says. On an error the changes
     /// already in place stay in the journal, for the rollback.
     pub fn flush(&mut self) -> Result<(), Error> {
         if self.staged.is_empty() {
             return atomic::sync_dirs(&std::mem::take(&mut self.dirs));
         }
-        let mut temps = match self.ready.take() {
-            Some(temps) => temps,
-            None => self.write_staged()?,
-        };
-        self.placed = true;
-        for s in std::mem::take(&mut self.staged) {
-            let mut temp = || temps.next().ok_or_else(|| missing_temp(&s.path));
-            match s.op {
-                Op::Replace(_) => temp()?.rename_to(&s.path)?,
-                Op::Create(_) => temp()?.link_to(&s.path)?,
-                Op::Delete => match std::fs::remove_file(&s.path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(source) => {
-                        return Err(Error::Io {
-                            action: "remove",
-                            path: s.path.clone(),
-                            source,
-                        })
-                    }
-                },
-                Op::GitReplace { lock, base, .. } => {
-                    if let Err(e) = git_replace(&s.path, temp()?, &lock, base) {
-                        // Neither was written: a rollback must touch neither (the lock may be
-                        // git's own, the file someone else's change).
-                        if let Some(Some(now)) = self.view.get(&s.path) {
-                            let state = Written::Bytes(journal::digest(&now.bytes));
-                            self.journal.unrecord(&lock, state);
-                            self.journal.unrecord(&s.path, state);
-                        }
-                        return Err(e);
-                    }
-                }
-            }
-            let dir = s.path.parent().unwrap_or(Path::new("/"));
-            self.sync_later(dir);
-        }
-        atomic::sync_dirs(&std::mem::take(&mut self.dirs))
-    }
-
-    /// Journals what is staged and writes and syncs it, up to the renames (steps 1 and 2 of the
-    /// module doc); returns the temporary files in the order of `staged` (deletions have none).
-    fn write_staged(&mut self) -> Result<std::vec::IntoIter<Temp>, Error> {
         self.journal_staged();
         let mut journal = Temp::stage(&self.journal_path, &self.journal.encode(), 0o600)?;
         let journal_dir = self
@@ -589,16 +525,50 @@ impl Applied {
                 Op::Delete => None,
             })
             .collect();
-        let temps = atomic::write_and_sync(&files, (&journal, self.journal_path.as_path()), &dirs)?
-            .into_iter();
+        let mut temps =
+            atomic::write_and_sync(&files, (&journal, self.journal_path.as_path()), &dirs)?
+                .into_iter();
         if !early {
             journal.rename_to(&self.journal_path)?;
             self.on_disk = true;
             self.sync_later(&journal_dir);
             atomic::sync_dirs(&std::mem::take(&mut self.dirs))?;
         }
+        self.placed = true;
         self.named_temps = false;
-        Ok(temps)
+        for s in std::mem::take(&mut self.staged) {
+            let mut temp = || temps.next().ok_or_else(|| missing_temp(&s.path));
+            match s.op {
+                Op::Replace(_) => temp()?.rename_to(&s.path)?,
+                Op::Create(_) => temp()?.link_to(&s.path)?,
+                Op::Delete => match std::fs::remove_file(&s.path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(source) => {
+                        return Err(Error::Io {
+                            action: "remove",
+                            path: s.path.clone(),
+                            source,
+                        })
+                    }
+                },
+                Op::GitReplace { lock, base, .. } => {
+                    if let Err(e) = git_replace(&s.path, temp()?, &lock, base) {
+                        // Neither was written: a rollback must touch neither (the lock may be
+                        // git's own, the file someone else's change).
+                        if let Some(Some(now)) = self.view.get(&s.path) {
+                            let state = Written::Bytes(journal::digest(&now.bytes));
+                            self.journal.unrecord(&lock, state);
+                            self.journal.unrecord(&s.path, state);
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+            let dir = s.path.parent().unwrap_or(Path::new("/"));
+            self.sync_later(dir);
+        }
+        atomic::sync_dirs(&std::mem::take(&mut self.dirs))
     }
 
     /// Ends the transaction the way a SIGKILL would: neither commit nor rollback; the journal
@@ -608,10 +578,6 @@ impl Applied {
         self.finished = true;
         // Staged bytes are only in memory until the flush: nothing of them stays.
         self.staged.clear();
-        // What `prepare` wrote stays on disk, as after a SIGKILL.
-        if let Some(ready) = self.ready.take() {
-            ready.for_each(Temp::leave);
-        }
     }
 
     /// The paths written, created or deleted, in order (as named, before resolving symlinks).
@@ -692,10 +658,8 @@ impl Applied {
     }
 
     fn undo_all(&mut self) -> Result<(), Error> {
-        // Staged changes never reached their files: dropping them (and the temporary files
-        // `prepare` wrote) removes the temporary files.
+        // Staged changes never reached their files: dropping them removes the temporary files.
         self.staged.clear();
-        self.ready = None;
         let undone = recovery::undo(&self.journal);
         if undone.failed.is_empty() && self.on_disk {
             atomic::remove(&self.journal_path)?;

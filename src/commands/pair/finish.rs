@@ -1,7 +1,6 @@
 //! The end of a pairing, once the peer is verified, in two phases: ask the person (`--verify`),
-//! take the ssh lock, write the pairing without keeping it yet (or only put in place what was
-//! written ahead while the confirmation was under way, see [`super::ahead`]), and tell the
-//! peer, sealed, how that went; then keep it if the peer says it is set up too, and undo it if the peer failed or
+//! take the ssh lock, write the pairing without keeping it yet, and tell the peer, sealed, how
+//! that went; then keep it if the peer says it is set up too, and undo it if the peer failed or
 //! declined. If the peer does not say within the machine's bounds (it went quiet for
 //! [`machine::OUTCOME_QUIET`], or [`machine::OUTCOME_MAX`] passed), the pairing is kept, and
 //! the person is told plainly that the other side may not be set up and how to check.
@@ -36,7 +35,7 @@ pub const LOCK_WITHIN: Duration = Duration::from_secs(30);
 pub(super) fn finish(
     args: &PairArgs,
     p: &Prepared,
-    mut v: VerifiedPeer,
+    v: &VerifiedPeer,
     machine: &mut Machine<OsRng>,
     sockets: &mut Sockets,
     interrupts: &mut Interrupts,
@@ -50,20 +49,11 @@ pub(super) fn finish(
         peer_end: None,
         silent: false,
     };
-    let ahead = v.written_ahead.take();
-    let v = &v;
-    let written = match ahead {
-        // Written ahead for this very peer (never with --verify): only the renames are left.
-        Some(staged) => staged.place(p, run.interrupts),
-        None => {
-            if args.verify {
-                run.ask(args.json)?;
-            }
-            let lock = run.lock(p)?;
-            setup::write(args, p, v, lock, run.out, run.interrupts)
-        }
-    };
-    let pending = match written {
+    if args.verify {
+        run.ask(args.json)?;
+    }
+    let lock = run.lock(p)?;
+    let pending = match setup::write(args, p, v, lock, run.out, run.interrupts) {
         Ok(pending) => pending,
         Err(err) => {
             let detail = match super::error::find(&err) {

@@ -19,7 +19,6 @@
 //! - `report`: progress for people, events for programs;
 //! - `error`: why a pairing failed, with its exit status.
 
-mod ahead;
 mod error;
 mod finish;
 mod input;
@@ -66,7 +65,6 @@ use crate::transport::driver::{self, Control, Outcome};
 use crate::transport::iface::{self, Interface};
 use crate::transport::{scan, Sockets, DEFAULT_PORT, GROUP_V4, GROUP_V6};
 
-use ahead::WriteAhead;
 use input::{ask_code, read_code};
 use peer::{annex_shell_installed, Session};
 
@@ -263,11 +261,8 @@ fn exchange(
 
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
     let mut state = Session::default();
-    let mut ahead = WriteAhead::default();
     let mut handler = Exchange {
         session: &mut state,
-        ahead: &mut ahead,
-        args,
         prepared: &p,
         out,
     };
@@ -279,21 +274,19 @@ fn exchange(
         &mut handler,
     )?;
     if let Some(err) = state.error.take() {
-        ahead.give_up();
         // A refusal is delivered, sealed, before the run ends.
         if machine.is_ending() {
             linger(&mut machine, &mut sockets, interrupts, out);
         }
         return Err(err);
     }
-    if let Some(mut verified) = state.verified.take() {
+    if let Some(verified) = state.verified.take() {
         // The peer is verified: ask (--verify), write, tell the peer how that went, and keep or
         // undo by what it says.
-        verified.written_ahead = ahead.take(verified.peer);
         return finish::finish(
             args,
             &p,
-            verified,
+            &verified,
             &mut machine,
             &mut sockets,
             interrupts,
@@ -345,12 +338,9 @@ fn exchange(
     }
 }
 
-/// Drives the exchange until a peer is verified or the run fails, writing the pairing ahead
-/// while the confirmation is under way.
+/// Drives the exchange until a peer is verified or the run fails.
 struct Exchange<'a> {
     session: &'a mut Session,
-    ahead: &'a mut WriteAhead,
-    args: &'a PairArgs,
     prepared: &'a Prepared,
     out: &'a mut Reporter,
 }
@@ -361,11 +351,8 @@ impl driver::Handler<OsRng> for Exchange<'_> {
             .on_event(self.prepared, machine, event, self.out)
     }
 
-    fn idle(&mut self, machine: &mut Machine<OsRng>, sockets: &mut Sockets) -> Control {
+    fn idle(&mut self, _: &mut Machine<OsRng>, sockets: &mut Sockets) -> Control {
         self.out.idle(sockets);
-        // After the loop has sent what the events queued (this side's confirmation).
-        self.ahead
-            .tick(self.args, self.prepared, machine, self.session, self.out);
         Control::Continue
     }
 }

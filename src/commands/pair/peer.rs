@@ -39,8 +39,6 @@ pub(super) const SSHD_PROBE_TIMEOUT: Duration = Duration::from_secs(6);
 
 /// A peer verified by the protocol, with its sshd checked.
 pub(super) struct VerifiedPeer {
-    /// The peer's session.
-    pub(super) peer: SessionId,
     pub(super) info: PeerInfo,
     pub(super) view: PeerView,
     pub(super) address: SocketAddr,
@@ -50,9 +48,6 @@ pub(super) struct VerifiedPeer {
     pub(super) role: Role,
     /// Whether it replaces an earlier pairing (see [`replacement_proof`]).
     pub(super) decision: Decision,
-    /// The pairing written ahead for this peer while its confirmation was under way, if any
-    /// (see [`super::ahead`]).
-    pub(super) written_ahead: Option<super::setup::Staged>,
 }
 
 /// What a peer's payload brought, as the machine handed it over.
@@ -66,10 +61,10 @@ pub(super) struct Offer<'a> {
 
 /// A peer whose payload passed every check, before the protocol verified it.
 pub(super) struct Accepted {
-    pub(super) peer: SessionId,
-    pub(super) info: PeerInfo,
-    pub(super) address: SocketAddr,
-    pub(super) decision: Decision,
+    peer: SessionId,
+    info: PeerInfo,
+    address: SocketAddr,
+    decision: Decision,
 }
 
 #[derive(Default)]
@@ -173,14 +168,12 @@ impl Session {
                     v.sas
                 ));
                 self.verified = Some(VerifiedPeer {
-                    peer,
                     info,
                     view,
                     address,
                     role: Role::of(&m.session_id(), &peer),
                     secret: v.pair_secret.clone(),
                     decision,
-                    written_ahead: None,
                 });
                 Control::Stop
             }

@@ -14,7 +14,6 @@ use crate::events::{Event as JsonEvent, NotReplaced, PeerView};
 use crate::interrupt::Interrupts;
 use crate::keys::{self, LoginKey};
 use crate::protocol::payload::PeerInfo;
-use crate::protocol::schedule::{PairSecret, Role};
 use crate::repo;
 use crate::sanitize;
 use crate::ssh_files::{self, AuthorizedEntry, Identity, PairSetup};
@@ -116,28 +115,6 @@ pub(super) struct Pending {
     fingerprint: ssh_key::Fingerprint,
 }
 
-/// Who the pairing is with, as far as the files go: a verified peer, or one whose key
-/// confirmation is under way (see [`stage`]).
-pub(super) struct With<'a> {
-    pub(super) info: &'a PeerInfo,
-    pub(super) address: SocketAddr,
-    pub(super) decision: &'a Decision,
-    pub(super) role: Role,
-    pub(super) secret: &'a PairSecret,
-}
-
-impl<'a> From<&'a VerifiedPeer> for With<'a> {
-    fn from(v: &'a VerifiedPeer) -> Self {
-        With {
-            info: &v.info,
-            address: v.address,
-            decision: &v.decision,
-            role: v.role,
-            secret: &v.secret,
-        }
-    }
-}
-
 /// Writes the pairing on this machine under `lock` (taken with [`ssh_files::try_lock`]):
 /// ~/.ssh, then the remote, as one unit that is kept or undone later. The names are chosen
 /// here, under the lock, from what the repository and ~/.ssh hold now, so that two runs in one
@@ -150,38 +127,7 @@ pub(super) fn write(
     out: &mut Reporter,
     interrupts: &mut Interrupts,
 ) -> anyhow::Result<Pending> {
-    let staged = stage(args, p, &With::from(v), lock, out, &mut || {
-        interrupts.check().is_some()
-    })?;
-    staged.place(p, interrupts)
-}
-
-/// A pairing written ahead on this machine: under the lock, every file's new bytes and the
-/// journal synced, nothing in place yet ([`ssh_files::Applied::prepare`]). Dropping it undoes
-/// it (the temporary files and the journal go) and releases the lock.
-pub(super) struct Staged {
-    tx: ssh_files::Applied,
-    repository: git2::Repository,
-    plan: repo::RemotePlan,
-    extra_remotes: Vec<String>,
-    alias: String,
-    marker: String,
-    fingerprint: ssh_key::Fingerprint,
-}
-
-/// The first half of [`write`]: chooses the names, plans every file and makes the new bytes
-/// durable beside the old ones, changing none. A pairing does this while the key confirmation
-/// is under way (the peer's sealed payload opened, so it holds the code), so that the fsyncs
-/// are off its critical path; it is kept only if the verification names the same peer.
-pub(super) fn stage(
-    args: &PairArgs,
-    p: &Prepared,
-    v: &With<'_>,
-    lock: ssh_files::Applied,
-    out: &mut Reporter,
-    interrupted: &mut dyn FnMut() -> bool,
-) -> anyhow::Result<Staged> {
-    let info = v.info;
+    let info = &v.info;
     let peer_id = peer_id(info);
     for line in crate::commands::recover::describe(lock.recovered()) {
         out.line(&line);
@@ -266,68 +212,37 @@ pub(super) fn stage(
     };
 
     let mut tx = lock;
-    if let Err(e) = ssh_files::apply_in(&mut tx, &p.ssh, &ssh_setup, interrupted) {
+    let mut interrupted = || interrupts.check().is_some();
+    if let Err(e) = ssh_files::apply_in(&mut tx, &p.ssh, &ssh_setup, &mut interrupted) {
         return Err(undo(tx, setup_error(e)));
     }
     if let Err(e) = repo::write_remote(&mut tx, &repository, &plan) {
         return Err(undo(tx, anyhow::Error::new(e).context(PairError::Setup)));
     }
-    // The new bytes and the journal on disk, nothing in place: a crash from here to the
-    // commit is undone by the next run.
-    if let Err(e) = tx.prepare() {
+    // Everything goes in place, journaled: a crash from here to the commit is undone by the
+    // next run.
+    if let Err(e) = tx.flush() {
         return Err(undo(tx, setup_error(e)));
     }
-    Ok(Staged {
-        tx,
-        repository,
+    let written = tx.written();
+    let committed = tx.commit_keeping_undo().map_err(setup_error)?;
+    let pending = Pending {
+        committed,
+        written,
+        repo: repository,
         plan,
         extra_remotes,
         alias,
         marker: names.marker.clone(),
         fingerprint: info.user_key.fingerprint(ssh_key::HashAlg::Sha256),
-    })
-}
-
-impl Staged {
-    /// The second half of [`write`]: puts everything in place and commits, keeping what each
-    /// file held for a later undo.
-    pub(super) fn place(
-        self,
-        p: &Prepared,
-        interrupts: &mut Interrupts,
-    ) -> anyhow::Result<Pending> {
-        let Staged {
-            mut tx,
-            repository,
-            plan,
-            extra_remotes,
-            alias,
-            marker,
-            fingerprint,
-        } = self;
-        if let Err(e) = tx.flush() {
-            return Err(undo(tx, setup_error(e)));
-        }
-        let written = tx.written();
-        let committed = tx.commit_keeping_undo().map_err(setup_error)?;
-        let pending = Pending {
-            committed,
-            written,
-            repo: repository,
-            plan,
-            extra_remotes,
-            alias,
-            marker,
-            fingerprint,
-        };
-        if interrupts.check().is_some() {
-            pending
-                .undo(p)
-                .context("undoing the setup after Ctrl-C failed")?;
-            return Err(PairError::Interrupted.into());
-        }
-        Ok(pending)
+    };
+    if interrupts.check().is_some() {
+        pending
+            .undo(p)
+            .context("undoing the setup after Ctrl-C failed")?;
+        return Err(PairError::Interrupted.into());
     }
+    Ok(pending)
 }
 
 impl Pending {
