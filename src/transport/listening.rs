@@ -7,45 +7,29 @@
 //! on a small machine. `/proc/net/tcp` says the same, but reading it walks every TCP socket of
 //! the machine (about 3 ms of CPU here); the request below asks for listening sockets only.
 //!
-//! [`parse`] is the pure part (unit-tested with messages built by hand); [`listening`] sends
-//! the two requests (IPv4, IPv6) and reads the replies.
+//! `parse` is the pure part (unit-tested with messages built by hand; the framing is
+//! [`netlink`]'s); [`listening`] sends the two requests (IPv4, IPv6) and reads
+//! the replies.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::AsRawFd;
 
-use nix::sys::socket::{
-    recv, sendto, setsockopt, socket, sockopt, AddressFamily, MsgFlags, NetlinkAddr, SockFlag,
-    SockProtocol, SockType,
-};
-use nix::sys::time::TimeVal;
+use nix::sys::socket::{AddressFamily, SockProtocol};
+
+use super::netlink::{self, Parsed};
 
 /// `SOCK_DIAG_BY_FAMILY`: the request and reply type.
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
-/// `NLM_F_REQUEST | NLM_F_DUMP`.
-const REQUEST_DUMP: u16 = 0x0001 | 0x0300;
-/// `NLMSG_ERROR` and `NLMSG_DONE`.
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
 /// `TCP_LISTEN` in the kernel's numbering of TCP states.
 const TCP_LISTEN: u8 = 10;
-/// The length of `struct nlmsghdr`.
-const HEADER: usize = 16;
 /// The length of `struct inet_diag_msg` (the part of a reply this reads).
 const DIAG_MSG: usize = 72;
-/// How long the kernel has to answer (it answers at once; this only bounds a surprise).
-const TIMEOUT_MS: i64 = 200;
 
 /// The request for the listening TCP sockets of one address family: a `struct nlmsghdr`
 /// followed by a `struct inet_diag_req_v2` (family, protocol, extensions, padding, the states
 /// wanted as a bit mask, and a socket id that a dump ignores).
-pub fn request(family: AddressFamily, seq: u32) -> Vec<u8> {
-    let mut m = Vec::with_capacity(HEADER + 56);
-    m.extend_from_slice(&((HEADER + 56) as u32).to_ne_bytes());
-    m.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
-    m.extend_from_slice(&REQUEST_DUMP.to_ne_bytes());
-    m.extend_from_slice(&seq.to_ne_bytes());
-    m.extend_from_slice(&0u32.to_ne_bytes());
+fn request(family: AddressFamily, seq: u32) -> Vec<u8> {
+    let mut m = netlink::dump_request(SOCK_DIAG_BY_FAMILY, seq, 56);
     m.push(family as i32 as u8);
     m.push(6); // IPPROTO_TCP
     m.push(0);
@@ -57,103 +41,45 @@ pub fn request(family: AddressFamily, seq: u32) -> Vec<u8> {
     m
 }
 
-/// What one reply buffer held.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Parsed {
-    /// More messages follow in the next buffer.
-    More,
-    /// The dump is complete.
-    Done,
-}
-
 /// Adds to `out` the local address of every listening socket on `port` in `reply` (one buffer
 /// read from the netlink socket), and says whether the dump is complete. A reply that is cut
 /// short or malformed, or an error from the kernel, is an error.
-pub fn parse(reply: &[u8], port: u16, out: &mut Vec<IpAddr>) -> io::Result<Parsed> {
-    let bad = || io::Error::new(io::ErrorKind::InvalidData, "malformed sock_diag reply");
-    let mut rest = reply;
-    while !rest.is_empty() {
-        let u32_at = |b: &[u8], i: usize| -> Option<u32> {
-            Some(u32::from_ne_bytes(b.get(i..i + 4)?.try_into().ok()?))
-        };
-        let len = u32_at(rest, 0).ok_or_else(bad)? as usize;
-        let kind = u16::from_ne_bytes(
-            rest.get(4..6)
-                .ok_or_else(bad)?
-                .try_into()
-                .map_err(|_| bad())?,
-        );
-        if len < HEADER || len > rest.len() {
-            return Err(bad());
+fn parse(reply: &[u8], port: u16, out: &mut Vec<IpAddr>) -> io::Result<Parsed> {
+    netlink::messages(reply, "sock_diag", |kind, body| {
+        // Anything else (NLMSG_NOOP, an overrun notice) carries no socket.
+        if kind != SOCK_DIAG_BY_FAMILY {
+            return Ok(());
         }
-        let body = &rest[HEADER..len];
-        match kind {
-            NLMSG_DONE => return Ok(Parsed::Done),
-            NLMSG_ERROR => {
-                let errno = u32_at(body, 0).ok_or_else(bad)? as i32;
-                return Err(io::Error::from_raw_os_error(-errno));
-            }
-            SOCK_DIAG_BY_FAMILY => {
-                if body.len() < DIAG_MSG {
-                    return Err(bad());
-                }
-                let (family, state) = (body[0], body[1]);
-                let sport = u16::from_be_bytes([body[4], body[5]]);
-                let src = &body[8..24];
-                if state == TCP_LISTEN && sport == port {
-                    let addr = match i32::from(family) {
-                        f if f == AddressFamily::Inet as i32 => {
-                            IpAddr::from(Ipv4Addr::new(src[0], src[1], src[2], src[3]))
-                        }
-                        f if f == AddressFamily::Inet6 as i32 => {
-                            let octets: [u8; 16] = src.try_into().map_err(|_| bad())?;
-                            IpAddr::from(Ipv6Addr::from(octets))
-                        }
-                        _ => return Err(bad()),
-                    };
-                    out.push(addr);
-                }
-            }
-            // Anything else (NLMSG_NOOP, an overrun notice) carries no socket.
-            _ => {}
+        if body.len() < DIAG_MSG {
+            return Err(());
         }
-        // Messages are aligned to 4 bytes.
-        let next = (len + 3) & !3;
-        rest = rest.get(next..).unwrap_or(&[]);
-    }
-    Ok(Parsed::More)
+        let (family, state) = (body[0], body[1]);
+        let sport = u16::from_be_bytes([body[4], body[5]]);
+        let src = &body[8..24];
+        if state == TCP_LISTEN && sport == port {
+            let addr = match i32::from(family) {
+                f if f == AddressFamily::Inet as i32 => {
+                    IpAddr::from(Ipv4Addr::new(src[0], src[1], src[2], src[3]))
+                }
+                f if f == AddressFamily::Inet6 as i32 => {
+                    let octets: [u8; 16] = src.try_into().map_err(|_| ())?;
+                    IpAddr::from(Ipv6Addr::from(octets))
+                }
+                _ => return Err(()),
+            };
+            out.push(addr);
+        }
+        Ok(())
+    })
 }
 
 /// The local addresses of the TCP sockets listening on `port` in this network namespace, IPv4
 /// and IPv6 (`0.0.0.0` or `::` for a socket bound to every address).
 pub fn listening(port: u16) -> io::Result<Vec<IpAddr>> {
-    let fd = socket(
-        AddressFamily::Netlink,
-        SockType::Raw,
-        SockFlag::SOCK_CLOEXEC,
-        SockProtocol::NetlinkSockDiag,
-    )?;
-    setsockopt(
-        &fd,
-        sockopt::ReceiveTimeout,
-        &TimeVal::new(0, TIMEOUT_MS * 1000),
-    )?;
-    let kernel = NetlinkAddr::new(0, 0);
+    let mut socket = netlink::Socket::open(SockProtocol::NetlinkSockDiag)?;
     let mut out = Vec::new();
-    let mut buf = vec![0u8; 32 * 1024];
     for (seq, family) in [(1, AddressFamily::Inet), (2, AddressFamily::Inet6)] {
-        sendto(
-            fd.as_raw_fd(),
-            &request(family, seq),
-            &kernel,
-            MsgFlags::empty(),
-        )?;
-        loop {
-            let n = recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty())?;
-            if n == 0 || parse(&buf[..n], port, &mut out)? == Parsed::Done {
-                break;
-            }
-        }
+        socket.dump(&request(family, seq), |reply| parse(reply, port, &mut out))?;
     }
     Ok(out)
 }
@@ -161,15 +87,8 @@ pub fn listening(port: u16) -> io::Result<Vec<IpAddr>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transport::netlink::{header, HEADER, NLMSG_DONE, NLMSG_ERROR};
     use std::net::TcpListener;
-
-    fn header(len: usize, kind: u16) -> Vec<u8> {
-        let mut h = Vec::new();
-        h.extend_from_slice(&(len as u32).to_ne_bytes());
-        h.extend_from_slice(&kind.to_ne_bytes());
-        h.extend_from_slice(&[0; 10]);
-        h
-    }
 
     /// A reply message for one socket, as the kernel lays out `struct inet_diag_msg`.
     fn socket_msg(family: AddressFamily, state: u8, port: u16, addr: &[u8]) -> Vec<u8> {

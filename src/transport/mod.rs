@@ -25,6 +25,7 @@ pub mod hostkey;
 pub mod iface;
 pub mod listening;
 pub mod neighbour;
+pub mod netlink;
 pub mod probe;
 pub mod scan;
 

@@ -28,16 +28,11 @@
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use nix::sys::socket::{
-    recv, sendto, setsockopt, socket, sockopt, AddressFamily, MsgFlags, NetlinkAddr, SockFlag,
-    SockProtocol, SockType,
-};
-use nix::sys::time::TimeVal;
+use nix::sys::socket::{AddressFamily, SockProtocol};
 
-use super::listening::Parsed;
+use super::netlink::{self, u16_at, u32_at, Parsed};
 
 /// How long the kernel gets to resolve a neighbour, from the first datagram to it, before what
 /// goes there is copied by multicast. A LAN answers ARP within a millisecond, Wi-Fi within a few;
@@ -51,13 +46,6 @@ const MAX_HEARD: usize = 1024;
 /// `RTM_NEWNEIGH` (a reply) and `RTM_GETNEIGH` (the request).
 const RTM_NEWNEIGH: u16 = 28;
 const RTM_GETNEIGH: u16 = 30;
-/// `NLM_F_REQUEST | NLM_F_DUMP`.
-const REQUEST_DUMP: u16 = 0x0001 | 0x0300;
-/// `NLMSG_ERROR` and `NLMSG_DONE`.
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
-/// The length of `struct nlmsghdr`.
-const HEADER: usize = 16;
 /// The length of `struct ndmsg`.
 const NDMSG: usize = 12;
 /// `NDA_DST`: the attribute that holds the neighbour's network address.
@@ -66,8 +54,6 @@ const NDA_DST: u16 = 1;
 /// address (REACHABLE, STALE, DELAY, PROBE, PERMANENT) or needs none (NOARP). The others are
 /// INCOMPLETE (asking), FAILED (gave up) and NONE.
 const RESOLVED: u16 = 0x02 | 0x04 | 0x08 | 0x10 | 0x80 | 0x40;
-/// How long the kernel has to answer (it answers at once; this only bounds a surprise).
-const TIMEOUT_MS: i64 = 200;
 
 /// Whether a neighbour in state `state` (`ndm_state`) gets unicast frames at once.
 pub fn is_resolved(state: u16) -> bool {
@@ -85,12 +71,7 @@ pub struct Entry {
 /// The request for the whole neighbour table of one address family: a `struct nlmsghdr`
 /// followed by a `struct ndmsg` that names only the family (as `ip neigh show` sends).
 pub fn request(family: AddressFamily, seq: u32) -> Vec<u8> {
-    let mut m = Vec::with_capacity(HEADER + NDMSG);
-    m.extend_from_slice(&((HEADER + NDMSG) as u32).to_ne_bytes());
-    m.extend_from_slice(&RTM_GETNEIGH.to_ne_bytes());
-    m.extend_from_slice(&REQUEST_DUMP.to_ne_bytes());
-    m.extend_from_slice(&seq.to_ne_bytes());
-    m.extend_from_slice(&0u32.to_ne_bytes());
+    let mut m = netlink::dump_request(RTM_GETNEIGH, seq, NDMSG);
     m.push(family as i32 as u8);
     m.extend_from_slice(&[0; NDMSG - 1]);
     m
@@ -100,79 +81,50 @@ pub fn request(family: AddressFamily, seq: u32) -> Vec<u8> {
 /// an IPv4 or IPv6 address, and says whether the dump is complete. A reply that is cut short or
 /// malformed, or an error from the kernel, is an error.
 pub fn parse(reply: &[u8], out: &mut Vec<Entry>) -> io::Result<Parsed> {
-    let bad = || {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            "malformed neighbour table reply",
-        )
-    };
-    let u16_at = |b: &[u8], i: usize| -> Option<u16> {
-        Some(u16::from_ne_bytes(b.get(i..i + 2)?.try_into().ok()?))
-    };
-    let u32_at = |b: &[u8], i: usize| -> Option<u32> {
-        Some(u32::from_ne_bytes(b.get(i..i + 4)?.try_into().ok()?))
-    };
-    let mut rest = reply;
-    while !rest.is_empty() {
-        let len = u32_at(rest, 0).ok_or_else(bad)? as usize;
-        let kind = u16_at(rest, 4).ok_or_else(bad)?;
-        if len < HEADER || len > rest.len() {
-            return Err(bad());
+    netlink::messages(reply, "neighbour table", |kind, body| {
+        // Anything else (NLMSG_NOOP, an overrun notice) carries no neighbour.
+        if kind != RTM_NEWNEIGH {
+            return Ok(());
         }
-        let body = &rest[HEADER..len];
-        match kind {
-            NLMSG_DONE => return Ok(Parsed::Done),
-            NLMSG_ERROR => {
-                let errno = u32_at(body, 0).ok_or_else(bad)? as i32;
-                return Err(io::Error::from_raw_os_error(-errno));
-            }
-            RTM_NEWNEIGH => {
-                if body.len() < NDMSG {
-                    return Err(bad());
-                }
-                let ifindex = u32_at(body, 4).ok_or_else(bad)?;
-                let state = u16_at(body, 8).ok_or_else(bad)?;
-                // The attributes: each a length (header included), a type and the value,
-                // aligned to 4 bytes.
-                let mut attrs = &body[NDMSG..];
-                let mut addr = None;
-                while attrs.len() >= 4 {
-                    let alen = usize::from(u16_at(attrs, 0).ok_or_else(bad)?);
-                    let atype = u16_at(attrs, 2).ok_or_else(bad)?;
-                    if alen < 4 || alen > attrs.len() {
-                        return Err(bad());
-                    }
-                    let value = &attrs[4..alen];
-                    if atype == NDA_DST {
-                        addr = match value.len() {
-                            4 => Some(IpAddr::from(Ipv4Addr::new(
-                                value[0], value[1], value[2], value[3],
-                            ))),
-                            16 => Some(IpAddr::from(Ipv6Addr::from(
-                                <[u8; 16]>::try_from(value).map_err(|_| bad())?,
-                            ))),
-                            // Another family's address (a bridge's table): not ours.
-                            _ => None,
-                        };
-                    }
-                    attrs = attrs.get((alen + 3) & !3..).unwrap_or(&[]);
-                }
-                if let Some(addr) = addr {
-                    out.push(Entry {
-                        ifindex,
-                        addr,
-                        state,
-                    });
-                }
-            }
-            // Anything else (NLMSG_NOOP, an overrun notice) carries no neighbour.
-            _ => {}
+        if body.len() < NDMSG {
+            return Err(());
         }
-        // Messages are aligned to 4 bytes.
-        let next = (len + 3) & !3;
-        rest = rest.get(next..).unwrap_or(&[]);
-    }
-    Ok(Parsed::More)
+        let ifindex = u32_at(body, 4).ok_or(())?;
+        let state = u16_at(body, 8).ok_or(())?;
+        // The attributes: each a length (header included), a type and the value, aligned to 4
+        // bytes.
+        let mut attrs = &body[NDMSG..];
+        let mut addr = None;
+        while attrs.len() >= 4 {
+            let alen = usize::from(u16_at(attrs, 0).ok_or(())?);
+            let atype = u16_at(attrs, 2).ok_or(())?;
+            if alen < 4 || alen > attrs.len() {
+                return Err(());
+            }
+            let value = &attrs[4..alen];
+            if atype == NDA_DST {
+                addr = match value.len() {
+                    4 => Some(IpAddr::from(Ipv4Addr::new(
+                        value[0], value[1], value[2], value[3],
+                    ))),
+                    16 => Some(IpAddr::from(Ipv6Addr::from(
+                        <[u8; 16]>::try_from(value).map_err(|_| ())?,
+                    ))),
+                    // Another family's address (a bridge's table): not ours.
+                    _ => None,
+                };
+            }
+            attrs = attrs.get((alen + 3) & !3..).unwrap_or(&[]);
+        }
+        if let Some(addr) = addr {
+            out.push(Entry {
+                ifindex,
+                addr,
+                state,
+            });
+        }
+        Ok(())
+    })
 }
 
 /// Whether `entries` hold `addr` on interface `ifindex` in a state that gets frames at once.
@@ -193,28 +145,15 @@ pub fn waiting_in(entries: &[Entry], addr: IpAddr) -> bool {
 
 /// A netlink socket to ask the kernel's neighbour tables with.
 pub struct Kernel {
-    fd: OwnedFd,
+    socket: netlink::Socket,
     seq: u32,
-    buf: Vec<u8>,
 }
 
 impl Kernel {
     pub fn open() -> io::Result<Kernel> {
-        let fd = socket(
-            AddressFamily::Netlink,
-            SockType::Raw,
-            SockFlag::SOCK_CLOEXEC,
-            SockProtocol::NetlinkRoute,
-        )?;
-        setsockopt(
-            &fd,
-            sockopt::ReceiveTimeout,
-            &TimeVal::new(0, TIMEOUT_MS * 1000),
-        )?;
         Ok(Kernel {
-            fd,
+            socket: netlink::Socket::open(SockProtocol::NetlinkRoute)?,
             seq: 0,
-            buf: vec![0u8; 32 * 1024],
         })
     }
 
@@ -236,19 +175,10 @@ impl Kernel {
             AddressFamily::Inet6
         };
         self.seq = self.seq.wrapping_add(1);
-        sendto(
-            self.fd.as_raw_fd(),
-            &request(family, self.seq),
-            &NetlinkAddr::new(0, 0),
-            MsgFlags::empty(),
-        )?;
         let mut entries = Vec::new();
-        loop {
-            let n = recv(self.fd.as_raw_fd(), &mut self.buf, MsgFlags::empty())?;
-            if n == 0 || parse(&self.buf[..n], &mut entries)? == Parsed::Done {
-                break;
-            }
-        }
+        self.socket.dump(&request(family, self.seq), |reply| {
+            parse(reply, &mut entries)
+        })?;
         Ok(entries)
     }
 }
@@ -364,14 +294,7 @@ impl Mirror {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn header(len: usize, kind: u16) -> Vec<u8> {
-        let mut h = Vec::new();
-        h.extend_from_slice(&(len as u32).to_ne_bytes());
-        h.extend_from_slice(&kind.to_ne_bytes());
-        h.extend_from_slice(&[0; 10]);
-        h
-    }
+    use crate::transport::netlink::{header, HEADER, NLMSG_DONE, NLMSG_ERROR};
 
     fn attr(kind: u16, value: &[u8]) -> Vec<u8> {
         let mut a = Vec::new();

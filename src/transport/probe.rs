@@ -277,6 +277,17 @@ mod tests {
     use std::net::TcpListener;
     use std::sync::Mutex;
 
+    /// [`first_reachable_with`] where the kernel never says an address waits for neighbour
+    /// discovery.
+    fn reach(
+        candidates: &[SocketAddr],
+        timeout: Duration,
+        unit: Duration,
+        connect: &Connect,
+    ) -> Result<SocketAddr, Vec<(SocketAddr, io::Error)>> {
+        first_reachable_with(candidates, timeout, unit, connect, &mut |_| false)
+    }
+
     #[test]
     fn prefers_the_first_address_that_answers() {
         let open = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -307,14 +318,7 @@ mod tests {
             TcpStream::connect_timeout(&addr, timeout).map(drop)
         });
         let started = Instant::now();
-        let got = first_reachable_with(
-            &[addr],
-            Duration::from_secs(3),
-            DEFAULT_RETRY,
-            &connect,
-            &mut |_| false,
-        )
-        .unwrap();
+        let got = reach(&[addr], Duration::from_secs(3), DEFAULT_RETRY, &connect).unwrap();
         assert_eq!(got, addr);
         let took = started.elapsed();
         assert!(took < Duration::from_millis(900), "{took:?}");
@@ -335,8 +339,7 @@ mod tests {
         });
         let timeout = Duration::from_secs(2);
         let started = Instant::now();
-        let errs = first_reachable_with(&[addr], timeout, DEFAULT_RETRY, &connect, &mut |_| false)
-            .unwrap_err();
+        let errs = reach(&[addr], timeout, DEFAULT_RETRY, &connect).unwrap_err();
         assert!(started.elapsed() >= timeout);
         assert_eq!(errs.len(), 1);
         assert_eq!(errs[0].1.kind(), io::ErrorKind::TimedOut);
@@ -360,14 +363,7 @@ mod tests {
             }
             TcpStream::connect_timeout(&addr, timeout).map(drop)
         });
-        let got = first_reachable_with(
-            &[addr],
-            Duration::from_secs(3),
-            DEFAULT_RETRY,
-            &connect,
-            &mut |_| false,
-        )
-        .unwrap();
+        let got = reach(&[addr], Duration::from_secs(3), DEFAULT_RETRY, &connect).unwrap();
         assert_eq!(got, addr);
         assert_eq!(tries.load(Ordering::SeqCst), 2);
 
@@ -412,6 +408,19 @@ mod tests {
         assert!(took >= PREFERENCE_GRACE, "{took:?}");
     }
 
+    /// A connect that hangs on `hanging` until its timeout, and connects any other address 300
+    /// ms after it is tried.
+    fn slow_to_answer(hanging: SocketAddr) -> Connect {
+        Arc::new(move |addr, timeout| {
+            if addr == hanging {
+                std::thread::sleep(timeout);
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "lost"));
+            }
+            std::thread::sleep(Duration::from_millis(300));
+            TcpStream::connect_timeout(&addr, timeout).map(drop)
+        })
+    }
+
     /// The second address answers 300 ms after it is tried. A preferred address that is merely
     /// silent gets twice the time to that answer more (at most 4 units); one that waits for the
     /// kernel to resolve it (a lost ARP request is sent again only a second later) gets the
@@ -421,14 +430,7 @@ mod tests {
         let open = TcpListener::bind("127.0.0.1:0").unwrap();
         let answering = open.local_addr().unwrap();
         let hanging: SocketAddr = "192.0.2.1:22".parse().unwrap();
-        let connect: Connect = Arc::new(move |addr, timeout| {
-            if addr == hanging {
-                std::thread::sleep(timeout);
-                return Err(io::Error::new(io::ErrorKind::TimedOut, "lost"));
-            }
-            std::thread::sleep(Duration::from_millis(300));
-            TcpStream::connect_timeout(&addr, timeout).map(drop)
-        });
+        let connect = slow_to_answer(hanging);
         for waits in [true, false] {
             let mut asked = Vec::new();
             let started = Instant::now();
@@ -476,14 +478,7 @@ mod tests {
         let open = TcpListener::bind("127.0.0.1:0").unwrap();
         let answering = open.local_addr().unwrap();
         let hanging: SocketAddr = "192.0.2.1:22".parse().unwrap();
-        let connect: Connect = Arc::new(move |addr, timeout| {
-            if addr == hanging {
-                std::thread::sleep(timeout);
-                return Err(io::Error::new(io::ErrorKind::TimedOut, "lost"));
-            }
-            std::thread::sleep(Duration::from_millis(300));
-            TcpStream::connect_timeout(&addr, timeout).map(drop)
-        });
+        let connect = slow_to_answer(hanging);
         // The second starts after the stagger and connects 300 ms later; the grace would end
         // past 500 ms.
         let got = first_reachable_with(
@@ -548,13 +543,7 @@ mod tests {
         let other: SocketAddr = "192.0.2.1:22".parse().unwrap();
         let (connect, tried) = recording(Instant::now(), None);
         let candidates = [first, other];
-        let got = first_reachable_with(
-            &candidates,
-            Duration::from_secs(3),
-            DEFAULT_RETRY,
-            &connect,
-            &mut |_| false,
-        );
+        let got = reach(&candidates, Duration::from_secs(3), DEFAULT_RETRY, &connect);
         assert_eq!(got.unwrap(), first);
         // Past the stagger: nothing was started after the answer either.
         std::thread::sleep(stagger(DEFAULT_RETRY) * 2);
@@ -576,13 +565,7 @@ mod tests {
         // A long unit, so that the stagger (a quarter of it) is far from what is measured.
         let unit = Duration::from_secs(2);
         let candidates = [closed, answering];
-        let got = first_reachable_with(
-            &candidates,
-            Duration::from_secs(3),
-            unit,
-            &connect,
-            &mut |_| false,
-        );
+        let got = reach(&candidates, Duration::from_secs(3), unit, &connect);
         assert_eq!(got.unwrap(), answering);
         let tried = tried.lock().unwrap();
         assert_eq!(tried.len(), 2, "{tried:?}");
@@ -597,13 +580,7 @@ mod tests {
         let hanging: SocketAddr = "192.0.2.1:22".parse().unwrap();
         let (connect, tried) = recording(Instant::now(), Some(hanging));
         let candidates = [hanging, answering];
-        let got = first_reachable_with(
-            &candidates,
-            Duration::from_secs(3),
-            DEFAULT_RETRY,
-            &connect,
-            &mut |_| false,
-        );
+        let got = reach(&candidates, Duration::from_secs(3), DEFAULT_RETRY, &connect);
         assert_eq!(got.unwrap(), answering);
         let tried = tried.lock().unwrap();
         let other = tried.iter().find(|(a, _)| *a == answering).expect("tried");
