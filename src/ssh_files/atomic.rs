@@ -214,7 +214,7 @@ impl Temp {
     }
 
     /// Moves the staged bytes over `path` now, keeping the open file so that they can still be
-    /// synced ([`sync_at_once`]): for the journal, whose name and bytes are synced in one round
+    /// synced ([`sync_round`]): for the journal, whose name and bytes are synced in one round
     /// with everything else (a name whose bytes a power cut lost is an empty file, which
     /// recovery knows changed nothing yet).
     pub fn rename_keeping(&mut self, path: &Path) -> Result<(), Error> {
@@ -291,7 +291,7 @@ impl NewFile {
 }
 
 /// Writes each of `files` to its temporary file, one after another, then syncs all of them,
-/// `journal` and each of `dirs` in one round (see [`sync_at_once`]); returns the temporary files in
+/// `journal` and each of `dirs` in one round (see [`sync_round`]); returns the temporary files in
 /// the order of `files`. On an error every temporary file made here is removed again.
 pub fn write_and_sync(
     files: &[&NewFile],
@@ -307,29 +307,24 @@ pub fn write_and_sync(
         .zip(files)
         .map(|(t, f)| (t, f.path.as_path()))
         .chain([journal]);
-    sync_at_once(synced, dirs)?;
+    sync_round(synced, dirs)?;
     Ok(temps)
-}
-
-/// Syncs the bytes of every staged file (see [`sync_at_once`]).
-pub fn sync_all<'a>(temps: impl IntoIterator<Item = (&'a Temp, &'a Path)>) -> Result<(), Error> {
-    sync_at_once(temps, &[])
 }
 
 /// Makes the renames, links and unlinks in each of `dirs` durable.
 pub fn sync_dirs(dirs: &[PathBuf]) -> Result<(), Error> {
-    sync_at_once([], dirs)
+    sync_round([], dirs)
 }
 
-/// [`sync_all`] and [`sync_dirs`] together, in one round, one fsync after another on this
-/// thread. Not on a thread each: ext4's journal (jbd2) makes a synchronous commit wait a little
+/// The bytes of `temps` and the entries of `dirs` made durable in one round, one fsync after
+/// another on this thread. Not on a thread each: ext4's journal (jbd2) makes a synchronous commit wait a little
 /// for other writers when the previous one came from another thread, hoping to batch them, so
 /// that 8 small files and their directory took 4-5 ms synced at once and 1.5 ms one after
 /// another here. Before the first fsync, the writeback of every file is started (Linux does
 /// that for `POSIX_FADV_DONTNEED`; a hint, whose failure changes nothing), so that the first
 /// journal commit takes all of them and the later fsyncs find little left to do: 0.8 ms
 /// instead of 1.5 for the same files. Durability rests on the fsyncs alone.
-pub fn sync_at_once<'a>(
+pub fn sync_round<'a>(
     temps: impl IntoIterator<Item = (&'a Temp, &'a Path)>,
     dirs: &[PathBuf],
 ) -> Result<(), Error> {
