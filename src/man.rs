@@ -283,7 +283,8 @@ fn extra() -> Roff {
          separate keys for each direction's confirmation, payload, end message and acknowledgement tags, a \
          short authentication string, and a long-term pair secret. Each side sends its payload in pieces, each sealed on its own \
          with ChaCha20-Poly1305, so that a forged piece is dropped without spoiling the real ones. When the \
-         peer's payload has opened, git-pair checks that the peer's sshd accepts a TCP connection; only then \
+         peer's payload has opened, git-pair checks that the peer's sshd answers a TCP connection (its \
+         SYN-ACK; the connection is reset before the handshake ends, so the sshd starts nothing for it); only then \
          does it send its confirmation: HMAC-SHA256 under its own direction's key over both session ids, \
          both SPAKE2 messages and both payloads, its own first. A side is verified when it has checked the \
          peer's confirmation in constant time; nothing is written before that.",

@@ -397,7 +397,20 @@ fn assert_remote_layout(host: &Host, remote: &str, peer: &Host) {
 /// through the added remotes, over ssh, without any prompt.
 fn pair_then_push_and_fetch_over_ssh() {
     let lab = Lab::new(Network::DualStack);
+    let accepted = |h: &Host| h.sshd_log().matches("Connection from").count();
+    let before = (accepted(&lab.a), accepted(&lab.b));
     let p = pair_default(&lab);
+    // Each side checked the other's sshd half-open: neither sshd accepted a connection, so
+    // neither started a process or logged one (LogLevel VERBOSE logs every connection it
+    // accepts). Looked at past the longest delayed-ACK timer (200 ms), after which a completed
+    // handshake would have been accepted.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        (accepted(&lab.a), accepted(&lab.b)),
+        before,
+        "the pairing made an sshd accept a connection\n{}",
+        lab.sshd_logs()
+    );
     assert!(
         p.remote_on_a.contains(&lab.b.hostname) && p.remote_on_b.contains(&lab.a.hostname),
         "remotes are named after the peer's host name: A has {:?}, B has {:?}",

@@ -22,7 +22,7 @@ use crate::sanitize;
 use crate::ssh_files::FoundBlock;
 use crate::transport::probe;
 
-/// How long a peer's sshd has to accept a TCP connection before it is listed as not answering.
+/// How long a peer's sshd has to answer a TCP connection before it is listed as not answering.
 pub const PROBE_TIMEOUT: Duration = Duration::from_millis(1500);
 
 /// One pairing, as `git pair list --json` prints it. The field names and meanings are a stable
@@ -55,7 +55,7 @@ pub struct Pairing {
     pub annex_uuid: Option<String>,
     /// The remote is gone but ssh files of the pairing remain.
     pub orphaned: bool,
-    /// Whether the peer's sshd accepted a TCP connection just now; null if not probed.
+    /// Whether the peer's sshd answered a TCP connection just now; null if not probed.
     pub reachable: Option<bool>,
     /// `--check`: whether the peer accepted a login with the paired key just now; null if not
     /// checked.
@@ -80,7 +80,7 @@ pub const JSON_FIELDS: [(&str, &str); 16] = [
     ("paired_at", "string or null: when the pairing was made, RFC 3339 UTC"),
     ("annex_uuid", "string or null: the peer's git-annex UUID (between two git-annex repositories)"),
     ("orphaned", "boolean: the remote is gone (deleted by hand) but ssh files of the pairing remain"),
-    ("reachable", "boolean: whether the peer's sshd (at current_address) accepted a TCP connection within 1.5 s just now"),
+    ("reachable", "boolean: whether the peer's sshd (at current_address) answered a TCP connection within 1.5 s just now"),
     ("accepts", "boolean or null: with --check, whether the peer let this side log in with the paired key just now (ssh in batch mode through the alias, running true); null without --check"),
     ("check_error", "string or null: with --check, the last line ssh printed when the login did not work"),
 ];

@@ -42,7 +42,7 @@ use crate::transport::{driver, probe, scan, Sockets, GROUP_V4, GROUP_V6};
 
 /// How long a name may take to resolve (mDNS usually answers within a second).
 pub const RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long an sshd has to accept a TCP connection before ssh is asked to check it.
+/// How long an sshd has to answer a TCP connection before ssh is asked to check it.
 pub const PROBE_TIMEOUT: Duration = Duration::from_millis(1500);
 /// At most this many of a peer's addresses are tried.
 pub const MAX_CANDIDATES: usize = 8;

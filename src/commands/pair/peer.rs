@@ -29,7 +29,7 @@ use super::error::PairError;
 use super::replace::{earlier_pairings, replacement_proof, Decision, Evidence};
 use super::{Prepared, Reporter};
 
-/// How long the peer's sshd has to accept a TCP connection: two rounds of the kernel's neighbour
+/// How long the peer's sshd has to answer a TCP connection: two rounds of the kernel's neighbour
 /// resolution. The exchange may have completed by multicast copies before the kernel resolved the
 /// peer's link-layer address (see `transport::neighbour`), so the check can be the first to need
 /// it, and on a LAN that loses frames Linux gives a resolution up after three requests a second

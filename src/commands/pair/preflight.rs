@@ -4,10 +4,10 @@
 //! Here: this machine's sshd listens on the port the peer will be told (`--ssh-port`), on
 //! loopback, on an address of a chosen interface or on every address: seen in the kernel's
 //! socket diagnostics when they answer ([`crate::transport::listening`]), else by a TCP
-//! connection it accepts. Host keys are checked by [`crate::keys::host_keys`], ~/.ssh by
+//! connection that it answers (half-open: [`crate::transport::probe::half_open`]). Host keys are checked by [`crate::keys::host_keys`], ~/.ssh by
 //! [`crate::ssh_files::SshDir::check_writable`].
 
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6, TcpStream};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::time::Duration;
 
 use crate::transport::iface::Interface;
@@ -15,7 +15,7 @@ use crate::transport::{listening, probe};
 
 use super::error::PairError;
 
-/// How long this machine's own sshd has to accept a connection. A local connection is
+/// How long this machine's own sshd has to answer a connection. A local connection is
 /// accepted or refused at once; the time only matters behind a dropping firewall.
 pub(super) const LOCAL_SSHD_TIMEOUT: Duration = Duration::from_millis(1500);
 
@@ -51,11 +51,9 @@ pub(super) fn local_sshd_candidates(port: u16, interfaces: &[Interface]) -> Vec<
 /// anything is sent, saying how to install or start sshd.
 pub(super) fn check_local_sshd(port: u16, interfaces: &[Interface]) -> Result<(), PairError> {
     let candidates = local_sshd_candidates(port, interfaces);
-    // A listening socket needs no connection: every one the sshd accepts costs it a process
-    // (OpenSSH forks and re-executes itself), CPU time the pairing would wait for on a small
-    // machine, and a line in its log. Seen listening, it is enough; anything else (no answer
-    // from the kernel, no such socket) is settled by connecting, as before, for the error's
-    // detail.
+    // A listening socket needs no connection. Anything else (no answer from the kernel, no
+    // such socket) is settled by half-open connections (`probe::half_open`, which the sshd
+    // never gets to accept: no process, no line in its log), for the error's detail.
     if listening::listening(port).is_ok_and(|addrs| {
         addrs
             .iter()
@@ -63,10 +61,9 @@ pub(super) fn check_local_sshd(port: u16, interfaces: &[Interface]) -> Result<()
     }) {
         return Ok(());
     }
-    // Loopback alone first: every connection the sshd accepts costs it a process (on a busy
-    // machine, CPU time the pairing waits for), and an sshd that listens on loopback answers
-    // there at once. The other addresses are tried only if it does not.
-    if TcpStream::connect_timeout(&candidates[0], LOOPBACK_FIRST).is_ok() {
+    // Loopback alone first: an sshd that listens on loopback answers there at once. The other
+    // addresses are tried only if it does not.
+    if probe::half_open(candidates[0], LOOPBACK_FIRST).is_ok() {
         return Ok(());
     }
     match probe::first_reachable(&candidates, LOCAL_SSHD_TIMEOUT) {
