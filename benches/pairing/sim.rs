@@ -520,7 +520,7 @@ impl Sim {
             for resend in SYN_SENT_AT {
                 for family in FAMILIES {
                     // The first family alone for a moment (a connection that answers spares the
-                    // peer's sshd the others); the retries go to both at once.
+                    // others); the retries go to both at once.
                     let late = if start.is_zero() && family != FAMILIES[0] {
                         probe::stagger(unit)
                     } else {

@@ -66,11 +66,12 @@ pub fn retry_after(unit: Duration) -> impl Iterator<Item = Duration> {
 }
 
 /// Once an address has connected, more preferred addresses that are still undecided get this
-/// long, plus twice the time the connected one took (at most [`PREFERENCE_UNITS`] units),
-/// before the connected one is taken (this long alone when each of them waits for the kernel to
-/// resolve its link-layer address).
+/// long, plus twice the time the connected one took as long as the check has not yet run for
+/// [`PREFERENCE_UNITS`] units, before the connected one is taken (this long alone when each of
+/// them waits for the kernel to resolve its link-layer address).
 pub const PREFERENCE_GRACE: Duration = Duration::from_millis(20);
-/// ...plus at most this many units of [`first_reachable_paced`] (its retransmission timeout).
+/// ...up to this many units of [`first_reachable_paced`] (its retransmission timeout) from the
+/// start of the check: by then the preferred addresses have had that many fresh connections.
 pub const PREFERENCE_UNITS: u32 = 4;
 
 /// How long after the most preferred address began to connect the others get their first
@@ -232,14 +233,17 @@ fn first_reachable_with(
                         .filter(|(r, _)| r.is_none())
                         .all(|(_, a)| waiting(*a));
                     // Otherwise twice the time the connected one took, which on a LAN is the
-                    // jitter of a round trip; but at most a few retransmission timeouts: under
-                    // loss the time is mostly lost SYNs and neighbour discovery, and waiting
-                    // twice that again for a more preferred address of the same host (a
-                    // second or two) buys nothing.
+                    // jitter of a round trip; but not past a few retransmission timeouts from
+                    // the start: under loss the time is mostly lost SYNs and neighbour
+                    // resolution, which the preferred addresses have waited through as long. A
+                    // connection that waited a second for an ARP resend while the preferred
+                    // address's SYN-ACKs waited for the peer's (its kernel had not resolved
+                    // this side) would otherwise be held back 4 units more for nothing.
                     let more = if stuck {
                         Duration::ZERO
                     } else {
-                        (2 * took).min(PREFERENCE_UNITS * unit)
+                        let left = (PREFERENCE_UNITS * unit).saturating_sub(took);
+                        (2 * took).min(left)
                     };
                     settle_by = Some(Instant::now() + PREFERENCE_GRACE + more);
                 }
@@ -477,7 +481,7 @@ mod tests {
     }
 
     /// The second address answers 300 ms after it is tried. A preferred address that is merely
-    /// silent gets twice the time to that answer more (at most 4 units); one that waits for the
+    /// silent gets twice the time to that answer more (not past 4 units from the start); one that waits for the
     /// kernel to resolve it (a lost ARP request is sent again only a second later) gets the
     /// grace alone.
     #[test]
@@ -511,7 +515,8 @@ mod tests {
                 assert!(took >= Duration::from_millis(1500), "{took:?}");
             }
         }
-        // With a 50 ms unit, the extra wait is at most 4 units, not twice the 300 ms.
+        // With a 50 ms unit, the connected one took longer than 4 units (the stagger and 300
+        // ms): the preferred one has been tried as long, and gets the grace alone.
         let started = Instant::now();
         let got = first_reachable_with(
             &[hanging, answering],
@@ -523,8 +528,11 @@ mod tests {
         .unwrap();
         let took = started.elapsed();
         assert_eq!(got, answering);
-        assert!(took >= Duration::from_millis(500), "{took:?}");
-        assert!(took < Duration::from_millis(800), "{took:?}");
+        assert!(
+            took >= Duration::from_millis(300) + PREFERENCE_GRACE,
+            "{took:?}"
+        );
+        assert!(took < Duration::from_millis(450), "{took:?}");
     }
 
     /// The deadline falls within a preferred address's grace: the one that connected is taken.
@@ -534,16 +542,20 @@ mod tests {
         let answering = open.local_addr().unwrap();
         let hanging: SocketAddr = "192.0.2.1:22".parse().unwrap();
         let connect = slow_to_answer(hanging);
-        // The second starts after the stagger and connects 300 ms later; the grace would end
-        // past 500 ms.
+        // With a 1 s unit the second starts after the stagger (250 ms) and connects 300 ms
+        // later; the grace would end past 1.6 s, and the check ends at 1 s.
+        let started = Instant::now();
         let got = first_reachable_with(
             &[hanging, answering],
-            Duration::from_millis(500),
-            DEFAULT_RETRY,
+            Duration::from_secs(1),
+            Duration::from_secs(1),
             &connect,
             &mut |_| false,
         );
         assert_eq!(got.unwrap(), answering);
+        let took = started.elapsed();
+        assert!(took >= Duration::from_secs(1), "{took:?}");
+        assert!(took < Duration::from_millis(1300), "{took:?}");
     }
 
     /// Both answer at once: the preferred one is taken.
