@@ -86,10 +86,10 @@ pub fn stagger(unit: Duration) -> Duration {
 
 /// Whether something listens on TCP `addr` and answers from here within `timeout`, found out
 /// without opening a connection that it accepts: the connect completes on the SYN-ACK while
-/// the handshake's last ACK is held back (`TCP_QUICKACK` off, which Linux also applies to that
-/// ACK), and the socket is then closed with a reset (`SO_LINGER` 0). The listener's kernel drops
-/// the half-made connection on the reset; its program (the peer's sshd) never sees it. Refused,
-/// unreachable and timed-out connections fail as a plain connect does.
+/// the handshake's last ACK is held back (with `TCP_QUICKACK` off, Linux keeps that ACK to send
+/// with the first data), and the socket is then closed with a reset (`SO_LINGER` 0). The
+/// listener's kernel drops the half-made connection on the reset; its program (the peer's sshd)
+/// never sees it. Refused, unreachable and timed-out connections fail as a plain connect does.
 ///
 /// Were the ACK not held back (another kernel), the check would still be right: the connection
 /// would be accepted and reset, as a plain connect that is closed at once is accepted and closed.

@@ -4,8 +4,8 @@
 //! Here: this machine's sshd listens on the port the peer will be told (`--ssh-port`), on
 //! loopback, on an address of a chosen interface or on every address: seen in the kernel's
 //! socket diagnostics when they answer ([`crate::transport::listening`]), else by a TCP
-//! connection that it answers (half-open: [`crate::transport::probe::half_open`]). Host keys are checked by [`crate::keys::host_keys`], ~/.ssh by
-//! [`crate::ssh_files::SshDir::check_writable`].
+//! connection that it answers (half-open: [`crate::transport::probe::half_open`]). Host keys are
+//! checked by [`crate::keys::host_keys`], ~/.ssh by [`crate::ssh_files::SshDir::check_writable`].
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::time::Duration;
@@ -16,7 +16,7 @@ use crate::transport::{listening, probe};
 use super::error::PairError;
 
 /// How long this machine's own sshd has to answer a connection. A local connection is
-/// accepted or refused at once; the time only matters behind a dropping firewall.
+/// answered or refused at once; the time only matters behind a dropping firewall.
 pub(super) const LOCAL_SSHD_TIMEOUT: Duration = Duration::from_millis(1500);
 
 /// How long loopback alone is given before every address is tried (it only waits this long
