@@ -317,13 +317,13 @@ pub fn sync_dirs(dirs: &[PathBuf]) -> Result<(), Error> {
 }
 
 /// The bytes of `temps` and the entries of `dirs` made durable in one round, one fsync after
-/// another on this thread. Not on a thread each: ext4's journal (jbd2) makes a synchronous commit wait a little
-/// for other writers when the previous one came from another thread, hoping to batch them, so
-/// that 8 small files and their directory took 4-5 ms synced at once and 1.5 ms one after
-/// another here. Before the first fsync, the writeback of every file is started (Linux does
-/// that for `POSIX_FADV_DONTNEED`; a hint, whose failure changes nothing), so that the first
-/// journal commit takes all of them and the later fsyncs find little left to do: 0.8 ms
-/// instead of 1.5 for the same files. Durability rests on the fsyncs alone.
+/// another on this thread. Not on a thread each: ext4's journal (jbd2) makes a synchronous
+/// commit wait a little for other writers when the previous one came from another thread, hoping
+/// to batch them, so that 8 small files and their directory took 4-5 ms synced at once and 1.5
+/// ms one after another here. Before the first fsync, the writeback of every file is started
+/// (Linux does that for `POSIX_FADV_DONTNEED`; a hint, whose failure changes nothing), so that
+/// the first journal commit takes all of them and the later fsyncs find little left to do: 0.8
+/// ms instead of 1.5 for the same files. Durability rests on the fsyncs alone.
 pub fn sync_round<'a>(
     temps: impl IntoIterator<Item = (&'a Temp, &'a Path)>,
     dirs: &[PathBuf],

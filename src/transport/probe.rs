@@ -453,12 +453,11 @@ mod tests {
             TcpStream::connect_timeout(&addr, timeout).map(drop)
         });
         let started = Instant::now();
-        let got = first_reachable_with(
+        let got = reach(
             &[hanging, answering],
             Duration::from_secs(3),
             DEFAULT_RETRY,
             &connect,
-            &mut |_| false,
         )
         .unwrap();
         assert_eq!(got, answering);
@@ -481,9 +480,9 @@ mod tests {
     }
 
     /// The second address answers 300 ms after it is tried. A preferred address that is merely
-    /// silent gets twice the time to that answer more (not past 4 units from the start); one that waits for the
-    /// kernel to resolve it (a lost ARP request is sent again only a second later) gets the
-    /// grace alone.
+    /// silent gets twice the time to that answer more (not past 4 units from the start); one
+    /// that waits for the kernel to resolve it (a lost ARP request is sent again only a second
+    /// later) gets the grace alone.
     #[test]
     fn a_preferred_address_waiting_for_neighbour_discovery_gets_the_grace_alone() {
         let open = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -518,12 +517,11 @@ mod tests {
         // With a 50 ms unit, the connected one took longer than 4 units (the stagger and 300
         // ms): the preferred one has been tried as long, and gets the grace alone.
         let started = Instant::now();
-        let got = first_reachable_with(
+        let got = reach(
             &[hanging, answering],
             Duration::from_secs(3),
             DEFAULT_RETRY,
             &connect,
-            &mut |_| false,
         )
         .unwrap();
         let took = started.elapsed();
@@ -545,12 +543,11 @@ mod tests {
         // With a 1 s unit the second starts after the stagger (250 ms) and connects 300 ms
         // later; the grace would end past 1.6 s, and the check ends at 1 s.
         let started = Instant::now();
-        let got = first_reachable_with(
+        let got = reach(
             &[hanging, answering],
             Duration::from_secs(1),
             Duration::from_secs(1),
             &connect,
-            &mut |_| false,
         );
         assert_eq!(got.unwrap(), answering);
         let took = started.elapsed();
@@ -571,14 +568,7 @@ mod tests {
             }
             TcpStream::connect_timeout(&addr, timeout).map(drop)
         });
-        let got = first_reachable_with(
-            &[a, b],
-            Duration::from_secs(3),
-            DEFAULT_RETRY,
-            &connect,
-            &mut |_| false,
-        )
-        .unwrap();
+        let got = reach(&[a, b], Duration::from_secs(3), DEFAULT_RETRY, &connect).unwrap();
         assert_eq!(got, a);
     }
 
